@@ -1,0 +1,12 @@
+// Each subcommand of `hippo` lives in its own apps/cmd_*.cpp and adds itself to the app.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace hippo::cli {
+
+// Registered subcommands; main() parses, then runs the one chosen.
+void add_bench(CLI::App& app, std::function<int()>& run);
+void add_train(CLI::App& app, std::function<int()>& run);
+
+}  // namespace hippo::cli

@@ -1,0 +1,142 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace hippo {
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (auto v : s) n *= v;
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + ")";
+}
+
+std::shared_ptr<float[]> alloc_floats(size_t n) {
+  size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+  if (bytes == 0) bytes = 64;
+  auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  HIPPO_CHECK(p != nullptr, "out of memory allocating ", bytes, " bytes");
+  std::memset(p, 0, bytes);
+  return std::shared_ptr<float[]>(p, [](float* q) { std::free(q); });
+}
+
+static Shape contiguous_strides(const Shape& shape) {
+  Shape st(shape.size());
+  int64_t s = 1;
+  for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
+    st[i] = s;
+    s *= shape[i];
+  }
+  return st;
+}
+
+Tensor Tensor::zeros(Shape shape) {
+  for (auto v : shape) HIPPO_CHECK(v >= 0, "negative tensor size in shape ", shape_str(shape));
+  Tensor t;
+  t.storage_ = alloc_floats(static_cast<size_t>(shape_numel(shape)));
+  t.data_ = t.storage_.get();
+  t.strides_ = contiguous_strides(shape);
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::borrow(float* data, Shape shape) {
+  Tensor t;
+  t.data_ = data;
+  t.strides_ = contiguous_strides(shape);
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+bool Tensor::contiguous() const { return strides_ == contiguous_strides(shape_); }
+
+Tensor Tensor::view(Shape shape) const {
+  HIPPO_CHECK(contiguous(), "view of a non-contiguous tensor");
+  HIPPO_CHECK(shape_numel(shape) == numel(), "view ", shape_str(shape), " of tensor ",
+              shape_str(shape_), " changes the element count");
+  Tensor t = *this;
+  t.strides_ = contiguous_strides(shape);
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::slice(int d, int64_t begin, int64_t end) const {
+  if (d < 0) d += dim();
+  HIPPO_CHECK(d >= 0 && d < dim() && 0 <= begin && begin <= end && end <= shape_[d],
+              "slice [", begin, ", ", end, ") out of range for dim ", d, " of ", shape_str(shape_));
+  Tensor t = *this;
+  t.data_ = data_ + begin * strides_[d];
+  t.shape_[d] = end - begin;
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = zeros(shape_);
+  t.copy_from(*this);
+  return t;
+}
+
+static int64_t offset_of(const Shape& shape, const Shape& strides,
+                         std::initializer_list<int64_t> idx) {
+  HIPPO_CHECK(idx.size() == shape.size(), "index has ", idx.size(), " dims, tensor has ",
+              shape.size());
+  int64_t off = 0;
+  size_t i = 0;
+  for (auto v : idx) {
+    HIPPO_CHECK(v >= 0 && v < shape[i], "index ", v, " out of range for dim ", i, " of size ",
+                shape[i]);
+    off += v * strides[i++];
+  }
+  return off;
+}
+
+float& Tensor::at(std::initializer_list<int64_t> idx) {
+  return data_[offset_of(shape_, strides_, idx)];
+}
+float Tensor::at(std::initializer_list<int64_t> idx) const {
+  return data_[offset_of(shape_, strides_, idx)];
+}
+
+// Visits every element of a (possibly strided) tensor in row-major order.
+template <typename F>
+static void for_each_offset(const Shape& shape, const Shape& strides, F f) {
+  int nd = static_cast<int>(shape.size());
+  int64_t n = shape_numel(shape);
+  if (n == 0) return;
+  std::vector<int64_t> idx(nd, 0);
+  for (int64_t lin = 0; lin < n; ++lin) {
+    int64_t off = 0;
+    for (int i = 0; i < nd; ++i) off += idx[i] * strides[i];
+    f(lin, off);
+    for (int i = nd - 1; i >= 0; --i) {
+      if (++idx[i] < shape[i]) break;
+      idx[i] = 0;
+    }
+  }
+}
+
+void Tensor::fill(float v) {
+  for_each_offset(shape_, strides_, [&](int64_t, int64_t off) { data_[off] = v; });
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  HIPPO_CHECK(src.shape_ == shape_, "copy from ", shape_str(src.shape_), " into ",
+              shape_str(shape_));
+  if (contiguous() && src.contiguous()) {
+    std::memcpy(data_, src.data_, sizeof(float) * numel());
+    return;
+  }
+  std::vector<float> tmp(numel());
+  for_each_offset(src.shape_, src.strides_, [&](int64_t lin, int64_t off) { tmp[lin] = src.data_[off]; });
+  for_each_offset(shape_, strides_, [&](int64_t lin, int64_t off) { data_[off] = tmp[lin]; });
+}
+
+}  // namespace hippo

@@ -1,0 +1,60 @@
+// A small fp32 tensor: shape, strides, and either owned (shared) or borrowed storage.
+// Kernels take raw pointers; Tensor is what parameters, checkpoints and tests hold.
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hippo {
+
+using Shape = std::vector<int64_t>;
+
+int64_t shape_numel(const Shape& s);
+std::string shape_str(const Shape& s);
+
+// 64-byte aligned float storage; contents are zeroed.
+std::shared_ptr<float[]> alloc_floats(size_t n);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  static Tensor zeros(Shape shape);
+  // A view of memory someone else owns; the caller keeps it alive.
+  static Tensor borrow(float* data, Shape shape);
+
+  float* data() { return data_; }
+  const float* data() const { return data_; }
+  const Shape& shape() const { return shape_; }
+  const Shape& strides() const { return strides_; }
+  int dim() const { return static_cast<int>(shape_.size()); }
+  int64_t size(int i) const { return shape_[i < 0 ? i + dim() : i]; }
+  int64_t stride(int i) const { return strides_[i < 0 ? i + dim() : i]; }
+  int64_t numel() const { return shape_numel(shape_); }
+  bool empty() const { return data_ == nullptr; }
+  bool contiguous() const;
+  bool owned() const { return storage_ != nullptr; }
+
+  // Same storage, new shape (contiguous tensors only).
+  Tensor view(Shape shape) const;
+  // Same storage, [begin, end) along dimension d.
+  Tensor slice(int d, int64_t begin, int64_t end) const;
+  // A contiguous owned copy.
+  Tensor clone() const;
+
+  float& operator[](int64_t i) { return data_[i]; }
+  float operator[](int64_t i) const { return data_[i]; }
+  float& at(std::initializer_list<int64_t> idx);
+  float at(std::initializer_list<int64_t> idx) const;
+
+  void fill(float v);
+  void copy_from(const Tensor& src);
+
+ private:
+  std::shared_ptr<float[]> storage_;
+  float* data_ = nullptr;
+  Shape shape_, strides_;
+};
+
+}  // namespace hippo

@@ -1,0 +1,48 @@
+#include "nn/linear.h"
+
+#include "kernels/gemm.h"
+
+namespace hippo {
+
+Linear::Linear(int in, int out, bool bias) : in_(in), out_(out), has_bias_(bias) {
+  weight = make_param({out, in}, ParamKind::Decay);
+  if (bias) this->bias = make_param({out}, ParamKind::NoDecay);
+}
+
+void Linear::collect_params(const std::string& prefix, ParamList& out) {
+  out.push_back({prefix + "weight", &weight});
+  if (has_bias_) out.push_back({prefix + "bias", &bias});
+}
+
+void Linear::init(Rng& rng, float std) {
+  float* w = weight.value.data();
+  for (int64_t i = 0; i < weight.value.numel(); ++i) w[i] = static_cast<float>(rng.normal() * std);
+  if (has_bias_) bias.value.fill(0.0f);
+}
+
+void Linear::forward(const float* x, float* y, int64_t rows) const {
+  if (has_bias_) {
+    const float* b = bias.value.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int o = 0; o < out_; ++o) y[r * out_ + o] = b[o];
+  }
+  gemm(false, true, rows, out_, in_, 1.0f, x, in_, weight.value.data(), in_,
+       has_bias_ ? 1.0f : 0.0f, y, out_);
+}
+
+void Linear::backward(const float* x, const float* dy, float* dx, int64_t rows,
+                      bool accumulate_dx) {
+  // dW (out, in) += dy^T (out, rows) x (rows, in)
+  gemm(true, false, out_, in_, rows, 1.0f, dy, out_, x, in_, 1.0f, weight.grad.data(), in_);
+  if (has_bias_) {
+    float* db = bias.grad.data();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int o = 0; o < out_; ++o) db[o] += dy[r * out_ + o];
+  }
+  if (dx)
+    gemm(false, false, rows, in_, out_, 1.0f, dy, out_, weight.value.data(), in_,
+         accumulate_dx ? 1.0f : 0.0f, dx, in_);
+}
+
+}  // namespace hippo

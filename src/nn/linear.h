@@ -1,0 +1,31 @@
+// y = x W^T + b, W: (out, in) as in PyTorch.
+#pragma once
+#include "core/buffer.h"
+#include "nn/module.h"
+
+namespace hippo {
+
+class Linear : public Module {
+ public:
+  Linear(int in, int out, bool bias = true);
+  void collect_params(const std::string& prefix, ParamList& out) override;
+  // N(0, std) weights, zero bias.
+  void init(Rng& rng, float std);
+
+  // x: (rows, in) -> y: (rows, out). Does not keep x: callers pass it again to backward.
+  void forward(const float* x, float* y, int64_t rows) const;
+  // dx = dy W (overwrites, or adds if accumulate_dx), dW += dy^T x, db += sum_rows dy.
+  // dx may be null when the input gradient is not needed.
+  void backward(const float* x, const float* dy, float* dx, int64_t rows,
+                bool accumulate_dx = false);
+
+  int in() const { return in_; }
+  int out() const { return out_; }
+  Param weight, bias;
+
+ private:
+  int in_, out_;
+  bool has_bias_;
+};
+
+}  // namespace hippo
