@@ -1,0 +1,14 @@
+// Token embedding lookup: row i of the output is row ids[i] of E (V, d).
+#pragma once
+#include <cstdint>
+
+namespace hippo {
+
+// ids: (n); E: (V, d); y: (n, d). An id outside [0, V) is a hippo::Error naming it and V.
+void embedding_forward(const int32_t* ids, const float* E, float* y, int64_t n, int64_t V,
+                       int64_t d);
+// dE (V, d) += scatter of dy (n, d) by ids (repeated ids add up).
+void embedding_backward(const int32_t* ids, const float* dy, float* dE, int64_t n, int64_t V,
+                        int64_t d);
+
+}  // namespace hippo

@@ -1,0 +1,290 @@
+#include "nn/attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "kernels/softmax.h"
+
+namespace hippo {
+
+Attention::Attention(int d, int n_heads, int rotary_dim)
+    : Wqkv(d, 3 * d), out_proj(d, d), d_(d), heads_(n_heads), rot_(rotary_dim) {
+  HIPPO_CHECK(d > 0, "Attention: width d must be positive, got ", d);
+  HIPPO_CHECK(n_heads > 0 && d % n_heads == 0, "Attention: n_heads=", n_heads,
+              " must be positive and divide d=", d);
+  dh_ = d / n_heads;
+  HIPPO_CHECK(rotary_dim >= 0 && rotary_dim % 2 == 0 && rotary_dim <= dh_,
+              "Attention: rotary_dim=", rotary_dim, " must be even and in [0, head_dim=", dh_, "]");
+  scale_ = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh_)));
+  // GPT-NeoX: inv_freq[i] = base^(-2i / rotary_dim), base 10000.
+  for (int i = 0; i < rot_ / 2; ++i)
+    inv_freq_.push_back(std::pow(10000.0, -2.0 * i / static_cast<double>(rot_)));
+}
+
+void Attention::collect_params(const std::string& prefix, ParamList& out) {
+  Wqkv.collect_params(prefix + "Wqkv.", out);
+  out_proj.collect_params(prefix + "out_proj.", out);
+}
+
+void Attention::init(Rng& rng, int n_layer) {
+  HIPPO_CHECK(n_layer > 0, "Attention: n_layer must be positive, got ", n_layer);
+  Wqkv.init(rng, 0.02f);
+  out_proj.init(rng, static_cast<float>(0.02 / std::sqrt(2.0 * n_layer)));
+}
+
+void Attention::rotary_angles(int64_t t, float* c, float* s) const {
+  for (int i = 0; i < rot_ / 2; ++i) {
+    const double a = static_cast<double>(t) * inv_freq_[i];
+    c[i] = static_cast<float>(std::cos(a));
+    s[i] = static_cast<float>(std::sin(a));
+  }
+}
+
+// Non-interleaved (rotate_half): pairs are (i, i + rot/2).
+void Attention::rotate(float* v, const float* c, const float* s, bool inverse) const {
+  const int h = rot_ / 2;
+  for (int i = 0; i < h; ++i) {
+    const float a = v[i], b = v[i + h], si = inverse ? -s[i] : s[i];
+    v[i] = a * c[i] - b * si;
+    v[i + h] = b * c[i] + a * si;
+  }
+}
+
+void Attention::rotate_qk(float* qkv, int B, int L, bool inverse) {
+  const int h = rot_ / 2;
+  float* table = rot_table_.get(static_cast<size_t>(L) * 2 * h);
+  for (int t = 0; t < L; ++t) rotary_angles(t, table + t * 2 * h, table + t * 2 * h + h);
+  const int64_t rows = static_cast<int64_t>(B) * L;
+#pragma omp parallel for schedule(static) if (rows * d_ > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* c = table + (r % L) * 2 * h;
+    float* row = qkv + r * 3 * d_;
+    for (int hd = 0; hd < heads_; ++hd) {
+      rotate(row + hd * dh_, c, c + h, inverse);
+      rotate(row + d_ + hd * dh_, c, c + h, inverse);
+    }
+  }
+}
+
+void Attention::forward(const float* x, float* y, int B, int L) {
+  HIPPO_CHECK(B > 0 && L > 0, "Attention: forward needs B > 0 and L > 0, got B=", B, " L=", L);
+  B_ = B;
+  L_ = L;
+  const int64_t rows = static_cast<int64_t>(B) * L, d3 = 3 * d_;
+  float* xs = x_.get(rows * d_);
+  std::memcpy(xs, x, sizeof(float) * rows * d_);
+  float* qkv = qkv_.get(rows * d3);
+  Wqkv.forward(xs, qkv, rows);
+  if (rot_ > 0) rotate_qk(qkv, B, L, false);
+  const int64_t LL = static_cast<int64_t>(L) * L;
+  float* probs = probs_.get(static_cast<size_t>(B) * heads_ * LL);
+  float* ctx = ctx_.get(rows * d_);
+  // One (batch, head) per iteration; the GEMMs inside run single-threaded.
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
+    const int64_t b = bh / heads_, h = bh % heads_;
+    const float* Q = qkv + b * L * d3 + h * dh_;
+    const float* K = Q + d_;
+    const float* V = Q + 2 * d_;
+    float* P = probs + bh * LL;
+    gemm(false, true, L, L, dh_, scale_, Q, d3, K, d3, 0.0f, P, L);
+    for (int t = 0; t < L; ++t) {
+      float* p = P + static_cast<int64_t>(t) * L;
+      softmax_row(p, p, t + 1);
+      std::fill(p + t + 1, p + L, 0.0f);
+    }
+    gemm(false, false, L, dh_, L, 1.0f, P, L, V, d3, 0.0f, ctx + b * L * d_ + h * dh_, d_);
+  }
+  out_proj.forward(ctx, y, rows);
+}
+
+void Attention::backward(const float* dy, float* dx) {
+  HIPPO_CHECK(B_ > 0, "Attention: backward called before forward");
+  const int B = B_, L = L_;
+  const int64_t rows = static_cast<int64_t>(B) * L, d3 = 3 * d_, LL = static_cast<int64_t>(L) * L;
+  float* dctx = dctx_.get(rows * d_);
+  out_proj.backward(ctx_.data(), dy, dctx, rows);
+  float* dqkv = dqkv_.get(rows * d3);
+  const float* qkv = qkv_.data();
+  const float* probs = probs_.data();
+  float* dprobs_all = dprobs_.get(static_cast<size_t>(omp_get_max_threads()) * LL);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
+    const int64_t b = bh / heads_, h = bh % heads_;
+    const int64_t off = b * L * d3 + h * dh_;
+    const float *Q = qkv + off, *K = Q + d_, *V = Q + 2 * d_;
+    float *dQ = dqkv + off, *dK = dQ + d_, *dV = dQ + 2 * d_;
+    const float* dO = dctx + b * L * d_ + h * dh_;
+    const float* P = probs + bh * LL;
+    float* dP = dprobs_all + omp_get_thread_num() * LL;
+    gemm(false, true, L, L, dh_, 1.0f, dO, d_, V, d3, 0.0f, dP, L);   // dP = dO V^T
+    gemm(true, false, L, dh_, L, 1.0f, P, L, dO, d_, 0.0f, dV, d3);   // dV = P^T dO
+    for (int t = 0; t < L; ++t) {
+      float* g = dP + static_cast<int64_t>(t) * L;
+      softmax_backward_row(P + static_cast<int64_t>(t) * L, g, g, t + 1);
+      std::fill(g + t + 1, g + L, 0.0f);
+    }
+    // dP now holds dS / scale, S = scale Q K^T.
+    gemm(false, false, L, dh_, L, scale_, dP, L, K, d3, 0.0f, dQ, d3);  // dQ = dS K
+    gemm(true, false, L, dh_, L, scale_, dP, L, Q, d3, 0.0f, dK, d3);   // dK = dS^T Q
+  }
+  if (rot_ > 0) rotate_qk(dqkv, B, L, true);
+  Wqkv.backward(x_.data(), dqkv, dx, rows);
+}
+
+std::unique_ptr<MixerState> Attention::new_state(int B) const {
+  HIPPO_CHECK(B > 0, "Attention: new_state needs B > 0, got ", B);
+  auto st = std::make_unique<AttentionCache>();
+  st->batch = B;
+  return st;
+}
+
+static AttentionCache& as_cache(MixerState& state) {
+  auto* c = dynamic_cast<AttentionCache*>(&state);
+  HIPPO_CHECK(c != nullptr, "Attention: state was not made by an attention layer's new_state");
+  return *c;
+}
+
+// Makes room for `need` tokens per sequence, keeping the cached ones.
+static void reserve_cache(AttentionCache& c, int heads, int dh, int64_t need) {
+  if (need <= c.capacity) return;
+  const int64_t cap = std::max<int64_t>({need, 2 * c.capacity, 64});
+  std::vector<float> k(static_cast<size_t>(c.batch) * heads * cap * dh);
+  std::vector<float> v(k.size());
+  for (int64_t bh = 0; bh < static_cast<int64_t>(c.batch) * heads; ++bh) {
+    std::copy_n(c.k.data() + bh * c.capacity * dh, c.len * dh, k.data() + bh * cap * dh);
+    std::copy_n(c.v.data() + bh * c.capacity * dh, c.len * dh, v.data() + bh * cap * dh);
+  }
+  c.k = std::move(k);
+  c.v = std::move(v);
+  c.capacity = cap;
+}
+
+void Attention::prefill(const float* x, float* y, int B, int L, MixerState& state) {
+  AttentionCache& c = as_cache(state);
+  HIPPO_CHECK(c.batch == B, "Attention: prefill with B=", B, " on a state made for B=", c.batch);
+  HIPPO_CHECK(c.len == 0, "Attention: prefill needs a fresh state, this one holds ", c.len,
+              " tokens");
+  forward(x, y, B, L);
+  reserve_cache(c, heads_, dh_, L);
+  const int64_t d3 = 3 * d_;
+  const float* qkv = qkv_.data();  // k already rotated by forward
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < heads_; ++h) {
+      float* kc = c.k.data() + (static_cast<int64_t>(b) * heads_ + h) * c.capacity * dh_;
+      float* vc = c.v.data() + (static_cast<int64_t>(b) * heads_ + h) * c.capacity * dh_;
+      for (int t = 0; t < L; ++t) {
+        const float* row = qkv + (static_cast<int64_t>(b) * L + t) * d3 + h * dh_;
+        std::memcpy(kc + static_cast<int64_t>(t) * dh_, row + d_, sizeof(float) * dh_);
+        std::memcpy(vc + static_cast<int64_t>(t) * dh_, row + 2 * d_, sizeof(float) * dh_);
+      }
+    }
+  c.len = L;
+}
+
+void Attention::step(const float* x, float* y, MixerState& state) {
+  AttentionCache& c = as_cache(state);
+  const int B = c.batch, pos = c.len, n = pos + 1;
+  const int64_t d3 = 3 * d_;
+  reserve_cache(c, heads_, dh_, n);
+  float* qkv = step_qkv_.get(static_cast<size_t>(B) * d3);
+  Wqkv.forward(x, qkv, B);
+  if (rot_ > 0) {
+    float* cs = step_rot_.get(rot_);
+    rotary_angles(pos, cs, cs + rot_ / 2);
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < heads_; ++h) {
+        rotate(qkv + b * d3 + h * dh_, cs, cs + rot_ / 2, false);
+        rotate(qkv + b * d3 + d_ + h * dh_, cs, cs + rot_ / 2, false);
+      }
+  }
+  float* ctx = step_ctx_.get(static_cast<size_t>(B) * d_);
+  float* scores = step_scores_.get(static_cast<size_t>(B) * heads_ * n);
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(B) * heads_ * n * dh_ > 32768)
+  for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
+    const int64_t b = bh / heads_, h = bh % heads_;
+    const float* q = qkv + b * d3 + h * dh_;
+    float* kc = c.k.data() + bh * c.capacity * dh_;
+    float* vc = c.v.data() + bh * c.capacity * dh_;
+    std::memcpy(kc + static_cast<int64_t>(pos) * dh_, q + d_, sizeof(float) * dh_);
+    std::memcpy(vc + static_cast<int64_t>(pos) * dh_, q + 2 * d_, sizeof(float) * dh_);
+    float* s = scores + bh * n;
+    for (int j = 0; j < n; ++j) {
+      const float* kj = kc + static_cast<int64_t>(j) * dh_;
+      float acc = 0;
+      for (int i = 0; i < dh_; ++i) acc += q[i] * kj[i];
+      s[j] = acc * scale_;
+    }
+    softmax_row(s, s, n);
+    float* o = ctx + b * d_ + h * dh_;
+    std::fill(o, o + dh_, 0.0f);
+    for (int j = 0; j < n; ++j) {
+      const float* vj = vc + static_cast<int64_t>(j) * dh_;
+      for (int i = 0; i < dh_; ++i) o[i] += s[j] * vj[i];
+    }
+  }
+  c.len = n;
+  out_proj.forward(ctx, y, B);
+}
+
+void Attention::forward_reference(const float* x, float* y, int B, int L) const {
+  const int64_t rows = static_cast<int64_t>(B) * L, d3 = 3 * d_;
+  const float* W = Wqkv.weight.value.data();
+  const float* bias = Wqkv.bias.value.data();
+  std::vector<double> qkv(rows * d3);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < d3; ++o) {
+      double acc = bias[o];
+      for (int i = 0; i < d_; ++i) acc += static_cast<double>(W[o * d_ + i]) * x[r * d_ + i];
+      qkv[r * d3 + o] = acc;
+    }
+  const int hr = rot_ / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const double t = static_cast<double>(r % L);
+    for (int part = 0; part < 2; ++part)  // q, then k
+      for (int h = 0; h < heads_; ++h) {
+        double* v = qkv.data() + r * d3 + part * d_ + h * dh_;
+        for (int i = 0; i < hr; ++i) {
+          const double a = t * inv_freq_[i], v1 = v[i], v2 = v[i + hr];
+          v[i] = v1 * std::cos(a) - v2 * std::sin(a);
+          v[i + hr] = v2 * std::cos(a) + v1 * std::sin(a);
+        }
+      }
+  }
+  std::vector<double> ctx(rows * d_, 0.0), p(L);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < heads_; ++h)
+      for (int t = 0; t < L; ++t) {
+        const double* q = qkv.data() + (static_cast<int64_t>(b) * L + t) * d3 + h * dh_;
+        double m = -INFINITY;
+        for (int s = 0; s <= t; ++s) {
+          const double* k = qkv.data() + (static_cast<int64_t>(b) * L + s) * d3 + d_ + h * dh_;
+          double acc = 0;
+          for (int i = 0; i < dh_; ++i) acc += q[i] * k[i];
+          p[s] = acc / std::sqrt(static_cast<double>(dh_));
+          m = std::max(m, p[s]);
+        }
+        double z = 0;
+        for (int s = 0; s <= t; ++s) z += (p[s] = std::exp(p[s] - m));
+        double* o = ctx.data() + (static_cast<int64_t>(b) * L + t) * d_ + h * dh_;
+        for (int s = 0; s <= t; ++s) {
+          const double* v = qkv.data() + (static_cast<int64_t>(b) * L + s) * d3 + 2 * d_ + h * dh_;
+          for (int i = 0; i < dh_; ++i) o[i] += p[s] / z * v[i];
+        }
+      }
+  const float* Wo = out_proj.weight.value.data();
+  const float* bo = out_proj.bias.value.data();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int o = 0; o < d_; ++o) {
+      double acc = bo[o];
+      for (int i = 0; i < d_; ++i) acc += static_cast<double>(Wo[o * d_ + i]) * ctx[r * d_ + i];
+      y[r * d_ + o] = static_cast<float>(acc);
+    }
+}
+
+}  // namespace hippo

@@ -1,0 +1,65 @@
+// Causal multi-head self-attention (spec §4), with optional GPT-NeoX rotary embeddings.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "core/buffer.h"
+#include "nn/linear.h"
+#include "nn/module.h"
+
+namespace hippo {
+
+// The KV cache of one attention layer for B sequences: keys (after rotary) and values,
+// laid out (B, heads, capacity, head_dim) so that each head's keys are contiguous.
+struct AttentionCache : MixerState {
+  int batch = 0;
+  int len = 0;           // tokens cached per sequence
+  int64_t capacity = 0;  // tokens that fit before the next growth (doubling)
+  std::vector<float> k, v;
+};
+
+class Attention : public Mixer {
+ public:
+  // rotary_dim: 0 (none) or an even number <= d / n_heads.
+  Attention(int d, int n_heads, int rotary_dim = 0);
+
+  // "Wqkv.weight" (3d, d): rows are all q heads, then k, then v, each head's dims contiguous;
+  // "Wqkv.bias" (3d), "out_proj.weight" (d, d), "out_proj.bias" (d).
+  void collect_params(const std::string& prefix, ParamList& out) override;
+  void forward(const float* x, float* y, int B, int L) override;
+  void backward(const float* dy, float* dx) override;
+  // Wqkv N(0, 0.02), out_proj N(0, 0.02/sqrt(2 n_layer)), biases 0.
+  void init(Rng& rng, int n_layer) override;
+
+  std::unique_ptr<MixerState> new_state(int B) const override;
+  // One batched forward over the prompt; fills the cache of a fresh state.
+  void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
+  void step(const float* x, float* y, MixerState& state) override;
+
+  // The plain path: triple loops in double precision, nothing kept. Tests hold forward to it.
+  void forward_reference(const float* x, float* y, int B, int L) const;
+
+  int dim() const { return d_; }
+  int heads() const { return heads_; }
+  int head_dim() const { return dh_; }
+  int rotary_dim() const { return rot_; }
+
+  Linear Wqkv, out_proj;
+
+ private:
+  // cos/sin of position t * inv_freq[i], i < rot/2, into c and s.
+  void rotary_angles(int64_t t, float* c, float* s) const;
+  // Rotates the first rot_ dims of one head vector by the angles (inverse = transpose).
+  void rotate(float* v, const float* c, const float* s, bool inverse) const;
+  // Applies rotary (or its transpose) to q and k of every row of a (B*L, 3d) buffer.
+  void rotate_qk(float* qkv, int B, int L, bool inverse);
+
+  int d_, heads_, dh_, rot_;
+  float scale_;
+  std::vector<double> inv_freq_;
+  int B_ = 0, L_ = 0;
+  Buffer x_, qkv_, probs_, ctx_, dctx_, dqkv_, dprobs_, rot_table_;
+  Buffer step_qkv_, step_ctx_, step_scores_, step_rot_;
+};
+
+}  // namespace hippo

@@ -1,0 +1,48 @@
+#include "nn/mlp.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/gelu.h"
+
+namespace hippo {
+
+Mlp::Mlp(int d) : fc1(d, 4 * d), fc2(4 * d, d), d_(d) {
+  HIPPO_CHECK(d > 0, "Mlp: width d must be positive, got ", d);
+}
+
+void Mlp::collect_params(const std::string& prefix, ParamList& out) {
+  fc1.collect_params(prefix + "fc1.", out);
+  fc2.collect_params(prefix + "fc2.", out);
+}
+
+void Mlp::init(Rng& rng, int n_layer) {
+  HIPPO_CHECK(n_layer > 0, "Mlp: n_layer must be positive, got ", n_layer);
+  fc1.init(rng, 0.02f);
+  fc2.init(rng, static_cast<float>(0.02 / std::sqrt(2.0 * n_layer)));
+}
+
+void Mlp::forward(const float* x, float* y, int64_t rows) {
+  HIPPO_CHECK(x != y, "Mlp: forward output must not alias its input");
+  const size_t n = static_cast<size_t>(rows) * d_, h = 4 * n;
+  float* xs = x_.get(n);
+  std::memcpy(xs, x, sizeof(float) * n);
+  float* pre = pre_.get(h);
+  float* act = act_.get(h);
+  rows_ = rows;
+  fc1.forward(xs, pre, rows);
+  gelu_forward(pre, act, static_cast<int64_t>(h));
+  fc2.forward(act, y, rows);
+}
+
+void Mlp::backward(const float* dy, float* dx) {
+  HIPPO_CHECK(rows_ > 0, "Mlp: backward called before forward");
+  const size_t h = static_cast<size_t>(rows_) * 4 * d_;
+  float* g = grad_.get(h);
+  fc2.backward(act_.data(), dy, g, rows_);
+  gelu_backward(pre_.data(), g, g, static_cast<int64_t>(h));
+  fc1.backward(x_.data(), g, dx, rows_);
+}
+
+}  // namespace hippo

@@ -1,0 +1,32 @@
+// The block MLP (spec §4): fc1 d->4d, GELU (tanh approximation), fc2 4d->d, with biases.
+#pragma once
+#include "core/buffer.h"
+#include "nn/linear.h"
+#include "nn/module.h"
+
+namespace hippo {
+
+class Mlp : public Module {
+ public:
+  explicit Mlp(int d);
+  // "fc1.weight" (4d, d), "fc1.bias", "fc2.weight" (d, 4d), "fc2.bias".
+  void collect_params(const std::string& prefix, ParamList& out) override;
+  // Weights N(0, 0.02), fc2.weight N(0, 0.02/sqrt(2 n_layer)), biases 0.
+  void init(Rng& rng, int n_layer);
+
+  // x, y: (rows, d); y must not alias x. Keeps a copy of x, the pre-activation and the
+  // activation for backward.
+  void forward(const float* x, float* y, int64_t rows);
+  // dy for the last forward: dx overwritten, parameter grads accumulated.
+  void backward(const float* dy, float* dx);
+
+  int dim() const { return d_; }
+  Linear fc1, fc2;
+
+ private:
+  int d_;
+  int64_t rows_ = 0;
+  Buffer x_, pre_, act_, grad_;
+};
+
+}  // namespace hippo
