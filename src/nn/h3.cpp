@@ -1,0 +1,365 @@
+#include "nn/h3.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/causal_conv_direct.h"
+#include "kernels/fft_conv.h"
+#include "ssm/layout.h"
+
+namespace hippo {
+
+namespace {
+size_t sz(int64_t a) { return static_cast<size_t>(a); }
+}  // namespace
+
+H3::H3(int d, int d_state, int head_dim, bool use_shift, bool use_diag, Discretization disc)
+    : q_proj(d, d), k_proj(d, d), v_proj(d, d), output_linear(d, d), d_(d), N_(d_state),
+      p_(head_dim), H_(head_dim > 0 ? d / head_dim : 0) {
+  HIPPO_CHECK(d >= 1, "H3: d=", d, " must be >= 1");
+  HIPPO_CHECK(head_dim >= 1 && d % head_dim == 0, "H3: head_dim=", head_dim,
+              " must be >= 1 and divide d=", d);
+  HIPPO_CHECK(d_state >= 2 && d_state % 2 == 0, "H3: d_state=", d_state,
+              " must be even and >= 2");
+  if (use_shift) {
+    shift_ = std::make_unique<ShiftKernel>(d, d_state);
+    ssm_k_D = make_param({d}, ParamKind::NoDecay);
+  }
+  if (use_diag) {
+    diag_ = std::make_unique<S4DKernel>(H_, d_state, disc);
+    D = make_param({H_}, ParamKind::NoDecay);
+  }
+}
+
+void H3::collect_params(const std::string& prefix, ParamList& out) {
+  q_proj.collect_params(prefix + "q_proj.", out);
+  k_proj.collect_params(prefix + "k_proj.", out);
+  v_proj.collect_params(prefix + "v_proj.", out);
+  output_linear.collect_params(prefix + "output_linear.", out);
+  if (shift_) {
+    shift_->collect_params(prefix + "ssm_k_kernel.kernel.", out);
+    out.push_back({prefix + "ssm_k_D", &ssm_k_D});
+  }
+  if (diag_) {
+    diag_->collect_params(prefix + "kernel.kernel.", out);
+    out.push_back({prefix + "D", &D});
+  }
+}
+
+void H3::init(Rng& rng, int n_layer) {
+  HIPPO_CHECK(n_layer >= 1, "H3::init: n_layer=", n_layer, " must be >= 1");
+  q_proj.init(rng, 0.02f);
+  k_proj.init(rng, 0.02f);
+  v_proj.init(rng, 0.02f);
+  output_linear.init(rng, 0.02f / std::sqrt(2.0f * n_layer));
+  if (shift_) {
+    shift_->init(rng);
+    for (int c = 0; c < d_; ++c) ssm_k_D.value[c] = static_cast<float>(rng.normal());
+  }
+  if (diag_) {
+    diag_->init(rng, S4DInit::Lin);
+    for (int h = 0; h < H_; ++h) D.value[h] = static_cast<float>(rng.normal());
+  }
+}
+
+void H3::forward(const float* x, float* y, int B, int L) {
+  HIPPO_CHECK(B >= 0 && L >= 0, "H3::forward: negative shape B=", B, " L=", L);
+  B_ = B;
+  L_ = L;
+  const int d = d_, p = p_, H = H_, N = N_;
+  const int64_t n = static_cast<int64_t>(B) * L * d;  // elements of one (B, L, d) tensor
+  const int64_t nkv = n * p;                           // (B, p, p, H, L)
+  if (n == 0) return;
+  float* xs = x_.get(sz(n));
+  std::memcpy(xs, x, sizeof(float) * n);
+  float* tmp = tmp_.get(sz(n));
+  float* qT = qT_.get(sz(n));
+  float* kT = kT_.get(sz(n));
+  float* vT = vT_.get(sz(n));
+  q_proj.forward(xs, tmp, static_cast<int64_t>(B) * L);
+  to_channel_major(tmp, qT, B, L, d);
+  k_proj.forward(xs, tmp, static_cast<int64_t>(B) * L);
+  to_channel_major(tmp, kT, B, L, d);
+  v_proj.forward(xs, tmp, static_cast<int64_t>(B) * L);
+  to_channel_major(tmp, vT, B, L, d);
+
+  // k' = ShiftSSM(k) + ssm_k_D k.
+  const float* ks = kT;
+  if (shift_) {
+    float* Ks = Ks_.get(sz(static_cast<int64_t>(d) * N));
+    shift_->kernel(Ks);
+    float* out = ks_.get(sz(n));
+    causal_conv_direct(kT, Ks, out, B, d, L, N);
+    const float* Dk = ssm_k_D.value.data();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; ++b)
+      for (int c = 0; c < d; ++c) {
+        const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
+        for (int l = 0; l < L; ++l) out[off + l] += Dk[c] * kT[off + l];
+      }
+    ks = out;
+  }
+
+  // kv[b,i,j,h] = k'[b,h*p+i] * v[b,h*p+j].
+  float* kv = kv_.get(sz(nkv));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < p; ++i)
+        for (int j = 0; j < p; ++j) {
+          const float* kr = ks + (static_cast<int64_t>(b) * d + h * p + i) * L;
+          const float* vr = vT + (static_cast<int64_t>(b) * d + h * p + j) * L;
+          float* o = kv + ((static_cast<int64_t>(b * p + i) * p + j) * H + h) * L;
+          for (int l = 0; l < L; ++l) o[l] = kr[l] * vr[l];
+        }
+
+  // zD = DiagSSM(kv) + D kv, one kernel per head shared by its p*p sequences.
+  const float* zD = kv;
+  if (diag_) {
+    float* Kd = Kd_.get(sz(static_cast<int64_t>(H) * L));
+    diag_->kernel(Kd, L);
+    float* out = zD_.get(sz(nkv));
+    fft_causal_conv(kv, Kd, out, B * p * p, H, L);
+    const float* Dh = D.value.data();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int g = 0; g < B * p * p; ++g)
+      for (int h = 0; h < H; ++h) {
+        const int64_t off = (static_cast<int64_t>(g) * H + h) * L;
+        for (int l = 0; l < L; ++l) out[off + l] += Dh[h] * kv[off + l];
+      }
+    zD = out;
+  }
+
+  // y[b,h*p+j] = sum_i q[b,h*p+i] * zD[b,i,j,h].
+  float* yT = yT_.get(sz(n));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int j = 0; j < p; ++j) {
+        float* o = yT + (static_cast<int64_t>(b) * d + h * p + j) * L;
+        for (int l = 0; l < L; ++l) o[l] = 0.0f;
+        for (int i = 0; i < p; ++i) {
+          const float* qr = qT + (static_cast<int64_t>(b) * d + h * p + i) * L;
+          const float* zr = zD + ((static_cast<int64_t>(b * p + i) * p + j) * H + h) * L;
+          for (int l = 0; l < L; ++l) o[l] += qr[l] * zr[l];
+        }
+      }
+  float* ypre = ypre_.get(sz(n));
+  to_channels_last(yT, ypre, B, L, d);
+  output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
+}
+
+void H3::backward(const float* dy, float* dx) {
+  const int B = B_, L = L_, d = d_, p = p_, H = H_, N = N_;
+  const int64_t n = static_cast<int64_t>(B) * L * d;
+  const int64_t nkv = n * p;
+  const int64_t rows = static_cast<int64_t>(B) * L;
+  if (n == 0) return;
+  const float* xs = x_.data();
+  const float* qT = qT_.data();
+  const float* kT = kT_.data();
+  const float* vT = vT_.data();
+  const float* ks = shift_ ? ks_.data() : kT;
+  const float* kv = kv_.data();
+  const float* zD = diag_ ? zD_.data() : kv;
+
+  float* tmp = tmp_.get(sz(n));
+  output_linear.backward(ypre_.data(), dy, tmp, rows);
+  float* dyT = dyT_.get(sz(n));
+  to_channel_major(tmp, dyT, B, L, d);
+
+  // dq[h*p+i] = sum_j dy[h*p+j] zD[i,j,h];  dzD[i,j,h] = q[h*p+i] dy[h*p+j].
+  float* dq = dk_.get(sz(n));
+  float* dzD = dzD_.get(sz(nkv));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < p; ++i) {
+        const float* qr = qT + (static_cast<int64_t>(b) * d + h * p + i) * L;
+        float* o = dq + (static_cast<int64_t>(b) * d + h * p + i) * L;
+        for (int l = 0; l < L; ++l) o[l] = 0.0f;
+        for (int j = 0; j < p; ++j) {
+          const float* gr = dyT + (static_cast<int64_t>(b) * d + h * p + j) * L;
+          const int64_t off = ((static_cast<int64_t>(b * p + i) * p + j) * H + h) * L;
+          const float* zr = zD + off;
+          float* dz = dzD + off;
+          for (int l = 0; l < L; ++l) {
+            o[l] += gr[l] * zr[l];
+            dz[l] = qr[l] * gr[l];
+          }
+        }
+      }
+  to_channels_last(dq, tmp, B, L, d);
+  q_proj.backward(xs, tmp, dx, rows, false);
+
+  // Through the diagonal SSM and its skip.
+  const float* dkv = dzD;
+  if (diag_) {
+    float* dKd = dKd_.get(sz(static_cast<int64_t>(H) * L));
+    std::memset(dKd, 0, sizeof(float) * H * L);
+    float* out = dkv_.get(sz(nkv));
+    fft_causal_conv_backward(kv, Kd_.data(), dzD, out, dKd, B * p * p, H, L);
+    const float* Dh = D.value.data();
+    float* gD = D.grad.data();
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < H; ++h) {
+      double acc = 0.0;
+      for (int g = 0; g < B * p * p; ++g) {
+        const int64_t off = (static_cast<int64_t>(g) * H + h) * L;
+        for (int l = 0; l < L; ++l) {
+          acc += static_cast<double>(dzD[off + l]) * kv[off + l];
+          out[off + l] += Dh[h] * dzD[off + l];
+        }
+      }
+      gD[h] += static_cast<float>(acc);
+    }
+    diag_->kernel_backward(dKd, L);
+    dkv = out;
+  }
+
+  // dk'[h*p+i] = sum_j dkv[i,j,h] v[h*p+j];  dv[h*p+j] = sum_i dkv[i,j,h] k'[h*p+i].
+  float* dks = dks_.get(sz(n));
+  float* dv = dyT;  // dyT is no longer needed
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h) {
+      for (int c = h * p; c < (h + 1) * p; ++c) {
+        float* a = dks + (static_cast<int64_t>(b) * d + c) * L;
+        float* e = dv + (static_cast<int64_t>(b) * d + c) * L;
+        for (int l = 0; l < L; ++l) a[l] = e[l] = 0.0f;
+      }
+      for (int i = 0; i < p; ++i)
+        for (int j = 0; j < p; ++j) {
+          const float* g = dkv + ((static_cast<int64_t>(b * p + i) * p + j) * H + h) * L;
+          const float* kr = ks + (static_cast<int64_t>(b) * d + h * p + i) * L;
+          const float* vr = vT + (static_cast<int64_t>(b) * d + h * p + j) * L;
+          float* dkr = dks + (static_cast<int64_t>(b) * d + h * p + i) * L;
+          float* dvr = dv + (static_cast<int64_t>(b) * d + h * p + j) * L;
+          for (int l = 0; l < L; ++l) {
+            dkr[l] += g[l] * vr[l];
+            dvr[l] += g[l] * kr[l];
+          }
+        }
+    }
+  to_channels_last(dv, tmp, B, L, d);
+  v_proj.backward(xs, tmp, dx, rows, true);
+
+  // Through the shift SSM and its skip.
+  const float* dk = dks;
+  if (shift_) {
+    float* dKs = dKs_.get(sz(static_cast<int64_t>(d) * N));
+    std::memset(dKs, 0, sizeof(float) * d * N);
+    float* out = dk_.get(sz(n));  // dq is consumed
+    causal_conv_direct_backward(kT, Ks_.data(), dks, out, dKs, B, d, L, N);
+    const float* Dk = ssm_k_D.value.data();
+    float* gD = ssm_k_D.grad.data();
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < d; ++c) {
+      double acc = 0.0;
+      for (int b = 0; b < B; ++b) {
+        const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
+        for (int l = 0; l < L; ++l) {
+          acc += static_cast<double>(dks[off + l]) * kT[off + l];
+          out[off + l] += Dk[c] * dks[off + l];
+        }
+      }
+      gD[c] += static_cast<float>(acc);
+    }
+    shift_->kernel_backward(dKs);
+    dk = out;
+  }
+  to_channels_last(dk, tmp, B, L, d);
+  k_proj.backward(xs, tmp, dx, rows, true);
+}
+
+std::unique_ptr<MixerState> H3::new_state(int B) const {
+  HIPPO_CHECK(B >= 1, "H3::new_state: batch B=", B, " must be >= 1");
+  auto st = std::make_unique<H3State>();
+  st->B = B;
+  if (shift_) st->shift.assign(sz(static_cast<int64_t>(B) * d_ * N_), 0.0f);
+  if (diag_) {
+    st->diag.assign(sz(static_cast<int64_t>(B) * p_ * p_ * H_ * diag_->M()), {0.0f, 0.0f});
+    diag_->discretize();  // parameters may have changed since the last forward
+  }
+  return st;
+}
+
+namespace {
+H3State& as_h3_state(MixerState& state, int B_expected, bool check_B) {
+  auto* st = dynamic_cast<H3State*>(&state);
+  HIPPO_CHECK(st != nullptr, "H3: state was not made by H3::new_state");
+  HIPPO_CHECK(!check_B || st->B == B_expected, "H3: state batch ", st->B,
+              " does not match input batch ", B_expected);
+  return *st;
+}
+}  // namespace
+
+void H3::prefill(const float* x, float* y, int B, int L, MixerState& state) {
+  H3State& st = as_h3_state(state, B, true);
+  forward(x, y, B, L);  // also refreshes the discretisation
+  if (L == 0) return;
+  const int d = d_, p = p_, H = H_, N = N_;
+  if (shift_) {
+    const float* kT = kT_.data();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; ++b)
+      for (int c = 0; c < d; ++c)
+        shift_->prompt_state(c, kT + (static_cast<int64_t>(b) * d + c) * L, L,
+                             st.shift.data() + (static_cast<int64_t>(b) * d + c) * N);
+  }
+  if (diag_) {
+    const float* kv = kv_.data();
+    const int M = diag_->M();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int g = 0; g < B * p * p; ++g)
+      for (int h = 0; h < H; ++h) {
+        const int64_t idx = static_cast<int64_t>(g) * H + h;
+        diag_->prompt_state(h, kv + idx * L, L, st.diag.data() + idx * M);
+      }
+  }
+}
+
+void H3::step(const float* x, float* y, MixerState& state) {
+  H3State& st = as_h3_state(state, 0, false);
+  const int B = st.B, d = d_, p = p_, H = H_, N = N_;
+  const int64_t n = static_cast<int64_t>(B) * d;
+  float* q = sq_.get(sz(n));
+  float* k = sk_.get(sz(n));
+  float* v = sv_.get(sz(n));
+  float* yp = sy_.get(sz(n));
+  q_proj.forward(x, q, B);
+  k_proj.forward(x, k, B);
+  v_proj.forward(x, v, B);
+  if (shift_) {
+    const float* Dk = ssm_k_D.value.data();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; ++b)
+      for (int c = 0; c < d; ++c) {
+        const int64_t i = static_cast<int64_t>(b) * d + c;
+        k[i] = shift_->step(c, st.shift.data() + i * N, k[i]) + Dk[c] * k[i];
+      }
+  }
+  const int M = diag_ ? diag_->M() : 0;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int j = 0; j < p; ++j) {
+        const int64_t cj = static_cast<int64_t>(b) * d + h * p + j;
+        float acc = 0.0f;
+        for (int i = 0; i < p; ++i) {
+          const int64_t ci = static_cast<int64_t>(b) * d + h * p + i;
+          const float kvv = k[ci] * v[cj];
+          float z = kvv;
+          if (diag_) {
+            const int64_t idx = static_cast<int64_t>((b * p + i) * p + j) * H + h;
+            z = diag_->step(h, st.diag.data() + idx * M, kvv) + D.value[h] * kvv;
+          }
+          acc += q[ci] * z;
+        }
+        yp[cj] = acc;
+      }
+  output_linear.forward(yp, y, B);
+}
+
+}  // namespace hippo

@@ -1,0 +1,67 @@
+// The H3 layer (spec §3): q ⊙ DiagSSM(ShiftSSM(k) ⊙ v) between four d×d linears, with
+// multi-head (head_dim p > 1, output channel h*p + j as the authors' fused kernel) and the two
+// ablations of the paper (use_shift = false: q ⊙ DiagSSM(k ⊙ v); use_diag = false:
+// q ⊙ (ShiftSSM(k) ⊙ v)). Parameters exist only for the parts that exist.
+//
+// Convolution mode: the shift SSM by direct convolution (N taps), the diagonal SSM by FFT.
+// Recurrent mode: one O(d*N) step per token from a fixed-size state.
+#pragma once
+#include <complex>
+#include <memory>
+#include <vector>
+
+#include "core/buffer.h"
+#include "nn/linear.h"
+#include "nn/module.h"
+#include "ssm/s4d.h"
+#include "ssm/shift.h"
+
+namespace hippo {
+
+struct H3State : MixerState {
+  int B = 0;
+  std::vector<float> shift;                // (B, d, N): shift SSM state per channel
+  std::vector<std::complex<float>> diag;   // (B, p, p, H, M): diag SSM state per (i, j, head)
+};
+
+class H3 : public Mixer {
+ public:
+  H3(int d, int d_state = 64, int head_dim = 1, bool use_shift = true, bool use_diag = true,
+     Discretization disc = Discretization::Bilinear);
+
+  // Official names (spec §5), after `prefix`: q_proj.*, k_proj.*, v_proj.*, output_linear.*,
+  // ssm_k_kernel.kernel.{B,C}, ssm_k_D, kernel.kernel.{log_dt,inv_A_real,A_imag,B,C}, D.
+  void collect_params(const std::string& prefix, ParamList& out) override;
+  void forward(const float* x, float* y, int B, int L) override;
+  void backward(const float* dy, float* dx) override;
+  void init(Rng& rng, int n_layer) override;
+
+  // new_state also refreshes the cached discretisation so that steps use current params.
+  std::unique_ptr<MixerState> new_state(int B) const override;
+  // Runs forward() on the prompt (replacing what backward would use), then sets the states.
+  void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
+  void step(const float* x, float* y, MixerState& state) override;
+
+  int d() const { return d_; }
+  int d_state() const { return N_; }
+  int head_dim() const { return p_; }
+  int heads() const { return H_; }
+  bool use_shift() const { return shift_ != nullptr; }
+  bool use_diag() const { return diag_ != nullptr; }
+
+  Linear q_proj, k_proj, v_proj, output_linear;
+  std::unique_ptr<ShiftKernel> shift_;  // null without the shift SSM
+  std::unique_ptr<S4DKernel> diag_;     // null without the diagonal SSM
+  Param ssm_k_D, D;                     // present with shift_ / diag_ respectively
+
+ private:
+  int d_, N_, p_, H_;
+  int B_ = 0, L_ = 0;  // shape of the last forward
+  // Saved by forward (channel-major (B, d, L) unless noted).
+  Buffer x_, qT_, kT_, ks_, vT_, kv_, zD_, ypre_, Ks_, Kd_;
+  // Temporaries.
+  Buffer tmp_, yT_, dyT_, dzD_, dkv_, dks_, dk_, dKs_, dKd_;
+  Buffer sq_, sk_, sv_, sy_;  // step
+};
+
+}  // namespace hippo

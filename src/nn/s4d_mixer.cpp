@@ -1,0 +1,155 @@
+#include "nn/s4d_mixer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/fft_conv.h"
+#include "ssm/layout.h"
+
+namespace hippo {
+
+namespace {
+
+size_t sz(int64_t a) { return static_cast<size_t>(a); }
+
+// GELU, tanh approximation (spec §4), and its derivative.
+constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
+inline float gelu(float x) {
+  return 0.5f * x * (1.0f + std::tanh(kGeluC * (x + 0.044715f * x * x * x)));
+}
+inline float gelu_grad(float x) {
+  const float t = std::tanh(kGeluC * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.0f + t) +
+         0.5f * x * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+S4DState& as_s4d_state(MixerState& state) {
+  auto* st = dynamic_cast<S4DState*>(&state);
+  HIPPO_CHECK(st != nullptr, "S4DMixer: state was not made by S4DMixer::new_state");
+  return *st;
+}
+
+}  // namespace
+
+S4DMixer::S4DMixer(int d, int d_state, Discretization disc)
+    : kernel_(std::make_unique<S4DKernel>(d, d_state, disc)), output_linear(d, d), d_(d) {
+  D = make_param({d}, ParamKind::NoDecay);
+}
+
+void S4DMixer::collect_params(const std::string& prefix, ParamList& out) {
+  kernel_->collect_params(prefix + "kernel.kernel.", out);
+  out.push_back({prefix + "D", &D});
+  output_linear.collect_params(prefix + "output_linear.", out);
+}
+
+void S4DMixer::init(Rng& rng, int n_layer) {
+  HIPPO_CHECK(n_layer >= 1, "S4DMixer::init: n_layer=", n_layer, " must be >= 1");
+  kernel_->init(rng, S4DInit::Lin);
+  for (int c = 0; c < d_; ++c) D.value[c] = static_cast<float>(rng.normal());
+  output_linear.init(rng, 0.02f / std::sqrt(2.0f * n_layer));
+}
+
+void S4DMixer::forward(const float* x, float* y, int B, int L) {
+  HIPPO_CHECK(B >= 0 && L >= 0, "S4DMixer::forward: negative shape B=", B, " L=", L);
+  B_ = B;
+  L_ = L;
+  const int d = d_;
+  const int64_t n = static_cast<int64_t>(B) * L * d;
+  if (n == 0) return;
+  float* uT = uT_.get(sz(n));
+  float* zT = zT_.get(sz(n));
+  float* K = K_.get(sz(static_cast<int64_t>(d) * L));
+  to_channel_major(x, uT, B, L, d);
+  kernel_->kernel(K, L);
+  fft_causal_conv(uT, K, zT, B, d, L);
+  const float* Dv = D.value.data();
+  float* tmp = tmp_.get(sz(n));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int c = 0; c < d; ++c) {
+      const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
+      for (int l = 0; l < L; ++l) {
+        zT[off + l] += Dv[c] * uT[off + l];
+        tmp[off + l] = gelu(zT[off + l]);
+      }
+    }
+  float* g = g_.get(sz(n));
+  to_channels_last(tmp, g, B, L, d);
+  output_linear.forward(g, y, static_cast<int64_t>(B) * L);
+}
+
+void S4DMixer::backward(const float* dy, float* dx) {
+  const int B = B_, L = L_, d = d_;
+  const int64_t n = static_cast<int64_t>(B) * L * d;
+  if (n == 0) return;
+  float* tmp = tmp_.get(sz(n));
+  output_linear.backward(g_.data(), dy, tmp, static_cast<int64_t>(B) * L);
+  float* dz = dT_.get(sz(n));
+  to_channel_major(tmp, dz, B, L, d);
+  const float* zT = zT_.data();
+  const float* uT = uT_.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) dz[i] *= gelu_grad(zT[i]);
+  float* du = du_.get(sz(n));
+  float* dK = dK_.get(sz(static_cast<int64_t>(d) * L));
+  for (int64_t i = 0; i < static_cast<int64_t>(d) * L; ++i) dK[i] = 0.0f;
+  fft_causal_conv_backward(uT, K_.data(), dz, du, dK, B, d, L);
+  const float* Dv = D.value.data();
+  float* gD = D.grad.data();
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < d; ++c) {
+    double acc = 0.0;
+    for (int b = 0; b < B; ++b) {
+      const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
+      for (int l = 0; l < L; ++l) {
+        acc += static_cast<double>(dz[off + l]) * uT[off + l];
+        du[off + l] += Dv[c] * dz[off + l];
+      }
+    }
+    gD[c] += static_cast<float>(acc);
+  }
+  kernel_->kernel_backward(dK, L);
+  to_channels_last(du, dx, B, L, d);
+}
+
+std::unique_ptr<MixerState> S4DMixer::new_state(int B) const {
+  HIPPO_CHECK(B >= 1, "S4DMixer::new_state: batch B=", B, " must be >= 1");
+  auto st = std::make_unique<S4DState>();
+  st->B = B;
+  st->x.assign(sz(static_cast<int64_t>(B) * d_ * kernel_->M()), {0.0f, 0.0f});
+  kernel_->discretize();  // parameters may have changed since the last forward
+  return st;
+}
+
+void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state) {
+  S4DState& st = as_s4d_state(state);
+  HIPPO_CHECK(st.B == B, "S4DMixer::prefill: state batch ", st.B, " does not match input batch ",
+              B);
+  forward(x, y, B, L);
+  if (L == 0) return;
+  const int d = d_, M = kernel_->M();
+  const float* uT = uT_.data();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int c = 0; c < d; ++c) {
+      const int64_t idx = static_cast<int64_t>(b) * d + c;
+      kernel_->prompt_state(c, uT + idx * L, L, st.x.data() + idx * M);
+    }
+}
+
+void S4DMixer::step(const float* x, float* y, MixerState& state) {
+  S4DState& st = as_s4d_state(state);
+  const int B = st.B, d = d_, M = kernel_->M();
+  float* g = sz_.get(sz(static_cast<int64_t>(B) * d));
+  const float* Dv = D.value.data();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b)
+    for (int c = 0; c < d; ++c) {
+      const int64_t idx = static_cast<int64_t>(b) * d + c;
+      const float u = x[idx];
+      g[idx] = gelu(kernel_->step(c, st.x.data() + idx * M, u) + Dv[c] * u);
+    }
+  output_linear.forward(g, y, B);
+}
+
+}  // namespace hippo

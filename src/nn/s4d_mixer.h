@@ -1,0 +1,50 @@
+// The S4D baseline mixer: per-channel diagonal SSM with its D skip, GELU (tanh
+// approximation), then a d×d "output_linear". Parameters: kernel.kernel.{log_dt, inv_A_real,
+// A_imag, B, C}, D, output_linear.{weight, bias}.
+#pragma once
+#include <complex>
+#include <memory>
+#include <vector>
+
+#include "core/buffer.h"
+#include "nn/linear.h"
+#include "nn/module.h"
+#include "ssm/s4d.h"
+
+namespace hippo {
+
+struct S4DState : MixerState {
+  int B = 0;
+  std::vector<std::complex<float>> x;  // (B, d, M)
+};
+
+class S4DMixer : public Mixer {
+ public:
+  S4DMixer(int d, int d_state = 64, Discretization disc = Discretization::Bilinear);
+
+  void collect_params(const std::string& prefix, ParamList& out) override;
+  void forward(const float* x, float* y, int B, int L) override;
+  void backward(const float* dy, float* dx) override;
+  // S4D-Lin, D ~ N(0,1), output_linear N(0, 0.02/sqrt(2*n_layer)) with zero bias.
+  void init(Rng& rng, int n_layer) override;
+
+  // new_state also refreshes the cached discretisation so that steps use current params.
+  std::unique_ptr<MixerState> new_state(int B) const override;
+  // Runs forward() on the prompt (replacing what backward would use), then sets the state.
+  void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
+  void step(const float* x, float* y, MixerState& state) override;
+
+  int d() const { return d_; }
+
+  std::unique_ptr<S4DKernel> kernel_;
+  Param D;
+  Linear output_linear;
+
+ private:
+  int d_;
+  int B_ = 0, L_ = 0;
+  Buffer uT_, zT_, g_, K_;           // saved: input (B,d,L), pre-GELU (B,d,L), GELU out (B,L,d)
+  Buffer tmp_, dT_, du_, dK_, sz_;   // temporaries
+};
+
+}  // namespace hippo

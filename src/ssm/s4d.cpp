@@ -1,0 +1,172 @@
+#include "ssm/s4d.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "core/error.h"
+
+namespace hippo {
+
+S4DKernel::S4DKernel(int H, int N, Discretization disc) : H_(H), M_(N / 2), disc_(disc) {
+  HIPPO_CHECK(H >= 1, "S4DKernel: channels H=", H, " must be >= 1");
+  HIPPO_CHECK(N >= 2 && N % 2 == 0, "S4DKernel: d_state N=", N, " must be even and >= 2");
+  log_dt = make_param({H}, ParamKind::SsmDynamics);
+  inv_A_real = make_param({H, M_}, ParamKind::SsmDynamics);
+  A_imag = make_param({H, M_}, ParamKind::SsmDynamics);
+  B = make_param({H, M_, 2}, ParamKind::SsmDynamics);
+  C = make_param({1, H, M_, 2}, ParamKind::Decay);
+  const size_t hm = static_cast<size_t>(H) * M_;
+  dt_.resize(H);
+  A_.resize(hm);
+  Bc_.resize(hm);
+  dA_.resize(hm);
+  dB_.resize(hm);
+  C_.resize(hm);
+  dAf_.resize(hm);
+  dBf_.resize(hm);
+  Cf_.resize(hm);
+}
+
+void S4DKernel::collect_params(const std::string& prefix, ParamList& out) {
+  out.push_back({prefix + "log_dt", &log_dt});
+  out.push_back({prefix + "inv_A_real", &inv_A_real});
+  out.push_back({prefix + "A_imag", &A_imag});
+  out.push_back({prefix + "B", &B});
+  out.push_back({prefix + "C", &C});
+}
+
+void S4DKernel::init(Rng& rng, S4DInit kind) {
+  const double pi = std::numbers::pi;
+  const double N = 2.0 * M_;
+  for (int h = 0; h < H_; ++h) {
+    log_dt.value[h] = static_cast<float>(std::log(0.001) +
+                                         rng.uniform() * (std::log(0.1) - std::log(0.001)));
+    for (int n = 0; n < M_; ++n) {
+      const int64_t i = static_cast<int64_t>(h) * M_ + n;
+      inv_A_real.value[i] = static_cast<float>(std::log(0.5));
+      A_imag.value[i] = static_cast<float>(kind == S4DInit::Lin ? pi * n
+                                                                : N / pi * (N / (2 * n + 1) - 1));
+      B.value[2 * i] = 1.0f;
+      B.value[2 * i + 1] = 0.0f;
+      // Complex standard normal: E|C|^2 = 1, as torch.randn(dtype=cfloat).
+      C.value[2 * i] = static_cast<float>(rng.normal() * std::sqrt(0.5));
+      C.value[2 * i + 1] = static_cast<float>(rng.normal() * std::sqrt(0.5));
+    }
+  }
+}
+
+void S4DKernel::discretize() {
+  for (int h = 0; h < H_; ++h) {
+    const double dt = std::exp(static_cast<double>(log_dt.value[h]));
+    dt_[h] = dt;
+    for (int n = 0; n < M_; ++n) {
+      const size_t i = static_cast<size_t>(h) * M_ + n;
+      const cd A(-std::exp(static_cast<double>(inv_A_real.value[i])), A_imag.value[i]);
+      const cd Bn(B.value[2 * i], B.value[2 * i + 1]);
+      A_[i] = A;
+      Bc_[i] = Bn;
+      C_[i] = cd(C.value[2 * i], C.value[2 * i + 1]);
+      const cd x = dt * A;
+      if (disc_ == Discretization::Bilinear) {
+        const cd den = 1.0 - 0.5 * x;
+        dA_[i] = (1.0 + 0.5 * x) / den;
+        dB_[i] = Bn * dt / den;
+      } else {
+        const cd e = std::exp(x);
+        dA_[i] = e;
+        dB_[i] = Bn * (e - 1.0) / A;
+      }
+      dAf_[i] = cf(dA_[i]);
+      dBf_[i] = cf(dB_[i]);
+      Cf_[i] = cf(C_[i]);
+    }
+  }
+}
+
+void S4DKernel::kernel(float* K, int L) {
+  HIPPO_CHECK(L >= 0, "S4DKernel::kernel: L=", L, " must be >= 0");
+  discretize();
+  // dA^l by repeated multiplication in double: error grows like l * 1e-16, far below fp32.
+#pragma omp parallel for schedule(static)
+  for (int h = 0; h < H_; ++h) {
+    float* k = K + static_cast<int64_t>(h) * L;
+    for (int l = 0; l < L; ++l) k[l] = 0.0f;
+    for (int n = 0; n < M_; ++n) {
+      const size_t i = static_cast<size_t>(h) * M_ + n;
+      const cd z = dA_[i];
+      cd p = 2.0 * C_[i] * dB_[i];
+      for (int l = 0; l < L; ++l) {
+        k[l] += static_cast<float>(p.real());
+        p *= z;
+      }
+    }
+  }
+}
+
+// Gradients use the convention g = dLoss/dRe + i dLoss/dIm; for holomorphic w = F(z),
+// g_z = conj(F'(z)) g_w, and for a real r, dLoss/dr = Re(conj(dw/dr) g_w).
+void S4DKernel::kernel_backward(const float* dK, int L) {
+#pragma omp parallel for schedule(static)
+  for (int h = 0; h < H_; ++h) {
+    const float* g = dK + static_cast<int64_t>(h) * L;
+    const double dt = dt_[h];
+    double g_dt = 0.0;
+    for (int n = 0; n < M_; ++n) {
+      const size_t i = static_cast<size_t>(h) * M_ + n;
+      const cd z = dA_[i], W = C_[i] * dB_[i], zc = std::conj(z);
+      // S0 = sum_l dK_l conj(z)^l, S1 = sum_l l dK_l conj(z)^(l-1).
+      cd S0 = 0.0, S1 = 0.0, p = 1.0, pprev = 0.0;
+      for (int l = 0; l < L; ++l) {
+        S0 += static_cast<double>(g[l]) * p;
+        S1 += static_cast<double>(l) * static_cast<double>(g[l]) * pprev;
+        pprev = p;
+        p *= zc;
+      }
+      const cd gW = 2.0 * S0;             // K = 2 Re(W z^l)
+      const cd gz = 2.0 * std::conj(W) * S1;
+      const cd gC = std::conj(dB_[i]) * gW;
+      const cd gdB = std::conj(C_[i]) * gW;
+      // Partial derivatives of dA, dB wrt A (holomorphic), dt (real), B (holomorphic).
+      const cd A = A_[i], Bn = Bc_[i], x = dt * A;
+      cd dA_A, dA_dt, dB_A, dB_dt, dB_B;
+      if (disc_ == Discretization::Bilinear) {
+        const cd den = 1.0 - 0.5 * x, den2 = den * den;
+        dA_A = dt / den2;
+        dA_dt = A / den2;
+        dB_B = dt / den;
+        dB_A = Bn * dt * (0.5 * dt) / den2;
+        dB_dt = Bn / den2;
+      } else {
+        const cd e = std::exp(x);
+        dA_A = dt * e;
+        dA_dt = A * e;
+        dB_B = (e - 1.0) / A;
+        dB_A = Bn * (x * e - e + 1.0) / (A * A);
+        dB_dt = Bn * e;
+      }
+      const cd gA = std::conj(dA_A) * gz + std::conj(dB_A) * gdB;
+      const cd gB = std::conj(dB_B) * gdB;
+      g_dt += (std::conj(dA_dt) * gz).real() + (std::conj(dB_dt) * gdB).real();
+      // A = -exp(inv_A_real) + i A_imag.
+      inv_A_real.grad[i] += static_cast<float>(gA.real() * A.real());
+      A_imag.grad[i] += static_cast<float>(gA.imag());
+      B.grad[2 * i] += static_cast<float>(gB.real());
+      B.grad[2 * i + 1] += static_cast<float>(gB.imag());
+      C.grad[2 * i] += static_cast<float>(gC.real());
+      C.grad[2 * i + 1] += static_cast<float>(gC.imag());
+    }
+    log_dt.grad[h] += static_cast<float>(g_dt * dt);
+  }
+}
+
+void S4DKernel::prompt_state(int h, const float* u, int L, cf* x) const {
+  for (int n = 0; n < M_; ++n) {
+    const size_t i = static_cast<size_t>(h) * M_ + n;
+    const cd a = dA_[i], b = dB_[i];
+    cd s = 0.0;
+    for (int l = 0; l < L; ++l) s = a * s + b * static_cast<double>(u[l]);
+    x[n] = cf(s);
+  }
+}
+
+}  // namespace hippo

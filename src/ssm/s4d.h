@@ -1,0 +1,86 @@
+// The diagonal SSM (S4D) of spec §1: parameters, discretisation, convolution kernel and its
+// gradient, and the recurrent view (step, state after a prompt). The skip D lives in the layer.
+//
+// Parameter layout (spec §5), H channels, M = N/2 complex modes:
+//   log_dt (H), inv_A_real (H,M), A_imag (H,M), B (H,M,2), C (1,H,M,2) as (re, im) pairs.
+#pragma once
+#include <complex>
+#include <vector>
+
+#include "core/rng.h"
+#include "nn/module.h"
+
+namespace hippo {
+
+enum class Discretization { Bilinear, ZOH };
+enum class S4DInit { Lin, Inv };
+
+class S4DKernel : public Module {
+ public:
+  using cd = std::complex<double>;
+  using cf = std::complex<float>;
+
+  // N is the state size; M = N/2 complex modes per channel (N must be even).
+  S4DKernel(int H, int N, Discretization disc = Discretization::Bilinear);
+
+  // Names "log_dt", "inv_A_real", "A_imag", "B", "C" after `prefix`
+  // (the layers pass "kernel.kernel.").
+  void collect_params(const std::string& prefix, ParamList& out) override;
+
+  // S4D-Lin: A_n = -0.5 + i*pi*n; S4D-Inv: A_n = -0.5 + i*(N/pi)*(N/(2n+1) - 1).
+  // B = 1, C complex standard normal (re, im ~ N(0, 1/2)), log_dt ~ U[ln 0.001, ln 0.1].
+  void init(Rng& rng, S4DInit kind = S4DInit::Lin);
+
+  // Recomputes dA, dB (and the complex C) from the current parameter values. Every method
+  // below that needs them calls it or says it relies on it.
+  void discretize();
+
+  // Discretised dynamics of channel h (M values each), valid after discretize().
+  const cd* dA(int h) const { return dA_.data() + static_cast<size_t>(h) * M_; }
+  const cd* dB(int h) const { return dB_.data() + static_cast<size_t>(h) * M_; }
+  const cd* C_complex(int h) const { return C_.data() + static_cast<size_t>(h) * M_; }
+  // Single-precision copies for the recurrent step.
+  const cf* dA_f(int h) const { return dAf_.data() + static_cast<size_t>(h) * M_; }
+  const cf* dB_f(int h) const { return dBf_.data() + static_cast<size_t>(h) * M_; }
+  const cf* C_f(int h) const { return Cf_.data() + static_cast<size_t>(h) * M_; }
+
+  // K[h,l] = 2 Re(sum_n C dB dA^l), l < L. K: (H, L). Calls discretize().
+  void kernel(float* K, int L);
+  // Adds dLoss/dparam for every dynamics parameter and C, given dK = dLoss/dK (H, L).
+  // Uses the parameter values of the last kernel() call's discretize().
+  void kernel_backward(const float* dK, int L);
+
+  // One recurrent step of channel h (relies on discretize()): x <- dA x + dB u, returns
+  // 2 Re(sum_n C_n x_n) (without D). x: M complex values.
+  float step(int h, cf* x, float u) const {
+    const cf* a = dA_f(h);
+    const cf* b = dB_f(h);
+    const cf* c = C_f(h);
+    float y = 0.0f;
+    for (int n = 0; n < M_; ++n) {
+      x[n] = a[n] * x[n] + b[n] * u;
+      y += c[n].real() * x[n].real() - c[n].imag() * x[n].imag();
+    }
+    return 2.0f * y;
+  }
+
+  // State of channel h after the prompt u[0..L) from the zero state (relies on discretize()):
+  // x = sum_l dA^(L-1-l) dB u_l, accumulated in double. x: M complex values (overwritten).
+  void prompt_state(int h, const float* u, int L, cf* x) const;
+
+  int H() const { return H_; }
+  int M() const { return M_; }
+  int N() const { return 2 * M_; }
+  Discretization discretization() const { return disc_; }
+
+  Param log_dt, inv_A_real, A_imag, B, C;
+
+ private:
+  int H_, M_;
+  Discretization disc_;
+  std::vector<double> dt_;           // (H)
+  std::vector<cd> A_, Bc_, dA_, dB_, C_;  // (H, M)
+  std::vector<cf> dAf_, dBf_, Cf_;
+};
+
+}  // namespace hippo

@@ -1,0 +1,55 @@
+// The shift SSM of spec §2: A is the N×N shift matrix, so the SSM is a learned causal FIR
+// filter with N taps, K[h,j] = sum_{m=0}^{N-1-j} B[h,m] C[h,m+j]. The skip D lives in the layer.
+// Parameters: B (H, N), C (1, H, N).
+#pragma once
+#include <cstring>
+
+#include "core/rng.h"
+#include "nn/module.h"
+
+namespace hippo {
+
+class ShiftKernel : public Module {
+ public:
+  ShiftKernel(int H, int N);
+
+  // Names "B", "C" after `prefix` (H3 passes "ssm_k_kernel.kernel.").
+  void collect_params(const std::string& prefix, ParamList& out) override;
+
+  // B = e1, C ~ U(-1/sqrt(N), 1/sqrt(N)).
+  void init(Rng& rng);
+
+  // K: (H, N).
+  void kernel(float* K) const;
+  // Adds dLoss/dB and dLoss/dC given dK (H, N).
+  void kernel_backward(const float* dK);
+
+  // One recurrent step of channel h: s <- shift(s) + B u, returns sum_n C_n s_n (without D).
+  // s: N reals.
+  float step(int h, float* s, float u) const {
+    const float* b = B.value.data() + static_cast<int64_t>(h) * N_;
+    const float* c = C.value.data() + static_cast<int64_t>(h) * N_;
+    std::memmove(s + 1, s, sizeof(float) * (N_ - 1));
+    s[0] = 0.0f;
+    float y = 0.0f;
+    for (int n = 0; n < N_; ++n) {
+      s[n] += b[n] * u;
+      y += c[n] * s[n];
+    }
+    return y;
+  }
+
+  // State of channel h after the prompt u[0..L) from the zero state:
+  // s[n] = sum_{m<=n} B[m] u[L-1-(n-m)] (terms with negative index are zero). s: N reals.
+  void prompt_state(int h, const float* u, int L, float* s) const;
+
+  int H() const { return H_; }
+  int N() const { return N_; }
+
+  Param B, C;
+
+ private:
+  int H_, N_;
+};
+
+}  // namespace hippo
