@@ -20,6 +20,7 @@ class Buffer {
     return data_.get();
   }
   float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
   size_t capacity() const { return cap_; }
 
  private:

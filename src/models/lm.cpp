@@ -1,0 +1,191 @@
+#include "models/lm.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/embedding.h"
+#include "kernels/gemm.h"
+#include "nn/attention.h"
+#include "nn/h3.h"
+#include "nn/s4d_mixer.h"
+
+namespace hippo {
+
+std::unique_ptr<Mixer> make_mixer(MixerKind kind, const ModelConfig& cfg) {
+  const Discretization disc =
+      cfg.discretization == "zoh" ? Discretization::ZOH : Discretization::Bilinear;
+  switch (kind) {
+    case MixerKind::Attention:
+      return std::make_unique<Attention>(cfg.d_model, cfg.attn_heads, cfg.rotary_dim);
+    case MixerKind::S4D:
+      return std::make_unique<S4DMixer>(cfg.d_model, cfg.d_state, disc);
+    case MixerKind::H3:
+      return std::make_unique<H3>(cfg.d_model, cfg.d_state, cfg.head_dim, true, true, disc);
+    case MixerKind::H3NoShift:
+      return std::make_unique<H3>(cfg.d_model, cfg.d_state, cfg.head_dim, false, true, disc);
+    case MixerKind::H3NoDiag:
+      return std::make_unique<H3>(cfg.d_model, cfg.d_state, cfg.head_dim, true, false, disc);
+  }
+  fail("unknown mixer kind");
+}
+
+Block::Block(const ModelConfig& cfg, MixerKind kind)
+    : norm1(cfg.d_model), norm2(cfg.d_model), mixer(make_mixer(kind, cfg)), mlp(cfg.d_model) {}
+
+LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)), ln_f_(cfg_.d_model) {
+  cfg_.validate("model config");
+  const int d = cfg_.d_model;
+  wte_ = make_param({cfg_.padded_vocab(), d}, ParamKind::Decay);
+  params_.push_back({"backbone.embeddings.word_embeddings.weight", &wte_});
+  if (cfg_.learned_pos) {
+    wpe_ = make_param({cfg_.max_position, d}, ParamKind::Decay);
+    params_.push_back({"backbone.embeddings.position_embeddings.weight", &wpe_});
+  }
+  for (int i = 0; i < cfg_.n_layer; ++i) {
+    blocks_.push_back(std::make_unique<Block>(cfg_, cfg_.mixers[i]));
+    const std::string pre = "backbone.layers." + std::to_string(i) + ".";
+    Block& b = *blocks_.back();
+    b.norm1.collect_params(pre + "norm1.", params_);
+    b.mixer->collect_params(pre + "mixer.", params_);
+    b.norm2.collect_params(pre + "norm2.", params_);
+    b.mlp.collect_params(pre + "mlp.", params_);
+  }
+  ln_f_.collect_params("backbone.ln_f.", params_);
+  masks_.resize(1 + 2 * cfg_.n_layer);
+}
+
+void LanguageModel::init(uint64_t seed) {
+  Rng rng(seed);
+  Rng emb = rng.fork();
+  float* w = wte_.value.data();
+  for (int64_t i = 0; i < wte_.value.numel(); ++i) w[i] = static_cast<float>(emb.normal() * 0.02);
+  if (cfg_.learned_pos) {
+    float* p = wpe_.value.data();
+    for (int64_t i = 0; i < wpe_.value.numel(); ++i) p[i] = static_cast<float>(emb.normal() * 0.02);
+  }
+  for (auto& b : blocks_) {
+    Rng layer = rng.fork();
+    b->norm1.init();
+    b->norm2.init();
+    b->mixer->init(layer, cfg_.n_layer);
+    b->mlp.init(layer, cfg_.n_layer);
+  }
+  ln_f_.init();
+}
+
+int64_t LanguageModel::num_params() const {
+  int64_t n = 0;
+  for (auto& p : params_) n += p.param->value.numel();
+  return n;
+}
+
+void LanguageModel::zero_grad() {
+  for (auto& p : params_) p.param->grad.fill(0.0f);
+}
+
+void LanguageModel::set_training(bool on, uint64_t seed) {
+  training_ = on;
+  dropout_rng_ = Rng(seed);
+}
+
+// Inverted dropout: kept activations are scaled by 1/(1-p) so evaluation needs no change.
+void LanguageModel::dropout_forward(float* x, int64_t n, int site) {
+  if (!training_ || cfg_.dropout <= 0.0f) return;
+  const float p = cfg_.dropout, keep = 1.0f / (1.0f - p);
+  float* m = masks_[site].get(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    m[i] = dropout_rng_.uniform() < p ? 0.0f : keep;
+    x[i] *= m[i];
+  }
+}
+
+void LanguageModel::dropout_backward(float* dx, int64_t n, int site) {
+  if (!training_ || cfg_.dropout <= 0.0f) return;
+  const float* m = masks_[site].data();
+  for (int64_t i = 0; i < n; ++i) dx[i] *= m[i];
+}
+
+const float* LanguageModel::forward(const int32_t* tokens, int B, int L) {
+  HIPPO_CHECK(B > 0 && L > 0, "forward: batch and length must be positive (got B=", B, ", L=", L, ")");
+  HIPPO_CHECK(!cfg_.learned_pos || L <= cfg_.max_position, "sequence length ", L,
+              " exceeds the model's max_position ", cfg_.max_position);
+  B_ = B;
+  L_ = L;
+  const int d = cfg_.d_model;
+  const int64_t rows = static_cast<int64_t>(B) * L, n = rows * d;
+  tokens_.assign(tokens, tokens + rows);
+  float* r = resid_.get(n);
+  embedding_forward(tokens, wte_.value.data(), r, rows, cfg_.padded_vocab(), d);
+  if (cfg_.learned_pos) {
+    const float* pe = wpe_.value.data();
+    for (int64_t i = 0; i < rows; ++i)
+      for (int c = 0; c < d; ++c) r[i * d + c] += pe[(i % L) * d + c];
+  }
+  dropout_forward(r, n, 0);
+  float* normed = normed_.get(n);
+  float* branch = branch_.get(n);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    Block& b = *blocks_[i];
+    b.norm1.forward(r, normed, rows);
+    b.mixer->forward(normed, branch, B, L);
+    dropout_forward(branch, n, static_cast<int>(1 + 2 * i));
+    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
+    b.norm2.forward(r, normed, rows);
+    b.mlp.forward(normed, branch, rows);
+    dropout_forward(branch, n, static_cast<int>(2 + 2 * i));
+    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
+  }
+  float* fin = final_.get(n);
+  ln_f_.forward(r, fin, rows);
+  const int64_t V = cfg_.padded_vocab();
+  float* logits = logits_.get(static_cast<size_t>(rows * V));
+  gemm(false, true, rows, V, d, 1.0f, fin, d, wte_.value.data(), d, 0.0f, logits, V);
+  return logits;
+}
+
+LossStats LanguageModel::loss(const int32_t* targets) {
+  const int64_t rows = static_cast<int64_t>(B_) * L_, V = cfg_.padded_vocab();
+  float* dlogits = dlogits_.get(static_cast<size_t>(rows * V));
+  LossStats s;
+  s.loss = cross_entropy(logits_.data(), targets, dlogits, rows, V, &s.correct, &s.count);
+  return s;
+}
+
+void LanguageModel::backward(float scale) {
+  const int d = cfg_.d_model;
+  const int64_t rows = static_cast<int64_t>(B_) * L_, n = rows * d, V = cfg_.padded_vocab();
+  float* dfin = dbranch_.get(n);
+  // Tied head: logits = final E^T, so dfinal = dlogits E and dE += dlogits^T final.
+  gemm(false, false, rows, d, V, scale, dlogits_.data(), V, wte_.value.data(), d, 0.0f, dfin, d);
+  gemm(true, false, V, d, rows, scale, dlogits_.data(), V, final_.data(), d, 1.0f,
+       wte_.grad.data(), d);
+  float* dr = dresid_.get(n);
+  ln_f_.backward(dfin, dr);
+  float* dbranch = dbranch_.get(n);
+  float* dnormed = dnormed_.get(n);
+  float* tmp = normed_.get(n);  // free after forward
+  for (int i = static_cast<int>(blocks_.size()) - 1; i >= 0; --i) {
+    Block& b = *blocks_[i];
+    std::memcpy(dbranch, dr, sizeof(float) * n);
+    dropout_backward(dbranch, n, 2 + 2 * i);
+    b.mlp.backward(dbranch, dnormed);
+    b.norm2.backward(dnormed, tmp);
+    for (int64_t j = 0; j < n; ++j) dr[j] += tmp[j];
+    std::memcpy(dbranch, dr, sizeof(float) * n);
+    dropout_backward(dbranch, n, 1 + 2 * i);
+    b.mixer->backward(dbranch, dnormed);
+    b.norm1.backward(dnormed, tmp);
+    for (int64_t j = 0; j < n; ++j) dr[j] += tmp[j];
+  }
+  dropout_backward(dr, n, 0);
+  embedding_backward(tokens_.data(), dr, wte_.grad.data(), rows, cfg_.padded_vocab(), d);
+  if (cfg_.learned_pos) {
+    float* dpe = wpe_.grad.data();
+    for (int64_t i = 0; i < rows; ++i)
+      for (int c = 0; c < d; ++c) dpe[(i % L_) * d + c] += dr[i * d + c];
+  }
+}
+
+}  // namespace hippo

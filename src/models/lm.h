@@ -1,0 +1,78 @@
+// The language model (spec §4): embedding (+ learned positions for the Transformer
+// baseline), n_layer pre-norm residual blocks r += Mixer(LN1 r); r += MLP(LN2 r),
+// a final LayerNorm and the LM head tied to the embedding.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/rng.h"
+#include "models/config.h"
+#include "nn/layernorm.h"
+#include "nn/mlp.h"
+#include "nn/module.h"
+
+namespace hippo {
+
+std::unique_ptr<Mixer> make_mixer(MixerKind kind, const ModelConfig& cfg);
+
+struct Block {
+  LayerNorm norm1, norm2;
+  std::unique_ptr<Mixer> mixer;
+  Mlp mlp;
+  Block(const ModelConfig& cfg, MixerKind kind);
+};
+
+struct LossStats {
+  double loss = 0;      // mean cross-entropy over counted positions
+  int64_t count = 0;    // positions with a target >= 0
+  int64_t correct = 0;  // of those, argmax == target
+};
+
+class LanguageModel {
+ public:
+  explicit LanguageModel(ModelConfig cfg);
+  const ModelConfig& config() const { return cfg_; }
+
+  // Training initialisation (spec §4), deterministic in the seed.
+  void init(uint64_t seed);
+  // All parameters with their official names (spec §5).
+  const ParamList& params() const { return params_; }
+  int64_t num_params() const;
+  void zero_grad();
+
+  // Dropout on during training; `seed` makes the masks of a step reproducible.
+  void set_training(bool on, uint64_t seed = 0);
+
+  // tokens (B, L). Computes logits (B*L, padded_vocab) into an internal buffer.
+  const float* forward(const int32_t* tokens, int B, int L);
+  // Loss of the last forward against targets (B, L); targets < 0 are not counted. Also
+  // prepares the gradient of the mean loss for backward().
+  LossStats loss(const int32_t* targets);
+  // Backpropagates `scale` times the mean loss of the last loss() call (scale < 1 for
+  // gradient accumulation); adds into every Param::grad.
+  void backward(float scale = 1.0f);
+
+  const float* logits() const { return logits_.data(); }
+
+ private:
+  ModelConfig cfg_;
+  Param wte_, wpe_;
+  std::vector<std::unique_ptr<Block>> blocks_;
+  LayerNorm ln_f_;
+  ParamList params_;
+  bool training_ = false;
+  Rng dropout_rng_{0};
+
+  int B_ = 0, L_ = 0;
+  std::vector<int32_t> tokens_;
+  Buffer resid_, normed_, branch_, dresid_, dbranch_, dnormed_, final_, logits_, dlogits_;
+  std::vector<Buffer> masks_;  // dropout masks, one per site
+  float loss_scale_ = 0;       // 1 / count of the last loss()
+
+  void dropout_forward(float* x, int64_t n, int site);
+  void dropout_backward(float* dx, int64_t n, int site);
+};
+
+}  // namespace hippo

@@ -1,0 +1,60 @@
+// The training loop: AdamW with parameter groups, warmup + cosine schedule, gradient
+// accumulation and clipping, periodic evaluation, atomic checkpoints and exact resume.
+// Determinism: the batch and the dropout masks of a step are functions of (seed, step), so
+// the same config, seed and thread count give the same run bit for bit, resumed or not.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/batch.h"
+#include "models/lm.h"
+#include "train/adamw.h"
+#include "train/schedule.h"
+
+namespace hippo {
+
+// Fills the batch for (step, micro-batch); must depend only on its arguments.
+using BatchFn = std::function<void(int64_t step, int micro, Batch& out)>;
+
+struct EvalResult {
+  std::map<std::string, double> metrics;  // e.g. "loss", "acc", "ppl"
+};
+using EvalFn = std::function<EvalResult(LanguageModel&)>;
+
+struct TrainOptions {
+  int64_t steps = 1000;
+  int grad_accum = 1;
+  AdamWOptions adam;
+  int64_t warmup_steps = 0;
+  float min_lr_ratio = 0.1f;
+  float clip = 1.0f;            // global gradient-norm clip; 0 disables
+  uint64_t seed = 0;
+  int64_t eval_every = 0;       // 0: only at the end
+  int64_t save_every = 0;       // 0: only at the end (when out_dir is set)
+  int64_t log_every = 10;
+  std::string out_dir;          // checkpoint.safetensors, model.safetensors, log.jsonl
+  bool resume = false;          // continue from out_dir/checkpoint.safetensors
+  bool quiet = false;           // no progress line
+  // Stop early once this eval metric reaches the threshold (e.g. "acc" >= 1.0).
+  std::string stop_metric;
+  double stop_threshold = 0;
+};
+
+struct TrainResult {
+  int64_t steps_done = 0;
+  bool stopped_early = false;
+  double tokens_per_s = 0;
+  double last_loss = 0;
+  EvalResult last_eval;
+  std::vector<std::pair<int64_t, EvalResult>> eval_history;
+};
+
+// Throws hippo::Error on NaN/Inf in the loss or a gradient, naming the step and tensor;
+// the last checkpoint on disk is left as it was.
+TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& next_batch,
+                  const EvalFn& evaluate);
+
+}  // namespace hippo

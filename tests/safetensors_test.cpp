@@ -1,0 +1,86 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+using namespace hippo;
+
+namespace {
+
+std::string make_file(const std::string& header, size_t data_bytes) {
+  std::string s(8, '\0');
+  uint64_t n = header.size();
+  std::memcpy(s.data(), &n, 8);
+  return s + header + std::string(data_bytes, '\x01');
+}
+
+std::string parse_error(const std::string& bytes) {
+  try {
+    parse_safetensors(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), "f.st");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(SafeTensors, RoundTripAndAtomicOverwrite) {
+  auto dir = std::filesystem::temp_directory_path() / "hippo_st_test";
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "w.safetensors").string();
+  Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4});
+  for (int i = 0; i < 6; ++i) a[i] = i * 0.5f;
+  for (int i = 0; i < 4; ++i) b[i] = -i;
+  save_safetensors(path, {{"a", &a}, {"b", &b}}, {{"k", "v"}});
+  SafeTensors st = load_safetensors(path);
+  EXPECT_EQ(st.metadata["k"], "v");
+  EXPECT_EQ(st.get("a", path).shape(), (Shape{2, 3}));
+  EXPECT_EQ(st.get("a", path)[5], 2.5f);
+  EXPECT_EQ(st.get("b", path)[3], -3.0f);
+  save_safetensors(path, {{"b", &b}});
+  EXPECT_FALSE(load_safetensors(path).has("a"));
+  int leftovers = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) leftovers += e.path().filename() != "w.safetensors";
+  EXPECT_EQ(leftovers, 0) << "temporary files must be renamed away";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SafeTensors, LyingHeadersAreRefused) {
+  const std::string good = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  EXPECT_EQ(parse_error(make_file(good, 8)), "");
+  EXPECT_NE(parse_error("abc").find("too short"), std::string::npos);
+  EXPECT_NE(parse_error(make_file(good, 4)).find("out of range"), std::string::npos);
+  std::string huge(8, '\xff');
+  EXPECT_NE(parse_error(huge + "{}").find("header length"), std::string::npos);
+  EXPECT_NE(parse_error(make_file("{not json", 0)).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8))
+                .find("need 12"),
+            std::string::npos);
+  EXPECT_NE(parse_error(make_file(R"({"x":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8))
+                .find("unsupported dtype"),
+            std::string::npos);
+  EXPECT_NE(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                  R"("y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                  12))
+                .find("overlap"),
+            std::string::npos);
+  EXPECT_NE(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8))
+                .find("non-negative"),
+            std::string::npos);
+  EXPECT_NE(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8))
+                .find("out of range"),
+            std::string::npos);
+  EXPECT_NE(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2]}})", 8)).find("data_offsets"),
+            std::string::npos);
+  try {
+    load_safetensors("/nonexistent/w.safetensors");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/w.safetensors"), std::string::npos);
+  }
+}
