@@ -17,6 +17,7 @@
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
 #include "kernels/softmax.h"
+#include "kernels/vec_math.h"
 #include "nn/attention.h"
 #include "nn/layernorm.h"
 #include "nn/linear.h"
@@ -95,6 +96,27 @@ std::string error_message(const std::function<void()>& f) {
 }  // namespace
 
 // ---------------------------------------------------------------- kernels
+
+TEST(VecMath, ExpAndTanhMatchStd) {
+  double exp_err = 0, tanh_err = 0;
+  for (int i = -1000000; i <= 1000000; ++i) {
+    const float x = i * 8.83e-5f;  // [-88.3, 88.3]
+    const double ref = std::exp(static_cast<double>(x));
+    if (x >= -87.3f) exp_err = std::max(exp_err, std::abs(exp_fast(x) - ref) / ref);
+    const float u = i * 3e-5f;  // [-30, 30]
+    tanh_err = std::max(tanh_err, std::abs(tanh_fast(u) - std::tanh(static_cast<double>(u))));
+  }
+  if (std::getenv("HIPPO_TEST_VERBOSE"))
+    std::printf("  exp rel err %.2e, tanh abs err %.2e\n", exp_err, tanh_err);
+  EXPECT_LT(exp_err, 2e-7);
+  EXPECT_LT(tanh_err, 3e-7);
+  EXPECT_EQ(exp_fast(-87.4f), 0.0f);
+  EXPECT_EQ(exp_fast(-1e30f), 0.0f);
+  EXPECT_EQ(exp_fast(0.0f), 1.0f);
+  EXPECT_GT(exp_fast(1e30f), 1e38f);
+  EXPECT_EQ(tanh_fast(100.0f), 1.0f);
+  EXPECT_EQ(tanh_fast(-100.0f), -1.0f);
+}
 
 TEST(LayerNormKernel, MatchesDoubleReferenceAndFiniteDifferences) {
   Rng rng(1);

@@ -71,6 +71,11 @@ void Attention::rotate_qk(float* qkv, int B, int L, bool inverse) {
   }
 }
 
+// Forking threads costs more than tiny heads take (and far more on a loaded machine).
+bool Attention::parallel_worthwhile(int B, int L) const {
+  return static_cast<int64_t>(B) * heads_ * L * L * dh_ > (int64_t{1} << 16);
+}
+
 void Attention::forward(const float* x, float* y, int B, int L) {
   HIPPO_CHECK(B > 0 && L > 0, "Attention: forward needs B > 0 and L > 0, got B=", B, " L=", L);
   B_ = B;
@@ -85,7 +90,7 @@ void Attention::forward(const float* x, float* y, int B, int L) {
   float* probs = probs_.get(static_cast<size_t>(B) * heads_ * LL);
   float* ctx = ctx_.get(rows * d_);
   // One (batch, head) per iteration; the GEMMs inside run single-threaded.
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (parallel_worthwhile(B, L))
   for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
     const int64_t b = bh / heads_, h = bh % heads_;
     const float* Q = qkv + b * L * d3 + h * dh_;
@@ -113,7 +118,7 @@ void Attention::backward(const float* dy, float* dx) {
   const float* qkv = qkv_.data();
   const float* probs = probs_.data();
   float* dprobs_all = dprobs_.get(static_cast<size_t>(omp_get_max_threads()) * LL);
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (parallel_worthwhile(B, L))
   for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
     const int64_t b = bh / heads_, h = bh % heads_;
     const int64_t off = b * L * d3 + h * dh_;
@@ -217,6 +222,7 @@ void Attention::step(const float* x, float* y, MixerState& state) {
     for (int j = 0; j < n; ++j) {
       const float* kj = kc + static_cast<int64_t>(j) * dh_;
       float acc = 0;
+#pragma omp simd reduction(+ : acc)
       for (int i = 0; i < dh_; ++i) acc += q[i] * kj[i];
       s[j] = acc * scale_;
     }

@@ -53,6 +53,7 @@ class Attention : public Mixer {
   void rotate(float* v, const float* c, const float* s, bool inverse) const;
   // Applies rotary (or its transpose) to q and k of every row of a (B*L, 3d) buffer.
   void rotate_qk(float* qkv, int B, int L, bool inverse);
+  bool parallel_worthwhile(int B, int L) const;
 
   int d_, heads_, dh_, rot_;
   float scale_;
