@@ -391,7 +391,7 @@ TEST(MlpLayer, ParamsInitAndGradients) {
 class AttentionTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(AttentionTest, ForwardMatchesReferenceAndGradients) {
-  const int d = 32, heads = 4, rot = GetParam(), B = 2, L = 9;
+  const int d = 32, heads = 4, rot = GetParam(), B = 2, L = 40;  // two row blocks
   Rng rng(9 + rot);
   Attention att(d, heads, rot);
   ParamList ps;
@@ -415,10 +415,10 @@ TEST_P(AttentionTest, ForwardMatchesReferenceAndGradients) {
     att.forward(x.data(), yy.data(), B, L);
     return weighted_sum(yy.data(), dy.data(), n);
   };
-  EXPECT_LT(fd_error(loss, x.data(), dx.data(), n, rng, 1e-2f, 40), 1e-3);
+  EXPECT_LT(fd_error(loss, x.data(), dx.data(), n, rng, 5e-3f, 40), 1e-3);
   for (auto& p : ps)
     EXPECT_LT(fd_error(loss, p.param->value.data(), p.param->grad.data(), p.param->value.numel(),
-                       rng, 1e-2f, 40),
+                       rng, 5e-3f, 40),
               5e-3)
         << p.name;
   // Causality: changing the last token leaves earlier outputs alone.
