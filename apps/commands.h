@@ -8,5 +8,6 @@ namespace hippo::cli {
 // Registered subcommands; main() parses, then runs the one chosen.
 void add_bench(CLI::App& app, std::function<int()>& run);
 void add_train(CLI::App& app, std::function<int()>& run);
+void add_tokenize(CLI::App& app, std::function<int()>& run);
 
 }  // namespace hippo::cli
