@@ -1,6 +1,7 @@
 #include "data/gpt2_bpe.h"
 
 #include <climits>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
