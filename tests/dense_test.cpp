@@ -17,6 +17,7 @@
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
 #include "kernels/softmax.h"
+#include "kernels/vec_math.h"
 #include "nn/attention.h"
 #include "nn/layernorm.h"
 #include "nn/linear.h"
@@ -95,6 +96,27 @@ std::string error_message(const std::function<void()>& f) {
 }  // namespace
 
 // ---------------------------------------------------------------- kernels
+
+TEST(VecMath, ExpAndTanhMatchStd) {
+  double exp_err = 0, tanh_err = 0;
+  for (int i = -1000000; i <= 1000000; ++i) {
+    const float x = i * 8.83e-5f;  // [-88.3, 88.3]
+    const double ref = std::exp(static_cast<double>(x));
+    if (x >= -87.3f) exp_err = std::max(exp_err, std::abs(exp_fast(x) - ref) / ref);
+    const float u = i * 3e-5f;  // [-30, 30]
+    tanh_err = std::max(tanh_err, std::abs(tanh_fast(u) - std::tanh(static_cast<double>(u))));
+  }
+  if (std::getenv("HIPPO_TEST_VERBOSE"))
+    std::printf("  exp rel err %.2e, tanh abs err %.2e\n", exp_err, tanh_err);
+  EXPECT_LT(exp_err, 2e-7);
+  EXPECT_LT(tanh_err, 3e-7);
+  EXPECT_EQ(exp_fast(-87.4f), 0.0f);
+  EXPECT_EQ(exp_fast(-1e30f), 0.0f);
+  EXPECT_EQ(exp_fast(0.0f), 1.0f);
+  EXPECT_GT(exp_fast(1e30f), 1e38f);
+  EXPECT_EQ(tanh_fast(100.0f), 1.0f);
+  EXPECT_EQ(tanh_fast(-100.0f), -1.0f);
+}
 
 TEST(LayerNormKernel, MatchesDoubleReferenceAndFiniteDifferences) {
   Rng rng(1);
@@ -369,7 +391,7 @@ TEST(MlpLayer, ParamsInitAndGradients) {
 class AttentionTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(AttentionTest, ForwardMatchesReferenceAndGradients) {
-  const int d = 32, heads = 4, rot = GetParam(), B = 2, L = 9;
+  const int d = 32, heads = 4, rot = GetParam(), B = 2, L = 40;  // two row blocks
   Rng rng(9 + rot);
   Attention att(d, heads, rot);
   ParamList ps;
@@ -393,10 +415,10 @@ TEST_P(AttentionTest, ForwardMatchesReferenceAndGradients) {
     att.forward(x.data(), yy.data(), B, L);
     return weighted_sum(yy.data(), dy.data(), n);
   };
-  EXPECT_LT(fd_error(loss, x.data(), dx.data(), n, rng, 1e-2f, 40), 1e-3);
+  EXPECT_LT(fd_error(loss, x.data(), dx.data(), n, rng, 5e-3f, 40), 1e-3);
   for (auto& p : ps)
     EXPECT_LT(fd_error(loss, p.param->value.data(), p.param->grad.data(), p.param->value.numel(),
-                       rng, 1e-2f, 40),
+                       rng, 5e-3f, 40),
               5e-3)
         << p.name;
   // Causality: changing the last token leaves earlier outputs alone.

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/vec_math.h"
 
 namespace hippo {
 
@@ -30,21 +31,36 @@ double cross_entropy(const float* logits, const int32_t* targets, float* dlogits
         for (int64_t j = 0; j < V; ++j) g[j] = 0.0f;
       continue;
     }
-    float m = x[0];
-    int64_t arg = 0;
-    for (int64_t j = 1; j < V; ++j)
-      if (x[j] > m) {
-        m = x[j];
-        arg = j;
-      }
+    float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < V; ++j) m = x[j] > m ? x[j] : m;
+    int64_t arg = 0;  // the first maximum, as torch.argmax
+    while (arg < V - 1 && x[arg] != m) ++arg;  // bounded: NaN logits never equal m
+    const float xt = x[t];  // read before g, which may alias x, is written
     double s = 0;
-    for (int64_t j = 0; j < V; ++j) s += std::exp(static_cast<double>(x[j] - m));
-    const double lse = m + std::log(s);
-    loss += lse - x[t];
+    for (int64_t j0 = 0; j0 < V; j0 += kSumChunk) {
+      const int64_t j1 = j0 + kSumChunk < V ? j0 + kSumChunk : V;
+      float cs = 0;
+      if (g) {
+#pragma omp simd reduction(+ : cs)
+        for (int64_t j = j0; j < j1; ++j) {
+          const float e = exp_fast(x[j] - m);
+          g[j] = e;
+          cs += e;
+        }
+      } else {
+#pragma omp simd reduction(+ : cs)
+        for (int64_t j = j0; j < j1; ++j) cs += exp_fast(x[j] - m);
+      }
+      s += cs;
+    }
+    loss += m + std::log(s) - xt;
     correct += arg == t ? 1 : 0;
     if (g) {
-      for (int64_t j = 0; j < V; ++j)
-        g[j] = static_cast<float>(std::exp(static_cast<double>(x[j]) - lse) * scale);
+      // softmax / count, minus 1 / count at the target.
+      const float k = static_cast<float>(scale / s);
+#pragma omp simd
+      for (int64_t j = 0; j < V; ++j) g[j] *= k;
       g[t] -= static_cast<float>(scale);
     }
   }

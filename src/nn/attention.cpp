@@ -71,40 +71,62 @@ void Attention::rotate_qk(float* qkv, int B, int L, bool inverse) {
   }
 }
 
-void Attention::forward(const float* x, float* y, int B, int L) {
+// Forking threads costs more than tiny heads take (and far more on a loaded machine).
+bool Attention::parallel_worthwhile(int B, int L) const {
+  return static_cast<int64_t>(B) * heads_ * L * L * dh_ > (int64_t{1} << 16);
+}
+
+void Attention::forward(const float* x, float* y, int B, int L) { run(x, y, B, L, true); }
+
+// Causal attention in blocks of kRowBlock query rows: block [i0, i1) only meets keys [0, i1),
+// which skips most of the masked half of QK^T and PV. Training keeps every probability row
+// (B*heads*L*L floats) for backward; inference needs only a block per thread.
+void Attention::run(const float* x, float* y, int B, int L, bool keep) {
   HIPPO_CHECK(B > 0 && L > 0, "Attention: forward needs B > 0 and L > 0, got B=", B, " L=", L);
-  B_ = B;
+  B_ = keep ? B : 0;  // backward after an inference pass is an error
   L_ = L;
-  const int64_t rows = static_cast<int64_t>(B) * L, d3 = 3 * d_;
-  float* xs = x_.get(rows * d_);
-  std::memcpy(xs, x, sizeof(float) * rows * d_);
+  const int64_t rows = static_cast<int64_t>(B) * L, d3 = 3 * d_, LL = static_cast<int64_t>(L) * L;
+  const float* xin = x;
+  if (keep) {
+    float* xs = x_.get(rows * d_);
+    std::memcpy(xs, x, sizeof(float) * rows * d_);
+    xin = xs;
+  }
   float* qkv = qkv_.get(rows * d3);
-  Wqkv.forward(xs, qkv, rows);
+  Wqkv.forward(xin, qkv, rows);
   if (rot_ > 0) rotate_qk(qkv, B, L, false);
-  const int64_t LL = static_cast<int64_t>(L) * L;
-  float* probs = probs_.get(static_cast<size_t>(B) * heads_ * LL);
+  float* probs = keep ? probs_.get(static_cast<size_t>(B) * heads_ * LL) : nullptr;
+  float* scratch =
+      keep ? nullptr : block_.get(static_cast<size_t>(omp_get_max_threads()) * kRowBlock * L);
   float* ctx = ctx_.get(rows * d_);
   // One (batch, head) per iteration; the GEMMs inside run single-threaded.
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (parallel_worthwhile(B, L))
   for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
     const int64_t b = bh / heads_, h = bh % heads_;
     const float* Q = qkv + b * L * d3 + h * dh_;
     const float* K = Q + d_;
     const float* V = Q + 2 * d_;
-    float* P = probs + bh * LL;
-    gemm(false, true, L, L, dh_, scale_, Q, d3, K, d3, 0.0f, P, L);
-    for (int t = 0; t < L; ++t) {
-      float* p = P + static_cast<int64_t>(t) * L;
-      softmax_row(p, p, t + 1);
-      std::fill(p + t + 1, p + L, 0.0f);
+    float* O = ctx + b * L * d_ + h * dh_;
+    for (int i0 = 0; i0 < L; i0 += kRowBlock) {
+      const int i1 = std::min(L, i0 + kRowBlock), m = i1 - i0;
+      // Probabilities of rows [i0, i1) over keys [0, i1); row stride L either way.
+      float* P = keep ? probs + bh * LL + static_cast<int64_t>(i0) * L
+                      : scratch + static_cast<int64_t>(omp_get_thread_num()) * kRowBlock * L;
+      gemm(false, true, m, i1, dh_, scale_, Q + i0 * d3, d3, K, d3, 0.0f, P, L);
+      for (int r = 0; r < m; ++r) {
+        float* p = P + static_cast<int64_t>(r) * L;
+        const int t = i0 + r;
+        softmax_row(p, p, t + 1);
+        std::fill(p + t + 1, p + i1, 0.0f);
+      }
+      gemm(false, false, m, dh_, i1, 1.0f, P, L, V, d3, 0.0f, O + i0 * d_, d_);
     }
-    gemm(false, false, L, dh_, L, 1.0f, P, L, V, d3, 0.0f, ctx + b * L * d_ + h * dh_, d_);
   }
   out_proj.forward(ctx, y, rows);
 }
 
 void Attention::backward(const float* dy, float* dx) {
-  HIPPO_CHECK(B_ > 0, "Attention: backward called before forward");
+  HIPPO_CHECK(B_ > 0, "Attention: backward called without a training forward before it");
   const int B = B_, L = L_;
   const int64_t rows = static_cast<int64_t>(B) * L, d3 = 3 * d_, LL = static_cast<int64_t>(L) * L;
   float* dctx = dctx_.get(rows * d_);
@@ -112,26 +134,36 @@ void Attention::backward(const float* dy, float* dx) {
   float* dqkv = dqkv_.get(rows * d3);
   const float* qkv = qkv_.data();
   const float* probs = probs_.data();
-  float* dprobs_all = dprobs_.get(static_cast<size_t>(omp_get_max_threads()) * LL);
-#pragma omp parallel for schedule(dynamic)
+  float* scratch = block_.get(static_cast<size_t>(omp_get_max_threads()) * kRowBlock * L);
+#pragma omp parallel for schedule(dynamic) if (parallel_worthwhile(B, L))
   for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
     const int64_t b = bh / heads_, h = bh % heads_;
     const int64_t off = b * L * d3 + h * dh_;
     const float *Q = qkv + off, *K = Q + d_, *V = Q + 2 * d_;
     float *dQ = dqkv + off, *dK = dQ + d_, *dV = dQ + 2 * d_;
     const float* dO = dctx + b * L * d_ + h * dh_;
-    const float* P = probs + bh * LL;
-    float* dP = dprobs_all + omp_get_thread_num() * LL;
-    gemm(false, true, L, L, dh_, 1.0f, dO, d_, V, d3, 0.0f, dP, L);   // dP = dO V^T
-    gemm(true, false, L, dh_, L, 1.0f, P, L, dO, d_, 0.0f, dV, d3);   // dV = P^T dO
+    float* dP = scratch + static_cast<int64_t>(omp_get_thread_num()) * kRowBlock * L;
+    // dK and dV gather contributions from every later row block.
     for (int t = 0; t < L; ++t) {
-      float* g = dP + static_cast<int64_t>(t) * L;
-      softmax_backward_row(P + static_cast<int64_t>(t) * L, g, g, t + 1);
-      std::fill(g + t + 1, g + L, 0.0f);
+      std::fill(dK + t * d3, dK + t * d3 + dh_, 0.0f);
+      std::fill(dV + t * d3, dV + t * d3 + dh_, 0.0f);
     }
-    // dP now holds dS / scale, S = scale Q K^T.
-    gemm(false, false, L, dh_, L, scale_, dP, L, K, d3, 0.0f, dQ, d3);  // dQ = dS K
-    gemm(true, false, L, dh_, L, scale_, dP, L, Q, d3, 0.0f, dK, d3);   // dK = dS^T Q
+    for (int i0 = 0; i0 < L; i0 += kRowBlock) {
+      const int i1 = std::min(L, i0 + kRowBlock), m = i1 - i0;
+      const float* P = probs + bh * LL + static_cast<int64_t>(i0) * L;
+      const float* dOb = dO + i0 * d_;
+      gemm(false, true, m, i1, dh_, 1.0f, dOb, d_, V, d3, 0.0f, dP, L);  // dP = dO V^T
+      gemm(true, false, i1, dh_, m, 1.0f, P, L, dOb, d_, 1.0f, dV, d3);  // dV += P^T dO
+      for (int r = 0; r < m; ++r) {
+        float* g = dP + static_cast<int64_t>(r) * L;
+        const int t = i0 + r;
+        softmax_backward_row(P + static_cast<int64_t>(r) * L, g, g, t + 1);
+        std::fill(g + t + 1, g + i1, 0.0f);
+      }
+      // dP now holds dS / scale, S = scale Q K^T.
+      gemm(false, false, m, dh_, i1, scale_, dP, L, K, d3, 0.0f, dQ + i0 * d3, d3);  // dQ = dS K
+      gemm(true, false, i1, dh_, m, scale_, dP, L, Q + i0 * d3, d3, 1.0f, dK, d3);  // dK += dS^T Q
+    }
   }
   if (rot_ > 0) rotate_qk(dqkv, B, L, true);
   Wqkv.backward(x_.data(), dqkv, dx, rows);
@@ -170,10 +202,10 @@ void Attention::prefill(const float* x, float* y, int B, int L, MixerState& stat
   HIPPO_CHECK(c.batch == B, "Attention: prefill with B=", B, " on a state made for B=", c.batch);
   HIPPO_CHECK(c.len == 0, "Attention: prefill needs a fresh state, this one holds ", c.len,
               " tokens");
-  forward(x, y, B, L);
+  run(x, y, B, L, false);
   reserve_cache(c, heads_, dh_, L);
   const int64_t d3 = 3 * d_;
-  const float* qkv = qkv_.data();  // k already rotated by forward
+  const float* qkv = qkv_.data();  // k already rotated by run()
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < heads_; ++h) {
       float* kc = c.k.data() + (static_cast<int64_t>(b) * heads_ + h) * c.capacity * dh_;
@@ -217,6 +249,7 @@ void Attention::step(const float* x, float* y, MixerState& state) {
     for (int j = 0; j < n; ++j) {
       const float* kj = kc + static_cast<int64_t>(j) * dh_;
       float acc = 0;
+#pragma omp simd reduction(+ : acc)
       for (int i = 0; i < dh_; ++i) acc += q[i] * kj[i];
       s[j] = acc * scale_;
     }

@@ -32,7 +32,8 @@ class Attention : public Mixer {
   void init(Rng& rng, int n_layer) override;
 
   std::unique_ptr<MixerState> new_state(int B) const override;
-  // One batched forward over the prompt; fills the cache of a fresh state.
+  // One batched forward over the prompt (no backward state, O(threads * L) score memory);
+  // fills the cache of a fresh state.
   void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
   void step(const float* x, float* y, MixerState& state) override;
 
@@ -53,12 +54,18 @@ class Attention : public Mixer {
   void rotate(float* v, const float* c, const float* s, bool inverse) const;
   // Applies rotary (or its transpose) to q and k of every row of a (B*L, 3d) buffer.
   void rotate_qk(float* qkv, int B, int L, bool inverse);
+  bool parallel_worthwhile(int B, int L) const;
+  // The forward pass; keep = training (saves what backward needs).
+  void run(const float* x, float* y, int B, int L, bool keep);
+
+  // Query rows per causal block (small enough to skip most masked work, big enough for GEMM).
+  static constexpr int kRowBlock = 32;
 
   int d_, heads_, dh_, rot_;
   float scale_;
   std::vector<double> inv_freq_;
   int B_ = 0, L_ = 0;
-  Buffer x_, qkv_, probs_, ctx_, dctx_, dqkv_, dprobs_, rot_table_;
+  Buffer x_, qkv_, probs_, ctx_, dctx_, dqkv_, block_, rot_table_;
   Buffer step_qkv_, step_ctx_, step_scores_, step_rot_;
 };
 

@@ -1,0 +1,68 @@
+// Text corpora: documents read from a text file, a folder of .txt files, or the Brown corpus
+// (scripts/get_brown.sh), split by document into train / validation / test, and tokenised
+// into token caches.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data/token_cache.h"
+#include "data/tokenizer.h"
+
+namespace hippo {
+
+struct Document {
+  std::string name;  // stable identifier; decides the split
+  std::string text;
+};
+
+struct Corpus {
+  std::vector<Document> docs;  // sorted by name
+};
+
+enum class Split { Train, Validation, Test };
+const char* split_name(Split s);  // "train", "validation", "test"
+Split parse_split(const std::string& name);  // throws hippo::Error for other names
+
+// Which split a document belongs to: a hash of its name, ~90% train, 5% validation, 5% test.
+// Depends on nothing but the name, so it is stable across runs, machines and corpus changes.
+Split split_of(std::string_view doc_name);
+
+// The files a corpus path stands for, sorted: a Brown folder (one holding CONTENTS and the
+// files c[a-r][0-9][0-9]) gives its 500 tagged files; another folder its *.txt files
+// (recursively); a file itself. Throws hippo::Error when the path does not exist or has no
+// text files.
+std::vector<std::string> corpus_files(const std::string& path);
+bool is_brown_folder(const std::string& path);
+
+// Fingerprint of the corpus from its files' names, sizes and modification times (no reading).
+struct SourceStamp {
+  uint64_t hash = 0;
+  uint64_t bytes = 0;
+};
+SourceStamp corpus_stamp(const std::string& path);
+
+// Reads the documents. Brown: one document per file, tags stripped. Folder: one document per
+// .txt file, named by its path relative to the folder. Single file: split into documents at
+// each "<|endoftext|>", and text longer than 64 KiB between markers into ~64 KiB pieces at
+// line breaks, named "<file name>#<index>", so that even one file yields all three splits.
+Corpus load_corpus(const std::string& path);
+
+// Brown corpus form C ("\tThe/at jury/nn said/vbd ./.") to plain text: tags removed, one
+// sentence per line, `` and '' as ", no space before closing punctuation or after opening.
+std::string strip_brown_tags(std::string_view tagged);
+
+// The tokens of one split: each document's tokens followed by the tokenizer's eot id.
+std::vector<int32_t> tokenize_split(const Corpus& corpus, Split split, const Tokenizer& tok);
+
+// Where split_tokens keeps a cache by default: <cache_dir>/<corpus name>.<split>.<tokenizer>.tok
+std::string default_cache_path(const std::string& cache_dir, const std::string& corpus_path,
+                               Split split, const Tokenizer& tok);
+
+// The tokens of one split from the cache at cache_path, building the cache first if it is
+// missing, stale (corpus files or tokenizer changed) or corrupt.
+TokenCache split_tokens(const std::string& corpus_path, Split split, const Tokenizer& tok,
+                        const std::string& cache_path, std::string* rebuilt_because = nullptr);
+
+}  // namespace hippo

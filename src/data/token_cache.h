@@ -1,0 +1,80 @@
+// Token caches: a corpus split tokenised once into a binary file, then memory-mapped.
+//
+// File layout (little-endian):
+//   0  char[8] "HIPPOTOK"        24  u64 source_hash       56  u64 header_hash (FNV-1a of
+//   8  u32 version (1)           32  u64 source_bytes          bytes 0..55 and the id string)
+//   12 u32 width (2 or 4)        40  u64 token_count       64  tokenizer id (id_len bytes),
+//   16 u32 vocab_size            48  u64 payload_hash          zero-padded to a multiple of 64
+//   20 u32 id_len                                          then token_count ids of `width` bytes
+// A file is "corrupt" when any of that does not hold (bad magic or version, a header or payload
+// hash mismatch, a size other than header + token_count * width) and "stale" when it is sound
+// but was built from another source or tokenizer; either way load_or_build rebuilds it.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace hippo {
+
+// What a cache was built from.
+struct TokenCacheKey {
+  std::string tokenizer_id;   // Tokenizer::id()
+  uint64_t source_hash = 0;   // fingerprint of the source (e.g. corpus_stamp)
+  uint64_t source_bytes = 0;  // size of the source
+
+  bool operator==(const TokenCacheKey&) const = default;
+};
+
+// A read-only, memory-mapped cache file. Movable, not copyable.
+class TokenCache {
+ public:
+  // Maps and validates path. Returns nullopt, with the reason in *why ("missing", "corrupt:
+  // ...", "stale: ..."), when the file cannot be used for key.
+  static std::optional<TokenCache> open(const std::string& path, const TokenCacheKey& key,
+                                        std::string* why = nullptr);
+
+  TokenCache(TokenCache&& o) noexcept;
+  TokenCache& operator=(TokenCache&& o) noexcept;
+  TokenCache(const TokenCache&) = delete;
+  TokenCache& operator=(const TokenCache&) = delete;
+  ~TokenCache();
+
+  size_t size() const { return count_; }
+  int width() const { return width_; }  // bytes per stored id: 2 or 4
+  int32_t vocab_size() const { return vocab_size_; }
+  int32_t operator[](size_t i) const {
+    return width_ == 2 ? static_cast<const uint16_t*>(data_)[i]
+                       : static_cast<int32_t>(static_cast<const uint32_t*>(data_)[i]);
+  }
+  // Copies ids [begin, begin + n) to out; throws hippo::Error when out of range.
+  void read(size_t begin, size_t n, int32_t* out) const;
+  std::vector<int32_t> to_vector() const;
+
+ private:
+  TokenCache() = default;
+  void release();
+
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  const void* data_ = nullptr;
+  size_t count_ = 0;
+  int width_ = 0;
+  int32_t vocab_size_ = 0;
+};
+
+// Writes a cache atomically (temporary file, fsync, rename). Ids are stored as uint16 when
+// vocab_size <= 65536, else uint32; throws hippo::Error for an id outside [0, vocab_size).
+void write_token_cache(const std::string& path, const TokenCacheKey& key, int32_t vocab_size,
+                       std::span<const int32_t> tokens);
+
+// Opens path if it is a sound cache for key; otherwise calls make(), writes the result and
+// opens that. *rebuilt_because (if given) is set to why it rebuilt, or cleared.
+TokenCache load_or_build_token_cache(const std::string& path, const TokenCacheKey& key,
+                                     int32_t vocab_size,
+                                     const std::function<std::vector<int32_t>()>& make,
+                                     std::string* rebuilt_because = nullptr);
+
+}  // namespace hippo
