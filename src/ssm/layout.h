@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/parallel_work.h"
+
 namespace hippo {
 
 // x (B, L, d) -> xt (B, d, L).
 inline void to_channel_major(const float* x, float* xt, int B, int L, int d) {
   constexpr int T = 32;  // tile so both sides stay in cache
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * L * d))
   for (int b = 0; b < B; ++b)
     for (int l0 = 0; l0 < L; l0 += T) {
       const float* xb = x + static_cast<int64_t>(b) * L * d;
@@ -27,7 +29,7 @@ inline void to_channel_major(const float* x, float* xt, int B, int L, int d) {
 // xt (B, d, L) -> x (B, L, d).
 inline void to_channels_last(const float* xt, float* x, int B, int L, int d) {
   constexpr int T = 32;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * L * d))
   for (int b = 0; b < B; ++b)
     for (int c0 = 0; c0 < d; c0 += T) {
       const float* tb = xt + static_cast<int64_t>(b) * L * d;

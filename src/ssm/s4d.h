@@ -81,6 +81,7 @@ class S4DKernel : public Module {
   std::vector<double> dt_;           // (H)
   std::vector<cd> A_, Bc_, dA_, dB_, C_;  // (H, M)
   std::vector<cf> dAf_, dBf_, Cf_;
+  std::vector<double> work_;  // (H, 8, M): per-channel scratch of kernel() and kernel_backward()
 };
 
 }  // namespace hippo
