@@ -292,6 +292,12 @@ TEST(S4D, PromptStateThenStepEqualsConvolution) {
       want.push_back(y[h * L + t]);
     }
     EXPECT_LE(rel_err(got, want), 1e-5);
+    // Advancing over the rest from the prompt state ends where the whole sequence ends.
+    std::vector<std::complex<float>> xa(k.M()), xw(k.M());
+    k.prompt_state(h, u.data() + h * L, P, xa.data());
+    k.advance_state(h, u.data() + h * L + P, L - P, xa.data());
+    k.prompt_state(h, u.data() + h * L, L, xw.data());
+    for (int m = 0; m < k.M(); ++m) EXPECT_LE(std::abs(xa[m] - xw[m]), 1e-5 * (1 + std::abs(xw[m])));
   }
 }
 

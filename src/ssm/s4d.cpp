@@ -204,10 +204,16 @@ void S4DKernel::kernel_backward(const float* dK, int L) {
 }
 
 void S4DKernel::prompt_state(int h, const float* u, int L, cf* x) const {
+  for (int n = 0; n < M_; ++n) x[n] = 0.0f;
+  advance_state(h, u, L, x);
+}
+
+void S4DKernel::advance_state(int h, const float* u, int L, cf* x) const {
+  // Horner form of the sum: the recurrence itself, in double.
   for (int n = 0; n < M_; ++n) {
     const size_t i = static_cast<size_t>(h) * M_ + n;
     const cd a = dA_[i], b = dB_[i];
-    cd s = 0.0;
+    cd s(x[n]);
     for (int l = 0; l < L; ++l) s = a * s + b * static_cast<double>(u[l]);
     x[n] = cf(s);
   }

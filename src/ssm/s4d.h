@@ -67,6 +67,8 @@ class S4DKernel : public Module {
   // State of channel h after the prompt u[0..L) from the zero state (relies on discretize()):
   // x = sum_l dA^(L-1-l) dB u_l, accumulated in double. x: M complex values (overwritten).
   void prompt_state(int h, const float* u, int L, cf* x) const;
+  // The same from the state x already held (spec §1, §7): x <- dA^L x + sum_l dA^(L-1-l) dB u_l.
+  void advance_state(int h, const float* u, int L, cf* x) const;
 
   int H() const { return H_; }
   int M() const { return M_; }
