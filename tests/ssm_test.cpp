@@ -431,6 +431,7 @@ TEST(H3Layer, ParamNamesKindsAndInit) {
   EXPECT_EQ(b.size(), 8u + 3u);
   EXPECT_THROW(H3(8, 4, 3), Error);
   EXPECT_THROW(H3(8, 5, 1), Error);
+  EXPECT_NO_THROW(H3(8, 5, 1, true, false));  // odd N is fine for the shift SSM alone
 }
 
 TEST(S4DMixerLayer, Gradients) {

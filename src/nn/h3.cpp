@@ -21,8 +21,9 @@ H3::H3(int d, int d_state, int head_dim, bool use_shift, bool use_diag, Discreti
   HIPPO_CHECK(d >= 1, "H3: d=", d, " must be >= 1");
   HIPPO_CHECK(head_dim >= 1 && d % head_dim == 0, "H3: head_dim=", head_dim,
               " must be >= 1 and divide d=", d);
-  HIPPO_CHECK(d_state >= 2 && d_state % 2 == 0, "H3: d_state=", d_state,
-              " must be even and >= 2");
+  HIPPO_CHECK(d_state >= 1, "H3: d_state=", d_state, " must be >= 1");
+  HIPPO_CHECK(!use_diag || d_state % 2 == 0, "H3: d_state=", d_state,
+              " must be even (the diagonal SSM has d_state/2 complex modes)");
   if (use_shift) {
     shift_ = std::make_unique<ShiftKernel>(d, d_state);
     ssm_k_D = make_param({d}, ParamKind::NoDecay);
