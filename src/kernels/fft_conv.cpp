@@ -9,6 +9,7 @@
 
 #include "core/buffer.h"
 #include "core/error.h"
+#include "kernels/parallel_work.h"
 
 namespace hippo {
 
@@ -84,7 +85,7 @@ void fft_causal_conv(const float* u, const float* K, float* y, int B, int H, int
   const int n = fft_conv_size(L), m = n / 2 + 1;
   const Plans p = plans_for(n);
   const float scale = 1.0f / static_cast<float>(n);
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (worth_parallel(int64_t{B} * H * n))
   for (int h = 0; h < H; ++h) {
     Scratch& s = tls;
     float* real = s.r(n);
@@ -110,7 +111,7 @@ void fft_causal_conv_backward(const float* u, const float* K, const float* dy, f
   const Plans p = plans_for(n);
   const float scale = 1.0f / static_cast<float>(n);
   // Correlations: with n >= 2L the wrapped negative lags land in K's zero padding.
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (worth_parallel(int64_t{B} * H * n))
   for (int h = 0; h < H; ++h) {
     Scratch& s = tls;
     float* real = s.r(n);

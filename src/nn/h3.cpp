@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/causal_conv_direct.h"
 #include "kernels/fft_conv.h"
+#include "kernels/parallel_work.h"
 #include "ssm/layout.h"
 
 namespace hippo {
@@ -20,8 +21,9 @@ H3::H3(int d, int d_state, int head_dim, bool use_shift, bool use_diag, Discreti
   HIPPO_CHECK(d >= 1, "H3: d=", d, " must be >= 1");
   HIPPO_CHECK(head_dim >= 1 && d % head_dim == 0, "H3: head_dim=", head_dim,
               " must be >= 1 and divide d=", d);
-  HIPPO_CHECK(d_state >= 2 && d_state % 2 == 0, "H3: d_state=", d_state,
-              " must be even and >= 2");
+  HIPPO_CHECK(d_state >= 1, "H3: d_state=", d_state, " must be >= 1");
+  HIPPO_CHECK(!use_diag || d_state % 2 == 0, "H3: d_state=", d_state,
+              " must be even (the diagonal SSM has d_state/2 complex modes)");
   if (use_shift) {
     shift_ = std::make_unique<ShiftKernel>(d, d_state);
     ssm_k_D = make_param({d}, ParamKind::NoDecay);
@@ -92,7 +94,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
     float* out = ks_.get(sz(n));
     causal_conv_direct(kT, Ks, out, B, d, L, N);
     const float* Dk = ssm_k_D.value.data();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(n))
     for (int b = 0; b < B; ++b)
       for (int c = 0; c < d; ++c) {
         const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
@@ -103,7 +105,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
 
   // kv[b,i,j,h] = k'[b,h*p+i] * v[b,h*p+j].
   float* kv = kv_.get(sz(nkv));
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
       for (int i = 0; i < p; ++i)
@@ -122,7 +124,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
     float* out = zD_.get(sz(nkv));
     fft_causal_conv(kv, Kd, out, B * p * p, H, L);
     const float* Dh = D.value.data();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
     for (int g = 0; g < B * p * p; ++g)
       for (int h = 0; h < H; ++h) {
         const int64_t off = (static_cast<int64_t>(g) * H + h) * L;
@@ -133,7 +135,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
 
   // y[b,h*p+j] = sum_i q[b,h*p+i] * zD[b,i,j,h].
   float* yT = yT_.get(sz(n));
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
       for (int j = 0; j < p; ++j) {
@@ -172,7 +174,7 @@ void H3::backward(const float* dy, float* dx) {
   // dq[h*p+i] = sum_j dy[h*p+j] zD[i,j,h];  dzD[i,j,h] = q[h*p+i] dy[h*p+j].
   float* dq = dk_.get(sz(n));
   float* dzD = dzD_.get(sz(nkv));
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
       for (int i = 0; i < p; ++i) {
@@ -202,7 +204,7 @@ void H3::backward(const float* dy, float* dx) {
     fft_causal_conv_backward(kv, Kd_.data(), dzD, out, dKd, B * p * p, H, L);
     const float* Dh = D.value.data();
     float* gD = D.grad.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(nkv))
     for (int h = 0; h < H; ++h) {
       double acc = 0.0;
       for (int g = 0; g < B * p * p; ++g) {
@@ -221,7 +223,7 @@ void H3::backward(const float* dy, float* dx) {
   // dk'[h*p+i] = sum_j dkv[i,j,h] v[h*p+j];  dv[h*p+j] = sum_i dkv[i,j,h] k'[h*p+i].
   float* dks = dks_.get(sz(n));
   float* dv = dyT;  // dyT is no longer needed
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h) {
       for (int c = h * p; c < (h + 1) * p; ++c) {
@@ -254,7 +256,7 @@ void H3::backward(const float* dy, float* dx) {
     causal_conv_direct_backward(kT, Ks_.data(), dks, out, dKs, B, d, L, N);
     const float* Dk = ssm_k_D.value.data();
     float* gD = ssm_k_D.grad.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n))
     for (int c = 0; c < d; ++c) {
       double acc = 0.0;
       for (int b = 0; b < B; ++b) {
@@ -302,7 +304,7 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state) {
   const int d = d_, p = p_, H = H_, N = N_;
   if (shift_) {
     const float* kT = kT_.data();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * L * N))
     for (int b = 0; b < B; ++b)
       for (int c = 0; c < d; ++c)
         shift_->prompt_state(c, kT + (static_cast<int64_t>(b) * d + c) * L, L,
@@ -311,7 +313,7 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state) {
   if (diag_) {
     const float* kv = kv_.data();
     const int M = diag_->M();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * p * L * diag_->M()))
     for (int g = 0; g < B * p * p; ++g)
       for (int h = 0; h < H; ++h) {
         const int64_t idx = static_cast<int64_t>(g) * H + h;
@@ -333,7 +335,7 @@ void H3::step(const float* x, float* y, MixerState& state) {
   v_proj.forward(x, v, B);
   if (shift_) {
     const float* Dk = ssm_k_D.value.data();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * N))
     for (int b = 0; b < B; ++b)
       for (int c = 0; c < d; ++c) {
         const int64_t i = static_cast<int64_t>(b) * d + c;
@@ -341,7 +343,7 @@ void H3::step(const float* x, float* y, MixerState& state) {
       }
   }
   const int M = diag_ ? diag_->M() : 0;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * p * (M + 1) * 8))
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
       for (int j = 0; j < p; ++j) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/parallel_work.h"
 #include "kernels/fft_conv.h"
 #include "ssm/layout.h"
 
@@ -64,7 +65,7 @@ void S4DMixer::forward(const float* x, float* y, int B, int L) {
   fft_causal_conv(uT, K, zT, B, d, L);
   const float* Dv = D.value.data();
   float* tmp = tmp_.get(sz(n));
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(n))
   for (int b = 0; b < B; ++b)
     for (int c = 0; c < d; ++c) {
       const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
@@ -88,7 +89,7 @@ void S4DMixer::backward(const float* dy, float* dx) {
   to_channel_major(tmp, dz, B, L, d);
   const float* zT = zT_.data();
   const float* uT = uT_.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) dz[i] *= gelu_grad(zT[i]);
   float* du = du_.get(sz(n));
   float* dK = dK_.get(sz(static_cast<int64_t>(d) * L));
@@ -96,7 +97,7 @@ void S4DMixer::backward(const float* dy, float* dx) {
   fft_causal_conv_backward(uT, K_.data(), dz, du, dK, B, d, L);
   const float* Dv = D.value.data();
   float* gD = D.grad.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n))
   for (int c = 0; c < d; ++c) {
     double acc = 0.0;
     for (int b = 0; b < B; ++b) {
@@ -129,7 +130,7 @@ void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state
   if (L == 0) return;
   const int d = d_, M = kernel_->M();
   const float* uT = uT_.data();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * L * M))
   for (int b = 0; b < B; ++b)
     for (int c = 0; c < d; ++c) {
       const int64_t idx = static_cast<int64_t>(b) * d + c;
@@ -142,7 +143,7 @@ void S4DMixer::step(const float* x, float* y, MixerState& state) {
   const int B = st.B, d = d_, M = kernel_->M();
   float* g = sz_.get(sz(static_cast<int64_t>(B) * d));
   const float* Dv = D.value.data();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * M * 8))
   for (int b = 0; b < B; ++b)
     for (int c = 0; c < d; ++c) {
       const int64_t idx = static_cast<int64_t>(b) * d + c;

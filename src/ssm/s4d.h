@@ -67,6 +67,8 @@ class S4DKernel : public Module {
   // State of channel h after the prompt u[0..L) from the zero state (relies on discretize()):
   // x = sum_l dA^(L-1-l) dB u_l, accumulated in double. x: M complex values (overwritten).
   void prompt_state(int h, const float* u, int L, cf* x) const;
+  // The same from the state x already held (spec §1, §7): x <- dA^L x + sum_l dA^(L-1-l) dB u_l.
+  void advance_state(int h, const float* u, int L, cf* x) const;
 
   int H() const { return H_; }
   int M() const { return M_; }
@@ -81,6 +83,7 @@ class S4DKernel : public Module {
   std::vector<double> dt_;           // (H)
   std::vector<cd> A_, Bc_, dA_, dB_, C_;  // (H, M)
   std::vector<cf> dAf_, dBf_, Cf_;
+  std::vector<double> work_;  // (H, 8, M): per-channel scratch of kernel() and kernel_backward()
 };
 
 }  // namespace hippo

@@ -3,12 +3,18 @@ float64 PyTorch: S4D kernel by its formula, shift kernel, causal convolution via
 H3 (head_dim 1 and 2, both ablations) and the S4D mixer; y, dx and every parameter gradient
 at relative max-norm 1e-4, and the recurrent outputs against the whole-sequence reference."""
 import math
+import os
 
-import torch
+# The cases are tiny: one thread avoids OpenMP fork/join costs that dominate on a loaded
+# machine (hippo_ref inherits this). The threaded paths are covered by tests/ssm_test.cpp.
+os.environ["OMP_NUM_THREADS"] = "1"
 
-from refcommon import RefTestCase, main, run_case
+import torch  # noqa: E402
+
+from refcommon import RefTestCase, main, run_case  # noqa: E402
 
 torch.manual_seed(0)
+torch.set_num_threads(1)
 
 
 def f32(t):
