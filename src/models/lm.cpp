@@ -16,19 +16,18 @@ namespace hippo {
 std::unique_ptr<Mixer> make_mixer(MixerKind kind, const ModelConfig& cfg) {
   const Discretization disc =
       cfg.discretization == "zoh" ? Discretization::ZOH : Discretization::Bilinear;
-  switch (kind) {
-    case MixerKind::Attention:
-      return std::make_unique<Attention>(cfg.d_model, cfg.attn_heads, cfg.rotary_dim);
-    case MixerKind::S4D:
-      return std::make_unique<S4DMixer>(cfg.d_model, cfg.d_state, disc);
-    case MixerKind::H3:
-      return std::make_unique<H3>(cfg.d_model, cfg.d_state, cfg.head_dim, true, true, disc);
-    case MixerKind::H3NoShift:
-      return std::make_unique<H3>(cfg.d_model, cfg.d_state, cfg.head_dim, false, true, disc);
-    case MixerKind::H3NoDiag:
-      return std::make_unique<H3>(cfg.d_model, cfg.d_state, cfg.head_dim, true, false, disc);
+  const S4DInit init = cfg.ssm_init == "inv" ? S4DInit::Inv : S4DInit::Lin;
+  if (kind == MixerKind::Attention)
+    return std::make_unique<Attention>(cfg.d_model, cfg.attn_heads, cfg.rotary_dim);
+  if (kind == MixerKind::S4D) {
+    auto m = std::make_unique<S4DMixer>(cfg.d_model, cfg.d_state, disc);
+    m->ssm_init = init;
+    return m;
   }
-  fail("unknown mixer kind");
+  auto m = std::make_unique<H3>(cfg.d_model, cfg.d_state, cfg.head_dim,
+                                kind != MixerKind::H3NoShift, kind != MixerKind::H3NoDiag, disc);
+  m->ssm_init = init;
+  return m;
 }
 
 Block::Block(const ModelConfig& cfg, MixerKind kind)

@@ -60,7 +60,7 @@ void H3::init(Rng& rng, int n_layer) {
     for (int c = 0; c < d_; ++c) ssm_k_D.value[c] = static_cast<float>(rng.normal());
   }
   if (diag_) {
-    diag_->init(rng, S4DInit::Lin);
+    diag_->init(rng, ssm_init);
     for (int h = 0; h < H_; ++h) D.value[h] = static_cast<float>(rng.normal());
   }
 }

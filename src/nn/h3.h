@@ -26,6 +26,9 @@ struct H3State : MixerState {
 
 class H3 : public Mixer {
  public:
+  // Initialisation of the diagonal SSM's A used by init() (spec §1: S4D-Lin or S4D-Inv).
+  S4DInit ssm_init = S4DInit::Lin;
+
   H3(int d, int d_state = 64, int head_dim = 1, bool use_shift = true, bool use_diag = true,
      Discretization disc = Discretization::Bilinear);
 

@@ -20,6 +20,9 @@ struct S4DState : MixerState {
 
 class S4DMixer : public Mixer {
  public:
+  // Initialisation of the diagonal SSM's A used by init() (spec §1: S4D-Lin or S4D-Inv).
+  S4DInit ssm_init = S4DInit::Lin;
+
   S4DMixer(int d, int d_state = 64, Discretization disc = Discretization::Bilinear);
 
   void collect_params(const std::string& prefix, ParamList& out) override;
