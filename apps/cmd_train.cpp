@@ -93,6 +93,7 @@ int train_text(TrainCli& o) {
   std::fprintf(stderr, "corpus %s, tokenizer %s: %zu train / %zu validation / %zu test tokens\n",
                path.c_str(), tok->id().c_str(), train_toks.size(), val_toks.size(), test_toks.size());
   LanguageModel model = make_model(o, tok->vocab_size(), false);
+  o.t.metadata["tokenizer"] = o.tokenizer;
   const std::vector<int32_t> bytes = token_byte_lengths(*tok);
   const int B = o.batch_size, L = o.seq_len, accum = o.t.grad_accum;
   TrainResult r = train(
