@@ -73,42 +73,87 @@ void flashconv_ssm_fwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
   }
   if (L <= T) return;
 
-  // 2. The state carried across chunk boundaries.
+  // 2. The state carried across chunk boundaries, per (batch, channel), in double precision.
+  //    Both state terms are evaluated in blocks of 16 steps so that no loop carries a serial
+  //    dependency from one step to the next: with j = 16a + r,
+  //      dA^(j+1) x~ = (dA^(16a+1) x~) dA^r                 (contribution to y_c[j])
+  //      sum_k dA^(Tc-1-k) u[k] = Horner over blocks of Q(a) = sum_r dA^(15-r) u[16a + r]
+  //    (state update), with the powers dA^r, r < 16, and dA^16 computed once per channel.
 #pragma omp parallel for schedule(dynamic, 1)
   for (int bh = 0; bh < B * H; ++bh) {
     const int h = bh % H;
     const float* ur = u + static_cast<size_t>(bh) * L;
     float* yr = y + static_cast<size_t>(bh) * L;
-    std::vector<double> ar(M), ai(M), cr(M), ci(M), xr(M, 0.0), xi(M, 0.0), pr(M), pi(M);
+    // Modes padded with zeros to a multiple of 8 (whole vectors).
+    const int Mp = (M + 7) / 8 * 8;
+    constexpr int R = 16;
+    std::vector<double> ar(Mp, 0.0), ai(Mp, 0.0), cr(Mp, 0.0), ci(Mp, 0.0), xr(Mp, 0.0),
+        xi(Mp, 0.0), vr(Mp), vi(Mp), qr(Mp), qi(Mp), a16r(Mp), a16i(Mp);
+    std::vector<double> Pr(R * Mp), Pi(R * Mp);    // [r][n] = dA_n^r
+    std::vector<double> Ptr(Mp * R), Pti(Mp * R);  // [n][r] = dA_n^r
     for (int n = 0; n < M; ++n) {
       size_t i = static_cast<size_t>(h) * M + n;
       ar[n] = ssm.dA_re[i], ai[n] = ssm.dA_im[i], cr[n] = ssm.CB_re[i], ci[n] = ssm.CB_im[i];
     }
+    for (int n = 0; n < Mp; ++n) {
+      double pr = 1, pi = 0;
+      for (int r = 0; r < R; ++r) {
+        Pr[r * Mp + n] = Ptr[n * R + r] = pr;
+        Pi[r * Mp + n] = Pti[n * R + r] = pi;
+        double t = pr * ar[n] - pi * ai[n];
+        pi = pr * ai[n] + pi * ar[n];
+        pr = t;
+      }
+      a16r[n] = pr, a16i[n] = pi;  // dA^16
+    }
     for (int t0 = 0; t0 < L; t0 += T) {
       const int Tc = std::min(T, L - t0);
-      if (t0 > 0) {  // contribution of the incoming state: p = dA^(j+1) x~
-        for (int n = 0; n < M; ++n) {
-          pr[n] = xr[n] * ar[n] - xi[n] * ai[n];
-          pi[n] = xr[n] * ai[n] + xi[n] * ar[n];
+      if (t0 > 0) {  // contribution of the incoming state
+        for (int n = 0; n < Mp; ++n) {  // v = dA x~
+          vr[n] = xr[n] * ar[n] - xi[n] * ai[n];
+          vi[n] = xr[n] * ai[n] + xi[n] * ar[n];
         }
-        for (int j = 0; j < Tc; ++j) {
-          double acc = 0;
-          for (int n = 0; n < M; ++n) {
-            acc += pr[n];
-            double r = pr[n] * ar[n] - pi[n] * ai[n];
-            pi[n] = pr[n] * ai[n] + pi[n] * ar[n];
-            pr[n] = r;
+        for (int j0 = 0; j0 < Tc; j0 += R) {
+          double acc[4][R] = {};  // four independent sums: no long FMA latency chain
+          for (int n = 0; n < Mp; n += 4)
+            for (int g = 0; g < 4; ++g)
+              for (int r = 0; r < R; ++r)
+                acc[g][r] += vr[n + g] * Ptr[(n + g) * R + r] - vi[n + g] * Pti[(n + g) * R + r];
+          const int rn = std::min(R, Tc - j0);
+          for (int r = 0; r < rn; ++r) {
+            double sum = (acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r]);
+            yr[t0 + j0 + r] = static_cast<float>(yr[t0 + j0 + r] + 2.0 * sum);
           }
-          yr[t0 + j] = static_cast<float>(yr[t0 + j] + 2.0 * acc);
+          for (int n = 0; n < Mp; ++n) {  // v *= dA^16
+            double t = vr[n] * a16r[n] - vi[n] * a16i[n];
+            vi[n] = vr[n] * a16i[n] + vi[n] * a16r[n];
+            vr[n] = t;
+          }
         }
       }
-      if (t0 + Tc < L) {  // x~ <- dA x~ + CB u, step by step (Horner)
-        for (int k = 0; k < Tc; ++k) {
-          double uk = ur[t0 + k];
-          for (int n = 0; n < M; ++n) {
-            double r = xr[n] * ar[n] - xi[n] * ai[n] + cr[n] * uk;
+      if (t0 + Tc < L) {  // x~ <- dA^Tc x~ + CB sum_k dA^(Tc-1-k) u[k]
+        const int full = Tc / R * R;
+        for (int k0 = 0; k0 < full; k0 += R) {
+          std::fill(qr.begin(), qr.end(), 0.0);
+          std::fill(qi.begin(), qi.end(), 0.0);
+          for (int r = 0; r < R; ++r) {
+            const double uk = ur[t0 + k0 + r];
+            const double* pr = &Pr[(R - 1 - r) * Mp];
+            const double* pi = &Pi[(R - 1 - r) * Mp];
+            for (int n = 0; n < Mp; ++n) qr[n] += pr[n] * uk, qi[n] += pi[n] * uk;
+          }
+          for (int n = 0; n < Mp; ++n) {  // x~ = dA^16 x~ + CB Q
+            double t = xr[n] * a16r[n] - xi[n] * a16i[n] + cr[n] * qr[n] - ci[n] * qi[n];
+            xi[n] = xr[n] * a16i[n] + xi[n] * a16r[n] + cr[n] * qi[n] + ci[n] * qr[n];
+            xr[n] = t;
+          }
+        }
+        for (int k = full; k < Tc; ++k) {
+          const double uk = ur[t0 + k];
+          for (int n = 0; n < Mp; ++n) {
+            double t = xr[n] * ar[n] - xi[n] * ai[n] + cr[n] * uk;
             xi[n] = xr[n] * ai[n] + xi[n] * ar[n] + ci[n] * uk;
-            xr[n] = r;
+            xr[n] = t;
           }
         }
       }
