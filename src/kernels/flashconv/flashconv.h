@@ -69,4 +69,21 @@ void diag_ssm_kernel(const DiagSsmDiscrete& ssm, int H, int L, float* K);
 void flashconv_ssm_fwd(const float* u, const DiagSsmDiscrete& ssm, const float* D, float* y, int B,
                        int H, int L, int T);
 
+// Gradients of flashconv_ssm_fwd's output w.r.t. the discretised SSM (real gradients of the
+// re/im parts), accumulated (+=); any pointer may be nullptr.
+struct DiagSsmDiscreteGrad {
+  float* dA_re = nullptr;
+  float* dA_im = nullptr;
+  float* CB_re = nullptr;
+  float* CB_im = nullptr;
+};
+
+// Backward of flashconv_ssm_fwd: du overwritten (chunked like the forward, run backwards in
+// time); dD (H) and grad accumulated (+=), from an O(L M) scan of the SSM state and its
+// derivative in double precision, so no length-L kernel gradient is ever formed. dD may be
+// nullptr.
+void flashconv_ssm_bwd(const float* u, const DiagSsmDiscrete& ssm, const float* D, const float* dy,
+                       float* du, float* dD, const DiagSsmDiscreteGrad& grad, int B, int H, int L,
+                       int T);
+
 }  // namespace hippo

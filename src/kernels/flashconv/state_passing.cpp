@@ -162,3 +162,81 @@ void flashconv_ssm_fwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
 }
 
 }  // namespace hippo
+
+namespace hippo {
+
+// du[s] = sum_{t>=s} K[t-s] dy[t] + D dy[s] is the causal convolution of the time-reversed dy
+// with the same K, so it reuses the chunked forward on reversed copies. With
+//   x_t = dA x_{t-1} + u_t  and  z_t = d x_t / d dA = dA z_{t-1} + x_{t-1},
+// dK[l] = sum_t dy[t] u[t-l] gives sum_l dK[l] dA^l = sum_t dy[t] x_t =: S and
+// sum_l dK[l] l dA^(l-1) = sum_t dy[t] z_t =: P, so with K[l] = 2 Re(CB dA^l):
+//   dCB = (2 Re S, -2 Im S),  d dA = (2 Re(CB P), -2 Im(CB P)).
+void flashconv_ssm_bwd(const float* u, const DiagSsmDiscrete& ssm, const float* D, const float* dy,
+                       float* du, float* dD, const DiagSsmDiscreteGrad& grad, int B, int H, int L,
+                       int T) {
+  check_ssm(ssm);
+  HIPPO_CHECK(u && dy && du, "flashconv_ssm_bwd: 'u', 'dy' or 'du' is null");
+  HIPPO_CHECK(B >= 1 && H >= 1 && L >= 1, "flashconv_ssm_bwd: shape (B, H, L) = (", B, ", ", H,
+              ", ", L, ") must be positive");
+  HIPPO_CHECK(T >= 1, "flashconv_ssm_bwd: chunk length T = ", T, " must be positive");
+  const size_t n = static_cast<size_t>(B) * H * L;
+  static thread_local Buffer rev_in, rev_out;
+  float* dyr = rev_in.get(n);
+  float* dur = rev_out.get(n);
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < static_cast<int64_t>(B) * H; ++row)
+    for (int t = 0; t < L; ++t) dyr[row * L + t] = dy[row * L + (L - 1 - t)];
+  flashconv_ssm_fwd(dyr, ssm, D, dur, B, H, L, T);
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < static_cast<int64_t>(B) * H; ++row)
+    for (int t = 0; t < L; ++t) du[row * L + t] = dur[row * L + (L - 1 - t)];
+
+  const int M = ssm.M;
+  const bool want_params = grad.dA_re || grad.dA_im || grad.CB_re || grad.CB_im;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int h = 0; h < H; ++h) {
+    if (dD) {
+      double d = 0;
+      for (int b = 0; b < B; ++b) {
+        const size_t row = (static_cast<size_t>(b) * H + h) * L;
+        for (int t = 0; t < L; ++t) d += static_cast<double>(dy[row + t]) * u[row + t];
+      }
+      dD[h] += static_cast<float>(d);
+    }
+    if (!want_params) continue;
+    std::vector<double> ar(M), ai(M), xr(M), xi(M), zr(M), zi(M), Sr(M, 0.0), Si(M, 0.0),
+        Pr(M, 0.0), Pi(M, 0.0);
+    for (int m = 0; m < M; ++m) {
+      size_t i = static_cast<size_t>(h) * M + m;
+      ar[m] = ssm.dA_re[i], ai[m] = ssm.dA_im[i];
+    }
+    for (int b = 0; b < B; ++b) {
+      const size_t row = (static_cast<size_t>(b) * H + h) * L;
+      std::fill(xr.begin(), xr.end(), 0.0), std::fill(xi.begin(), xi.end(), 0.0);
+      std::fill(zr.begin(), zr.end(), 0.0), std::fill(zi.begin(), zi.end(), 0.0);
+      for (int t = 0; t < L; ++t) {
+        const double ut = u[row + t], gt = dy[row + t];
+        for (int m = 0; m < M; ++m) {
+          double nzr = ar[m] * zr[m] - ai[m] * zi[m] + xr[m];  // z_t = dA z_{t-1} + x_{t-1}
+          double nzi = ar[m] * zi[m] + ai[m] * zr[m] + xi[m];
+          double nxr = ar[m] * xr[m] - ai[m] * xi[m] + ut;  // x_t = dA x_{t-1} + u_t
+          double nxi = ar[m] * xi[m] + ai[m] * xr[m];
+          zr[m] = nzr, zi[m] = nzi, xr[m] = nxr, xi[m] = nxi;
+          Sr[m] += gt * nxr, Si[m] += gt * nxi;
+          Pr[m] += gt * nzr, Pi[m] += gt * nzi;
+        }
+      }
+    }
+    for (int m = 0; m < M; ++m) {
+      size_t i = static_cast<size_t>(h) * M + m;
+      double cr = ssm.CB_re[i], ci = ssm.CB_im[i];
+      double cpr = cr * Pr[m] - ci * Pi[m], cpi = cr * Pi[m] + ci * Pr[m];
+      if (grad.CB_re) grad.CB_re[i] += static_cast<float>(2.0 * Sr[m]);
+      if (grad.CB_im) grad.CB_im[i] += static_cast<float>(-2.0 * Si[m]);
+      if (grad.dA_re) grad.dA_re[i] += static_cast<float>(2.0 * cpr);
+      if (grad.dA_im) grad.dA_im[i] += static_cast<float>(-2.0 * cpi);
+    }
+  }
+}
+
+}  // namespace hippo
