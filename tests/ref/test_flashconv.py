@@ -89,18 +89,30 @@ class TestFlashConv(RefTestCase):
             dB = dt / (1 - dt * A / 2)
             C = torch.complex(randn(H, M, g=g), randn(H, M, g=g))
             CB = C * dB
-            dA = torch.complex(f32(dA.real), f32(dA.imag))
-            CB = torch.complex(f32(CB.real), f32(CB.imag))
+            dA = torch.complex(f32(dA.real), f32(dA.imag)).detach()
+            CB = torch.complex(f32(CB.real), f32(CB.imag)).detach()
             D = f32(randn(H, g=g))
             u = f32(randn(B, H, L, g=g))
+            dy = f32(randn(B, H, L, g=g))
+            for t in (dA, CB, D, u):
+                t.requires_grad_(True)
             powers = dA[:, :, None] ** torch.arange(L, dtype=torch.float64)  # (H, M, L)
             K = 2 * (CB[:, :, None] * powers).sum(1).real
             y = fft_conv(u, K, D)
+            y.backward(dy)
             out = run_case("flashconv_ssm", {"T": T},
-                           {"u": u, "dA_re": dA.real, "dA_im": dA.imag, "CB_re": CB.real,
-                            "CB_im": CB.imag, "D": D})
+                           {"u": u.detach(), "dA_re": dA.real.detach(), "dA_im": dA.imag.detach(),
+                            "CB_re": CB.real.detach(), "CB_im": CB.imag.detach(), "D": D.detach(),
+                            "dy": dy})
             print(f"ssm T={T} L={L}")
-            self.assertClose("y", out["y"], y)
+            self.assertClose("y", out["y"], y.detach())
+            self.assertClose("du", out["du"], u.grad)
+            self.assertClose("dD", out["dD"], D.grad)
+            # For a real loss, torch's gradient of a complex leaf is dL/dre + i dL/dim.
+            self.assertClose("d dA.re", out["grad.dA_re"], dA.grad.real)
+            self.assertClose("d dA.im", out["grad.dA_im"], dA.grad.imag)
+            self.assertClose("d CB.re", out["grad.CB_re"], CB.grad.real)
+            self.assertClose("d CB.im", out["grad.CB_im"], CB.grad.imag)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 //   "flashconv"     meta {"op": "conv"|"h3", "isa": "auto"|"scalar"|"avx2"|"avx512"}
 //                   in: u (conv) or q, k, v (h3), K (H, L), D (H), dy; all (B, H, L)
 //                   out: y, du (conv) or dq, dk, dv (h3), dK, dD
-//   "flashconv_ssm" meta {"T": chunk}; in: u, dA_re, dA_im, CB_re, CB_im (H, M), D; out: y
+//   "flashconv_ssm" meta {"T": chunk}; in: u, dA_re, dA_im, CB_re, CB_im (H, M), D, and
+//                   optionally dy; out: y, and with dy: du, dD, grad.{dA,CB}_{re,im}
 #include <string>
 
 #include "kernels/flashconv/flashconv.h"
@@ -60,9 +61,20 @@ void flashconv_ssm_case(const nlohmann::json& meta, const Tensors& in, Tensors& 
       L = static_cast<int>(u.size(2));
   DiagSsmDiscrete ssm{dAr.data(), input(in, "dA_im").data(), input(in, "CB_re").data(),
                       input(in, "CB_im").data(), static_cast<int>(dAr.size(1))};
+  const int T = meta.value("T", 64);
   Tensor y = Tensor::zeros(u.shape());
-  flashconv_ssm_fwd(u.data(), ssm, input(in, "D").data(), y.data(), B, H, L, meta.value("T", 64));
+  flashconv_ssm_fwd(u.data(), ssm, input(in, "D").data(), y.data(), B, H, L, T);
   out["y"] = y;
+  if (in.count("dy")) {
+    Tensor du = Tensor::zeros(u.shape()), dD = Tensor::zeros({H});
+    Tensor gAr = Tensor::zeros(dAr.shape()), gAi = Tensor::zeros(dAr.shape()),
+           gCr = Tensor::zeros(dAr.shape()), gCi = Tensor::zeros(dAr.shape());
+    DiagSsmDiscreteGrad g{gAr.data(), gAi.data(), gCr.data(), gCi.data()};
+    flashconv_ssm_bwd(u.data(), ssm, input(in, "D").data(), input(in, "dy").data(), du.data(),
+                      dD.data(), g, B, H, L, T);
+    out["du"] = du, out["dD"] = dD;
+    out["grad.dA_re"] = gAr, out["grad.dA_im"] = gAi, out["grad.CB_re"] = gCr, out["grad.CB_im"] = gCi;
+  }
 }
 
 }  // namespace
