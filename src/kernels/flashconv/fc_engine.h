@@ -85,8 +85,11 @@ struct FusedOps {
       std::memset(zre + j0 * W, 0, (half - j0) * W * sizeof(float));
       std::memset(zim + j0 * W, 0, (half - j0) * W * sizeof(float));
     }
-    for (int t = main_end; t < L; ++t)
-      for (int c = 0; c < W; ++c) (t % 2 ? zim : zre)[(t / 2) * W + c] = src.at(c, t);
+    for (int t = main_end; t < L; ++t) {
+      float* dst = (t & 1) ? zim : zre;
+      const size_t pos = static_cast<size_t>(t >> 1) * W;
+      for (int c = 0; c < W; ++c) dst[pos + c] = src.at(c, t);
+    }
   }
 
   // The inverse of load for t < L: dst.row(c, t0, vector of W times) / dst.at(c, t, value),
@@ -121,8 +124,11 @@ struct FusedOps {
       for (int c = 0; c < nvalid; ++c)
         for (int t = 0; t < len; t += W) dst.row(c, c0 + t, V::load(stage + c * kStageStride + t));
     }
-    for (int t = main_end; t < L; ++t)
-      for (int c = 0; c < nvalid; ++c) dst.at(c, t, (t % 2 ? zim : zre)[(t / 2) * W + c]);
+    for (int t = main_end; t < L; ++t) {
+      const float* src = (t & 1) ? zim : zre;
+      const size_t pos = static_cast<size_t>(t >> 1) * W;
+      for (int c = 0; c < nvalid; ++c) dst.at(c, t, src[pos + c]);
+    }
   }
 
   // ---- row sources and sinks (the fused elementwise products) ----
