@@ -57,7 +57,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   static const std::set<std::string> known = {
       "vocab_size", "d_model",    "n_layer",      "d_state",  "head_dim",
       "attn_heads", "rotary_dim", "learned_pos",  "max_position", "dropout",
-      "discretization", "ssm_init", "layers", "mixer", "attn_layer_idx"};
+      "discretization", "ssm_init", "layers", "mixer", "attn_layer_idx", "init_std"};
   for (auto& [k, v] : j.items())
     HIPPO_CHECK(known.count(k), source, ": unknown field '", k, "'");
   for (const char* req : {"vocab_size", "d_model", "n_layer"})
@@ -73,6 +73,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   read_field(j, "learned_pos", c.learned_pos, source);
   read_field(j, "max_position", c.max_position, source);
   read_field(j, "dropout", c.dropout, source);
+  read_field(j, "init_std", c.init_std, source);
   read_field(j, "discretization", c.discretization, source);
   read_field(j, "ssm_init", c.ssm_init, source);
   HIPPO_CHECK(c.n_layer > 0 && c.n_layer <= 1024, source, ": field 'n_layer' must be in 1..1024, got ",
@@ -136,6 +137,8 @@ void ModelConfig::validate(const std::string& source) const {
   HIPPO_CHECK(rotary_dim >= 0, source, ": field 'rotary_dim' must be >= 0, got ", rotary_dim);
   HIPPO_CHECK(dropout >= 0.0f && dropout < 1.0f, source, ": field 'dropout' must be in [0, 1), got ",
               dropout);
+  HIPPO_CHECK(init_std > 0.0f && init_std < 10.0f, source, ": field 'init_std' must be in (0, 10), got ",
+              init_std);
   HIPPO_CHECK(discretization == "bilinear" || discretization == "zoh", source,
               ": field 'discretization' must be 'bilinear' or 'zoh', got '", discretization, "'");
   HIPPO_CHECK(ssm_init == "lin" || ssm_init == "inv", source,
@@ -163,7 +166,7 @@ json ModelConfig::to_json() const {
   return {{"vocab_size", vocab_size},   {"d_model", d_model},       {"n_layer", n_layer},
           {"d_state", d_state},         {"head_dim", head_dim},     {"attn_heads", attn_heads},
           {"rotary_dim", rotary_dim},   {"learned_pos", learned_pos},
-          {"max_position", max_position}, {"dropout", dropout},
+          {"max_position", max_position}, {"dropout", dropout}, {"init_std", init_std},
           {"discretization", discretization}, {"ssm_init", ssm_init}, {"layers", layers}};
 }
 

@@ -27,6 +27,7 @@ struct ModelConfig {
   bool learned_pos = false;  // learned absolute positions (Transformer baseline)
   int max_position = 2048;   // size of the learned position table
   float dropout = 0.0f;      // embedding and residual dropout (training only)
+  float init_std = 0.02f;    // std of linear and embedding weights at init (spec §4: 0.02)
   std::string discretization = "bilinear";  // or "zoh"
   std::string ssm_init = "lin";             // S4D-Lin or "inv"
   std::vector<MixerKind> mixers;            // one per layer

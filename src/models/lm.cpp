@@ -59,17 +59,17 @@ void LanguageModel::init(uint64_t seed) {
   Rng rng(seed);
   Rng emb = rng.fork();
   float* w = wte_.value.data();
-  for (int64_t i = 0; i < wte_.value.numel(); ++i) w[i] = static_cast<float>(emb.normal() * 0.02);
+  for (int64_t i = 0; i < wte_.value.numel(); ++i) w[i] = static_cast<float>(emb.normal() * cfg_.init_std);
   if (cfg_.learned_pos) {
     float* p = wpe_.value.data();
-    for (int64_t i = 0; i < wpe_.value.numel(); ++i) p[i] = static_cast<float>(emb.normal() * 0.02);
+    for (int64_t i = 0; i < wpe_.value.numel(); ++i) p[i] = static_cast<float>(emb.normal() * cfg_.init_std);
   }
   for (auto& b : blocks_) {
     Rng layer = rng.fork();
     b->norm1.init();
     b->norm2.init();
-    b->mixer->init(layer, cfg_.n_layer);
-    b->mlp.init(layer, cfg_.n_layer);
+    b->mixer->init(layer, cfg_.n_layer, cfg_.init_std);
+    b->mlp.init(layer, cfg_.n_layer, cfg_.init_std);
   }
   ln_f_.init();
 }

@@ -31,10 +31,10 @@ void Attention::collect_params(const std::string& prefix, ParamList& out) {
   out_proj.collect_params(prefix + "out_proj.", out);
 }
 
-void Attention::init(Rng& rng, int n_layer) {
+void Attention::init(Rng& rng, int n_layer, float std) {
   HIPPO_CHECK(n_layer > 0, "Attention: n_layer must be positive, got ", n_layer);
-  Wqkv.init(rng, 0.02f);
-  out_proj.init(rng, static_cast<float>(0.02 / std::sqrt(2.0 * n_layer)));
+  Wqkv.init(rng, std);
+  out_proj.init(rng, static_cast<float>(std / std::sqrt(2.0 * n_layer)));
 }
 
 void Attention::rotary_angles(int64_t t, float* c, float* s) const {

@@ -29,7 +29,7 @@ class Attention : public Mixer {
   void forward(const float* x, float* y, int B, int L) override;
   void backward(const float* dy, float* dx) override;
   // Wqkv N(0, 0.02), out_proj N(0, 0.02/sqrt(2 n_layer)), biases 0.
-  void init(Rng& rng, int n_layer) override;
+  void init(Rng& rng, int n_layer, float std = 0.02f) override;
 
   std::unique_ptr<MixerState> new_state(int B) const override;
   // One batched forward over the prompt (no backward state, O(threads * L) score memory);

@@ -49,12 +49,12 @@ void H3::collect_params(const std::string& prefix, ParamList& out) {
   }
 }
 
-void H3::init(Rng& rng, int n_layer) {
+void H3::init(Rng& rng, int n_layer, float std) {
   HIPPO_CHECK(n_layer >= 1, "H3::init: n_layer=", n_layer, " must be >= 1");
-  q_proj.init(rng, 0.02f);
-  k_proj.init(rng, 0.02f);
-  v_proj.init(rng, 0.02f);
-  output_linear.init(rng, 0.02f / std::sqrt(2.0f * n_layer));
+  q_proj.init(rng, std);
+  k_proj.init(rng, std);
+  v_proj.init(rng, std);
+  output_linear.init(rng, std / std::sqrt(2.0f * n_layer));
   if (shift_) {
     shift_->init(rng);
     for (int c = 0; c < d_; ++c) ssm_k_D.value[c] = static_cast<float>(rng.normal());

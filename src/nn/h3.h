@@ -37,7 +37,7 @@ class H3 : public Mixer {
   void collect_params(const std::string& prefix, ParamList& out) override;
   void forward(const float* x, float* y, int B, int L) override;
   void backward(const float* dy, float* dx) override;
-  void init(Rng& rng, int n_layer) override;
+  void init(Rng& rng, int n_layer, float std = 0.02f) override;
 
   // new_state also refreshes the cached discretisation so that steps use current params.
   std::unique_ptr<MixerState> new_state(int B) const override;

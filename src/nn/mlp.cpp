@@ -17,10 +17,10 @@ void Mlp::collect_params(const std::string& prefix, ParamList& out) {
   fc2.collect_params(prefix + "fc2.", out);
 }
 
-void Mlp::init(Rng& rng, int n_layer) {
+void Mlp::init(Rng& rng, int n_layer, float std) {
   HIPPO_CHECK(n_layer > 0, "Mlp: n_layer must be positive, got ", n_layer);
-  fc1.init(rng, 0.02f);
-  fc2.init(rng, static_cast<float>(0.02 / std::sqrt(2.0 * n_layer)));
+  fc1.init(rng, std);
+  fc2.init(rng, static_cast<float>(std / std::sqrt(2.0 * n_layer)));
 }
 
 void Mlp::forward(const float* x, float* y, int64_t rows) {

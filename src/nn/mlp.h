@@ -12,7 +12,7 @@ class Mlp : public Module {
   // "fc1.weight" (4d, d), "fc1.bias", "fc2.weight" (d, 4d), "fc2.bias".
   void collect_params(const std::string& prefix, ParamList& out) override;
   // Weights N(0, 0.02), fc2.weight N(0, 0.02/sqrt(2 n_layer)), biases 0.
-  void init(Rng& rng, int n_layer);
+  void init(Rng& rng, int n_layer, float std = 0.02f);
 
   // x, y: (rows, d); y must not alias x. Keeps a copy of x, the pre-activation and the
   // activation for backward.

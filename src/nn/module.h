@@ -51,8 +51,9 @@ class Mixer : public Module {
   virtual void forward(const float* x, float* y, int B, int L) = 0;
   // dy for the last forward; writes dx, adds parameter gradients into Param::grad.
   virtual void backward(const float* dy, float* dx) = 0;
-  // Training-time initialisation (spec §1, §2, §4).
-  virtual void init(Rng& rng, int n_layer) = 0;
+  // Training-time initialisation (spec §1, §2, §4): linears N(0, std), output projections
+  // N(0, std / sqrt(2 n_layer)).
+  virtual void init(Rng& rng, int n_layer, float std = 0.02f) = 0;
 
   // Recurrent mode. A fresh state is the state before position 0.
   virtual std::unique_ptr<MixerState> new_state(int B) const = 0;

@@ -43,11 +43,11 @@ void S4DMixer::collect_params(const std::string& prefix, ParamList& out) {
   output_linear.collect_params(prefix + "output_linear.", out);
 }
 
-void S4DMixer::init(Rng& rng, int n_layer) {
+void S4DMixer::init(Rng& rng, int n_layer, float std) {
   HIPPO_CHECK(n_layer >= 1, "S4DMixer::init: n_layer=", n_layer, " must be >= 1");
   kernel_->init(rng, ssm_init);
   for (int c = 0; c < d_; ++c) D.value[c] = static_cast<float>(rng.normal());
-  output_linear.init(rng, 0.02f / std::sqrt(2.0f * n_layer));
+  output_linear.init(rng, std / std::sqrt(2.0f * n_layer));
 }
 
 void S4DMixer::forward(const float* x, float* y, int B, int L) {

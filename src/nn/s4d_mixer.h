@@ -29,7 +29,7 @@ class S4DMixer : public Mixer {
   void forward(const float* x, float* y, int B, int L) override;
   void backward(const float* dy, float* dx) override;
   // S4D-Lin, D ~ N(0,1), output_linear N(0, 0.02/sqrt(2*n_layer)) with zero bias.
-  void init(Rng& rng, int n_layer) override;
+  void init(Rng& rng, int n_layer, float std = 0.02f) override;
 
   // new_state also refreshes the cached discretisation so that steps use current params.
   std::unique_ptr<MixerState> new_state(int B) const override;
