@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/causal_conv_direct.h"
 #include "kernels/fft_conv.h"
+#include "kernels/flashconv/flashconv.h"
 #include "kernels/parallel_work.h"
 #include "ssm/layout.h"
 
@@ -122,14 +123,18 @@ void H3::forward(const float* x, float* y, int B, int L) {
     float* Kd = Kd_.get(sz(static_cast<int64_t>(H) * L));
     diag_->kernel(Kd, L);
     float* out = zD_.get(sz(nkv));
-    fft_causal_conv(kv, Kd, out, B * p * p, H, L);
     const float* Dh = D.value.data();
+    if (reference_conv) {
+      fft_causal_conv(kv, Kd, out, B * p * p, H, L);
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
-    for (int g = 0; g < B * p * p; ++g)
-      for (int h = 0; h < H; ++h) {
-        const int64_t off = (static_cast<int64_t>(g) * H + h) * L;
-        for (int l = 0; l < L; ++l) out[off + l] += Dh[h] * kv[off + l];
-      }
+      for (int g = 0; g < B * p * p; ++g)
+        for (int h = 0; h < H; ++h) {
+          const int64_t off = (static_cast<int64_t>(g) * H + h) * L;
+          for (int l = 0; l < L; ++l) out[off + l] += Dh[h] * kv[off + l];
+        }
+    } else {
+      flashconv_fwd(kv, Kd, Dh, out, B * p * p, H, L);
+    }
     zD = out;
   }
 
@@ -201,20 +206,24 @@ void H3::backward(const float* dy, float* dx) {
     float* dKd = dKd_.get(sz(static_cast<int64_t>(H) * L));
     std::memset(dKd, 0, sizeof(float) * H * L);
     float* out = dkv_.get(sz(nkv));
-    fft_causal_conv_backward(kv, Kd_.data(), dzD, out, dKd, B * p * p, H, L);
     const float* Dh = D.value.data();
     float* gD = D.grad.data();
+    if (reference_conv) {
+      fft_causal_conv_backward(kv, Kd_.data(), dzD, out, dKd, B * p * p, H, L);
 #pragma omp parallel for schedule(static) if (worth_parallel(nkv))
-    for (int h = 0; h < H; ++h) {
-      double acc = 0.0;
-      for (int g = 0; g < B * p * p; ++g) {
-        const int64_t off = (static_cast<int64_t>(g) * H + h) * L;
-        for (int l = 0; l < L; ++l) {
-          acc += static_cast<double>(dzD[off + l]) * kv[off + l];
-          out[off + l] += Dh[h] * dzD[off + l];
+      for (int h = 0; h < H; ++h) {
+        double acc = 0.0;
+        for (int g = 0; g < B * p * p; ++g) {
+          const int64_t off = (static_cast<int64_t>(g) * H + h) * L;
+          for (int l = 0; l < L; ++l) {
+            acc += static_cast<double>(dzD[off + l]) * kv[off + l];
+            out[off + l] += Dh[h] * dzD[off + l];
+          }
         }
+        gD[h] += static_cast<float>(acc);
       }
-      gD[h] += static_cast<float>(acc);
+    } else {
+      flashconv_bwd(kv, Kd_.data(), Dh, dzD, out, dKd, gD, B * p * p, H, L);
     }
     diag_->kernel_backward(dKd, L);
     dkv = out;

@@ -28,6 +28,9 @@ class H3 : public Mixer {
  public:
   // Initialisation of the diagonal SSM's A used by init() (spec §1: S4D-Lin or S4D-Inv).
   S4DInit ssm_init = S4DInit::Lin;
+  // Diagonal SSM convolution through the plain FFTW path instead of FlashConv (tests hold
+  // the two equal).
+  bool reference_conv = false;
 
   H3(int d, int d_state = 64, int head_dim = 1, bool use_shift = true, bool use_diag = true,
      Discretization disc = Discretization::Bilinear);

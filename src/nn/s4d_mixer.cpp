@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "kernels/parallel_work.h"
 #include "kernels/fft_conv.h"
+#include "kernels/flashconv/flashconv.h"
 #include "ssm/layout.h"
 
 namespace hippo {
@@ -62,18 +63,21 @@ void S4DMixer::forward(const float* x, float* y, int B, int L) {
   float* K = K_.get(sz(static_cast<int64_t>(d) * L));
   to_channel_major(x, uT, B, L, d);
   kernel_->kernel(K, L);
-  fft_causal_conv(uT, K, zT, B, d, L);
   const float* Dv = D.value.data();
-  float* tmp = tmp_.get(sz(n));
+  if (reference_conv) {
+    fft_causal_conv(uT, K, zT, B, d, L);
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(n))
-  for (int b = 0; b < B; ++b)
-    for (int c = 0; c < d; ++c) {
-      const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
-      for (int l = 0; l < L; ++l) {
-        zT[off + l] += Dv[c] * uT[off + l];
-        tmp[off + l] = gelu(zT[off + l]);
+    for (int b = 0; b < B; ++b)
+      for (int c = 0; c < d; ++c) {
+        const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
+        for (int l = 0; l < L; ++l) zT[off + l] += Dv[c] * uT[off + l];
       }
-    }
+  } else {
+    flashconv_fwd(uT, K, Dv, zT, B, d, L);
+  }
+  float* tmp = tmp_.get(sz(n));
+#pragma omp parallel for schedule(static) if (worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) tmp[i] = gelu(zT[i]);
   float* g = g_.get(sz(n));
   to_channels_last(tmp, g, B, L, d);
   output_linear.forward(g, y, static_cast<int64_t>(B) * L);
@@ -94,20 +98,24 @@ void S4DMixer::backward(const float* dy, float* dx) {
   float* du = du_.get(sz(n));
   float* dK = dK_.get(sz(static_cast<int64_t>(d) * L));
   for (int64_t i = 0; i < static_cast<int64_t>(d) * L; ++i) dK[i] = 0.0f;
-  fft_causal_conv_backward(uT, K_.data(), dz, du, dK, B, d, L);
   const float* Dv = D.value.data();
   float* gD = D.grad.data();
+  if (reference_conv) {
+    fft_causal_conv_backward(uT, K_.data(), dz, du, dK, B, d, L);
 #pragma omp parallel for schedule(static) if (worth_parallel(n))
-  for (int c = 0; c < d; ++c) {
-    double acc = 0.0;
-    for (int b = 0; b < B; ++b) {
-      const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
-      for (int l = 0; l < L; ++l) {
-        acc += static_cast<double>(dz[off + l]) * uT[off + l];
-        du[off + l] += Dv[c] * dz[off + l];
+    for (int c = 0; c < d; ++c) {
+      double acc = 0.0;
+      for (int b = 0; b < B; ++b) {
+        const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
+        for (int l = 0; l < L; ++l) {
+          acc += static_cast<double>(dz[off + l]) * uT[off + l];
+          du[off + l] += Dv[c] * dz[off + l];
+        }
       }
+      gD[c] += static_cast<float>(acc);
     }
-    gD[c] += static_cast<float>(acc);
+  } else {
+    flashconv_bwd(uT, K_.data(), Dv, dz, du, dK, gD, B, d, L);
   }
   kernel_->kernel_backward(dK, L);
   to_channels_last(du, dx, B, L, d);

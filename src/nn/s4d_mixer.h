@@ -22,6 +22,8 @@ class S4DMixer : public Mixer {
  public:
   // Initialisation of the diagonal SSM's A used by init() (spec §1: S4D-Lin or S4D-Inv).
   S4DInit ssm_init = S4DInit::Lin;
+  // Convolution through the plain FFTW path instead of FlashConv (tests hold the two equal).
+  bool reference_conv = false;
 
   S4DMixer(int d, int d_state = 64, Discretization disc = Discretization::Bilinear);
 
