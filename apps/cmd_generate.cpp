@@ -2,6 +2,7 @@
 // new token is one recurrent step; tokens are streamed to stdout as they are made.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <span>
@@ -104,13 +105,30 @@ int generate(const GenerateOptions& o) {
       HIPPO_CHECK(prompts[b].size() - consumed[b] == prompts[0].size() - consumed[0],
                   "--save-state needs prompts of equal length in tokens (prompt ", b, " has ",
                   prompts[b].size(), ", prompt 0 has ", prompts[0].size(), ")");
-  size_t longest = 0;
+  size_t longest = 0;  // prompt tokens still to run, most of any sequence
   for (size_t b = 0; b < prompts.size(); ++b)
     longest = std::max(longest, prompts[b].size() - consumed[b]);
   if (cfg.learned_pos)
     HIPPO_CHECK(state.position + static_cast<int64_t>(longest) + o.n <= cfg.max_position,
                 "prompt and -n need ", state.position + static_cast<int64_t>(longest) + o.n,
                 " positions, more than the model's max_position ", cfg.max_position);
+
+  // Room for every token to come, so the KV caches never grow while decoding (forks copy it).
+  reserve_state(model, state, state.position + static_cast<int64_t>(longest) + o.n);
+  // Prompt tokens that every sequence still has (text after a loaded state) go in as forced
+  // steps before forking, so the forks share them.
+  {
+    size_t common = SIZE_MAX;
+    for (size_t b = 0; b < prompts.size(); ++b) common = std::min(common, prompts[b].size() - consumed[b]);
+    std::vector<int32_t> forced(prompts.size());
+    for (size_t i = 0; i < common; ++i) {
+      for (size_t b = 0; b < prompts.size(); ++b) forced[b] = prompts[b][consumed[b]++];
+      const float* lg = model.step(forced.data(), state);
+      logits.assign(lg, lg + static_cast<int64_t>(state.batch) * V);
+      prompt_tokens += state.batch;
+    }
+  }
+  if (!o.save_state.empty()) save_state(o.save_state, model, state, logits.data());
 
   // Forks: every sequence `samples` times (its prompt too).
   if (o.samples > 1) {
@@ -129,7 +147,6 @@ int generate(const GenerateOptions& o) {
     consumed = std::move(c);
   }
   const int B = state.batch;
-  reserve_state(model, state, state.position + static_cast<int64_t>(longest) + o.n);
 
   Sampler sampler({o.temperature, o.top_k, o.top_p}, o.seed);
   const bool stream = B == 1;
@@ -141,19 +158,10 @@ int generate(const GenerateOptions& o) {
   std::vector<int> made(static_cast<size_t>(B), 0);
   std::vector<char> done(static_cast<size_t>(B), o.n == 0);
   std::vector<int32_t> next(static_cast<size_t>(B));
-  bool saved = false;
   auto t_decode = Clock::now();
-  double prefill_s = seconds_since(t0);
+  const double prefill_s = seconds_since(t0);
   int64_t decoded = 0;
   for (;;) {
-    bool in_prompt = false;
-    for (int b = 0; b < B; ++b) in_prompt |= consumed[b] < prompts[b].size();
-    if (!in_prompt && !saved && !o.save_state.empty()) {
-      save_state(o.save_state, model, state, logits.data());
-      saved = true;
-      prefill_s = seconds_since(t0);
-      t_decode = Clock::now();
-    }
     bool all_done = true;
     for (int b = 0; b < B; ++b) {
       if (consumed[b] < prompts[b].size()) {

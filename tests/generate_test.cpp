@@ -324,6 +324,29 @@ TEST(GenerateState, SaveLoadForkContinueAsUninterrupted) {
   fs::remove_all(dir);
 }
 
+TEST(GenerateState, FreshStateRoundTripsAndContinuesLikeAPrefill) {
+  const ModelConfig cfg = config_with({{"layers", {"h3", "attention", "s4d"}}});
+  LanguageModel m(cfg);
+  init_model(m, 5);
+  const fs::path dir = temp_dir();
+  const std::string file = (dir / "fresh.safetensors").string();
+  ModelState fresh = m.new_state(2);
+  save_state(file, m, fresh);
+  ModelState loaded = load_state(file, m);
+  EXPECT_EQ(loaded.position, 0);
+  std::vector<float> none;
+  EXPECT_THROW(load_state(file, m, &none), Error);  // saved without logits
+  // Stepping a loaded fresh state gives the logits of a one-token prefill.
+  const std::vector<int32_t> t = {3, 9};
+  const float* a = m.step(t.data(), loaded);
+  std::vector<float> got(a, a + 2 * cfg.padded_vocab());
+  ModelState p = m.new_state(2);
+  const float* b = m.prefill(t.data(), 2, 1, p);
+  std::vector<float> want(b, b + 2 * cfg.padded_vocab());
+  EXPECT_LE(rel_err(got, want), 1e-5);
+  fs::remove_all(dir);
+}
+
 TEST(GenerateState, LoadingForAnotherModelIsAClearError) {
   const ModelConfig cfg = config_with({{"layers", {"h3", "attention", "h3"}}});
   LanguageModel m(cfg);
