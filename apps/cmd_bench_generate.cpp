@@ -35,6 +35,21 @@ struct BenchGenOptions {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Wall and process CPU seconds of a stretch of work. On a shared machine at 1 thread, CPU time
+// is what the work would take on a core of its own (other jobs only delay it).
+struct Timer {
+  Clock::time_point wall0 = Clock::now();
+  double cpu0 = process_cpu_seconds();
+  double wall() const { return since(wall0); }
+  double cpu() const { return process_cpu_seconds() - cpu0; }
+};
+
 // Best of three streaming reads of a 1 GiB buffer, in GB/s.
 double measure_read_bandwidth() {
   const size_t n = (size_t{1} << 30) / sizeof(float);
@@ -74,13 +89,17 @@ ModelConfig shape_125m(bool transformer, int max_position) {
   return ModelConfig::from_json(j, transformer ? "transformer-125m" : "hybrid-125m");
 }
 
+struct Speed {
+  double wall = 0, cpu = 0;  // tokens/s by wall time and by process CPU time
+};
+
 struct Row {
   int prompt, batch;
-  double prefill_tps, decode_tps;
+  Speed prefill, decode;
 };
 
 // Decodes `tokens` greedy steps from `st` (batch rows), returns tokens/s over all sequences.
-double decode_speed(LanguageModel& m, ModelState& st, const float* first_logits, int tokens) {
+Speed decode_speed(LanguageModel& m, ModelState& st, const float* first_logits, int tokens) {
   const int B = st.batch, V = m.config().padded_vocab();
   std::vector<int32_t> next(static_cast<size_t>(B));
   const float* lg = first_logits;
@@ -88,12 +107,13 @@ double decode_speed(LanguageModel& m, ModelState& st, const float* first_logits,
   // One untimed step so lazily sized buffers are in place.
   for (int b = 0; b < B; ++b) next[b] = argmax(keep.data() + static_cast<int64_t>(b) * V, V);
   lg = m.step(next.data(), st);
-  auto t0 = Clock::now();
+  Timer t;
   for (int i = 0; i < tokens; ++i) {
     for (int b = 0; b < B; ++b) next[b] = argmax(lg + static_cast<int64_t>(b) * V, V);
     lg = m.step(next.data(), st);
   }
-  return static_cast<double>(B) * tokens / since(t0);
+  const double n = static_cast<double>(B) * tokens;
+  return {n / t.wall(), n / t.cpu()};
 }
 
 std::vector<Row> bench_model(LanguageModel& m, const BenchGenOptions& o) {
@@ -109,18 +129,18 @@ std::vector<Row> bench_model(LanguageModel& m, const BenchGenOptions& o) {
       m.prefill(prompt.data(), 1, std::min(P, 64), warm);
     }
     ModelState st = m.new_state(1);
-    auto t0 = Clock::now();
+    Timer t;
     const float* lg = m.prefill(prompt.data(), 1, P, st);
-    const double prefill_tps = P / since(t0);
+    const Speed prefill{P / t.wall(), P / t.cpu()};
     std::vector<float> first(lg, lg + m.config().padded_vocab());
     for (int B : o.batches) {
       ModelState sb = repeat_state(st, B);
       reserve_state(m, sb, P + o.tokens + 1);
       std::vector<float> lgB;
       for (int b = 0; b < B; ++b) lgB.insert(lgB.end(), first.begin(), first.end());
-      rows.push_back({P, B, prefill_tps, decode_speed(m, sb, lgB.data(), o.tokens)});
-      std::fprintf(stderr, "  prompt %5d batch %2d: prefill %8.1f tok/s, decode %8.2f tok/s\n", P,
-                   B, prefill_tps, rows.back().decode_tps);
+      rows.push_back({P, B, prefill, decode_speed(m, sb, lgB.data(), o.tokens)});
+      std::fprintf(stderr, "  prompt %5d batch %2d: prefill %8.1f tok/s, decode %8.2f tok/s (wall)\n",
+                   P, B, prefill.wall, rows.back().decode.wall);
     }
   }
   return rows;
@@ -153,13 +173,19 @@ int bench_generate(BenchGenOptions o) {
     std::fprintf(stderr, "%s: %.1fM parameters\n", names[k], m.num_params() / 1e6);
     res[k] = bench_model(m, o);
   }
-  std::printf("%-7s %-6s %14s %14s %14s %14s %10s\n", "prompt", "batch", "hyb prompt t/s",
-              "tf prompt t/s", "hyb decode t/s", "tf decode t/s", "ratio h/t");
-  for (size_t i = 0; i < res[0].size(); ++i) {
-    const Row &h = res[0][i], &t = res[1][i];
-    std::printf("%-7d %-6d %14.1f %14.1f %14.2f %14.2f %10.2f\n", h.prompt, h.batch, h.prefill_tps,
-                t.prefill_tps, h.decode_tps, t.decode_tps, h.decode_tps / t.decode_tps);
-  }
+  auto table = [&](const char* title, bool cpu) {
+    std::printf("%s\n%-7s %-6s %14s %14s %14s %14s %10s\n", title, "prompt", "batch",
+                "hyb prompt t/s", "tf prompt t/s", "hyb decode t/s", "tf decode t/s", "ratio h/t");
+    for (size_t i = 0; i < res[0].size(); ++i) {
+      const Row &h = res[0][i], &t = res[1][i];
+      auto v = [cpu](const Speed& x) { return cpu ? x.cpu : x.wall; };
+      std::printf("%-7d %-6d %14.1f %14.1f %14.2f %14.2f %10.2f\n", h.prompt, h.batch,
+                  v(h.prefill), v(t.prefill), v(h.decode), v(t.decode), v(h.decode) / v(t.decode));
+    }
+  };
+  table("tokens/s by wall-clock time:", false);
+  if (o.threads == 1)
+    table("tokens/s by process CPU time (1 thread: as if the core were ours alone):", true);
   // On a shared machine other jobs take cores; this says how much of ours we got.
   const double cpu_share = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC /
                            (since(wall0) * o.threads);
