@@ -65,7 +65,8 @@ class LanguageModel {
   const float* logits() const { return logits_.data(); }
 
   // Recurrent generation (lm_generate.cpp); no dropout. Logits are (B, padded_vocab), valid
-  // until the next call. A fresh state is the state before position 0.
+  // until the next call. A fresh state is the state before position 0. Generating overwrites
+  // what backward() needs: do not run it between a forward and its backward.
   ModelState new_state(int B) const;
   // Runs prompts tokens (B, L) in convolution mode from a fresh state and leaves every layer's
   // recurrent state (or KV cache) after them; returns the logits of the last position.
@@ -88,7 +89,7 @@ class LanguageModel {
   Buffer resid_, normed_, branch_, dresid_, dbranch_, dnormed_, final_, logits_, dlogits_;
   std::vector<Buffer> masks_;  // dropout masks, one per site
   float loss_scale_ = 0;       // 1 / count of the last loss()
-  // Generation scratch, separate from training's so a step never disturbs a backward.
+  // Generation scratch. (The layers' saved activations are still overwritten by prefill/step.)
   Buffer gen_resid_, gen_normed_, gen_branch_, gen_final_, gen_logits_;
 
   // Embedding (+ learned positions from `pos0`) of rows = B*L tokens into r.
