@@ -9,6 +9,7 @@ namespace hippo::cli {
 void add_bench(CLI::App& app, std::function<int()>& run);
 void add_train(CLI::App& app, std::function<int()>& run);
 void add_synth(CLI::App& app, std::function<int()>& run);
+void add_eval(CLI::App& app, std::function<int()>& run);
 void add_tokenize(CLI::App& app, std::function<int()>& run);
 void add_generate(CLI::App& app, std::function<int()>& run);
 

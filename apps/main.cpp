@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   hippo::cli::add_bench(app, run);
   hippo::cli::add_train(app, run);
   hippo::cli::add_synth(app, run);
+  hippo::cli::add_eval(app, run);
   hippo::cli::add_tokenize(app, run);
   hippo::cli::add_generate(app, run);
   try {

@@ -29,6 +29,15 @@ MixerKind parse_mixer(const std::string& name, const std::string& where) {
   fail(where, ": unknown mixer '", name, "' (expected h3, attention, s4d, h3_noshift or h3_nodiag)");
 }
 
+std::string layers_summary(const ModelConfig& cfg) {
+  std::string s;
+  for (auto m : cfg.mixers) {
+    if (!s.empty()) s += ',';
+    s += mixer_name(m);
+  }
+  return s;
+}
+
 namespace {
 
 template <typename T>

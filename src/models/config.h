@@ -12,6 +12,10 @@ enum class MixerKind { H3, Attention, S4D, H3NoShift, H3NoDiag };
 std::string mixer_name(MixerKind k);
 MixerKind parse_mixer(const std::string& name, const std::string& where);
 
+struct ModelConfig;
+// "h3,attention,h3,h3"
+std::string layers_summary(const ModelConfig& cfg);
+
 struct ModelConfig {
   int vocab_size = 257;      // as given; the embedding is padded to padded_vocab()
   int d_model = 64;

@@ -144,9 +144,9 @@ const float* LanguageModel::forward(const int32_t* tokens, int B, int L) {
   return logits;
 }
 
-LossStats LanguageModel::loss(const int32_t* targets) {
+LossStats LanguageModel::loss(const int32_t* targets, bool want_grad) {
   const int64_t rows = static_cast<int64_t>(B_) * L_, V = cfg_.padded_vocab();
-  float* dlogits = dlogits_.get(static_cast<size_t>(rows * V));
+  float* dlogits = want_grad ? dlogits_.get(static_cast<size_t>(rows * V)) : nullptr;
   LossStats s;
   s.loss = cross_entropy(logits_.data(), targets, dlogits, rows, V, &s.correct, &s.count);
   return s;

@@ -55,9 +55,9 @@ class LanguageModel {
 
   // tokens (B, L). Computes logits (B*L, padded_vocab) into an internal buffer.
   const float* forward(const int32_t* tokens, int B, int L);
-  // Loss of the last forward against targets (B, L); targets < 0 are not counted. Also
-  // prepares the gradient of the mean loss for backward().
-  LossStats loss(const int32_t* targets);
+  // Loss of the last forward against targets (B, L); targets < 0 are not counted. With
+  // want_grad, also prepares the gradient of the mean loss for backward().
+  LossStats loss(const int32_t* targets, bool want_grad = true);
   // Backpropagates `scale` times the mean loss of the last loss() call (scale < 1 for
   // gradient accumulation); adds into every Param::grad.
   void backward(float scale = 1.0f);

@@ -22,7 +22,7 @@ EvalResult evaluate_synthetic(LanguageModel& model, const SynthDataset& test, in
       const int64_t pred = std::max_element(row, row + V) - row;
       correct_last += pred == all.targets[off + static_cast<size_t>(b) * L + L - 1];
     }
-    LossStats s = model.loss(all.targets.data() + off);
+    LossStats s = model.loss(all.targets.data() + off, false);
     loss_sum += s.loss * s.count;
     count += s.count;
   }

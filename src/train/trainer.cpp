@@ -129,15 +129,15 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       if (!opt.stop_metric.empty() && res.last_eval.metrics.count(opt.stop_metric) &&
           res.last_eval.metrics[opt.stop_metric] >= opt.stop_threshold) {
         res.stopped_early = !last;
-        if (!ckpt.empty()) save_checkpoint(ckpt, model, &adam);
+        if (!ckpt.empty()) save_checkpoint(ckpt, model, &adam, opt.metadata);
         break;
       }
     }
     if (!ckpt.empty() && ((opt.save_every > 0 && (step + 1) % opt.save_every == 0) || last))
-      save_checkpoint(ckpt, model, &adam);
+      save_checkpoint(ckpt, model, &adam, opt.metadata);
   }
   if (!opt.quiet && tty) std::fprintf(stderr, "\n");
-  if (!opt.out_dir.empty()) save_weights(opt.out_dir + "/model.safetensors", model);
+  if (!opt.out_dir.empty()) save_checkpoint(opt.out_dir + "/model.safetensors", model, nullptr, opt.metadata);
   return res;
 }
 

@@ -41,6 +41,8 @@ struct TrainOptions {
   // Stop early once this eval metric reaches the threshold (e.g. "acc" >= 1.0).
   std::string stop_metric;
   double stop_threshold = 0;
+  // Extra __metadata__ for the checkpoint and weights files (e.g. the tokenizer).
+  std::map<std::string, std::string> metadata;
 };
 
 struct TrainResult {

@@ -28,7 +28,7 @@ void run_adamw(const nlohmann::json& meta, const Tensors& in, Tensors& out) {
   AdamW opt(list, o);
   const int steps = meta.at("steps");
   for (int s = 0; s < steps; ++s) {
-    for (auto& p : list) p.param->grad.copy_from(input(in, "g" + std::to_string(s) + "." + p.name));
+    for (auto& p : list) p.param->grad.copy_from(input(in, str("g", s, ".", p.name)));
     opt.step(meta.at("scales")[s].get<float>());
   }
   for (auto& p : list) out[p.name] = p.param->value.clone();

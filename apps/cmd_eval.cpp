@@ -1,0 +1,84 @@
+// hippo eval: perplexity and bits per byte of a trained model on a corpus split.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "apps/commands.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "data/corpus.h"
+#include "train/checkpoint.h"
+#include "train/lm_eval.h"
+
+namespace hippo::cli {
+
+namespace {
+
+struct EvalCli {
+  std::string model;
+  std::string data = "brown";
+  std::string split = "test";
+  std::string tokenizer;  // default: the one recorded in the model file
+  std::string cache_dir = "data/cache";
+  int seq_len = 256;
+  int batch_size = 16;
+  int64_t max_tokens = 0;
+  int threads = 0;
+};
+
+int run_eval(const EvalCli& o) {
+  set_num_threads(o.threads);
+  LanguageModel model(read_checkpoint_config(o.model));
+  auto meta = load_checkpoint(o.model, model, nullptr);
+  std::string tok_spec = o.tokenizer;
+  if (tok_spec.empty()) {
+    HIPPO_CHECK(meta.count("tokenizer"), o.model,
+                ": no tokenizer recorded in __metadata__.tokenizer; pass --tokenizer");
+    tok_spec = meta["tokenizer"];
+  }
+  auto tok = load_tokenizer(tok_spec);
+  HIPPO_CHECK(tok->vocab_size() <= model.config().vocab_size, o.model, ": the model's vocab_size ",
+              model.config().vocab_size, " is smaller than tokenizer ", tok_spec, "'s ", tok->vocab_size());
+  const std::string path = o.data == "brown" ? "data/brown" : o.data;
+  HIPPO_CHECK(o.data != "brown" || std::filesystem::exists(path),
+              "the Brown corpus is not in data/brown: run scripts/get_brown.sh first");
+  const Split split = parse_split(o.split);
+  TokenCache toks = split_tokens(path, split, *tok, default_cache_path(o.cache_dir, path, split, *tok));
+  const std::vector<int32_t> bytes = token_byte_lengths(*tok);
+  const bool tty = isatty(STDERR_FILENO);
+  EvalResult r = evaluate_lm(model, toks, o.seq_len, o.batch_size, &bytes, o.max_tokens,
+                             [tty](int64_t done, int64_t total) {
+                               if (!tty) return;
+                               const int width = 40;
+                               const int fill = static_cast<int>(width * done / std::max<int64_t>(total, 1));
+                               std::fprintf(stderr, "\r[%s%s] %lld/%lld windows",
+                                            std::string(fill, '#').c_str(),
+                                            std::string(width - fill, '.').c_str(),
+                                            static_cast<long long>(done), static_cast<long long>(total));
+                               if (done == total) std::fprintf(stderr, "\n");
+                             });
+  std::printf("%s %s split: %.0f tokens  loss %.4f  perplexity %.3f  bits/byte %.4f\n", path.c_str(),
+              o.split.c_str(), r.metrics["tokens"], r.metrics["loss"], r.metrics["ppl"], r.metrics["bpb"]);
+  return 0;
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app, std::function<int()>& run) {
+  auto o = std::make_shared<EvalCli>();
+  auto* c = app.add_subcommand("eval", "Perplexity and bits per byte on a corpus split");
+  c->add_option("-m,--model", o->model, "Model weights (.safetensors from hippo train)")->required();
+  c->add_option("-d,--data", o->data, "brown | a text file or folder of .txt files")->capture_default_str();
+  c->add_option("--split", o->split, "train | validation | test")->capture_default_str();
+  c->add_option("--tokenizer", o->tokenizer, "Override the model's tokenizer (byte | gpt2:DIR)");
+  c->add_option("-L,--seq-len", o->seq_len, "Tokens per window")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("-b,--batch-size", o->batch_size, "Windows per batch")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--max-tokens", o->max_tokens, "Evaluate at most this many tokens (0: all)")->capture_default_str();
+  c->add_option("--cache-dir", o->cache_dir, "Where tokenized corpora are cached")->capture_default_str();
+  c->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
+  c->callback([&run, o] { run = [o] { return run_eval(*o); }; });
+}
+
+}  // namespace hippo::cli
