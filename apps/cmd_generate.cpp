@@ -51,9 +51,11 @@ int generate(const GenerateOptions& o) {
   set_num_threads(o.threads);
   const ModelConfig cfg = read_checkpoint_config(o.model);
   LanguageModel model(cfg);
-  load_checkpoint(o.model, model, nullptr);
-  const std::string tok_spec =
-      !o.tokenizer.empty() ? o.tokenizer : (cfg.vocab_size >= 50257 ? "gpt2:data/gpt2" : "byte");
+  auto meta = load_checkpoint(o.model, model, nullptr);
+  // --tokenizer, else the one recorded in the model file, else a guess from the vocab size.
+  std::string tok_spec = o.tokenizer;
+  if (tok_spec.empty()) tok_spec = meta.count("tokenizer") ? meta["tokenizer"] : "";
+  if (tok_spec.empty()) tok_spec = cfg.vocab_size >= 50257 ? "gpt2:data/gpt2" : "byte";
   const auto tok = load_tokenizer(tok_spec);
   HIPPO_CHECK(tok->vocab_size() <= cfg.vocab_size, "--tokenizer ", tok_spec, " has ",
               tok->vocab_size(), " tokens, more than the model's vocab_size ", cfg.vocab_size);
@@ -233,7 +235,8 @@ void add_generate(CLI::App& app, std::function<int()>& run) {
   c->add_option("-s,--seed", o->seed, "Sampling seed")->capture_default_str();
   c->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("--tokenizer", o->tokenizer,
-                "byte | gpt2:DIR (default: gpt2:data/gpt2 for a GPT-2-size vocab, else byte)");
+                "byte | gpt2:DIR (default: the model file's, else gpt2:data/gpt2 for a GPT-2-size "
+                "vocab, else byte)");
   c->add_option("--save-state", o->save_state, "Save the state after the prompt to FILE");
   c->add_option("--load-state", o->load_state,
                 "Continue from a saved state (-p text, if any, is appended to it)");
