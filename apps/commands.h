@@ -11,5 +11,6 @@ void add_train(CLI::App& app, std::function<int()>& run);
 void add_synth(CLI::App& app, std::function<int()>& run);
 void add_eval(CLI::App& app, std::function<int()>& run);
 void add_tokenize(CLI::App& app, std::function<int()>& run);
+void add_generate(CLI::App& app, std::function<int()>& run);
 
 }  // namespace hippo::cli

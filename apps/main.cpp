@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   hippo::cli::add_synth(app, run);
   hippo::cli::add_eval(app, run);
   hippo::cli::add_tokenize(app, run);
+  hippo::cli::add_generate(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

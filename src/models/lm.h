@@ -24,6 +24,14 @@ struct Block {
   Block(const ModelConfig& cfg, MixerKind kind);
 };
 
+// The recurrent state of a whole model for `batch` sequences: one MixerState per layer (SSM
+// states or a KV cache) and the number of tokens consumed so far (all sequences alike).
+struct ModelState {
+  int batch = 0;
+  int64_t position = 0;
+  std::vector<std::unique_ptr<MixerState>> layers;
+};
+
 struct LossStats {
   double loss = 0;      // mean cross-entropy over counted positions
   int64_t count = 0;    // positions with a target >= 0
@@ -56,6 +64,17 @@ class LanguageModel {
 
   const float* logits() const { return logits_.data(); }
 
+  // Recurrent generation (lm_generate.cpp); no dropout. Logits are (B, padded_vocab), valid
+  // until the next call. A fresh state is the state before position 0. Generating overwrites
+  // what backward() needs: do not run it between a forward and its backward.
+  ModelState new_state(int B) const;
+  // Runs prompts tokens (B, L) in convolution mode from a fresh state and leaves every layer's
+  // recurrent state (or KV cache) after them; returns the logits of the last position.
+  const float* prefill(const int32_t* tokens, int B, int L, ModelState& state);
+  // One token per sequence (B); returns the logits that follow it.
+  const float* step(const int32_t* tokens, ModelState& state);
+  const std::vector<std::unique_ptr<Block>>& blocks() const { return blocks_; }
+
  private:
   ModelConfig cfg_;
   Param wte_, wpe_;
@@ -70,6 +89,13 @@ class LanguageModel {
   Buffer resid_, normed_, branch_, dresid_, dbranch_, dnormed_, final_, logits_, dlogits_;
   std::vector<Buffer> masks_;  // dropout masks, one per site
   float loss_scale_ = 0;       // 1 / count of the last loss()
+  // Generation scratch. (The layers' saved activations are still overwritten by prefill/step.)
+  Buffer gen_resid_, gen_normed_, gen_branch_, gen_final_, gen_logits_;
+
+  // Embedding (+ learned positions from `pos0`) of rows = B*L tokens into r.
+  void embed(const int32_t* tokens, int B, int L, int64_t pos0, float* r) const;
+  // LN_f and the tied head on B rows of r, into gen_logits_.
+  const float* head(const float* r, int B);
 
   void dropout_forward(float* x, int64_t n, int site);
   void dropout_backward(float* dx, int64_t n, int site);

@@ -236,7 +236,9 @@ void Attention::step(const float* x, float* y, MixerState& state) {
       }
   }
   float* ctx = step_ctx_.get(static_cast<size_t>(B) * d_);
-  float* scores = step_scores_.get(static_cast<size_t>(B) * heads_ * n);
+  // Sized by the cache capacity, not n, so that the buffer grows with the cache (doubling)
+  // rather than on every token.
+  float* scores = step_scores_.get(static_cast<size_t>(B) * heads_ * c.capacity);
 #pragma omp parallel for schedule(static) if (static_cast<int64_t>(B) * heads_ * n * dh_ > 32768)
   for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
     const int64_t b = bh / heads_, h = bh % heads_;

@@ -1,0 +1,231 @@
+// hippo bench generate: prompt (prefill) and decode speed of random-weight models of the 125M
+// shape, the H3 hybrid (attention at layer 6) against a Transformer of the same width and
+// depth, and the memory-bandwidth bound of batch-1 decoding.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "core/buffer.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "generate/sampler.h"
+#include "generate/state_io.h"
+#include "models/lm.h"
+
+namespace hippo::cli {
+
+namespace {
+
+struct BenchGenOptions {
+  int threads = 1;
+  // 32 timed steps keep the default run under 2 minutes at 1 thread; the recorded table
+  // (docs/performance.md) uses -n 128.
+  int tokens = 32;
+  std::vector<int> prompts = {512, 1024, 2048};
+  std::vector<int> batches = {1, 8};
+  bool long_prompt = false;  // adds 8192
+  bool quick = false;
+};
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Wall and process CPU seconds of a stretch of work. On a shared machine at 1 thread, CPU time
+// is what the work would take on a core of its own (other jobs only delay it).
+struct Timer {
+  Clock::time_point wall0 = Clock::now();
+  double cpu0 = process_cpu_seconds();
+  double wall() const { return since(wall0); }
+  double cpu() const { return process_cpu_seconds() - cpu0; }
+};
+
+// Best of three streaming reads of a 1 GiB buffer, in GB/s.
+double measure_read_bandwidth() {
+  const size_t n = (size_t{1} << 30) / sizeof(float);
+  Buffer buf;
+  float* x = buf.get(n);
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(i & 7);
+  double best = 0, sink = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    auto t0 = Clock::now();
+    double total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+    for (size_t blk = 0; blk < n / 4096; ++blk) {
+      float acc[16] = {};
+      const float* p = x + blk * 4096;
+      for (size_t i = 0; i < 4096; i += 16)
+#pragma omp simd
+        for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
+      for (float a : acc) total += a;
+    }
+    best = std::max(best, static_cast<double>(n * sizeof(float)) / since(t0) / 1e9);
+    sink += total;
+  }
+  if (sink < 0) std::printf("%g", sink);  // keeps the reads
+  return best;
+}
+
+ModelConfig shape_125m(bool transformer, int max_position) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (int i = 0; i < 12; ++i) layers.push_back(transformer || i == 6 ? "attention" : "h3");
+  nlohmann::json j = {{"vocab_size", 50257}, {"d_model", 768}, {"n_layer", 12},
+                      {"d_state", 64},       {"attn_heads", 12}, {"layers", layers}};
+  if (transformer) {
+    j["learned_pos"] = true;
+    j["max_position"] = max_position;
+  }
+  return ModelConfig::from_json(j, transformer ? "transformer-125m" : "hybrid-125m");
+}
+
+struct Speed {
+  double wall = 0, cpu = 0;  // tokens/s by wall time and by process CPU time
+};
+
+struct Row {
+  int prompt, batch;
+  Speed prefill, decode;
+};
+
+// Decodes `tokens` greedy steps from `st` (batch rows); tokens/s over all sequences in the
+// fastest window of 16 steps, by wall and by CPU time separately: other jobs on a shared machine
+// only ever slow a window down, so the fastest is the best estimate of the machine's own speed.
+Speed decode_speed(LanguageModel& m, ModelState& st, const float* first_logits, int tokens) {
+  const int B = st.batch, V = m.config().padded_vocab();
+  std::vector<int32_t> next(static_cast<size_t>(B));
+  const float* lg = first_logits;
+  std::vector<float> keep(lg, lg + static_cast<int64_t>(B) * V);
+  // One untimed step so lazily sized buffers are in place.
+  for (int b = 0; b < B; ++b) next[b] = argmax(keep.data() + static_cast<int64_t>(b) * V, V);
+  lg = m.step(next.data(), st);
+  constexpr int kWindow = 16;
+  Speed best;
+  for (int done = 0; done < tokens;) {
+    const int w = std::min(kWindow, tokens - done);
+    Timer t;
+    for (int i = 0; i < w; ++i) {
+      for (int b = 0; b < B; ++b) next[b] = argmax(lg + static_cast<int64_t>(b) * V, V);
+      lg = m.step(next.data(), st);
+    }
+    const double n = static_cast<double>(B) * w;
+    best.wall = std::max(best.wall, n / t.wall());
+    best.cpu = std::max(best.cpu, n / t.cpu());
+    done += w;
+  }
+  return best;
+}
+
+std::vector<Row> bench_model(LanguageModel& m, const BenchGenOptions& o) {
+  std::vector<Row> rows;
+  Rng rng(5);
+  const int V = m.config().vocab_size;
+  {
+    // Untimed prefill of the longest prompt: oneDNN's JIT and the first touch of every layer's
+    // (grow-only) buffers would otherwise take about half the time of the first timed prefill.
+    const int longest = *std::max_element(o.prompts.begin(), o.prompts.end());
+    std::vector<int32_t> warm_prompt(static_cast<size_t>(longest), 0);
+    ModelState warm = m.new_state(1);
+    m.prefill(warm_prompt.data(), 1, longest, warm);
+  }
+  for (int P : o.prompts) {
+    std::vector<int32_t> prompt(static_cast<size_t>(P));
+    for (auto& t : prompt) t = static_cast<int32_t>(rng.below(V));
+    // Prefill is measured at batch 1; larger batches fork the prompt's state (same decode work).
+    ModelState st = m.new_state(1);
+    Timer t;
+    const float* lg = m.prefill(prompt.data(), 1, P, st);
+    const Speed prefill{P / t.wall(), P / t.cpu()};
+    std::vector<float> first(lg, lg + m.config().padded_vocab());
+    for (int B : o.batches) {
+      ModelState sb = repeat_state(st, B);
+      reserve_state(m, sb, P + o.tokens + 1);
+      std::vector<float> lgB;
+      for (int b = 0; b < B; ++b) lgB.insert(lgB.end(), first.begin(), first.end());
+      rows.push_back({P, B, prefill, decode_speed(m, sb, lgB.data(), o.tokens)});
+      std::fprintf(stderr, "  prompt %5d batch %2d: prefill %8.1f tok/s, decode %8.2f tok/s (wall)\n",
+                   P, B, prefill.wall, rows.back().decode.wall);
+    }
+  }
+  return rows;
+}
+
+int bench_generate(BenchGenOptions o) {
+  if (o.quick) {
+    o.prompts = {512};
+    o.tokens = std::min(o.tokens, 16);
+  }
+  if (o.long_prompt) o.prompts.push_back(8192);
+  set_num_threads(o.threads);
+  const auto wall0 = Clock::now();
+  const std::clock_t cpu0 = std::clock();
+  const int max_pos = *std::max_element(o.prompts.begin(), o.prompts.end()) + o.tokens + 8;
+  const double bw = measure_read_bandwidth();
+  std::printf("threads %d; DRAM read bandwidth (1 GiB streaming sum, best of 3): %.1f GB/s\n",
+              o.threads, bw);
+  std::vector<Row> res[2];
+  int64_t weight_bytes[2];
+  const char* names[2] = {"hybrid", "transformer"};
+  for (int k = 0; k < 2; ++k) {
+    LanguageModel m(shape_125m(k == 1, max_pos));
+    m.init(1);
+    // Bytes a batch-1 step must read: every parameter except the unused position rows and all
+    // but one embedding row (the tied head reads the whole embedding once).
+    int64_t n = m.num_params();
+    if (k == 1) n -= static_cast<int64_t>(max_pos - 1) * 768;
+    weight_bytes[k] = n * 4;
+    std::fprintf(stderr, "%s: %.1fM parameters\n", names[k], m.num_params() / 1e6);
+    res[k] = bench_model(m, o);
+  }
+  auto table = [&](const char* title, bool cpu) {
+    std::printf("%s\n%-7s %-6s %14s %14s %14s %14s %10s\n", title, "prompt", "batch",
+                "hyb prompt t/s", "tf prompt t/s", "hyb decode t/s", "tf decode t/s", "ratio h/t");
+    for (size_t i = 0; i < res[0].size(); ++i) {
+      const Row &h = res[0][i], &t = res[1][i];
+      auto v = [cpu](const Speed& x) { return cpu ? x.cpu : x.wall; };
+      std::printf("%-7d %-6d %14.1f %14.1f %14.2f %14.2f %10.2f\n", h.prompt, h.batch,
+                  v(h.prefill), v(t.prefill), v(h.decode), v(t.decode), v(h.decode) / v(t.decode));
+    }
+  };
+  table("tokens/s by wall-clock time:", false);
+  if (o.threads == 1)
+    table("tokens/s by process CPU time (1 thread: as if the core were ours alone):", true);
+  // On a shared machine other jobs take cores; this says how much of ours we got.
+  const double cpu_share = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC /
+                           (since(wall0) * o.threads);
+  std::printf("CPU time / (wall time x threads) over the run: %.0f%%%s\n", 100 * cpu_share,
+              cpu_share < 0.9 ? " (machine busy: numbers are pessimistic)" : "");
+  for (int k = 0; k < 2; ++k)
+    std::printf("%s: weights read per batch-1 token %.0f MB -> bandwidth bound %.1f tokens/s "
+                "(KV cache reads come on top)\n",
+                names[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_generate(CLI::App& bench, std::function<int()>& run) {
+  auto o = std::make_shared<BenchGenOptions>();
+  auto* g = bench.add_subcommand(
+      "generate", "Prompt and decode tokens/s: 125M-shape H3 hybrid vs Transformer (random weights)");
+  g->add_option("-t,--threads", o->threads, "Threads")->capture_default_str();
+  g->add_option("-n,--tokens", o->tokens, "Decode steps per case (fastest 16-step window reported)")
+      ->capture_default_str();
+  g->add_option("--prompts", o->prompts, "Prompt lengths")->capture_default_str();
+  g->add_option("--batches", o->batches, "Decode batch sizes")->capture_default_str();
+  g->add_flag("--long", o->long_prompt, "Also a prompt of 8192 tokens");
+  g->add_flag("--quick", o->quick, "One prompt length (512) and at most 16 decode steps");
+  g->callback([&run, o] { run = [o] { return bench_generate(*o); }; });
+}
+
+}  // namespace hippo::cli

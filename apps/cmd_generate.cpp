@@ -1,0 +1,251 @@
+// hippo generate: text from a model. The prompt runs in convolution mode (prefill), then each
+// new token is one recurrent step; tokens are streamed to stdout as they are made.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "data/read_file.h"
+#include "data/tokenizer.h"
+#include "generate/sampler.h"
+#include "generate/state_io.h"
+#include "models/lm.h"
+#include "train/checkpoint.h"
+
+namespace hippo::cli {
+
+void add_bench_generate(CLI::App& bench, std::function<int()>& run);
+
+namespace {
+
+struct GenerateOptions {
+  std::string model;
+  std::vector<std::string> prompts;
+  std::vector<std::string> prompt_files;
+  int n = 64;
+  int samples = 1;
+  float temperature = 1.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  int threads = 0;
+  std::string tokenizer;
+  std::string save_state, load_state;
+};
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+int generate(const GenerateOptions& o) {
+  HIPPO_CHECK(o.n >= 0, "-n must be >= 0, got ", o.n);
+  HIPPO_CHECK(o.samples >= 1, "--samples must be >= 1, got ", o.samples);
+  set_num_threads(o.threads);
+  const ModelConfig cfg = read_checkpoint_config(o.model);
+  LanguageModel model(cfg);
+  auto meta = load_checkpoint(o.model, model, nullptr);
+  // --tokenizer, else the one recorded in the model file, else a guess from the vocab size.
+  std::string tok_spec = o.tokenizer;
+  if (tok_spec.empty()) tok_spec = meta.count("tokenizer") ? meta["tokenizer"] : "";
+  if (tok_spec.empty()) tok_spec = cfg.vocab_size >= 50257 ? "gpt2:data/gpt2" : "byte";
+  const auto tok = load_tokenizer(tok_spec);
+  HIPPO_CHECK(tok->vocab_size() <= cfg.vocab_size, "--tokenizer ", tok_spec, " has ",
+              tok->vocab_size(), " tokens, more than the model's vocab_size ", cfg.vocab_size);
+  const int V = cfg.padded_vocab();
+  const int32_t eot = tok->eot_id();
+
+  // Prompts: every -p, then every --prompt-file; an empty prompt starts from end-of-text.
+  std::vector<std::string> texts = o.prompts;
+  for (const auto& f : o.prompt_files) texts.push_back(read_whole_file(f));
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& t : texts) {
+    prompts.push_back(tok->encode_with_special(t));
+    if (prompts.back().empty() && o.load_state.empty()) prompts.back().push_back(eot);
+  }
+
+  ModelState state;
+  std::vector<float> logits;  // (batch, V): what follows the tokens consumed so far
+  std::vector<size_t> consumed;  // prompt tokens already in the state, per sequence
+  auto t0 = Clock::now();
+  int64_t prompt_tokens = 0;
+  if (!o.load_state.empty()) {
+    state = load_state(o.load_state, model, &logits);
+    if (!prompts.empty() && state.batch != static_cast<int>(prompts.size())) {
+      HIPPO_CHECK(state.batch == 1, "--load-state: the state holds ", state.batch,
+                  " sequences but ", prompts.size(), " prompts were given");
+      state = repeat_state(state, static_cast<int>(prompts.size()));
+      std::vector<float> l;
+      for (size_t i = 0; i < prompts.size(); ++i) l.insert(l.end(), logits.begin(), logits.end());
+      logits = std::move(l);
+    }
+    if (prompts.empty()) prompts.resize(static_cast<size_t>(state.batch));
+    consumed.assign(prompts.size(), 0);
+  } else {
+    HIPPO_CHECK(!prompts.empty(), "give a prompt with -p or --prompt-file (or --load-state)");
+    // The common length runs as one batched prefill; longer prompts finish by forced steps.
+    size_t common = prompts[0].size();
+    for (const auto& p : prompts) common = std::min(common, p.size());
+    const int B = static_cast<int>(prompts.size()), L = static_cast<int>(common);
+    std::vector<int32_t> batch;
+    for (const auto& p : prompts) batch.insert(batch.end(), p.begin(), p.begin() + L);
+    state = model.new_state(B);
+    const float* lg = model.prefill(batch.data(), B, L, state);
+    logits.assign(lg, lg + static_cast<int64_t>(B) * V);
+    consumed.assign(prompts.size(), common);
+    prompt_tokens += static_cast<int64_t>(B) * L;
+  }
+  if (!o.save_state.empty())
+    for (size_t b = 0; b < prompts.size(); ++b)
+      HIPPO_CHECK(prompts[b].size() - consumed[b] == prompts[0].size() - consumed[0],
+                  "--save-state needs prompts of equal length in tokens (prompt ", b, " has ",
+                  prompts[b].size(), ", prompt 0 has ", prompts[0].size(), ")");
+  size_t longest = 0;  // prompt tokens still to run, most of any sequence
+  for (size_t b = 0; b < prompts.size(); ++b)
+    longest = std::max(longest, prompts[b].size() - consumed[b]);
+  if (cfg.learned_pos)
+    HIPPO_CHECK(state.position + static_cast<int64_t>(longest) + o.n <= cfg.max_position,
+                "prompt and -n need ", state.position + static_cast<int64_t>(longest) + o.n,
+                " positions, more than the model's max_position ", cfg.max_position);
+
+  // Room for every token to come, so the KV caches never grow while decoding (forks copy it).
+  reserve_state(model, state, state.position + static_cast<int64_t>(longest) + o.n);
+  // Prompt tokens that every sequence still has (text after a loaded state) go in as forced
+  // steps before forking, so the forks share them.
+  {
+    size_t common = SIZE_MAX;
+    for (size_t b = 0; b < prompts.size(); ++b) common = std::min(common, prompts[b].size() - consumed[b]);
+    std::vector<int32_t> forced(prompts.size());
+    for (size_t i = 0; i < common; ++i) {
+      for (size_t b = 0; b < prompts.size(); ++b) forced[b] = prompts[b][consumed[b]++];
+      const float* lg = model.step(forced.data(), state);
+      logits.assign(lg, lg + static_cast<int64_t>(state.batch) * V);
+      prompt_tokens += state.batch;
+    }
+  }
+  if (!o.save_state.empty()) save_state(o.save_state, model, state, logits.data());
+
+  // Forks: every sequence `samples` times (its prompt too).
+  if (o.samples > 1) {
+    state = repeat_state(state, o.samples);
+    std::vector<float> l;
+    std::vector<std::vector<int32_t>> p;
+    std::vector<size_t> c;
+    for (size_t b = 0; b < prompts.size(); ++b)
+      for (int j = 0; j < o.samples; ++j) {
+        l.insert(l.end(), logits.begin() + b * V, logits.begin() + (b + 1) * V);
+        p.push_back(prompts[b]);
+        c.push_back(consumed[b]);
+      }
+    logits = std::move(l);
+    prompts = std::move(p);
+    consumed = std::move(c);
+  }
+  const int B = state.batch;
+
+  Sampler sampler({o.temperature, o.top_k, o.top_p}, o.seed);
+  const bool stream = B == 1;
+  std::vector<std::string> out(static_cast<size_t>(B));
+  if (stream && texts.size() == 1) {
+    std::fwrite(texts[0].data(), 1, texts[0].size(), stdout);
+    std::fflush(stdout);
+  }
+  std::vector<int> made(static_cast<size_t>(B), 0);
+  std::vector<char> done(static_cast<size_t>(B), o.n == 0);
+  std::vector<int32_t> next(static_cast<size_t>(B));
+  auto t_decode = Clock::now();
+  const double prefill_s = seconds_since(t0);
+  int64_t decoded = 0;
+  for (;;) {
+    bool all_done = true;
+    for (int b = 0; b < B; ++b) {
+      if (consumed[b] < prompts[b].size()) {
+        next[b] = prompts[b][consumed[b]++];
+        ++prompt_tokens;
+        all_done = false;
+        continue;
+      }
+      if (done[b]) {
+        next[b] = eot;  // keeps the batch in step; its output is ignored
+        continue;
+      }
+      const int32_t t = sampler.sample(logits.data() + static_cast<int64_t>(b) * V, cfg.vocab_size);
+      ++made[b];
+      ++decoded;
+      next[b] = t;
+      if (t == eot || t >= tok->vocab_size()) {
+        done[b] = true;  // end of text (or an id the tokenizer cannot show)
+      } else {
+        const std::string piece = tok->decode(std::span<const int32_t>(&t, 1));
+        if (stream) {
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+          std::fflush(stdout);
+        } else {
+          out[b] += piece;
+        }
+      }
+      if (made[b] >= o.n) done[b] = true;
+      all_done &= static_cast<bool>(done[b]);
+    }
+    if (all_done) break;
+    const float* lg = model.step(next.data(), state);
+    logits.assign(lg, lg + static_cast<int64_t>(B) * V);
+  }
+  const double decode_s = seconds_since(t_decode);
+  if (stream) {
+    std::printf("\n");
+  } else {
+    for (int b = 0; b < B; ++b) {
+      std::printf("=== sequence %d (prompt %d, sample %d) ===\n", b, b / o.samples, b % o.samples);
+      if (b / o.samples < static_cast<int>(texts.size())) std::printf("%s", texts[b / o.samples].c_str());
+      std::printf("%s\n", out[b].c_str());
+    }
+  }
+  std::fflush(stdout);
+  std::fprintf(stderr, "[generate] %d sequence(s), prompt %lld tokens in %.2f s, %lld tokens made in "
+               "%.2f s (%.1f tokens/s), tokenizer %s\n", B, static_cast<long long>(prompt_tokens),
+               prefill_s, static_cast<long long>(decoded), decode_s,
+               decode_s > 0 ? decoded / decode_s : 0.0, tok_spec.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_generate(CLI::App& app, std::function<int()>& run) {
+  auto o = std::make_shared<GenerateOptions>();
+  auto* c = app.add_subcommand("generate", "Generate text from a model (recurrent decoding)");
+  c->add_option("-m,--model", o->model, "Weights or checkpoint (.safetensors)")->required();
+  c->add_option("-p,--prompt", o->prompts, "Prompt text; several -p run as a batch");
+  c->add_option("--prompt-file", o->prompt_files, "File whose text is a prompt (repeatable)");
+  c->add_option("-n,--tokens", o->n, "Tokens to generate per sequence")->capture_default_str();
+  c->add_option("--samples", o->samples, "Continuations per prompt (the prompt state is forked)")
+      ->capture_default_str();
+  c->add_option("--temp,--temperature", o->temperature, "Temperature (0: greedy)")
+      ->capture_default_str();
+  c->add_option("--top-k", o->top_k, "Keep the k most likely tokens (0: all)")->capture_default_str();
+  c->add_option("--top-p", o->top_p, "Nucleus: keep the fewest tokens with mass >= p")
+      ->capture_default_str();
+  c->add_option("-s,--seed", o->seed, "Sampling seed")->capture_default_str();
+  c->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
+  c->add_option("--tokenizer", o->tokenizer,
+                "byte | gpt2:DIR (default: the model file's, else gpt2:data/gpt2 for a GPT-2-size "
+                "vocab, else byte)");
+  c->add_option("--save-state", o->save_state, "Save the state after the prompt to FILE");
+  c->add_option("--load-state", o->load_state,
+                "Continue from a saved state (-p text, if any, is appended to it)");
+  c->callback([&run, o] { run = [o] { return generate(*o); }; });
+  // `bench generate` joins the bench command when it exists (registered before this one).
+  try {
+    add_bench_generate(*app.get_subcommand("bench"), run);
+  } catch (const CLI::OptionNotFound&) {
+  }
+}
+
+}  // namespace hippo::cli

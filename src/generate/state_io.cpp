@@ -1,0 +1,274 @@
+#include "generate/state_io.h"
+
+#include <algorithm>
+#include <complex>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "core/error.h"
+#include "data/hash.h"
+#include "io/safetensors.h"
+#include "nn/attention.h"
+#include "nn/h3.h"
+#include "nn/s4d_mixer.h"
+
+namespace hippo {
+
+namespace {
+
+constexpr const char* kFormat = "hippo-state-v1";
+
+nlohmann::json identity_json(const ModelConfig& cfg) {
+  nlohmann::json j = cfg.to_json();
+  j.erase("dropout");
+  j.erase("ssm_init");
+  return j;
+}
+
+// Copies rows of `row` elements: out row b*copies+j = in row b, for B rows.
+template <typename T>
+std::vector<T> repeat_rows(const std::vector<T>& in, int B, int copies) {
+  if (in.empty()) return {};
+  const size_t row = in.size() / static_cast<size_t>(B);
+  std::vector<T> out(in.size() * static_cast<size_t>(copies));
+  for (int b = 0; b < B; ++b)
+    for (int j = 0; j < copies; ++j)
+      std::copy_n(in.data() + b * row, row, out.data() + (static_cast<size_t>(b) * copies + j) * row);
+  return out;
+}
+
+std::unique_ptr<MixerState> repeat_layer(const MixerState& m, int copies, size_t layer) {
+  if (auto* h = dynamic_cast<const H3State*>(&m)) {
+    auto o = std::make_unique<H3State>();
+    o->B = h->B * copies;
+    o->shift = repeat_rows(h->shift, h->B, copies);
+    o->diag = repeat_rows(h->diag, h->B, copies);
+    return o;
+  }
+  if (auto* s = dynamic_cast<const S4DState*>(&m)) {
+    auto o = std::make_unique<S4DState>();
+    o->B = s->B * copies;
+    o->x = repeat_rows(s->x, s->B, copies);
+    return o;
+  }
+  if (auto* c = dynamic_cast<const AttentionCache*>(&m)) {
+    auto o = std::make_unique<AttentionCache>();
+    o->batch = c->batch * copies;
+    o->len = c->len;
+    o->capacity = c->capacity;
+    o->k = repeat_rows(c->k, c->batch, copies);
+    o->v = repeat_rows(c->v, c->batch, copies);
+    return o;
+  }
+  fail("state of layer ", layer, " is of a kind that cannot be copied or saved");
+}
+
+// Borrowed (read-only) view for saving; safetensors writing does not modify it.
+template <typename T>
+Tensor view_of(const std::vector<T>& v, Shape shape) {
+  return Tensor::borrow(reinterpret_cast<float*>(const_cast<T*>(v.data())), std::move(shape));
+}
+
+int64_t meta_int(const SafeTensors& st, const std::string& key, const std::string& path) {
+  auto it = st.metadata.find(key);
+  HIPPO_CHECK(it != st.metadata.end(), path, ": state metadata \"", key, "\" is missing");
+  try {
+    size_t used = 0;
+    const long long v = std::stoll(it->second, &used);
+    HIPPO_CHECK(used == it->second.size(), path, ": state metadata \"", key,
+                "\" is not an integer: ", it->second);
+    return v;
+  } catch (const std::logic_error&) {
+    fail(path, ": state metadata \"", key, "\" is not an integer: ", it->second);
+  }
+}
+
+// Copies a stored tensor of exactly `shape` into dst (floats).
+void fill_from(const SafeTensors& st, const std::string& name, const Shape& shape, float* dst,
+               const std::string& path) {
+  HIPPO_CHECK(st.has(name), path, ": state tensor \"", name, "\" is missing");
+  const Tensor& t = st.tensors.at(name);
+  HIPPO_CHECK(t.shape() == shape, path, ": state tensor \"", name, "\" has shape ",
+              shape_str(t.shape()), ", expected ", shape_str(shape));
+  std::memcpy(dst, t.data(), sizeof(float) * static_cast<size_t>(t.numel()));
+}
+
+}  // namespace
+
+uint64_t config_hash(const ModelConfig& cfg) { return fnv1a64(identity_json(cfg).dump()); }
+
+uint64_t weights_fingerprint(const LanguageModel& model) {
+  uint64_t h = kFnvOffset;
+  for (const auto& p : model.params()) {
+    h = fnv1a64(p.name, h);
+    const Tensor& t = p.param->value;
+    const int64_t n = t.numel(), stride = std::max<int64_t>(1, n / 4096);
+    for (int64_t i = 0; i < n; i += stride) h = fnv1a64(t.data() + i, sizeof(float), h);
+  }
+  return h;
+}
+
+ModelState clone_state(const ModelState& s) { return repeat_state(s, 1); }
+
+ModelState repeat_state(const ModelState& s, int copies) {
+  HIPPO_CHECK(copies >= 1, "repeat_state: copies must be >= 1, got ", copies);
+  ModelState o;
+  o.batch = s.batch * copies;
+  o.position = s.position;
+  for (size_t i = 0; i < s.layers.size(); ++i)
+    o.layers.push_back(repeat_layer(*s.layers[i], copies, i));
+  return o;
+}
+
+void reserve_state(const LanguageModel& model, ModelState& s, int64_t total_tokens) {
+  HIPPO_CHECK(s.layers.size() == model.blocks().size(), "reserve_state: the state has ",
+              s.layers.size(), " layers, the model ", model.blocks().size());
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    auto* c = dynamic_cast<AttentionCache*>(s.layers[i].get());
+    if (c == nullptr || c->capacity >= total_tokens) continue;
+    const auto& at = dynamic_cast<const Attention&>(*model.blocks()[i]->mixer);
+    const int64_t blocks = static_cast<int64_t>(c->batch) * at.heads(), dh = at.head_dim();
+    std::vector<float> k(static_cast<size_t>(blocks * total_tokens * dh)), v(k.size());
+    for (int64_t bh = 0; bh < blocks; ++bh) {
+      std::copy_n(c->k.data() + bh * c->capacity * dh, c->len * dh, k.data() + bh * total_tokens * dh);
+      std::copy_n(c->v.data() + bh * c->capacity * dh, c->len * dh, v.data() + bh * total_tokens * dh);
+    }
+    c->k = std::move(k);
+    c->v = std::move(v);
+    c->capacity = total_tokens;
+  }
+}
+
+void save_state(const std::string& path, const LanguageModel& model, const ModelState& s,
+                const float* logits) {
+  const ModelConfig& cfg = model.config();
+  HIPPO_CHECK(static_cast<int>(s.layers.size()) == cfg.n_layer, "save_state: the state has ",
+              s.layers.size(), " layers, the model ", cfg.n_layer);
+  std::vector<Tensor> keep;  // owns compacted KV caches and views until written
+  std::vector<std::pair<std::string, size_t>> names;
+  keep.reserve(3 * s.layers.size());
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const std::string pre = "layers." + std::to_string(i) + ".";
+    const auto& mixer = *model.blocks()[i]->mixer;
+    const MixerState& m = *s.layers[i];
+    if (auto* h = dynamic_cast<const H3State*>(&m)) {
+      const auto& mx = dynamic_cast<const H3&>(mixer);
+      const int64_t d = mx.d(), N = mx.d_state(), p = mx.head_dim(), H = mx.heads();
+      if (!h->shift.empty()) {
+        keep.push_back(view_of(h->shift, {s.batch, d, N}));
+        names.push_back({pre + "shift", keep.size() - 1});
+      }
+      if (!h->diag.empty()) {
+        const int64_t M = static_cast<int64_t>(h->diag.size()) / (s.batch * p * p * H);
+        keep.push_back(view_of(h->diag, {s.batch, p, p, H, M, 2}));
+        names.push_back({pre + "diag", keep.size() - 1});
+      }
+    } else if (auto* x = dynamic_cast<const S4DState*>(&m)) {
+      const int64_t d = cfg.d_model, M = static_cast<int64_t>(x->x.size()) / (s.batch * d);
+      keep.push_back(view_of(x->x, {s.batch, d, M, 2}));
+      names.push_back({pre + "x", keep.size() - 1});
+    } else if (auto* c = dynamic_cast<const AttentionCache*>(&m)) {
+      const auto& at = dynamic_cast<const Attention&>(mixer);
+      const int64_t heads = at.heads(), dh = at.head_dim(), len = c->len;
+      HIPPO_CHECK(len == s.position, "save_state: layer ", i, " caches ", len,
+                  " tokens but the state is at position ", s.position);
+      for (int kv = 0; kv < 2; ++kv) {
+        const std::vector<float>& src = kv == 0 ? c->k : c->v;
+        Tensor t = Tensor::zeros({s.batch, heads, std::max<int64_t>(len, 0), dh});
+        for (int64_t bh = 0; bh < s.batch * heads; ++bh)
+          std::copy_n(src.data() + bh * c->capacity * dh, len * dh, t.data() + bh * len * dh);
+        keep.push_back(std::move(t));
+        names.push_back({pre + (kv == 0 ? "k" : "v"), keep.size() - 1});
+      }
+    } else {
+      fail("save_state: layer ", i, " has a state of unknown kind");
+    }
+  }
+  if (logits != nullptr) {
+    keep.push_back(Tensor::borrow(const_cast<float*>(logits), {s.batch, cfg.padded_vocab()}));
+    names.push_back({"logits", keep.size() - 1});
+  }
+  std::vector<NamedTensor> out;
+  for (auto& [name, idx] : names) out.push_back({name, &keep[idx]});
+  std::map<std::string, std::string> meta = {
+      {"format", kFormat},
+      {"config", identity_json(cfg).dump()},
+      {"config_hash", std::to_string(config_hash(cfg))},
+      {"weights_fingerprint", std::to_string(weights_fingerprint(model))},
+      {"position", std::to_string(s.position)},
+      {"batch", std::to_string(s.batch)}};
+  save_safetensors(path, out, meta);
+}
+
+ModelState load_state(const std::string& path, const LanguageModel& model,
+                      std::vector<float>* logits) {
+  const SafeTensors st = load_safetensors(path);
+  auto fmt = st.metadata.find("format");
+  HIPPO_CHECK(fmt != st.metadata.end() && fmt->second == kFormat, path,
+              ": not a hippo generation state (metadata \"format\" should be \"", kFormat, "\")");
+  const ModelConfig& cfg = model.config();
+  const std::string want_hash = std::to_string(config_hash(cfg));
+  auto hash = st.metadata.find("config_hash");
+  HIPPO_CHECK(hash != st.metadata.end(), path, ": state metadata \"config_hash\" is missing");
+  if (hash->second != want_hash) {
+    // Name the first config field that differs, if the stored config is readable.
+    std::string diff;
+    auto c = st.metadata.find("config");
+    if (c != st.metadata.end()) {
+      const auto stored = nlohmann::json::parse(c->second, nullptr, false);
+      const auto mine = identity_json(cfg);
+      if (stored.is_object())
+        for (auto it = mine.begin(); it != mine.end() && diff.empty(); ++it)
+          if (!stored.contains(it.key()) || stored[it.key()] != it.value())
+            diff = str("; \"", it.key(), "\" is ",
+                       stored.contains(it.key()) ? stored[it.key()].dump() : "missing",
+                       " in the state, ", it.value().dump(), " in the model");
+    }
+    fail(path, ": the state was made for a different model config (config_hash ", hash->second,
+         ", this model's is ", want_hash, diff, ")");
+  }
+  auto wf = st.metadata.find("weights_fingerprint");
+  HIPPO_CHECK(wf != st.metadata.end() && wf->second == std::to_string(weights_fingerprint(model)),
+              path, ": the state was made with different model weights (weights_fingerprint)");
+  const int64_t B = meta_int(st, "batch", path), pos = meta_int(st, "position", path);
+  HIPPO_CHECK(B >= 1 && B <= (1 << 20), path, ": state metadata \"batch\" = ", B, " is invalid");
+  HIPPO_CHECK(pos >= 0, path, ": state metadata \"position\" = ", pos, " is invalid");
+  ModelState s = model.new_state(static_cast<int>(B));
+  s.position = pos;
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const std::string pre = "layers." + std::to_string(i) + ".";
+    const auto& mixer = *model.blocks()[i]->mixer;
+    MixerState& m = *s.layers[i];
+    if (auto* h = dynamic_cast<H3State*>(&m)) {
+      const auto& mx = dynamic_cast<const H3&>(mixer);
+      const int64_t d = mx.d(), N = mx.d_state(), p = mx.head_dim(), H = mx.heads();
+      if (!h->shift.empty()) fill_from(st, pre + "shift", {B, d, N}, h->shift.data(), path);
+      if (!h->diag.empty()) {
+        const int64_t M = static_cast<int64_t>(h->diag.size()) / (B * p * p * H);
+        fill_from(st, pre + "diag", {B, p, p, H, M, 2}, reinterpret_cast<float*>(h->diag.data()),
+                  path);
+      }
+    } else if (auto* x = dynamic_cast<S4DState*>(&m)) {
+      const int64_t d = cfg.d_model, M = static_cast<int64_t>(x->x.size()) / (B * d);
+      fill_from(st, pre + "x", {B, d, M, 2}, reinterpret_cast<float*>(x->x.data()), path);
+    } else if (auto* c = dynamic_cast<AttentionCache*>(&m)) {
+      const auto& at = dynamic_cast<const Attention&>(mixer);
+      const int64_t heads = at.heads(), dh = at.head_dim();
+      c->len = static_cast<int>(pos);
+      c->capacity = pos;
+      c->k.assign(static_cast<size_t>(B * heads * pos * dh), 0.0f);
+      c->v.assign(c->k.size(), 0.0f);
+      fill_from(st, pre + "k", {B, heads, pos, dh}, c->k.data(), path);
+      fill_from(st, pre + "v", {B, heads, pos, dh}, c->v.data(), path);
+    }
+  }
+  if (logits != nullptr) {
+    HIPPO_CHECK(st.has("logits"), path, ": the state has no \"logits\" to resume from");
+    logits->resize(static_cast<size_t>(B * cfg.padded_vocab()));
+    fill_from(st, "logits", {B, cfg.padded_vocab()}, logits->data(), path);
+  }
+  return s;
+}
+
+}  // namespace hippo
