@@ -10,5 +10,6 @@ void add_bench(CLI::App& app, std::function<int()>& run);
 void add_train(CLI::App& app, std::function<int()>& run);
 void add_synth(CLI::App& app, std::function<int()>& run);
 void add_tokenize(CLI::App& app, std::function<int()>& run);
+void add_convert(CLI::App& app, std::function<int()>& run);
 
 }  // namespace hippo::cli

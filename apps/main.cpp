@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   hippo::cli::add_train(app, run);
   hippo::cli::add_synth(app, run);
   hippo::cli::add_tokenize(app, run);
+  hippo::cli::add_convert(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
