@@ -27,7 +27,7 @@ import torch
 
 import refcommon
 from refcommon import RefTestCase, run_case
-from torch_h3 import LM, randomize_
+from torch_h3 import LM, S4DKernel, randomize_
 
 SLOW = os.environ.get("HIPPO_SLOW_TESTS") == "1"
 # The test machine is shared and oversubscribed: spinning OpenMP workers then wait for
@@ -99,6 +99,13 @@ def bf16_rounded(model):
 
 
 def torch_greedy(model, tokens, n):
+    # The diagonal SSM kernel of length L is a prefix of the longer one; computing it once
+    # (complex powers are the slow part of the reference) leaves every value the same.
+    model = copy.deepcopy(model)
+    for mod in model.modules():
+        if isinstance(mod, S4DKernel):
+            K = mod(tokens.shape[1] + n)
+            mod.forward = (lambda K: lambda L: K[:, :L])(K)
     seq = tokens.clone()
     steps = []
     with torch.no_grad():
