@@ -43,10 +43,10 @@ SMALL = {"vocab_size": 1000, "d_model": 128, "n_layer": 4, "d_state": 64, "attn_
          "layers": ["h3", "h3", "attention", "h3"]}
 
 
-def build_model(cfg, seed):
+def build_model(cfg, seed, scale=0.2):
     torch.manual_seed(seed)
     model = LM(cfg)
-    randomize_(model, scale=0.2, seed=seed)
+    randomize_(model, scale=scale, seed=seed)
     # Stored weights are fp32, as in the released files; the reference uses exactly those.
     with torch.no_grad():
         for p in model.parameters():
@@ -315,14 +315,21 @@ class ConvertTest(RefTestCase):
     def test_125m_shape(self):
         cfg = {"vocab_size": 50257, "d_model": 768, "n_layer": 12, "d_state": 64, "attn_heads": 12,
                "layers": ["attention" if i == 6 else "h3" for i in range(12)]}
-        model = build_model(cfg, seed=11)
+        # Weights of scale 0.1 rather than 0.2: with 0.2 the residual stream of 12 random blocks
+        # grows until bf16 rounding alone moves the logits by 2e-2.
+        model = build_model(cfg, seed=11, scale=0.1)
         torch.save(released_state_dict(model, cfg), self.path("125m.pt"))
         w = self.convert_ok(self.path("125m.pt"), self.path("125m.safetensors"))  # heads from table
         got = json.loads(read_header(w)["__metadata__"]["config"])
         self.assertEqual((got["vocab_size"], got["attn_heads"]), (50257, 12))
         self.check_parity(w, model, cfg, 1e-4, B=1, L=16, seed=12)
         wb = self.convert_ok(self.path("125m.pt"), self.path("125m_bf16.safetensors"), "--dtype", "bf16")
-        self.check_parity(wb, model, cfg, 2e-2, greedy_model=bf16_rounded(model), B=1, L=16, seed=12)
+        rounded = bf16_rounded(model)
+        self.check_parity(wb, model, cfg, 2e-2, greedy_model=rounded, B=1, L=16, seed=12)
+        tokens = torch.randint(0, 50257, (1, 16), generator=torch.Generator().manual_seed(15))
+        out = run_case("converted_model", {"weights": wb}, {"tokens": tokens.double()})
+        with torch.no_grad():
+            self.assertClose("logits vs bf16-rounded weights", out["logits"], rounded(tokens), 1e-4)
 
     @unittest.skipUnless(SLOW, "set HIPPO_SLOW_TESTS=1 for the 125M shapes")
     def test_125m_shape_rotary(self):
