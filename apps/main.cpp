@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   hippo::cli::add_eval(app, run);
   hippo::cli::add_tokenize(app, run);
   hippo::cli::add_generate(app, run);
+  hippo::cli::add_convert(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -84,3 +84,79 @@ TEST(SafeTensors, LyingHeadersAreRefused) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/w.safetensors"), std::string::npos);
   }
 }
+
+TEST(SafeTensors, DuplicateKeysAreRefused) {
+  const std::string x = R"("x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
+  EXPECT_NE(parse_error(make_file("{" + x + "," + x + "}", 4)).find("'x' more than once"),
+            std::string::npos);
+  EXPECT_NE(parse_error(make_file(R"({"__metadata__":{"a":"1","a":"2"}})", 0)).find("'a' more than once"),
+            std::string::npos);
+  // The same key in different objects is fine.
+  EXPECT_EQ(parse_error(make_file(R"({"__metadata__":{"x":"1"},)" + x + "}", 4)), "");
+}
+
+TEST(SafeTensors, HugeShapesAreRefusedBeforeAllocating) {
+  // 2^39 * 2^39 elements would overflow a naive numel * dtype size.
+  EXPECT_NE(parse_error(make_file(R"({"x":{"dtype":"F64","shape":[549755813888,549755813888],)"
+                                  R"("data_offsets":[0,8]}})", 8))
+                .find("too large"),
+            std::string::npos);
+  EXPECT_NE(parse_error(make_file(R"({"x":{"dtype":"F64","shape":[1099511627775,8],)"
+                                  R"("data_offsets":[0,8]}})", 8))
+                .find("too large"),
+            std::string::npos);
+  EXPECT_NE(parse_error(make_file(R"({"x":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", 8))
+                .find("non-negative integers"),
+            std::string::npos);
+}
+
+TEST(SafeTensors, ReaderStreamsTensorsAndChecksTruncation) {
+  auto dir = std::filesystem::temp_directory_path() / "hippo_st_reader_test";
+  std::filesystem::create_directories(dir);
+  // Mixed dtypes written by hand: F32 [1.5, -2], BF16 [1, -0.5] (0x3f80, 0xbf00), F16 [2] (0x4000).
+  std::string header =
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+      R"("b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},)"
+      R"("c":{"dtype":"F16","shape":[1],"data_offsets":[12,14]},"__metadata__":{"k":"v"}})";
+  std::string bytes(8, '\0');
+  uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  bytes += header;
+  float a[2] = {1.5f, -2.0f};
+  bytes.append(reinterpret_cast<const char*>(a), 8);
+  const unsigned char rest[6] = {0x80, 0x3f, 0x00, 0xbf, 0x00, 0x40};
+  bytes.append(reinterpret_cast<const char*>(rest), 6);
+  std::string path = (dir / "m.safetensors").string();
+  write_file_atomic(path, bytes);
+
+  SafeTensorsReader r(path);
+  EXPECT_EQ(r.header().metadata.at("k"), "v");
+  float out[2];
+  r.read_f32("a", out);
+  EXPECT_EQ(out[0], 1.5f);
+  EXPECT_EQ(out[1], -2.0f);
+  r.read_f32("b", out);
+  EXPECT_EQ(out[0], 1.0f);
+  EXPECT_EQ(out[1], -0.5f);
+  r.read_f32("c", out);
+  EXPECT_EQ(out[0], 2.0f);
+  // Same result as the whole-file parser.
+  SafeTensors st = load_safetensors(path);
+  EXPECT_EQ(st.get("b", path)[1], -0.5f);
+  try {
+    r.entry("zz");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'zz'"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos);
+  }
+  // A truncated file is refused when opened, naming the tensor that runs past the end.
+  write_file_atomic(path, bytes.substr(0, bytes.size() - 1));
+  try {
+    SafeTensorsReader bad(path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}

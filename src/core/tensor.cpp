@@ -1,5 +1,7 @@
 #include "core/tensor.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -28,6 +30,15 @@ std::shared_ptr<float[]> alloc_floats(size_t n) {
   return std::shared_ptr<float[]>(p, [](float* q) { std::free(q); });
 }
 
+std::shared_ptr<float[]> alloc_floats_untouched(size_t n) {
+  size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+  if (bytes < (size_t{1} << 20)) return alloc_floats(n);
+  // Fresh anonymous pages read as zero and take no resident memory until written.
+  void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  HIPPO_CHECK(m != MAP_FAILED, "out of memory allocating ", bytes, " bytes");
+  return std::shared_ptr<float[]>(static_cast<float*>(m), [bytes](float* q) { ::munmap(q, bytes); });
+}
+
 static Shape contiguous_strides(const Shape& shape) {
   Shape st(shape.size());
   int64_t s = 1;
@@ -38,10 +49,15 @@ static Shape contiguous_strides(const Shape& shape) {
   return st;
 }
 
-Tensor Tensor::zeros(Shape shape) {
+Tensor Tensor::zeros(Shape shape) { return zeros_impl(std::move(shape), false); }
+
+Tensor Tensor::zeros_untouched(Shape shape) { return zeros_impl(std::move(shape), true); }
+
+Tensor Tensor::zeros_impl(Shape shape, bool untouched) {
   for (auto v : shape) HIPPO_CHECK(v >= 0, "negative tensor size in shape ", shape_str(shape));
   Tensor t;
-  t.storage_ = alloc_floats(static_cast<size_t>(shape_numel(shape)));
+  const size_t n = static_cast<size_t>(shape_numel(shape));
+  t.storage_ = untouched ? alloc_floats_untouched(n) : alloc_floats(n);
   t.data_ = t.storage_.get();
   t.strides_ = contiguous_strides(shape);
   t.shape_ = std::move(shape);

@@ -16,11 +16,16 @@ std::string shape_str(const Shape& s);
 
 // 64-byte aligned float storage; contents are zeroed.
 std::shared_ptr<float[]> alloc_floats(size_t n);
+// Zeroed too, but large blocks are fresh pages that take no resident memory until written
+// (for memory that may never be used, like the gradients of a model loaded for inference).
+std::shared_ptr<float[]> alloc_floats_untouched(size_t n);
 
 class Tensor {
  public:
   Tensor() = default;
   static Tensor zeros(Shape shape);
+  // Same, backed by alloc_floats_untouched.
+  static Tensor zeros_untouched(Shape shape);
   // A view of memory someone else owns; the caller keeps it alive.
   static Tensor borrow(float* data, Shape shape);
 
@@ -52,6 +57,7 @@ class Tensor {
   void copy_from(const Tensor& src);
 
  private:
+  static Tensor zeros_impl(Shape shape, bool untouched);
   std::shared_ptr<float[]> storage_;
   float* data_ = nullptr;
   Shape shape_, strides_;

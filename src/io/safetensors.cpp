@@ -1,12 +1,14 @@
 #include "io/safetensors.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -44,31 +46,83 @@ static int dtype_size(const std::string& dt) {
   return 0;
 }
 
-SafeTensors parse_safetensors(const unsigned char* bytes, size_t size, const std::string& file) {
-  HIPPO_CHECK(size >= 8, file, ": too short for a safetensors file (", size, " bytes)");
+void convert_to_f32(const std::string& dt, const unsigned char* p, uint64_t n, float* out) {
+  if (dt == "F32") {
+    std::memcpy(out, p, n * 4);
+  } else if (dt == "F64") {
+    for (uint64_t i = 0; i < n; ++i) {
+      double v;
+      std::memcpy(&v, p + 8 * i, 8);
+      out[i] = static_cast<float>(v);
+    }
+  } else if (dt == "BF16") {
+    for (uint64_t i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      out[i] = bf16_to_f32(h);
+    }
+  } else if (dt == "F16") {
+    for (uint64_t i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      out[i] = f16_to_f32(h);
+    }
+  } else {
+    fail("convert_to_f32: unsupported dtype ", dt);
+  }
+}
+
+static uint64_t header_length(const unsigned char* bytes, size_t size, uint64_t file_size,
+                              const std::string& file) {
+  HIPPO_CHECK(size >= 8 && file_size >= 8, file, ": too short for a safetensors file (", file_size,
+              " bytes)");
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | bytes[i];
   HIPPO_CHECK(hlen <= 100u << 20, file, ": header length ", hlen, " is over the 100 MiB limit");
-  HIPPO_CHECK(hlen <= size - 8, file, ": header length ", hlen, " runs past the end of the file (",
-              size, " bytes)");
+  HIPPO_CHECK(hlen <= file_size - 8, file, ": header length ", hlen,
+              " runs past the end of the file (", file_size, " bytes)");
+  return hlen;
+}
+
+SafeTensorsHeader parse_safetensors_header(const unsigned char* bytes, size_t size,
+                                           uint64_t file_size, const std::string& file) {
+  const uint64_t hlen = header_length(bytes, size, file_size, file);
+  HIPPO_CHECK(hlen <= size - 8, file, ": header is incomplete (", size, " of ", 8 + hlen,
+              " bytes given)");
+  // nlohmann keeps the last of duplicate keys silently; a file that names a tensor twice is
+  // ambiguous, so the parser callback refuses it (a stack of key sets, one per open object).
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  auto track_keys = [&](int, json::parse_event_t ev, json& parsed) {
+    if (ev == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (ev == json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (ev == json::parse_event_t::key && !open_objects.empty() && duplicate.empty()) {
+      const std::string& k = parsed.get_ref<const std::string&>();
+      if (!open_objects.back().insert(k).second) duplicate = k;
+    }
+    return true;
+  };
   json header;
   try {
-    header = json::parse(bytes + 8, bytes + 8 + hlen);
+    header = json::parse(bytes + 8, bytes + 8 + hlen, track_keys);
   } catch (const json::exception& e) {
     fail(file, ": header is not valid JSON: ", e.what());
   }
+  HIPPO_CHECK(duplicate.empty(), file, ": header names '", duplicate, "' more than once");
   HIPPO_CHECK(header.is_object(), file, ": header is not a JSON object");
-  const unsigned char* data = bytes + 8 + hlen;
-  const uint64_t data_size = size - 8 - hlen;
 
-  SafeTensors st;
+  SafeTensorsHeader h;
+  h.data_offset = 8 + hlen;
+  h.data_size = file_size - 8 - hlen;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
       HIPPO_CHECK(entry.is_object(), file, ": __metadata__ is not an object");
       for (auto& [k, v] : entry.items()) {
         HIPPO_CHECK(v.is_string(), file, ": __metadata__.", k, " is not a string");
-        st.metadata[k] = v.get<std::string>();
+        h.metadata[k] = v.get<std::string>();
       }
       continue;
     }
@@ -79,10 +133,12 @@ SafeTensors parse_safetensors(const unsigned char* bytes, size_t size, const std
     HIPPO_CHECK(entry.contains("data_offsets") && entry["data_offsets"].is_array() &&
                     entry["data_offsets"].size() == 2,
                 where, ": missing data_offsets [begin, end]");
-    std::string dt = entry["dtype"];
-    int esize = dtype_size(dt);
-    HIPPO_CHECK(esize != 0 && dt != "I32" && dt != "I64", where, ": unsupported dtype ", dt);
-    Shape shape;
+    TensorEntry te;
+    te.dtype = entry["dtype"].get<std::string>();
+    const int esize = dtype_size(te.dtype);
+    HIPPO_CHECK(esize != 0 && te.dtype != "I32" && te.dtype != "I64", where, ": unsupported dtype ",
+                te.dtype);
+    // numel stays below 2^40 at every step, so numel * esize cannot overflow 64 bits.
     uint64_t numel = 1;
     for (auto& d : entry["shape"]) {
       HIPPO_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0), where,
@@ -91,40 +147,39 @@ SafeTensors parse_safetensors(const unsigned char* bytes, size_t size, const std
       HIPPO_CHECK(v < (1ull << 40) && (v == 0 || numel <= (1ull << 40) / v), where,
                   ": shape is too large");
       numel *= v;
-      shape.push_back(static_cast<int64_t>(v));
+      te.shape.push_back(static_cast<int64_t>(v));
     }
     auto& off = entry["data_offsets"];
     HIPPO_CHECK(off[0].is_number_unsigned() && off[1].is_number_unsigned(), where,
                 ": data_offsets must be non-negative integers");
-    uint64_t b = off[0], e = off[1];
-    HIPPO_CHECK(b <= e && e <= data_size, where, ": data_offsets [", b, ", ", e,
-                "] out of range (data section is ", data_size, " bytes)");
-    HIPPO_CHECK(e - b == numel * esize, where, ": data_offsets cover ", e - b,
-                " bytes but dtype ", dt, " and shape ", shape_str(shape), " need ", numel * esize);
-    ranges.push_back({b, e});
-    Tensor t = Tensor::zeros(shape);
-    const unsigned char* p = data + b;
-    float* out = t.data();
-    for (uint64_t i = 0; i < numel; ++i) {
-      if (dt == "F32") {
-        std::memcpy(&out[i], p + 4 * i, 4);
-      } else if (dt == "F64") {
-        double v;
-        std::memcpy(&v, p + 8 * i, 8);
-        out[i] = static_cast<float>(v);
-      } else {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        out[i] = dt == "BF16" ? bf16_to_f32(h) : f16_to_f32(h);
-      }
-    }
-    st.tensors.emplace(name, std::move(t));
-    st.source_dtype[name] = dt;
+    te.begin = off[0].get<uint64_t>();
+    te.end = off[1].get<uint64_t>();
+    HIPPO_CHECK(te.begin <= te.end && te.end <= h.data_size, where, ": data_offsets [", te.begin,
+                ", ", te.end, "] out of range (data section is ", h.data_size, " bytes)");
+    HIPPO_CHECK(te.end - te.begin == numel * esize, where, ": data_offsets cover ",
+                te.end - te.begin, " bytes but dtype ", te.dtype, " and shape ",
+                shape_str(te.shape), " need ", numel * esize);
+    ranges.push_back({te.begin, te.end});
+    h.tensors.emplace(name, std::move(te));
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
     HIPPO_CHECK(ranges[i].first >= ranges[i - 1].second || ranges[i].first == ranges[i].second,
                 file, ": tensors overlap in the data section at byte ", ranges[i].first);
+  return h;
+}
+
+SafeTensors parse_safetensors(const unsigned char* bytes, size_t size, const std::string& file) {
+  SafeTensorsHeader h = parse_safetensors_header(bytes, size, size, file);
+  const unsigned char* data = bytes + h.data_offset;
+  SafeTensors st;
+  st.metadata = std::move(h.metadata);
+  for (auto& [name, te] : h.tensors) {
+    Tensor t = Tensor::zeros(te.shape);
+    convert_to_f32(te.dtype, data + te.begin, static_cast<uint64_t>(t.numel()), t.data());
+    st.tensors.emplace(name, std::move(t));
+    st.source_dtype[name] = te.dtype;
+  }
   return st;
 }
 
@@ -134,6 +189,68 @@ SafeTensors load_safetensors(const std::string& path) {
   std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
                                    std::istreambuf_iterator<char>());
   return parse_safetensors(bytes.data(), bytes.size(), path);
+}
+
+static void pread_all(int fd, unsigned char* out, uint64_t n, uint64_t offset,
+                      const std::string& path) {
+  while (n > 0) {
+    ssize_t got = ::pread(fd, out, n, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    HIPPO_CHECK(got > 0, path, ": read failed at byte ", offset,
+                got < 0 ? std::string(": ") + std::strerror(errno) : std::string(": file is truncated"));
+    out += got;
+    offset += static_cast<uint64_t>(got);
+    n -= static_cast<uint64_t>(got);
+  }
+}
+
+SafeTensorsReader::SafeTensorsReader(const std::string& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  HIPPO_CHECK(fd_ >= 0, path, ": cannot open file: ", std::strerror(errno));
+  try {
+    struct stat sb;
+    HIPPO_CHECK(::fstat(fd_, &sb) == 0 && S_ISREG(sb.st_mode), path, ": not a regular file");
+    const uint64_t file_size = static_cast<uint64_t>(sb.st_size);
+    unsigned char prefix[8] = {};
+    if (file_size >= 8) pread_all(fd_, prefix, 8, 0, path);
+    const uint64_t hlen = header_length(prefix, file_size >= 8 ? 8 : 0, file_size, path);
+    std::vector<unsigned char> bytes(8 + hlen);
+    std::memcpy(bytes.data(), prefix, 8);
+    pread_all(fd_, bytes.data() + 8, hlen, 8, path);
+    header_ = parse_safetensors_header(bytes.data(), bytes.size(), file_size, path);
+  } catch (...) {
+    ::close(fd_);
+    throw;
+  }
+}
+
+SafeTensorsReader::~SafeTensorsReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+const TensorEntry& SafeTensorsReader::entry(const std::string& name) const {
+  auto it = header_.tensors.find(name);
+  HIPPO_CHECK(it != header_.tensors.end(), path_, ": missing tensor '", name, "'");
+  return it->second;
+}
+
+void SafeTensorsReader::read_f32(const std::string& name, float* out) const {
+  const TensorEntry& te = entry(name);
+  const uint64_t esize = static_cast<uint64_t>(dtype_size(te.dtype));
+  const uint64_t numel = (te.end - te.begin) / esize;
+  if (te.dtype == "F32") {  // straight into place, no staging copy
+    pread_all(fd_, reinterpret_cast<unsigned char*>(out), numel * 4, header_.data_offset + te.begin,
+              path_);
+    return;
+  }
+  // Bounded staging buffer, so loading never holds a second copy of a large tensor.
+  const uint64_t chunk = (uint64_t{4} << 20) / esize;
+  std::vector<unsigned char> buf(std::min(numel, chunk) * esize);
+  for (uint64_t i = 0; i < numel; i += chunk) {
+    const uint64_t n = std::min(chunk, numel - i);
+    pread_all(fd_, buf.data(), n * esize, header_.data_offset + te.begin + i * esize, path_);
+    convert_to_f32(te.dtype, buf.data(), n, out + i);
+  }
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {

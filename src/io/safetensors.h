@@ -23,6 +23,50 @@ struct SafeTensors {
 SafeTensors load_safetensors(const std::string& path);
 SafeTensors parse_safetensors(const unsigned char* bytes, size_t size, const std::string& name);
 
+// One tensor's header entry; [begin, end) is relative to the data section.
+struct TensorEntry {
+  std::string dtype;  // F32, F16, BF16 or F64 (the only ones accepted)
+  Shape shape;
+  uint64_t begin = 0, end = 0;
+};
+
+// The validated header of a safetensors file. `data_offset` is where the data section starts
+// in the file; every entry lies inside a data section of `data_size` bytes.
+struct SafeTensorsHeader {
+  std::map<std::string, TensorEntry> tensors;
+  std::map<std::string, std::string> metadata;
+  uint64_t data_offset = 0, data_size = 0;
+};
+
+// Validates the header found in `bytes` (at least the 8-byte length and the JSON) against a
+// file of `file_size` bytes: JSON syntax, duplicate keys, dtypes, shape sizes, offsets.
+SafeTensorsHeader parse_safetensors_header(const unsigned char* bytes, size_t size,
+                                           uint64_t file_size, const std::string& file);
+
+// Converts n elements stored as `dtype` (F32, F16, BF16, F64, little endian) to fp32.
+void convert_to_f32(const std::string& dtype, const unsigned char* src, uint64_t n, float* out);
+
+// Reads a safetensors file tensor by tensor without holding the whole file in memory: the
+// header is read and validated on construction; read_f32 reads one tensor in bounded chunks.
+class SafeTensorsReader {
+ public:
+  explicit SafeTensorsReader(const std::string& path);
+  ~SafeTensorsReader();
+  SafeTensorsReader(const SafeTensorsReader&) = delete;
+  SafeTensorsReader& operator=(const SafeTensorsReader&) = delete;
+
+  const std::string& path() const { return path_; }
+  const SafeTensorsHeader& header() const { return header_; }
+  const TensorEntry& entry(const std::string& name) const;  // throws naming the file and tensor
+  // Writes the tensor converted to fp32 into out[0 .. numel).
+  void read_f32(const std::string& name, float* out) const;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  SafeTensorsHeader header_;
+};
+
 struct NamedTensor {
   std::string name;
   const Tensor* tensor;

@@ -5,7 +5,8 @@ namespace hippo {
 Param make_param(Shape shape, ParamKind kind) {
   Param p;
   p.value = Tensor::zeros(shape);
-  p.grad = Tensor::zeros(std::move(shape));
+  // Untouched until the first backward: a model used only for inference pays nothing for it.
+  p.grad = Tensor::zeros_untouched(std::move(shape));
   p.kind = kind;
   return p;
 }
