@@ -9,5 +9,6 @@ scripts/get_brown.sh
 build/hippo train -o runs/main "$@"
 echo
 echo "--- generated from the prompt \"The jury said\" ---"
-build/hippo generate -m runs/main/model.safetensors -p "The jury said" -n 400 --temp 0.8 --top-k 40 -s 1
+# One thread: per-token work of a model this small is too little to share between threads.
+build/hippo generate -m runs/main/model.safetensors -p "The jury said" -n 400 --temp 0.8 --top-k 40 -s 1 -t 1
 echo
