@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -39,6 +40,17 @@ struct SynthCli {
   std::string out = "runs/synth";
   int n_train = 5000, n_test = 500;
 };
+
+// The source tree, for scripts/: next to the executable (build/hippo), else where it was built
+// from, else the working directory.
+std::string source_dir() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& root : {ec ? fs::path() : exe.parent_path().parent_path(), fs::path(HIPPO_SOURCE_DIR)})
+    if (!root.empty() && fs::exists(root / "scripts" / "plot_synth.py")) return root.string();
+  return fs::current_path().string();
+}
 
 ModelConfig study_config(const std::string& model, int vocab, int seq_len, const SynthCli& o) {
   // GPT-2's init std 0.02 leaves a d=64 model on a plateau for thousands of steps (the
@@ -173,8 +185,15 @@ int run_synth(const SynthCli& o) {
      << "once it reaches 100% test accuracy (evaluated every " << o.eval_every << " steps). "
      << "Wall time " << fmt("%.0f", total) << " s for all runs, " << workers << " at a time.\n";
   std::ofstream(o.out + "/table.md") << md.str();
+  curves.close();  // flushed before the plot script reads them
+  summary.close();
   std::printf("%s", md.str().c_str());
   std::fprintf(stderr, "wrote %s/{table.md,summary.csv,curves.csv}\n", o.out.c_str());
+  // The PNG comes from matplotlib (Debian's python3-matplotlib); a missing one only costs the plot.
+  const std::string plot = "/usr/bin/python3 '" + source_dir() + "/scripts/plot_synth.py' '" + o.out +
+                           "/curves.csv' '" + o.out + "/accuracy.png'";
+  if (std::system(plot.c_str()) != 0)
+    std::fprintf(stderr, "warning: could not draw the plot; run: %s\n", plot.c_str());
   return 0;
 }
 
