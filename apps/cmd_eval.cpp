@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "data/corpus.h"
+#include "models/load.h"
 #include "train/checkpoint.h"
 #include "train/lm_eval.h"
 
@@ -30,7 +31,7 @@ struct EvalCli {
 
 int run_eval(const EvalCli& o) {
   set_num_threads(o.threads);
-  LanguageModel model(read_checkpoint_config(o.model));
+  LanguageModel model(read_model_config(o.model));
   auto meta = load_checkpoint(o.model, model, nullptr);
   std::string tok_spec = o.tokenizer;
   if (tok_spec.empty()) {

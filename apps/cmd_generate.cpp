@@ -17,6 +17,7 @@
 #include "generate/sampler.h"
 #include "generate/state_io.h"
 #include "models/lm.h"
+#include "models/load.h"
 #include "train/checkpoint.h"
 
 namespace hippo::cli {
@@ -49,7 +50,7 @@ int generate(const GenerateOptions& o) {
   HIPPO_CHECK(o.n >= 0, "-n must be >= 0, got ", o.n);
   HIPPO_CHECK(o.samples >= 1, "--samples must be >= 1, got ", o.samples);
   set_num_threads(o.threads);
-  const ModelConfig cfg = read_checkpoint_config(o.model);
+  const ModelConfig cfg = read_model_config(o.model);
   LanguageModel model(cfg);
   auto meta = load_checkpoint(o.model, model, nullptr);
   // --tokenizer, else the one recorded in the model file, else a guess from the vocab size.

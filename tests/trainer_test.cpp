@@ -8,6 +8,7 @@
 #include "core/threads.h"
 #include "data/synthetic.h"
 #include "data/synthetic_batches.h"
+#include "models/load.h"
 #include "train/checkpoint.h"
 #include "train/synthetic_eval.h"
 #include "train/trainer.h"
@@ -144,7 +145,7 @@ TEST(Trainer, CheckpointRoundTripAndMismatchErrors) {
   LanguageModel a(tiny_config());
   a.init(7);
   save_weights((dir / "w.safetensors").string(), a);
-  ModelConfig c = read_checkpoint_config((dir / "w.safetensors").string());
+  ModelConfig c = read_model_config((dir / "w.safetensors").string());
   EXPECT_EQ(c.mixers, tiny_config().mixers);
   LanguageModel b(c);
   load_checkpoint((dir / "w.safetensors").string(), b, nullptr);

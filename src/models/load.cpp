@@ -22,7 +22,7 @@ static ModelConfig config_of(const SafeTensorsReader& st) {
   return ModelConfig::from_json(j, st.path() + ": __metadata__.config");
 }
 
-static void load_weights_from(const SafeTensorsReader& st, LanguageModel& model) {
+void load_model_weights(const SafeTensorsReader& st, LanguageModel& model) {
   std::set<std::string> loaded;
   for (auto& p : model.params()) {
     const TensorEntry& e = st.entry(p.name);
@@ -45,13 +45,13 @@ ModelConfig read_model_config(const std::string& path) {
 std::unique_ptr<LanguageModel> load_model(const std::string& path) {
   SafeTensorsReader st(path);
   auto model = std::make_unique<LanguageModel>(config_of(st));
-  load_weights_from(st, *model);
+  load_model_weights(st, *model);
   return model;
 }
 
 void load_model_weights(const std::string& path, LanguageModel& model) {
   SafeTensorsReader st(path);
-  load_weights_from(st, model);
+  load_model_weights(st, model);
 }
 
 }  // namespace hippo

@@ -23,5 +23,7 @@ std::unique_ptr<LanguageModel> load_model(const std::string& path);
 
 // Loads the file's weights into an existing model (same rules as load_model).
 void load_model_weights(const std::string& path, LanguageModel& model);
+class SafeTensorsReader;
+void load_model_weights(const SafeTensorsReader& file, LanguageModel& model);
 
 }  // namespace hippo

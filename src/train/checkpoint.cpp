@@ -1,9 +1,8 @@
 #include "train/checkpoint.h"
 
-#include <set>
-
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "models/load.h"
 
 namespace hippo {
 
@@ -34,47 +33,32 @@ void save_weights(const std::string& path, const LanguageModel& model) {
   save_checkpoint(path, model, nullptr);
 }
 
-ModelConfig read_checkpoint_config(const std::string& path) {
-  SafeTensors st = load_safetensors(path);
-  HIPPO_CHECK(st.metadata.count("config"), path, ": no model config in __metadata__.config");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(st.metadata["config"]);
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, ": __metadata__.config is not valid JSON: ", e.what());
-  }
-  return ModelConfig::from_json(j, path + ": __metadata__.config");
-}
-
 std::map<std::string, std::string> load_checkpoint(const std::string& path, LanguageModel& model,
                                                    AdamW* opt) {
-  SafeTensors st = load_safetensors(path);
-  std::set<std::string> expected;
-  auto take = [&](const std::string& name, Tensor& into) {
-    const Tensor& t = st.get(name, path);
-    HIPPO_CHECK(t.shape() == into.shape(), path, ": tensor '", name, "' has shape ",
-                shape_str(t.shape()), ", the model expects ", shape_str(into.shape()));
-    into.copy_from(t);
-    expected.insert(name);
-  };
-  for (auto& p : model.params()) take(p.name, p.param->value);
+  SafeTensorsReader st(path);
+  load_model_weights(st, model);
+  const auto& meta = st.header().metadata;
   if (opt) {
-    HIPPO_CHECK(st.metadata.count("optim.step"), path,
+    auto step = meta.find("optim.step");
+    HIPPO_CHECK(step != meta.end(), path,
                 ": no optimizer state (__metadata__.optim.step); cannot resume from weights only");
+    auto take = [&](const std::string& name, Tensor& into) {
+      const TensorEntry& e = st.entry(name);
+      HIPPO_CHECK(e.shape == into.shape(), path, ": tensor '", name, "' has shape ",
+                  shape_str(e.shape), ", the optimizer expects ", shape_str(into.shape()));
+      st.read_f32(name, into.data());
+    };
     for (size_t i = 0; i < opt->params().size(); ++i) {
       take("optim.m." + opt->params()[i].name, opt->first_moments()[i]);
       take("optim.v." + opt->params()[i].name, opt->second_moments()[i]);
     }
     try {
-      opt->set_steps(std::stoll(st.metadata["optim.step"]));
+      opt->set_steps(std::stoll(step->second));
     } catch (const std::exception&) {
       fail(path, ": __metadata__.optim.step is not an integer");
     }
   }
-  for (auto& [name, t] : st.tensors)
-    HIPPO_CHECK(expected.count(name) || (!opt && name.rfind("optim.", 0) == 0), path,
-                ": unexpected tensor '", name, "' (not a parameter of this model)");
-  return st.metadata;
+  return meta;
 }
 
 }  // namespace hippo

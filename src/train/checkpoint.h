@@ -17,11 +17,9 @@ void save_checkpoint(const std::string& path, const LanguageModel& model, const 
 // Weights only (for inference and `hippo eval`): same format without the optimizer state.
 void save_weights(const std::string& path, const LanguageModel& model);
 
-// Reads the model config stored in a checkpoint or weights file.
-ModelConfig read_checkpoint_config(const std::string& path);
-
-// Loads weights into `model` (names and shapes must match exactly) and, if `opt` is given,
-// the optimizer moments and step. Returns the metadata.
+// Loads weights into `model` (names and shapes must match exactly; see models/load.h, which
+// also reads the config) and, if `opt` is given, the optimizer moments and step. Reads tensor
+// by tensor. Returns the metadata.
 std::map<std::string, std::string> load_checkpoint(const std::string& path, LanguageModel& model,
                                                    AdamW* opt);
 
