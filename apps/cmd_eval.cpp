@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "apps/commands.h"
@@ -42,9 +41,7 @@ int run_eval(const EvalCli& o) {
   auto tok = load_tokenizer(tok_spec);
   HIPPO_CHECK(tok->vocab_size() <= model.config().vocab_size, o.model, ": the model's vocab_size ",
               model.config().vocab_size, " is smaller than tokenizer ", tok_spec, "'s ", tok->vocab_size());
-  const std::string path = o.data == "brown" ? "data/brown" : o.data;
-  HIPPO_CHECK(o.data != "brown" || std::filesystem::exists(path),
-              "the Brown corpus is not in data/brown: run scripts/get_brown.sh first");
+  const std::string path = resolve_corpus_path(o.data);
   const Split split = parse_split(o.split);
   TokenCache toks = split_tokens(path, split, *tok, default_cache_path(o.cache_dir, path, split, *tok));
   const std::vector<int32_t> bytes = token_byte_lengths(*tok);

@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "apps/commands.h"
@@ -78,9 +77,7 @@ int train_synthetic(TrainCli& o, const std::string& task) {
 }
 
 int train_text(TrainCli& o) {
-  const std::string path = o.data == "brown" ? "data/brown" : o.data;
-  HIPPO_CHECK(o.data != "brown" || std::filesystem::exists(path),
-              "the Brown corpus is not in data/brown: run scripts/get_brown.sh first");
+  const std::string path = resolve_corpus_path(o.data);
   auto tok = load_tokenizer(o.tokenizer);
   auto split = [&](Split s) {
     std::string why;

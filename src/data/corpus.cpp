@@ -198,4 +198,11 @@ TokenCache split_tokens(const std::string& corpus_path, Split split, const Token
       [&] { return tokenize_split(load_corpus(corpus_path), split, tok); }, rebuilt_because);
 }
 
+std::string resolve_corpus_path(const std::string& data) {
+  if (data != "brown") return data;
+  HIPPO_CHECK(std::filesystem::exists("data/brown"),
+              "the Brown corpus is not in data/brown: run scripts/get_brown.sh first");
+  return "data/brown";
+}
+
 }  // namespace hippo

@@ -36,6 +36,10 @@ Split split_of(std::string_view doc_name);
 std::vector<std::string> corpus_files(const std::string& path);
 bool is_brown_folder(const std::string& path);
 
+// The path a --data argument names: "brown" is data/brown (fetched by scripts/get_brown.sh;
+// an Error says so when it is missing); anything else is a path as given.
+std::string resolve_corpus_path(const std::string& data);
+
 // Fingerprint of the corpus from its files' names, sizes and modification times (no reading).
 struct SourceStamp {
   uint64_t hash = 0;
