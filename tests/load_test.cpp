@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -28,7 +29,9 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 struct TempDir {
-  std::filesystem::path p = std::filesystem::temp_directory_path() / "hippo_load_test";
+  // One folder per test process: ctest runs the tests of this file side by side.
+  std::filesystem::path p = std::filesystem::temp_directory_path() /
+                            ("hippo_load_test_" + std::to_string(::getpid()));
   TempDir() { std::filesystem::create_directories(p); }
   ~TempDir() { std::filesystem::remove_all(p); }
   std::string file(const std::string& n) const { return (p / n).string(); }

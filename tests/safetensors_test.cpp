@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -30,7 +31,7 @@ std::string parse_error(const std::string& bytes) {
 }  // namespace
 
 TEST(SafeTensors, RoundTripAndAtomicOverwrite) {
-  auto dir = std::filesystem::temp_directory_path() / "hippo_st_test";
+  auto dir = std::filesystem::temp_directory_path() / ("hippo_st_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::string path = (dir / "w.safetensors").string();
   Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4});
@@ -111,7 +112,7 @@ TEST(SafeTensors, HugeShapesAreRefusedBeforeAllocating) {
 }
 
 TEST(SafeTensors, ReaderStreamsTensorsAndChecksTruncation) {
-  auto dir = std::filesystem::temp_directory_path() / "hippo_st_reader_test";
+  auto dir = std::filesystem::temp_directory_path() / ("hippo_st_reader_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   // Mixed dtypes written by hand: F32 [1.5, -2], BF16 [1, -0.5] (0x3f80, 0xbf00), F16 [2] (0x4000).
   std::string header =

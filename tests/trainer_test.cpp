@@ -1,5 +1,6 @@
 // Training loop: bit-exact determinism, exact resume, NaN handling, checkpoint round trip.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -49,7 +50,7 @@ std::vector<float> weights(const LanguageModel& m) {
 }
 
 fs::path temp_dir(const char* name) {
-  fs::path d = fs::temp_directory_path() / name;
+  fs::path d = fs::temp_directory_path() / (std::string(name) + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
