@@ -7,6 +7,7 @@
 #include "kernels/causal_conv_direct.h"
 #include "kernels/fft_conv.h"
 #include "kernels/flashconv/flashconv.h"
+#include "kernels/skip.h"
 #include "kernels/parallel_work.h"
 #include "ssm/layout.h"
 
@@ -94,13 +95,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
     shift_->kernel(Ks);
     float* out = ks_.get(sz(n));
     causal_conv_direct(kT, Ks, out, B, d, L, N);
-    const float* Dk = ssm_k_D.value.data();
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(n))
-    for (int b = 0; b < B; ++b)
-      for (int c = 0; c < d; ++c) {
-        const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
-        for (int l = 0; l < L; ++l) out[off + l] += Dk[c] * kT[off + l];
-      }
+    skip_forward(kT, ssm_k_D.value.data(), out, B, d, L);
     ks = out;
   }
 
@@ -126,12 +121,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
     const float* Dh = D.value.data();
     if (reference_conv) {
       fft_causal_conv(kv, Kd, out, B * p * p, H, L);
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
-      for (int g = 0; g < B * p * p; ++g)
-        for (int h = 0; h < H; ++h) {
-          const int64_t off = (static_cast<int64_t>(g) * H + h) * L;
-          for (int l = 0; l < L; ++l) out[off + l] += Dh[h] * kv[off + l];
-        }
+      skip_forward(kv, Dh, out, B * p * p, H, L);
     } else {
       flashconv_fwd(kv, Kd, Dh, out, B * p * p, H, L);
     }
@@ -210,18 +200,7 @@ void H3::backward(const float* dy, float* dx) {
     float* gD = D.grad.data();
     if (reference_conv) {
       fft_causal_conv_backward(kv, Kd_.data(), dzD, out, dKd, B * p * p, H, L);
-#pragma omp parallel for schedule(static) if (worth_parallel(nkv))
-      for (int h = 0; h < H; ++h) {
-        double acc = 0.0;
-        for (int g = 0; g < B * p * p; ++g) {
-          const int64_t off = (static_cast<int64_t>(g) * H + h) * L;
-          for (int l = 0; l < L; ++l) {
-            acc += static_cast<double>(dzD[off + l]) * kv[off + l];
-            out[off + l] += Dh[h] * dzD[off + l];
-          }
-        }
-        gD[h] += static_cast<float>(acc);
-      }
+      skip_backward(kv, Dh, dzD, out, gD, B * p * p, H, L);
     } else {
       flashconv_bwd(kv, Kd_.data(), Dh, dzD, out, dKd, gD, B * p * p, H, L);
     }
@@ -263,20 +242,7 @@ void H3::backward(const float* dy, float* dx) {
     std::memset(dKs, 0, sizeof(float) * d * N);
     float* out = dk_.get(sz(n));  // dq is consumed
     causal_conv_direct_backward(kT, Ks_.data(), dks, out, dKs, B, d, L, N);
-    const float* Dk = ssm_k_D.value.data();
-    float* gD = ssm_k_D.grad.data();
-#pragma omp parallel for schedule(static) if (worth_parallel(n))
-    for (int c = 0; c < d; ++c) {
-      double acc = 0.0;
-      for (int b = 0; b < B; ++b) {
-        const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
-        for (int l = 0; l < L; ++l) {
-          acc += static_cast<double>(dks[off + l]) * kT[off + l];
-          out[off + l] += Dk[c] * dks[off + l];
-        }
-      }
-      gD[c] += static_cast<float>(acc);
-    }
+    skip_backward(kT, ssm_k_D.value.data(), dks, out, ssm_k_D.grad.data(), B, d, L);
     shift_->kernel_backward(dKs);
     dk = out;
   }

@@ -6,6 +6,7 @@
 #include "kernels/parallel_work.h"
 #include "kernels/fft_conv.h"
 #include "kernels/flashconv/flashconv.h"
+#include "kernels/skip.h"
 #include "ssm/layout.h"
 
 namespace hippo {
@@ -66,12 +67,7 @@ void S4DMixer::forward(const float* x, float* y, int B, int L) {
   const float* Dv = D.value.data();
   if (reference_conv) {
     fft_causal_conv(uT, K, zT, B, d, L);
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(n))
-    for (int b = 0; b < B; ++b)
-      for (int c = 0; c < d; ++c) {
-        const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
-        for (int l = 0; l < L; ++l) zT[off + l] += Dv[c] * uT[off + l];
-      }
+    skip_forward(uT, Dv, zT, B, d, L);
   } else {
     flashconv_fwd(uT, K, Dv, zT, B, d, L);
   }
@@ -102,18 +98,7 @@ void S4DMixer::backward(const float* dy, float* dx) {
   float* gD = D.grad.data();
   if (reference_conv) {
     fft_causal_conv_backward(uT, K_.data(), dz, du, dK, B, d, L);
-#pragma omp parallel for schedule(static) if (worth_parallel(n))
-    for (int c = 0; c < d; ++c) {
-      double acc = 0.0;
-      for (int b = 0; b < B; ++b) {
-        const int64_t off = (static_cast<int64_t>(b) * d + c) * L;
-        for (int l = 0; l < L; ++l) {
-          acc += static_cast<double>(dz[off + l]) * uT[off + l];
-          du[off + l] += Dv[c] * dz[off + l];
-        }
-      }
-      gD[c] += static_cast<float>(acc);
-    }
+    skip_backward(uT, Dv, dz, du, gD, B, d, L);
   } else {
     flashconv_bwd(uT, K_.data(), Dv, dz, du, dK, gD, B, d, L);
   }
