@@ -15,6 +15,7 @@
 #include "core/threads.h"
 #include "generate/sampler.h"
 #include "generate/state_io.h"
+#include "models/bf16_weights.h"
 #include "models/lm.h"
 
 namespace hippo::cli {
@@ -30,6 +31,7 @@ struct BenchGenOptions {
   std::vector<int> batches = {1, 8};
   bool long_prompt = false;  // adds 8192
   bool quick = false;
+  bool bf16 = false;  // linear + embedding weights in bf16 (models/bf16_weights.h)
 };
 
 using Clock = std::chrono::steady_clock;
@@ -171,6 +173,7 @@ int bench_generate(BenchGenOptions o) {
   const std::clock_t cpu0 = std::clock();
   const int max_pos = *std::max_element(o.prompts.begin(), o.prompts.end()) + o.tokens + 8;
   const double bw = measure_read_bandwidth();
+  std::printf("weights: %s\n", o.bf16 ? "bf16 (linear + embedding; SSM, norms fp32)" : "fp32");
   std::printf("threads %d; DRAM read bandwidth (1 GiB streaming sum, best of 3): %.1f GB/s\n",
               o.threads, bw);
   std::vector<Row> res[2];
@@ -179,11 +182,12 @@ int bench_generate(BenchGenOptions o) {
   for (int k = 0; k < 2; ++k) {
     LanguageModel m(shape_125m(k == 1, max_pos));
     m.init(1);
+    if (o.bf16) convert_weights_to_bf16(m);
     // Bytes a batch-1 step must read: every parameter except the unused position rows and all
     // but one embedding row (the tied head reads the whole embedding once).
-    int64_t n = m.num_params();
-    if (k == 1) n -= static_cast<int64_t>(max_pos - 1) * 768;
-    weight_bytes[k] = n * 4;
+    weight_bytes[k] = 0;
+    for (auto& p : m.params()) weight_bytes[k] += p.param->value.numel() * (p.param->bf16 ? 2 : 4);
+    if (k == 1) weight_bytes[k] -= static_cast<int64_t>(max_pos - 1) * 768 * 4;
     std::fprintf(stderr, "%s: %.1fM parameters\n", names[k], m.num_params() / 1e6);
     res[k] = bench_model(m, o);
   }
@@ -224,6 +228,7 @@ void add_bench_generate(CLI::App& bench, std::function<int()>& run) {
   g->add_option("--prompts", o->prompts, "Prompt lengths")->capture_default_str();
   g->add_option("--batches", o->batches, "Decode batch sizes")->capture_default_str();
   g->add_flag("--long", o->long_prompt, "Also a prompt of 8192 tokens");
+  g->add_flag("--bf16", o->bf16, "Linear and embedding weights in bf16 (rounded to nearest even)");
   g->add_flag("--quick", o->quick, "One prompt length (512) and at most 16 decode steps");
   g->callback([&run, o] { run = [o] { return bench_generate(*o); }; });
 }

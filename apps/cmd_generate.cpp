@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -50,9 +51,11 @@ int generate(const GenerateOptions& o) {
   HIPPO_CHECK(o.n >= 0, "-n must be >= 0, got ", o.n);
   HIPPO_CHECK(o.samples >= 1, "--samples must be >= 1, got ", o.samples);
   set_num_threads(o.threads);
-  const ModelConfig cfg = read_model_config(o.model);
-  LanguageModel model(cfg);
-  auto meta = load_checkpoint(o.model, model, nullptr);
+  // Memory-mapped: fp32 weights used in place, bf16 files stay bf16 (models/load.h).
+  std::map<std::string, std::string> meta;
+  const std::unique_ptr<LanguageModel> loaded = load_model_mapped(o.model, &meta);
+  LanguageModel& model = *loaded;
+  const ModelConfig& cfg = model.config();
   // --tokenizer, else the one recorded in the model file, else a guess from the vocab size.
   std::string tok_spec = o.tokenizer;
   if (tok_spec.empty()) tok_spec = meta.count("tokenizer") ? meta["tokenizer"] : "";

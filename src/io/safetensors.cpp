@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "kernels/bf16.h"
 
 namespace hippo {
 
@@ -23,12 +24,6 @@ const Tensor& SafeTensors::get(const std::string& name, const std::string& file)
   return it->second;
 }
 
-static float bf16_to_f32(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 static float f16_to_f32(uint16_t h) {
   uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
@@ -289,15 +284,19 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
 }
 
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata,
+                      const std::set<std::string>& as_bf16) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t off = 0;
   for (auto& nt : tensors) {
     HIPPO_CHECK(nt.tensor->contiguous(), path, ": tensor '", nt.name, "' is not contiguous");
-    uint64_t n = static_cast<uint64_t>(nt.tensor->numel()) * 4;
-    header[nt.name] = {{"dtype", "F32"}, {"shape", nt.tensor->shape()}, {"data_offsets", {off, off + n}}};
-    off += n;
+    const bool bf16 = as_bf16.count(nt.name) != 0;
+    uint64_t n = static_cast<uint64_t>(nt.tensor->numel()) * (bf16 ? 2 : 4);
+    header[nt.name] = {{"dtype", bf16 ? "BF16" : "F32"}, {"shape", nt.tensor->shape()},
+                       {"data_offsets", {off, off + n}}};
+    // Each tensor starts 4-byte aligned, so F32 tensors can be used in place when mapped.
+    off += (n + 3) / 4 * 4;
   }
   std::string h = header.dump();
   while ((8 + h.size()) % 8) h += ' ';  // keeps the data section 8-byte aligned
@@ -306,8 +305,18 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((hl >> (8 * i)) & 0xff);
   bytes += h;
   bytes.reserve(bytes.size() + off);
-  for (auto& nt : tensors)
-    bytes.append(reinterpret_cast<const char*>(nt.tensor->data()), nt.tensor->numel() * 4);
+  for (auto& nt : tensors) {
+    if (as_bf16.count(nt.name)) {
+      for (int64_t i = 0; i < nt.tensor->numel(); ++i) {
+        const uint16_t h = f32_to_bf16((*nt.tensor)[i]);
+        bytes.push_back(static_cast<char>(h & 0xff));
+        bytes.push_back(static_cast<char>(h >> 8));
+      }
+      while (bytes.size() % 4) bytes.push_back('\0');
+    } else {
+      bytes.append(reinterpret_cast<const char*>(nt.tensor->data()), nt.tensor->numel() * 4);
+    }
+  }
   write_file_atomic(path, bytes);
 }
 

@@ -3,6 +3,7 @@
 // then the raw data. Every field of the header is validated against the file before use.
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,8 +73,10 @@ struct NamedTensor {
   const Tensor* tensor;
 };
 // Written atomically: a temporary file in the same folder, fsync, then rename over `path`.
+// Tensors named in `as_bf16` are stored as BF16 (rounded to nearest even), the rest as F32.
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+                      const std::map<std::string, std::string>& metadata = {},
+                      const std::set<std::string>& as_bf16 = {});
 
 // Writes bytes to path atomically (temporary file, fsync, rename, fsync of the folder).
 void write_file_atomic(const std::string& path, const std::string& bytes);

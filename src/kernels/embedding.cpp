@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/bf16.h"
 
 namespace hippo {
 
@@ -19,6 +20,16 @@ void embedding_forward(const int32_t* ids, const float* E, float* y, int64_t n, 
 #pragma omp parallel for schedule(static) if (n * d > 32768)
   for (int64_t i = 0; i < n; ++i)
     std::memcpy(y + i * d, E + static_cast<int64_t>(ids[i]) * d, sizeof(float) * d);
+}
+
+void embedding_forward_bf16(const int32_t* ids, const uint16_t* E, float* y, int64_t n,
+                            int64_t V, int64_t d) {
+  check_ids(ids, n, V, "embedding");
+#pragma omp parallel for schedule(static) if (n * d > 32768)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t* row = E + static_cast<int64_t>(ids[i]) * d;
+    for (int64_t j = 0; j < d; ++j) y[i * d + j] = bf16_to_f32(row[j]);
+  }
 }
 
 void embedding_backward(const int32_t* ids, const float* dy, float* dE, int64_t n, int64_t V,

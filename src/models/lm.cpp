@@ -7,6 +7,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 #include "nn/attention.h"
 #include "nn/h3.h"
 #include "nn/s4d_mixer.h"
@@ -37,6 +38,7 @@ LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)), ln_f_(cfg_
   cfg_.validate("model config");
   const int d = cfg_.d_model;
   wte_ = make_param({cfg_.padded_vocab(), d}, ParamKind::Decay);
+  wte_.accepts_bf16 = true;
   params_.push_back({"backbone.embeddings.word_embeddings.weight", &wte_});
   if (cfg_.learned_pos) {
     wpe_ = make_param({cfg_.max_position, d}, ParamKind::Decay);
@@ -55,7 +57,24 @@ LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)), ln_f_(cfg_
   masks_.resize(1 + 2 * cfg_.n_layer);
 }
 
+void LanguageModel::embed_tokens(const int32_t* tokens, int64_t rows, float* r) const {
+  if (wte_.bf16)
+    embedding_forward_bf16(tokens, wte_.bf16, r, rows, cfg_.padded_vocab(), cfg_.d_model);
+  else
+    embedding_forward(tokens, wte_.value.data(), r, rows, cfg_.padded_vocab(), cfg_.d_model);
+}
+
+void LanguageModel::tied_head(const float* x, int64_t rows, float* logits) const {
+  const int64_t V = cfg_.padded_vocab(), d = cfg_.d_model;
+  if (wte_.bf16)
+    matmul_xwt_bf16(x, wte_.bf16, logits, rows, d, V);
+  else
+    gemm(false, true, rows, V, d, 1.0f, x, d, wte_.value.data(), d, 0.0f, logits, V);
+}
+
 void LanguageModel::init(uint64_t seed) {
+  HIPPO_CHECK(external_.empty(), "LanguageModel::init: the weights were loaded for inference "
+              "(memory-mapped or bf16); build a new model to train");
   Rng rng(seed);
   Rng emb = rng.fork();
   float* w = wte_.value.data();
@@ -116,7 +135,7 @@ const float* LanguageModel::forward(const int32_t* tokens, int B, int L) {
   const int64_t rows = static_cast<int64_t>(B) * L, n = rows * d;
   tokens_.assign(tokens, tokens + rows);
   float* r = resid_.get(n);
-  embedding_forward(tokens, wte_.value.data(), r, rows, cfg_.padded_vocab(), d);
+  embed_tokens(tokens, rows, r);
   if (cfg_.learned_pos) {
     const float* pe = wpe_.value.data();
     for (int64_t i = 0; i < rows; ++i)
@@ -140,7 +159,7 @@ const float* LanguageModel::forward(const int32_t* tokens, int B, int L) {
   ln_f_.forward(r, fin, rows);
   const int64_t V = cfg_.padded_vocab();
   float* logits = logits_.get(static_cast<size_t>(rows * V));
-  gemm(false, true, rows, V, d, 1.0f, fin, d, wte_.value.data(), d, 0.0f, logits, V);
+  tied_head(fin, rows, logits);
   return logits;
 }
 
@@ -153,6 +172,8 @@ LossStats LanguageModel::loss(const int32_t* targets, bool want_grad) {
 }
 
 void LanguageModel::backward(float scale) {
+  HIPPO_CHECK(external_.empty(), "LanguageModel::backward: the weights were loaded for inference "
+              "(memory-mapped or bf16); training needs a model loaded with load_model");
   const int d = cfg_.d_model;
   const int64_t rows = static_cast<int64_t>(B_) * L_, n = rows * d, V = cfg_.padded_vocab();
   float* dfin = dbranch_.get(n);

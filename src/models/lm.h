@@ -75,6 +75,12 @@ class LanguageModel {
   const float* step(const int32_t* tokens, ModelState& state);
   const std::vector<std::unique_ptr<Block>>& blocks() const { return blocks_; }
 
+  // Inference weights (models/load.h, models/bf16_weights.h): memory that parameters point into
+  // (a mapped file, bf16 copies), kept alive as long as the model. A model holding any cannot
+  // be initialised or trained (an Error), only run.
+  void keep_alive(std::shared_ptr<const void> storage) { external_.push_back(std::move(storage)); }
+  bool has_external_weights() const { return !external_.empty(); }
+
  private:
   ModelConfig cfg_;
   Param wte_, wpe_;
@@ -92,6 +98,12 @@ class LanguageModel {
   // Generation scratch. (The layers' saved activations are still overwritten by prefill/step.)
   Buffer gen_resid_, gen_normed_, gen_branch_, gen_final_, gen_logits_;
 
+  std::vector<std::shared_ptr<const void>> external_;
+
+  // Token embedding rows (fp32 or bf16 weights) of `rows` tokens into r.
+  void embed_tokens(const int32_t* tokens, int64_t rows, float* r) const;
+  // logits (rows, padded_vocab) = x (rows, d) E^T, the head tied to the embedding.
+  void tied_head(const float* x, int64_t rows, float* logits) const;
   // Embedding (+ learned positions from `pos0`) of rows = B*L tokens into r.
   void embed(const int32_t* tokens, int B, int L, int64_t pos0, float* r) const;
   // LN_f and the tied head on B rows of r, into gen_logits_.

@@ -20,7 +20,7 @@ ModelState LanguageModel::new_state(int B) const {
 void LanguageModel::embed(const int32_t* tokens, int B, int L, int64_t pos0, float* r) const {
   const int d = cfg_.d_model;
   const int64_t rows = static_cast<int64_t>(B) * L;
-  embedding_forward(tokens, wte_.value.data(), r, rows, cfg_.padded_vocab(), d);
+  embed_tokens(tokens, rows, r);
   if (!cfg_.learned_pos) return;
   HIPPO_CHECK(pos0 + L <= cfg_.max_position, "generation: position ", pos0 + L - 1,
               " is beyond the model's max_position ", cfg_.max_position);
@@ -37,7 +37,7 @@ const float* LanguageModel::head(const float* r, int B) {
   float* fin = gen_final_.get(static_cast<size_t>(B) * d);
   ln_f_.forward(r, fin, B);
   float* logits = gen_logits_.get(static_cast<size_t>(B * V));
-  gemm(false, true, B, V, d, 1.0f, fin, d, wte_.value.data(), d, 0.0f, logits, V);
+  tied_head(fin, B, logits);
   return logits;
 }
 

@@ -1,8 +1,9 @@
 // Loading a model for inference from a hippo safetensors file: weights written by
 // save_weights / save_checkpoint, or converted from a released H3 checkpoint by
-// `hippo convert`. The file is read tensor by tensor (no whole-file copy in memory); F16, BF16
-// and F64 tensors are converted to fp32.
+// `hippo convert`. load_model reads the file tensor by tensor into fp32 parameters (F16, BF16
+// and F64 converted; no whole-file copy in memory); load_model_mapped uses the file in place.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,15 @@ ModelConfig read_model_config(const std::string& path);
 // tensor the model does not have, a missing one or a wrong shape is an Error naming the file
 // and the tensor.
 std::unique_ptr<LanguageModel> load_model(const std::string& path);
+
+// Inference loading without a copy of the weights: the file is memory-mapped (io/mapped_file.h;
+// the model keeps the mapping alive). F32 tensors are used in place when 4-byte aligned (else
+// copied), BF16 weights of the linear layers and the token embedding stay bf16 (Param::bf16,
+// read by Linear::forward and the embedding/tied head), other dtypes are converted to fp32.
+// Same checks and errors as load_model; the header is validated before anything is used. The
+// model can be run but not trained or saved. `metadata`, if given, receives __metadata__.
+std::unique_ptr<LanguageModel> load_model_mapped(
+    const std::string& path, std::map<std::string, std::string>* metadata = nullptr);
 
 // Loads the file's weights into an existing model (same rules as load_model).
 void load_model_weights(const std::string& path, LanguageModel& model);

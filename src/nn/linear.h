@@ -13,9 +13,10 @@ class Linear : public Module {
   void init(Rng& rng, float std);
 
   // x: (rows, in) -> y: (rows, out). Does not keep x: callers pass it again to backward.
+  // Uses weight.bf16 when set (inference with bf16 weights, see Param).
   void forward(const float* x, float* y, int64_t rows) const;
   // dx = dy W (overwrites, or adds if accumulate_dx), dW += dy^T x, db += sum_rows dy.
-  // dx may be null when the input gradient is not needed.
+  // dx may be null when the input gradient is not needed. An Error with bf16 weights.
   void backward(const float* x, const float* dy, float* dx, int64_t rows,
                 bool accumulate_dx = false);
 

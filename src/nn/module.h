@@ -20,6 +20,12 @@ struct Param {
   Tensor value;
   Tensor grad;  // same shape; accumulated (+=) by backward
   ParamKind kind = ParamKind::Decay;
+  // Inference with bf16 weights (models/load.h): when set, the value is this read-only bf16
+  // array (row-major, value's shape) in memory the model keeps alive, and `value` has the shape
+  // but no storage. Only parameters whose layer reads it (Linear weights, the token embedding)
+  // accept one; such a model cannot be trained or saved.
+  const uint16_t* bf16 = nullptr;
+  bool accepts_bf16 = false;
 };
 
 Param make_param(Shape shape, ParamKind kind);

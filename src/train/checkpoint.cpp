@@ -10,7 +10,11 @@ void save_checkpoint(const std::string& path, const LanguageModel& model, const 
                      const std::map<std::string, std::string>& extra_metadata) {
   std::vector<NamedTensor> list;
   std::vector<std::string> names;  // keeps the optimizer names alive
-  for (auto& p : model.params()) list.push_back({p.name, &p.param->value});
+  for (auto& p : model.params()) {
+    HIPPO_CHECK(!p.param->bf16, path, ": cannot save '", p.name, "': the model holds bf16 "
+                "inference weights (save the fp32 model it came from)");
+    list.push_back({p.name, &p.param->value});
+  }
   std::map<std::string, std::string> meta = extra_metadata;
   meta["format"] = "hippo";
   meta["config"] = model.config().to_json().dump();

@@ -246,9 +246,14 @@ class ConvertTest(RefTestCase):
         self.check_parity(w, model, SMALL, 2e-2, greedy_model=rounded, seed=5)
         g = torch.Generator().manual_seed(6)
         tokens = torch.randint(0, 1000, (2, 16), generator=g)
-        out = run_case("converted_model", {"weights": w}, {"tokens": tokens.double()})
         with torch.no_grad():
-            self.assertClose("logits vs bf16-rounded weights", out["logits"], rounded(tokens), 1e-4)
+            want = rounded(tokens)
+        # Both loaders: memory-mapped with bf16 weights kept bf16 (the default, as in
+        # `hippo generate`), and read into fp32.
+        for loader in ("mapped", "copy"):
+            out = run_case("converted_model", {"weights": w, "loader": loader},
+                           {"tokens": tokens.double()})
+            self.assertClose(f"logits vs bf16-rounded weights ({loader})", out["logits"], want, 1e-4)
 
     def test_rotary(self):
         cfg = dict(SMALL, rotary_dim=32, attn_heads=2, layers=["h3", "attention", "h3", "attention"])

@@ -1,5 +1,7 @@
 // Reference case "converted_model": loads a hippo weights file (meta "weights": path, e.g. the
-// output of `hippo convert`) with load_model and runs it on "tokens" (B, L) given as floats.
+// output of `hippo convert`) the way `hippo generate` does, load_model_mapped (bf16 weights stay
+// bf16), or with meta "loader": "copy" by load_model (all fp32), and runs it on "tokens" (B, L)
+// given as floats.
 // Outputs "logits" (B, L, V_padded) and, with meta "greedy": n > 0, "greedy" (B, n): the
 // greedy continuation, each token the argmax over the padded vocabulary of a whole-sequence
 // forward (the plain way; it checks the loaded weights, not the decoding fast path).
@@ -12,7 +14,11 @@ namespace hippo::ref {
 namespace {
 
 void run_converted(const nlohmann::json& meta, const Tensors& in, Tensors& out) {
-  std::unique_ptr<LanguageModel> model = load_model(meta.at("weights").get<std::string>());
+  const std::string weights = meta.at("weights").get<std::string>();
+  const std::string loader = meta.value("loader", "mapped");
+  HIPPO_CHECK(loader == "mapped" || loader == "copy", "converted_model: unknown loader ", loader);
+  std::unique_ptr<LanguageModel> model =
+      loader == "copy" ? load_model(weights) : load_model_mapped(weights);
   const Tensor& tok = input(in, "tokens");
   const int B = static_cast<int>(tok.size(0)), L = static_cast<int>(tok.size(1));
   const int64_t V = model->config().padded_vocab();

@@ -1,0 +1,79 @@
+// y = x W^T with bf16 weights against the fp32 GEMM, on the 125M model's shapes, with weights
+// streamed from memory (enough copies of W to overflow the caches, as in decoding).
+// Usage: bench_gemm_bf16 [reps]. Process CPU time (1 thread: OMP_NUM_THREADS=1), medians.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/bf16.h"
+#include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
+
+using namespace hippo;
+
+static double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Median CPU ms per call of f(copy), cycling over `copies` weight copies.
+static double median_ms(int reps, int copies, const std::function<void(int)>& f) {
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = cpu_seconds();
+    for (int c = 0; c < copies; ++c) f(c);
+    t.push_back((cpu_seconds() - t0) * 1e3 / copies);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+int main(int argc, char** argv) {
+  const int reps = argc > 1 ? std::atoi(argv[1]) : 5;
+  const int64_t shapes[][2] = {{768, 768}, {768, 3072}, {3072, 768}, {768, 50264}};
+  std::printf("%-12s %5s %10s %10s %10s %10s %10s %10s   (ms per call; GB/s of weights)\n",
+              "in x out", "rows", "fp32", "bf16 auto", "avx512", "avx512bf16", "blocked", "scalar");
+  for (auto& s : shapes) {
+    const int64_t in = s[0], out = s[1], n = in * out;
+    const int copies = static_cast<int>(std::max<int64_t>(1, (int64_t{384} << 20) / (n * 4)));
+    Rng rng(1);
+    std::vector<float> W32(n * copies);
+    for (auto& v : W32) v = static_cast<float>(rng.normal() * 0.05);
+    std::vector<uint16_t> W16(W32.size());
+    f32_to_bf16(W32.data(), W16.data(), static_cast<int64_t>(W32.size()));
+    for (int64_t rows : {1, 8, 16, 32, 512}) {
+      std::vector<float> x(rows * in), y(rows * out);
+      for (auto& v : x) v = static_cast<float>(rng.normal());
+      const int c = rows >= 32 ? std::max(1, copies / 8) : copies;
+      const int rp = rows >= 512 ? std::max(1, reps / 2) : reps;
+      auto t = [&](const std::function<void(int)>& f) { return median_ms(rp, c, f); };
+      const double f32 = t([&](int k) { matmul_xwt(x.data(), W32.data() + k * n, y.data(), rows, in, out); });
+      const double aut = t([&](int k) { matmul_xwt_bf16(x.data(), W16.data() + k * n, y.data(), rows, in, out); });
+      auto isa = [&](Bf16Isa i) {
+        if (!bf16_isa_available(i) || (rows > 16 && i == Bf16Isa::Scalar)) return -1.0;
+        return t([&](int k) {
+          matmul_xwt_bf16_gemv(x.data(), W16.data() + k * n, y.data(), rows, in, out, false, i);
+        });
+      };
+      const double a5 = isa(Bf16Isa::Avx512), ab = isa(Bf16Isa::Avx512Bf16);
+      const double bl = t([&](int k) {
+        matmul_xwt_bf16_blocked(x.data(), W16.data() + k * n, y.data(), rows, in, out, false);
+      });
+      const double sc = rows <= 1 ? isa(Bf16Isa::Scalar) : -1.0;
+      std::printf("%5lld x %-5lld %5lld %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f\n",
+                  static_cast<long long>(in), static_cast<long long>(out),
+                  static_cast<long long>(rows), f32, aut, a5, ab, bl, sc);
+      if (rows == 1)
+        std::printf("%18s %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", "GB/s", n * 4 / f32 / 1e6,
+                    n * 2 / aut / 1e6, n * 2 / a5 / 1e6, ab > 0 ? n * 2 / ab / 1e6 : 0.0,
+                    n * 2 / bl / 1e6, sc > 0 ? n * 2 / sc / 1e6 : 0.0);
+    }
+  }
+  return 0;
+}

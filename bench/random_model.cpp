@@ -1,0 +1,58 @@
+// Writes a random-weight model of a released H3 hybrid's shape, for memory and speed
+// measurements of inference loading (docs/checkpoints.md), and prints its parameter counts.
+// Usage: random_model 125m|355m|1.3b|2.7b [OUT.safetensors [bf16]]
+// Without OUT only the counts are printed (the model is not initialised: no memory touched).
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "models/bf16_weights.h"
+#include "models/lm.h"
+#include "train/checkpoint.h"
+
+using namespace hippo;
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: random_model 125m|355m|1.3b|2.7b [OUT.safetensors [bf16]]\n");
+    return 2;
+  }
+  try {
+    const std::string shape = argv[1];
+    int d = 0, n_layer = 0, heads = 0;
+    std::vector<int> attn;
+    if (shape == "125m") d = 768, n_layer = 12, heads = 12, attn = {6};
+    else if (shape == "355m") d = 1024, n_layer = 24, heads = 16, attn = {8, 16};
+    else if (shape == "1.3b") d = 2048, n_layer = 24, heads = 16, attn = {8, 16};
+    else if (shape == "2.7b") d = 2560, n_layer = 32, heads = 20, attn = {8, 16, 24};
+    else fail("unknown shape ", shape);
+    nlohmann::json layers = nlohmann::json::array();
+    for (int i = 0; i < n_layer; ++i)
+      layers.push_back(std::find(attn.begin(), attn.end(), i) != attn.end() ? "attention" : "h3");
+    LanguageModel m(ModelConfig::from_json({{"vocab_size", 50257}, {"d_model", d},
+                                            {"n_layer", n_layer}, {"d_state", 64},
+                                            {"attn_heads", heads}, {"layers", layers}},
+                                           shape));
+    int64_t total = 0, capable = 0;
+    for (auto& p : m.params()) {
+      total += p.param->value.numel();
+      if (p.param->accepts_bf16) capable += p.param->value.numel();
+    }
+    std::printf("%s: %lld parameters, %lld of them linear/embedding weights (bf16-capable), "
+                "%lld others; fp32 %.3f GB, bf16 file %.3f GB\n",
+                shape.c_str(), static_cast<long long>(total), static_cast<long long>(capable),
+                static_cast<long long>(total - capable), total * 4e-9,
+                (capable * 2 + (total - capable) * 4) * 1e-9);
+    if (argc < 3) return 0;
+    m.init(1);
+    if (argc > 3 && std::strcmp(argv[3], "bf16") == 0)
+      save_weights_bf16(argv[2], m);
+    else
+      save_weights(argv[2], m);
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "random_model: %s\n", e.what());
+    return 1;
+  }
+}

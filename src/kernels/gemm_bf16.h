@@ -1,0 +1,38 @@
+// y = x W^T with W stored as bf16 (out, in) row-major (PyTorch's Linear layout), x (rows, in)
+// and y (rows, out) fp32, fp32 accumulation. Used by inference with bf16 weights: the weights
+// are never widened as a whole.
+//  - rows <= kBf16GemvRows (decoding): one pass over W for all rows, AVX-512 when the CPU has
+//    it, OpenMP over output rows when there is enough work.
+//  - more rows (prompts): W is widened in blocks of output rows that stay in cache, each block
+//    multiplied by oneDNN's fp32 GEMM.
+#pragma once
+#include <cstdint>
+
+namespace hippo {
+
+constexpr int64_t kBf16GemvRows = 16;
+
+// y = x W^T, or y += x W^T when accumulate.
+void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+                     int64_t out, bool accumulate = false);
+
+// The instruction paths of the small-rows kernel, for tests and benchmarks.
+enum class Bf16Isa {
+  Auto,        // the best one this CPU has
+  Scalar,      // portable C++
+  Avx512,      // widen W by a 16-bit shift, fp32 FMA
+  Avx512Bf16,  // VDPBF16PS on x split into two bf16 parts (x = hi + lo), see gemm_bf16.cpp
+};
+bool bf16_isa_available(Bf16Isa isa);
+const char* bf16_isa_name(Bf16Isa isa);
+// The small-rows kernel on a given path (any rows count); Error if the CPU lacks it.
+void matmul_xwt_bf16_gemv(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+                          int64_t out, bool accumulate, Bf16Isa isa);
+// The large-rows path (blocked widening + fp32 GEMM), for any rows count.
+void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_t rows,
+                             int64_t in, int64_t out, bool accumulate);
+// Double-precision triple loop: the reference the tests compare with.
+void matmul_xwt_bf16_ref(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+                         int64_t out, bool accumulate = false);
+
+}  // namespace hippo
