@@ -227,11 +227,11 @@ void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
 }
 
 Bf16Isa best_isa() {
-  // The FMA path measured faster than VDPBF16PS on this Zen 5 (docs/performance.md: both are
-  // bound by reading W at one row; the split of x costs the BF16 path two instructions per
-  // product), so it is preferred whenever AVX-512 is present.
-  static const Bf16Isa best = bf16_isa_available(Bf16Isa::Avx512) ? Bf16Isa::Avx512
-                              : Bf16Isa::Scalar;
+  // VDPBF16PS when present: at one row (decoding) it read weights 3-12% faster than the FMA
+  // path on this Zen 5 (bench/bench_gemm_bf16.cpp); at 8-16 rows the two were within noise.
+  static const Bf16Isa best = bf16_isa_available(Bf16Isa::Avx512Bf16) ? Bf16Isa::Avx512Bf16
+                              : bf16_isa_available(Bf16Isa::Avx512)   ? Bf16Isa::Avx512
+                                                                      : Bf16Isa::Scalar;
   return best;
 }
 
@@ -279,9 +279,10 @@ void matmul_xwt_bf16_gemv(const float* x, const uint16_t* W, float* y, int64_t r
 void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_t rows,
                              int64_t in, int64_t out, bool accumulate) {
   if (rows <= 0 || out <= 0) return;
-  // Blocks of about 1 MiB of widened weights: they stay in L2 while the GEMM uses them.
-  constexpr int64_t kBlockFloats = int64_t{1} << 18;
-  const int64_t nb = std::min(out, std::max<int64_t>(16, kBlockFloats / std::max<int64_t>(in, 1)));
+  // Blocks of about 4 MiB of widened weights (they stay in L3 while the GEMM reuses them). With
+  // 1 MiB blocks, narrow blocks (85 outputs at in = 3072) put oneDNN on a path 2-4x slower.
+  constexpr int64_t kBlockFloats = int64_t{1} << 20;
+  const int64_t nb = std::min(out, std::max<int64_t>(64, kBlockFloats / std::max<int64_t>(in, 1)));
   thread_local std::vector<float> buf;
   float* w = scratch(buf, static_cast<size_t>(nb * in));
   for (int64_t o0 = 0; o0 < out; o0 += nb) {
