@@ -1,6 +1,6 @@
 // y = x W^T with bf16 weights against the fp32 GEMM, on the 125M model's shapes, with weights
 // streamed from memory (enough copies of W to overflow the caches, as in decoding).
-// Usage: bench_gemm_bf16 [reps]. Process CPU time (1 thread: OMP_NUM_THREADS=1), medians.
+// Usage: bench_gemm_bf16 [reps [rows]]. Process CPU time (1 thread: OMP_NUM_THREADS=1), medians.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -47,7 +47,9 @@ int main(int argc, char** argv) {
     for (auto& v : W32) v = static_cast<float>(rng.normal() * 0.05);
     std::vector<uint16_t> W16(W32.size());
     f32_to_bf16(W32.data(), W16.data(), static_cast<int64_t>(W32.size()));
+    const int64_t only = argc > 2 ? std::atoll(argv[2]) : 0;  // one rows count, if given
     for (int64_t rows : {1, 8, 16, 32, 512}) {
+      if (only && rows != only) continue;
       std::vector<float> x(rows * in), y(rows * out);
       for (auto& v : x) v = static_cast<float>(rng.normal());
       const int c = rows >= 32 ? std::max(1, copies / 8) : copies;
