@@ -93,13 +93,15 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 }
 
 // The file with its JSON header replaced by edit(header); the data section is kept.
-std::string with_header(const std::string& bytes, const std::function<void(nlohmann::json&)>& edit) {
+// `misalign` pads the header so the data section starts at an odd byte.
+std::string with_header(const std::string& bytes, const std::function<void(nlohmann::json&)>& edit,
+                        bool misalign = false) {
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | static_cast<unsigned char>(bytes[i]);
   nlohmann::json h = nlohmann::json::parse(bytes.substr(8, hlen));
   edit(h);
   std::string hs = h.dump();
-  while ((8 + hs.size()) % 8) hs += ' ';
+  while ((8 + hs.size()) % 8 != (misalign ? 1u : 0u)) hs += ' ';
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((hs.size() >> (8 * i)) & 0xff);
   return out + hs + bytes.substr(8 + hlen);
@@ -168,6 +170,27 @@ TEST(Bf16Load, MappedFp32FileIsBitIdenticalToLoadModel) {
   for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;
   const auto c = decode_logits(*copied, tok, B, L, 6), d = decode_logits(*mapped, tok, B, L, 6);
   for (size_t i = 0; i < c.size(); ++i) ASSERT_EQ(c[i], d[i]) << i;
+}
+
+// A valid file whose data section starts at an odd byte: no tensor can be used in place, so
+// BF16 weights are copied and F32 ones converted; the logits must not change.
+TEST(Bf16Load, MisalignedFileIsCopiedNotMisread) {
+  TempDir dir;
+  LanguageModel src(hybrid_config());
+  src.init(4);
+  const std::string good = dir.file("good.safetensors"), odd = dir.file("odd.safetensors");
+  save_weights_bf16(good, src);
+  write_bytes(odd, with_header(read_bytes(good), [](nlohmann::json&) {}, true));
+  auto a = load_model_mapped(good);
+  auto b = load_model_mapped(odd);
+  for (auto& p : b->params())
+    if (!p.param->bf16) {
+      EXPECT_TRUE(p.param->value.owned()) << p.name << " should be a copy";
+    }
+  const int B = 1, L = 9;
+  const auto tok = tokens_for(B * L, 77, 4);
+  const auto x = forward_logits(*a, tok, B, L), y = forward_logits(*b, tok, B, L);
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], y[i]) << i;
 }
 
 TEST(Bf16Load, InferenceModelsRefuseTrainingAndSaving) {
