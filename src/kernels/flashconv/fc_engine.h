@@ -20,12 +20,14 @@ struct FusedOps {
   struct Rows {
     const float* p[W];
   };
+  // Batch element b is chunk b % a.chunks of batch b / a.chunks (see Args::chunks).
+  static int64_t row_offset(const Args& a, int b, int h, int64_t ld) {
+    return (static_cast<int64_t>(b / a.chunks) * a.H + h) * ld +
+           static_cast<int64_t>(b % a.chunks) * a.chunk_stride;
+  }
   static Rows rows(const float* base, const Args& a, int b, int h0, int64_t ld) {
     Rows r;
-    for (int c = 0; c < W; ++c) {
-      int h = std::min(h0 + c, a.H - 1);
-      r.p[c] = base + (static_cast<int64_t>(b) * a.H + h) * ld;
-    }
+    for (int c = 0; c < W; ++c) r.p[c] = base + row_offset(a, b, std::min(h0 + c, a.H - 1), ld);
     return r;
   }
   struct OutRows {
@@ -33,10 +35,7 @@ struct FusedOps {
   };
   static OutRows out_rows(float* base, const Args& a, int b, int h0, int64_t ld) {
     OutRows r;
-    for (int c = 0; c < W; ++c) {
-      int h = std::min(h0 + c, a.H - 1);
-      r.p[c] = base + (static_cast<int64_t>(b) * a.H + h) * ld;
-    }
+    for (int c = 0; c < W; ++c) r.p[c] = base + row_offset(a, b, std::min(h0 + c, a.H - 1), ld);
     return r;
   }
 
@@ -129,6 +128,20 @@ struct FusedOps {
       const size_t pos = static_cast<size_t>(t >> 1) * W;
       for (int c = 0; c < nvalid; ++c) dst.at(c, t, src[pos + c]);
     }
+  }
+
+  // Rows are one 4 KiB page each at L = 1024, where the hardware prefetcher stops, so the
+  // next rows are requested (into L2) while this element's FFTs run.
+  static void prefetch(const Rows& r, int nvalid, int L) {
+    for (int c = 0; c < nvalid; ++c)
+      for (int t = 0; t < L; t += 16) __builtin_prefetch(r.p[c] + t, 0, 2);
+  }
+  static bool prefetch_on() {
+    static const bool on = [] {
+      const char* e = std::getenv("HIPPO_FC_PREFETCH");
+      return !(e && e[0] == '0');
+    }();
+    return on;
   }
 
   // ---- row sources and sinks (the fused elementwise products) ----
@@ -308,6 +321,13 @@ struct FusedOps {
         case Op::H3Fwd: {
           load(s.z1re, s.z1im, L, N,
                Product{rows(a.k, a, b, h0, a.ld), rows(a.v, a, b, h0, a.ld)}, s.stage);
+          if (prefetch_on()) {
+            prefetch(rows(a.q, a, b, h0, a.ld), nvalid, L);
+            if (b + 1 < b1) {
+              prefetch(rows(a.k, a, b + 1, h0, a.ld), nvalid, L);
+              prefetch(rows(a.v, a, b + 1, h0, a.ld), nvalid, L);
+            }
+          }
           F::forward(s.z1re, s.z1im, plan);
           apply(s.z1re, s.z1im, s.gre, s.gim, plan, false);
           F::inverse(s.z1re, s.z1im, plan);

@@ -16,6 +16,11 @@ struct Args {
   float *dK = nullptr, *dD = nullptr;  // accumulated (+=)
   int B = 0, H = 0, L = 0;
   int64_t ld = 0, kld = 0;
+  // State passing: each (batch, channel) row holds `chunks` pieces of L values, chunk_stride
+  // floats apart, each convolved on its own; the engine treats them as B * chunks batch
+  // elements, so the kernel spectrum is computed once for all of them.
+  int chunks = 1;
+  int64_t chunk_stride = 0;
 };
 
 // Twiddles of the packed real FFT: a complex FFT of size N (= n/2, n >= 2L the real size),

@@ -1,17 +1,18 @@
 // State passing (spec §7): the diagonal SSM's convolution over any length, chunk by chunk.
 //
 // Within a chunk of T steps the output is the FFT convolution with K[:T] (the fused engine,
-// run on the chunk in place in the full-length tensors); what earlier chunks contribute comes
+// run on the chunks in place in the full-length tensors); what earlier chunks contribute comes
 // through the SSM state, kept per channel as x~_n = C_n x_n (so only dA and C dB are needed):
 //   y_c[j] += 2 Re(sum_n dA_n^(j+1) x~_n),   x~ <- dA^T x~ + sum_k dA^(T-1-k) (C dB)_n u_c[k].
-// The state pass runs in double precision (O(L M) per channel); the result equals the
-// unchunked convolution up to fp32 rounding.
+// Both sums are float GEMMs against a per-channel table of dA^j (built in double); only the
+// carried state is double. The result equals the unchunked convolution up to fp32 rounding.
 #include <algorithm>
 #include <vector>
 
 #include "core/buffer.h"
 #include "core/error.h"
 #include "kernels/flashconv/fc_internal.h"
+#include "kernels/gemm.h"
 #include "kernels/flashconv/flashconv.h"
 
 namespace hippo {
@@ -22,6 +23,44 @@ void check_ssm(const DiagSsmDiscrete& ssm) {
   HIPPO_CHECK(ssm.M >= 1, "diag SSM: M = ", ssm.M, " must be positive");
   HIPPO_CHECK(ssm.dA_re && ssm.dA_im, "diag SSM: 'dA_re'/'dA_im' is null");
   HIPPO_CHECK(ssm.CB_re && ssm.CB_im, "diag SSM: 'CB_re'/'CB_im' is null");
+}
+
+// Per channel, the powers of its modes over one chunk as float tables for the GEMMs:
+// P[j] = (Re dA^j, Im dA^j) (T rows of 2M) and Prev[k] = P[T-1-k], made by a double-precision
+// recurrence; plus dA, dA^T and C dB in double for the state scan. Per-thread, grow-only.
+struct ChunkPowers {
+  Buffer p_buf, prev_buf, Q, V;
+  float* P = nullptr;
+  float* Prev = nullptr;
+  std::vector<double> a_re, a_im, aT_re, aT_im, cb_re, cb_im;
+
+  void build(const DiagSsmDiscrete& ssm, int h, int T, bool with_prev) {
+    const int M = ssm.M, M2 = 2 * M;
+    P = p_buf.get(static_cast<size_t>(T) * M2);
+    Prev = with_prev ? prev_buf.get(static_cast<size_t>(T) * M2) : nullptr;
+    for (auto* v : {&a_re, &a_im, &aT_re, &aT_im, &cb_re, &cb_im}) v->assign(M, 0.0);
+    std::vector<double> pr(M, 1.0), pi(M, 0.0);
+    for (int n = 0; n < M; ++n) {
+      const size_t i = static_cast<size_t>(h) * M + n;
+      a_re[n] = ssm.dA_re[i], a_im[n] = ssm.dA_im[i], cb_re[n] = ssm.CB_re[i], cb_im[n] = ssm.CB_im[i];
+    }
+    for (int j = 0; j < T; ++j) {
+      float* row = P + static_cast<size_t>(j) * M2;
+      for (int n = 0; n < M; ++n) {
+        row[n] = static_cast<float>(pr[n]), row[M + n] = static_cast<float>(pi[n]);
+        const double t = pr[n] * a_re[n] - pi[n] * a_im[n];
+        pi[n] = pr[n] * a_im[n] + pi[n] * a_re[n];
+        pr[n] = t;
+      }
+      if (Prev) std::copy(row, row + M2, Prev + static_cast<size_t>(T - 1 - j) * M2);
+    }
+    aT_re = pr, aT_im = pi;
+  }
+};
+
+ChunkPowers& chunk_powers() {
+  static thread_local ChunkPowers p;
+  return p;
 }
 
 }  // namespace
@@ -58,105 +97,80 @@ void flashconv_ssm_fwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
               ", ", L, ") must be positive");
   HIPPO_CHECK(T >= 1, "flashconv_ssm_fwd: chunk length T = ", T, " must be positive");
   T = std::min(T, L);
-  const int M = ssm.M;
+  const int M = ssm.M, M2 = 2 * M;
+  const int full = L / T, rem = L - full * T, nchunks = full + (rem > 0);
+
+  // K[:T] from the powers table (see ChunkPowers).
   static thread_local Buffer kbuf;
   float* Kc = kbuf.get(static_cast<size_t>(H) * T);
-  diag_ssm_kernel(ssm, H, T, Kc);
+#pragma omp parallel for schedule(dynamic, 1) if (H > 1)
+  for (int h = 0; h < H; ++h) {
+    ChunkPowers& pw = chunk_powers();
+    pw.build(ssm, h, T, false);
+    std::vector<float> w(M2);
+    for (int n = 0; n < M; ++n) {
+      w[n] = ssm.CB_re[static_cast<size_t>(h) * M + n];
+      w[M + n] = -ssm.CB_im[static_cast<size_t>(h) * M + n];
+    }
+    gemm(false, false, T, 1, M2, 2.0f, pw.P, M2, w.data(), 1, 0.0f,
+         Kc + static_cast<size_t>(h) * T, 1);
+  }
 
-  // 1. Every chunk's own convolution (independent of the state).
-  for (int t0 = 0; t0 < L; t0 += T) {
+  // 1. Every chunk's own convolution (independent of the state): all full chunks in one
+  //    engine call, so each channel's kernel spectrum is computed once, then the tail.
+  {
     fc::Args a;
     a.op = fc::Op::Fwd;
-    a.u = u + t0, a.y = y + t0, a.K = Kc, a.D = D;
-    a.B = B, a.H = H, a.L = std::min(T, L - t0), a.ld = L, a.kld = T;
+    a.u = u, a.y = y, a.K = Kc, a.D = D;
+    a.B = B, a.H = H, a.L = T, a.ld = L, a.kld = T, a.chunks = full, a.chunk_stride = T;
     fc::run(a);
   }
-  if (L <= T) return;
+  if (rem > 0) {
+    fc::Args a;
+    a.op = fc::Op::Fwd;
+    a.u = u + static_cast<size_t>(full) * T, a.y = y + static_cast<size_t>(full) * T;
+    a.K = Kc, a.D = D, a.B = B, a.H = H, a.L = rem, a.ld = L, a.kld = T;
+    fc::run(a);
+  }
+  if (nchunks == 1) return;
 
-  // 2. The state carried across chunk boundaries, per (batch, channel), in double precision.
-  //    Both state terms are evaluated in blocks of 16 steps so that no loop carries a serial
-  //    dependency from one step to the next: with j = 16a + r,
-  //      dA^(j+1) x~ = (dA^(16a+1) x~) dA^r                 (contribution to y_c[j])
-  //      sum_k dA^(Tc-1-k) u[k] = Horner over blocks of Q(a) = sum_r dA^(15-r) u[16a + r]
-  //    (state update), with the powers dA^r, r < 16, and dA^16 computed once per channel.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int bh = 0; bh < B * H; ++bh) {
-    const int h = bh % H;
-    const float* ur = u + static_cast<size_t>(bh) * L;
-    float* yr = y + static_cast<size_t>(bh) * L;
-    // Modes padded with zeros to a multiple of 8 (whole vectors).
-    const int Mp = (M + 7) / 8 * 8;
-    constexpr int R = 16;
-    std::vector<double> ar(Mp, 0.0), ai(Mp, 0.0), cr(Mp, 0.0), ci(Mp, 0.0), xr(Mp, 0.0),
-        xi(Mp, 0.0), vr(Mp), vi(Mp), qr(Mp), qi(Mp), a16r(Mp), a16i(Mp);
-    std::vector<double> Pr(R * Mp), Pi(R * Mp);    // [r][n] = dA_n^r
-    std::vector<double> Ptr(Mp * R), Pti(Mp * R);  // [n][r] = dA_n^r
-    for (int n = 0; n < M; ++n) {
-      size_t i = static_cast<size_t>(h) * M + n;
-      ar[n] = ssm.dA_re[i], ai[n] = ssm.dA_im[i], cr[n] = ssm.CB_re[i], ci[n] = ssm.CB_im[i];
-    }
-    for (int n = 0; n < Mp; ++n) {
-      double pr = 1, pi = 0;
-      for (int r = 0; r < R; ++r) {
-        Pr[r * Mp + n] = Ptr[n * R + r] = pr;
-        Pi[r * Mp + n] = Pti[n * R + r] = pi;
-        double t = pr * ar[n] - pi * ai[n];
-        pi = pr * ai[n] + pi * ar[n];
-        pr = t;
-      }
-      a16r[n] = pr, a16i[n] = pi;  // dA^16
-    }
-    for (int t0 = 0; t0 < L; t0 += T) {
-      const int Tc = std::min(T, L - t0);
-      if (t0 > 0) {  // contribution of the incoming state
-        for (int n = 0; n < Mp; ++n) {  // v = dA x~
-          vr[n] = xr[n] * ar[n] - xi[n] * ai[n];
-          vi[n] = xr[n] * ai[n] + xi[n] * ar[n];
-        }
-        for (int j0 = 0; j0 < Tc; j0 += R) {
-          double acc[4][R] = {};  // four independent sums: no long FMA latency chain
-          for (int n = 0; n < Mp; n += 4)
-            for (int g = 0; g < 4; ++g)
-              for (int r = 0; r < R; ++r)
-                acc[g][r] += vr[n + g] * Ptr[(n + g) * R + r] - vi[n + g] * Pti[(n + g) * R + r];
-          const int rn = std::min(R, Tc - j0);
-          for (int r = 0; r < rn; ++r) {
-            double sum = (acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r]);
-            yr[t0 + j0 + r] = static_cast<float>(yr[t0 + j0 + r] + 2.0 * sum);
-          }
-          for (int n = 0; n < Mp; ++n) {  // v *= dA^16
-            double t = vr[n] * a16r[n] - vi[n] * a16i[n];
-            vi[n] = vr[n] * a16i[n] + vi[n] * a16r[n];
-            vr[n] = t;
-          }
+  // 2. The state carried across chunk boundaries, per channel, as two float GEMMs against
+  //    the channel's powers table around a double-precision scan over chunks:
+  //      Q_c = sum_k dA^(T-1-k) u_c[k]               (chunks x T) . (T x 2M)
+  //      x~_{c+1} = dA^T x~_c + CB Q_c               (double, O(M) per chunk)
+  //      y_{c}[j] += 2 Re(sum_n dA^j (dA x~_c))      (chunks x 2M) . (2M x T)
+  //    Chunk c's rows of u and y are T apart, so both GEMMs read and write the tensors in
+  //    place. 4M FMAs per token against the FFT convolution's ~ 5 log2(2T) flops per token.
+  const int nstate = nchunks - 1;  // chunks whose outgoing state is used
+#pragma omp parallel for schedule(dynamic, 1) if (H > 1)
+  for (int h = 0; h < H; ++h) {
+    ChunkPowers& pw = chunk_powers();
+    pw.build(ssm, h, T, true);
+    float* Q = pw.Q.get(static_cast<size_t>(nstate) * M2);
+    float* V = pw.V.get(static_cast<size_t>(nstate) * M2);
+    std::vector<double> xr(M), xi(M);
+    for (int b = 0; b < B; ++b) {
+      const float* ur = u + (static_cast<size_t>(b) * H + h) * L;
+      float* yr = y + (static_cast<size_t>(b) * H + h) * L;
+      gemm(false, false, nstate, M2, T, 1.0f, ur, T, pw.Prev, M2, 0.0f, Q, M2);
+      std::fill(xr.begin(), xr.end(), 0.0), std::fill(xi.begin(), xi.end(), 0.0);
+      for (int c = 0; c < nstate; ++c) {
+        const float* q = Q + static_cast<size_t>(c) * M2;
+        float* v = V + static_cast<size_t>(c) * M2;
+        for (int n = 0; n < M; ++n) {
+          const double cr = pw.cb_re[n], ci = pw.cb_im[n], qr = q[n], qi = q[M + n];
+          const double tr = pw.aT_re[n] * xr[n] - pw.aT_im[n] * xi[n] + cr * qr - ci * qi;
+          const double ti = pw.aT_re[n] * xi[n] + pw.aT_im[n] * xr[n] + cr * qi + ci * qr;
+          xr[n] = tr, xi[n] = ti;
+          v[n] = static_cast<float>(pw.a_re[n] * tr - pw.a_im[n] * ti);  // Re(dA x~)
+          v[M + n] = static_cast<float>(-(pw.a_re[n] * ti + pw.a_im[n] * tr));  // -Im(dA x~)
         }
       }
-      if (t0 + Tc < L) {  // x~ <- dA^Tc x~ + CB sum_k dA^(Tc-1-k) u[k]
-        const int full = Tc / R * R;
-        for (int k0 = 0; k0 < full; k0 += R) {
-          std::fill(qr.begin(), qr.end(), 0.0);
-          std::fill(qi.begin(), qi.end(), 0.0);
-          for (int r = 0; r < R; ++r) {
-            const double uk = ur[t0 + k0 + r];
-            const double* pr = &Pr[(R - 1 - r) * Mp];
-            const double* pi = &Pi[(R - 1 - r) * Mp];
-            for (int n = 0; n < Mp; ++n) qr[n] += pr[n] * uk, qi[n] += pi[n] * uk;
-          }
-          for (int n = 0; n < Mp; ++n) {  // x~ = dA^16 x~ + CB Q
-            double t = xr[n] * a16r[n] - xi[n] * a16i[n] + cr[n] * qr[n] - ci[n] * qi[n];
-            xi[n] = xr[n] * a16i[n] + xi[n] * a16r[n] + cr[n] * qi[n] + ci[n] * qr[n];
-            xr[n] = t;
-          }
-        }
-        for (int k = full; k < Tc; ++k) {
-          const double uk = ur[t0 + k];
-          for (int n = 0; n < Mp; ++n) {
-            double t = xr[n] * ar[n] - xi[n] * ai[n] + cr[n] * uk;
-            xi[n] = xr[n] * ai[n] + xi[n] * ar[n] + ci[n] * uk;
-            xr[n] = t;
-          }
-        }
-      }
+      if (full >= 2)
+        gemm(false, true, full - 1, T, M2, 2.0f, V, M2, pw.P, M2, 1.0f, yr + T, T);
+      if (rem > 0)
+        gemm(false, true, 1, rem, M2, 2.0f, V + static_cast<size_t>(full - 1) * M2, M2, pw.P, M2,
+             1.0f, yr + static_cast<size_t>(full) * T, rem);
     }
   }
 }
