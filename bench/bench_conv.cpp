@@ -1,4 +1,4 @@
-// bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick]
+// bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick] [--state-only | --no-state]
 //
 // Long causal convolutions on identical inputs, side by side:
 //   naive  - hippo's direct O(L^2) reference (only where it takes under a few seconds),
@@ -180,15 +180,18 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
 int main(int argc, char** argv) {
   int threads = 1, reps = 5;
   double peak_override = 0;
-  bool quick = false;
+  bool quick = false, state_only = false, no_state = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (a == "--peak" && i + 1 < argc) peak_override = std::atof(argv[++i]);
     else if (a == "--quick") quick = true;
+    else if (a == "--state-only") state_only = true;
+    else if (a == "--no-state") no_state = true;
     else {
-      std::fprintf(stderr, "usage: bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick]\n");
+      std::fprintf(stderr, "usage: bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick] "
+                           "[--state-only | --no-state]\n");
       return 2;
     }
   }
@@ -212,6 +215,7 @@ int main(int argc, char** argv) {
                                {1, 64, 65536}};
   for (int L = 256; L <= 32768; L *= 2) shapes.push_back({1, 64, L});
   if (quick) shapes = {{1, 768, 1024}, {8, 768, 1024}};
+  if (state_only) shapes.clear();
 
   Rng rng(1);
   for (const Shape& s : shapes) {
@@ -297,7 +301,7 @@ int main(int argc, char** argv) {
   // kernel K[:T] made from the parameters. Time per token (all 64 channels) against L = 4096;
   // for L <= 65536 also the relative difference to one FFT over the whole sequence with the
   // SSM's kernel (made outside the timing), whose time is printed as "one FFT".
-  {
+  if (!no_state) {
     const int B = 1, H = 64, M = 32;
     const int Lmax = quick ? 65536 : (1 << 20);
     std::vector<float> dAr(H * M), dAi(H * M), CBr(H * M), CBi(H * M), D(H);
@@ -316,11 +320,11 @@ int main(int argc, char** argv) {
     const size_t nmax = static_cast<size_t>(B) * H * Lmax;
     std::vector<float> u(nmax), y(nmax), yf;
     for (auto& e : u) e = static_cast<float>(rng.normal());
-    const int Ts[] = {1024, 2048, 4096};
+    const int Ts[] = {512, 1024, 4096};
     std::printf("\nstate passing sweep, B = %d, H = %d, M = %d: cpu ms per call (ns per token) "
                 "for chunk length T; ratio = ns/token / that at L = 4096 with the same T\n",
                 B, H, M);
-    std::printf("%9s %20s %20s %20s %8s %8s %8s %18s %9s\n", "L", "T=1024", "T=2048", "T=4096",
+    std::printf("%9s %20s %20s %20s %8s %8s %8s %18s %9s\n", "L", "T=512", "T=1024", "T=4096",
                 "ratio", "ratio", "ratio", "one FFT ms (ns/t)", "rel err");
     double base[3] = {0, 0, 0};
     for (int L = 4096; L <= Lmax; L *= 4) {

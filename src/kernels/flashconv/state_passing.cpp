@@ -25,6 +25,42 @@ void check_ssm(const DiagSsmDiscrete& ssm) {
   HIPPO_CHECK(ssm.CB_re && ssm.CB_im, "diag SSM: 'CB_re'/'CB_im' is null");
 }
 
+// K[l] = 2 Re(sum_n CB_n dA_n^l), l < T, for channel h, in double: with l = 16a + r,
+// (CB dA^(16a)) dA^r, the 16 outputs of a block accumulate over the modes as independent
+// vector lanes (no serial chain over l, no table in memory).
+void ssm_kernel_row(const DiagSsmDiscrete& ssm, int h, int T, float* K) {
+  const int M = ssm.M;
+  constexpr int R = 16;
+  std::vector<double> br(static_cast<size_t>(M) * R), bi(static_cast<size_t>(M) * R), vr(M), vi(M),
+      a16r(M), a16i(M);
+  for (int n = 0; n < M; ++n) {
+    const size_t i = static_cast<size_t>(h) * M + n;
+    const double ar = ssm.dA_re[i], ai = ssm.dA_im[i];
+    double pr = 1, pi = 0;
+    for (int r = 0; r < R; ++r) {
+      br[static_cast<size_t>(n) * R + r] = pr, bi[static_cast<size_t>(n) * R + r] = pi;
+      const double t = pr * ar - pi * ai;
+      pi = pr * ai + pi * ar;
+      pr = t;
+    }
+    a16r[n] = pr, a16i[n] = pi;
+    vr[n] = ssm.CB_re[i], vi[n] = ssm.CB_im[i];
+  }
+  for (int j0 = 0; j0 < T; j0 += R) {
+    double acc[R] = {};
+    for (int n = 0; n < M; ++n) {
+      const double* pr = &br[static_cast<size_t>(n) * R];
+      const double* pi = &bi[static_cast<size_t>(n) * R];
+      for (int r = 0; r < R; ++r) acc[r] += vr[n] * pr[r] - vi[n] * pi[r];
+      const double t = vr[n] * a16r[n] - vi[n] * a16i[n];
+      vi[n] = vr[n] * a16i[n] + vi[n] * a16r[n];
+      vr[n] = t;
+    }
+    const int rn = std::min(R, T - j0);
+    for (int r = 0; r < rn; ++r) K[j0 + r] = static_cast<float>(2.0 * acc[r]);
+  }
+}
+
 // Per channel, the powers of its modes over one chunk as float tables for the GEMMs:
 // P[j] = (Re dA^j, Im dA^j) (T rows of 2M) and Prev[k] = P[T-1-k], made by a double-precision
 // recurrence; plus dA, dA^T and C dB in double for the state scan. Per-thread, grow-only.
@@ -32,29 +68,68 @@ struct ChunkPowers {
   Buffer p_buf, prev_buf, Q, V;
   float* P = nullptr;
   float* Prev = nullptr;
-  std::vector<double> a_re, a_im, aT_re, aT_im, cb_re, cb_im;
+  std::vector<double> a_re, a_im, aT_re, aT_im, cb_re, cb_im;  // dA, dA^T, C dB
 
-  void build(const DiagSsmDiscrete& ssm, int h, int T, bool with_prev) {
+  void build(const DiagSsmDiscrete& ssm, int h, int T) {
     const int M = ssm.M, M2 = 2 * M;
     P = p_buf.get(static_cast<size_t>(T) * M2);
-    Prev = with_prev ? prev_buf.get(static_cast<size_t>(T) * M2) : nullptr;
-    for (auto* v : {&a_re, &a_im, &aT_re, &aT_im, &cb_re, &cb_im}) v->assign(M, 0.0);
-    std::vector<double> pr(M, 1.0), pi(M, 0.0);
+    Prev = prev_buf.get(static_cast<size_t>(T) * M2);
+    for (auto* v : {&a_re, &a_im, &aT_re, &aT_im, &cb_re, &cb_im, &a16r, &a16i}) v->assign(M, 0.0);
     for (int n = 0; n < M; ++n) {
       const size_t i = static_cast<size_t>(h) * M + n;
       a_re[n] = ssm.dA_re[i], a_im[n] = ssm.dA_im[i], cb_re[n] = ssm.CB_re[i], cb_im[n] = ssm.CB_im[i];
     }
-    for (int j = 0; j < T; ++j) {
-      float* row = P + static_cast<size_t>(j) * M2;
-      for (int n = 0; n < M; ++n) {
-        row[n] = static_cast<float>(pr[n]), row[M + n] = static_cast<float>(pi[n]);
-        const double t = pr[n] * a_re[n] - pi[n] * a_im[n];
-        pi[n] = pr[n] * a_im[n] + pi[n] * a_re[n];
-        pr[n] = t;
+    // dA^j = dA^(16a) dA^r for j = 16a + r: every table entry is one complex product of two
+    // running values, so the loop over modes vectorises (a plain j-chain would not).
+    constexpr int R = 16;
+    std::vector<double> br(static_cast<size_t>(R) * M), bi(static_cast<size_t>(R) * M),
+        cr(M, 1.0), ci(M, 0.0);
+    for (int n = 0; n < M; ++n) {
+      double pr = 1, pi = 0;
+      for (int r = 0; r < R; ++r) {
+        br[static_cast<size_t>(r) * M + n] = pr, bi[static_cast<size_t>(r) * M + n] = pi;
+        const double t = pr * a_re[n] - pi * a_im[n];
+        pi = pr * a_im[n] + pi * a_re[n];
+        pr = t;
       }
-      if (Prev) std::copy(row, row + M2, Prev + static_cast<size_t>(T - 1 - j) * M2);
+      a16r[n] = pr, a16i[n] = pi;  // dA^16
     }
-    aT_re = pr, aT_im = pi;
+    for (int j0 = 0; j0 < T; j0 += R) {
+      const int rn = std::min(R, T - j0);
+      for (int r = 0; r < rn; ++r)
+        power_row(cr.data(), ci.data(), br.data() + static_cast<size_t>(r) * M,
+                  bi.data() + static_cast<size_t>(r) * M, P + static_cast<size_t>(j0 + r) * M2,
+                  Prev + static_cast<size_t>(T - 1 - j0 - r) * M2, M);
+      if (rn == R) {
+        for (int n = 0; n < M; ++n) {  // cur *= dA^16
+          const double t = cr[n] * a16r[n] - ci[n] * a16i[n];
+          ci[n] = cr[n] * a16i[n] + ci[n] * a16r[n];
+          cr[n] = t;
+        }
+      } else {  // cur * dA^rn = dA^T
+        for (int n = 0; n < M; ++n) {
+          const double pr = br[static_cast<size_t>(rn) * M + n], pi = bi[static_cast<size_t>(rn) * M + n];
+          const double t = cr[n] * pr - ci[n] * pi;
+          ci[n] = cr[n] * pi + ci[n] * pr;
+          cr[n] = t;
+        }
+      }
+    }
+    aT_re = cr, aT_im = ci;  // dA^T
+  }
+
+ private:
+  std::vector<double> a16r, a16i;
+  // row = rrow = (Re, Im) of c * b for M modes, rounded to float.
+  static void power_row(const double* __restrict c_re, const double* __restrict c_im,
+                        const double* __restrict b_re, const double* __restrict b_im,
+                        float* __restrict row, float* __restrict rrow, int M) {
+    for (int n = 0; n < M; ++n) {
+      const float re = static_cast<float>(c_re[n] * b_re[n] - c_im[n] * b_im[n]);
+      const float im = static_cast<float>(c_re[n] * b_im[n] + c_im[n] * b_re[n]);
+      row[n] = rrow[n] = re;
+      row[M + n] = rrow[M + n] = im;
+    }
   }
 };
 
@@ -100,21 +175,11 @@ void flashconv_ssm_fwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
   const int M = ssm.M, M2 = 2 * M;
   const int full = L / T, rem = L - full * T, nchunks = full + (rem > 0);
 
-  // K[:T] from the powers table (see ChunkPowers).
+  // K[:T], by the blocked double-precision evaluation of ssm_kernel_row.
   static thread_local Buffer kbuf;
   float* Kc = kbuf.get(static_cast<size_t>(H) * T);
 #pragma omp parallel for schedule(dynamic, 1) if (H > 1)
-  for (int h = 0; h < H; ++h) {
-    ChunkPowers& pw = chunk_powers();
-    pw.build(ssm, h, T, false);
-    std::vector<float> w(M2);
-    for (int n = 0; n < M; ++n) {
-      w[n] = ssm.CB_re[static_cast<size_t>(h) * M + n];
-      w[M + n] = -ssm.CB_im[static_cast<size_t>(h) * M + n];
-    }
-    gemm(false, false, T, 1, M2, 2.0f, pw.P, M2, w.data(), 1, 0.0f,
-         Kc + static_cast<size_t>(h) * T, 1);
-  }
+  for (int h = 0; h < H; ++h) ssm_kernel_row(ssm, h, T, Kc + static_cast<size_t>(h) * T);
 
   // 1. Every chunk's own convolution (independent of the state): all full chunks in one
   //    engine call, so each channel's kernel spectrum is computed once, then the tail.
@@ -145,7 +210,7 @@ void flashconv_ssm_fwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
 #pragma omp parallel for schedule(dynamic, 1) if (H > 1)
   for (int h = 0; h < H; ++h) {
     ChunkPowers& pw = chunk_powers();
-    pw.build(ssm, h, T, true);
+    pw.build(ssm, h, T);
     float* Q = pw.Q.get(static_cast<size_t>(nstate) * M2);
     float* V = pw.V.get(static_cast<size_t>(nstate) * M2);
     std::vector<double> xr(M), xi(M);
