@@ -136,13 +136,7 @@ struct FusedOps {
     for (int c = 0; c < nvalid; ++c)
       for (int t = 0; t < L; t += 16) __builtin_prefetch(r.p[c] + t, 0, 2);
   }
-  static bool prefetch_on() {
-    static const bool on = [] {
-      const char* e = std::getenv("HIPPO_FC_PREFETCH");
-      return !(e && e[0] == '0');
-    }();
-    return on;
-  }
+  static bool prefetch_on() { return tuning().prefetch_rows; }
 
   // ---- row sources and sinks (the fused elementwise products) ----
   struct Plain {
@@ -155,23 +149,31 @@ struct FusedOps {
     R row(int c, int t) const { return V::mul(V::loadu(x.p[c] + t), V::loadu(y.p[c] + t)); }
     float at(int c, int t) const { return x.p[c][t] * y.p[c][t]; }
   };
+  // nt: non-temporal stores (see stream_outputs).
+  static void put(float* p, R v, bool nt) {
+    if (nt) V::stream(p, v);
+    else V::storeu(p, v);
+  }
   struct Write {
     OutRows o;
-    void row(int c, int t, R v) const { V::storeu(o.p[c] + t, v); }
+    bool nt = false;
+    void row(int c, int t, R v) const { put(o.p[c] + t, v, nt); }
     void at(int c, int t, float v) const { o.p[c][t] = v; }
   };
   struct WriteTimes {  // o = v * x
     OutRows o;
     Rows x;
-    void row(int c, int t, R v) const { V::storeu(o.p[c] + t, V::mul(v, V::loadu(x.p[c] + t))); }
+    bool nt = false;
+    void row(int c, int t, R v) const { put(o.p[c] + t, V::mul(v, V::loadu(x.p[c] + t)), nt); }
     void at(int c, int t, float v) const { o.p[c][t] = v * x.p[c][t]; }
   };
   struct WriteTimes2 {  // o1 = v * x1, o2 = v * x2
     OutRows o1, o2;
     Rows x1, x2;
+    bool nt = false;
     void row(int c, int t, R v) const {
-      V::storeu(o1.p[c] + t, V::mul(v, V::loadu(x1.p[c] + t)));
-      V::storeu(o2.p[c] + t, V::mul(v, V::loadu(x2.p[c] + t)));
+      put(o1.p[c] + t, V::mul(v, V::loadu(x1.p[c] + t)), nt);
+      put(o2.p[c] + t, V::mul(v, V::loadu(x2.p[c] + t)), nt);
     }
     void at(int c, int t, float v) const {
       o1.p[c][t] = v * x1.p[c][t];
@@ -287,6 +289,21 @@ struct FusedOps {
     }
   };
 
+  // Outputs far larger than the caches are written with non-temporal stores: they will not
+  // be read again soon, and a normal store first reads each line from memory (a fifth of the
+  // H3 op's memory traffic). Needs every row start aligned to the vector.
+  static bool stream_outputs(const Args& a, std::initializer_list<const float*> outs) {
+    const bool enabled = tuning().stream_outputs;
+    constexpr int64_t kMinBytes = int64_t{16} << 20;
+    const int64_t bytes = static_cast<int64_t>(a.B) * a.chunks * a.H * a.L * 4;
+    if (!enabled || W == 1 || bytes < kMinBytes) return false;
+    constexpr int64_t align = W * 4;
+    if ((a.ld * 4) % align != 0 || (a.chunk_stride * 4) % align != 0) return false;
+    for (const float* p : outs)
+      if (reinterpret_cast<uintptr_t>(p) % align != 0) return false;
+    return true;
+  }
+
   static void run_group(const Args& a, const FftPlan& plan, int g, int b0, int b1) {
     static thread_local Scratch s;
     const int N = plan.N, L = a.L, h0 = g * W, nvalid = std::min(W, a.H - h0);
@@ -308,6 +325,13 @@ struct FusedOps {
       std::memset(s.accim, 0, accn * sizeof(float));
     }
 
+    bool nt = false;
+    switch (a.op) {
+      case Op::Fwd: nt = stream_outputs(a, {a.y}); break;
+      case Op::H3Fwd: nt = stream_outputs(a, {a.y}); break;
+      case Op::Bwd: nt = stream_outputs(a, {a.du}); break;
+      case Op::H3Bwd: nt = stream_outputs(a, {a.dq, a.dk, a.dv}); break;
+    }
     for (int b = b0; b < b1; ++b) {
       switch (a.op) {
         case Op::Fwd: {
@@ -315,7 +339,7 @@ struct FusedOps {
           F::forward(s.z1re, s.z1im, plan);
           apply(s.z1re, s.z1im, s.gre, s.gim, plan, false);
           F::inverse(s.z1re, s.z1im, plan);
-          store(s.z1re, s.z1im, L, nvalid, Write{out_rows(a.y, a, b, h0, a.ld)}, s.stage);
+          store(s.z1re, s.z1im, L, nvalid, Write{out_rows(a.y, a, b, h0, a.ld), nt}, s.stage);
           break;
         }
         case Op::H3Fwd: {
@@ -332,7 +356,7 @@ struct FusedOps {
           apply(s.z1re, s.z1im, s.gre, s.gim, plan, false);
           F::inverse(s.z1re, s.z1im, plan);
           store(s.z1re, s.z1im, L, nvalid,
-                WriteTimes{out_rows(a.y, a, b, h0, a.ld), rows(a.q, a, b, h0, a.ld)}, s.stage);
+                WriteTimes{out_rows(a.y, a, b, h0, a.ld), rows(a.q, a, b, h0, a.ld), nt}, s.stage);
           break;
         }
         case Op::Bwd: {
@@ -343,7 +367,7 @@ struct FusedOps {
           backward_step(s.z1re, s.z1im, s.z2re, s.z2im, s.gre, s.gim, s.accre, s.accim, plan,
                         false);
           F::inverse(s.z2re, s.z2im, plan);
-          store(s.z2re, s.z2im, L, nvalid, Write{out_rows(a.du, a, b, h0, a.ld)}, s.stage);
+          store(s.z2re, s.z2im, L, nvalid, Write{out_rows(a.du, a, b, h0, a.ld), nt}, s.stage);
           break;
         }
         case Op::H3Bwd: {
@@ -356,14 +380,19 @@ struct FusedOps {
           backward_step(s.z1re, s.z1im, s.z2re, s.z2im, s.gre, s.gim, s.accre, s.accim, plan,
                         true);
           F::inverse(s.z1re, s.z1im, plan);  // s = (K + D delta) * w
-          store(s.z1re, s.z1im, L, nvalid, WriteTimes{out_rows(a.dq, a, b, h0, a.ld), dy}, s.stage);
+          store(s.z1re, s.z1im, L, nvalid, WriteTimes{out_rows(a.dq, a, b, h0, a.ld), dy, nt},
+                s.stage);
           F::inverse(s.z2re, s.z2im, plan);  // dw
           store(s.z2re, s.z2im, L, nvalid,
-                WriteTimes2{out_rows(a.dk, a, b, h0, a.ld), out_rows(a.dv, a, b, h0, a.ld), v, k}, s.stage);
+                WriteTimes2{out_rows(a.dk, a, b, h0, a.ld), out_rows(a.dv, a, b, h0, a.ld), v, k,
+                            nt},
+                s.stage);
           break;
         }
       }
     }
+
+    if (nt) V::fence();
 
     if (a.op == Op::Bwd || a.op == Op::H3Bwd) {
       finish_accumulated(s.accre, s.accim, s.z1re, s.z1im, plan);

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 #include "core/buffer.h"
 #include "kernels/flashconv/fc_internal.h"

@@ -49,6 +49,14 @@ struct Engine {
   void (*run_group)(const Args& a, const FftPlan& plan, int g, int b0, int b1) = nullptr;
 };
 
+// Memory-traffic switches of the engines, on by default; benchmarks turn them off to measure
+// what they gain. Set only while no FlashConv call runs.
+struct Tuning {
+  bool stream_outputs = true;  // non-temporal stores for outputs far larger than the caches
+  bool prefetch_rows = true;   // prefetch the next batch element's rows during the FFTs
+};
+Tuning& tuning();
+
 const Engine& engine_scalar();
 const Engine& engine_avx2();
 const Engine& engine_avx512();
