@@ -1,4 +1,6 @@
 // bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick] [--state-only | --no-state]
+//            [--csv FILE]   (FILE: the H = 64 sweep as series,L,cpu ns per token, for
+//                            scripts/plot_conv_sweep.py)
 //
 // Long causal convolutions on identical inputs, side by side:
 //   naive  - hippo's direct O(L^2) reference (only where it takes under a few seconds),
@@ -181,6 +183,7 @@ int main(int argc, char** argv) {
   int threads = 1, reps = 5;
   double peak_override = 0;
   bool quick = false, state_only = false, no_state = false;
+  std::string csv_path;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
@@ -189,13 +192,16 @@ int main(int argc, char** argv) {
     else if (a == "--quick") quick = true;
     else if (a == "--state-only") state_only = true;
     else if (a == "--no-state") no_state = true;
+    else if (a == "--csv" && i + 1 < argc) csv_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick] "
-                           "[--state-only | --no-state]\n");
+                           "[--state-only | --no-state] [--csv FILE]\n");
       return 2;
     }
   }
   set_num_threads(threads);
+  FILE* csv = csv_path.empty() ? nullptr : std::fopen(csv_path.c_str(), "w");
+  if (csv) std::fprintf(csv, "series,L,ns_per_token\n");
   // The measured peak drops when other jobs share the core; --peak fixes the reference.
   CpuPeak peak = measure_fma_peak();
   std::printf("FlashConv benchmark: threads %d, fp32 FMA peak %.1f GFLOP/s/core (%s, measured now)",
@@ -244,6 +250,8 @@ int main(int argc, char** argv) {
       if (fftw.cpu_ms > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", fftw.cpu_ms / t.cpu_ms);
       if (err >= 0) std::snprintf(errs, sizeof errs, "%.1e", err);
       double gf = gflop / (t.cpu_ms * 1e-3);
+      if (csv && s.B == 1 && s.H == 64 && std::string(op) != "h3 bwd")
+        std::fprintf(csv, "%s %s,%d,%.3f\n", impl, op, s.L, t.cpu_ms * 1e6 / s.L);
       std::printf("%-16s %-7s %-6s %10.3f %10.3f %8s %8.1f %7.1f%%  %s\n", shape, op, impl,
                   t.wall_ms, t.cpu_ms, ratio, gf, 100.0 * gf / (peak.gflops * threads), errs);
     };
@@ -337,6 +345,7 @@ int main(int argc, char** argv) {
         per[i] = t.cpu_ms * 1e6 / L;
         if (L == 4096) base[i] = per[i];
         std::printf(" %10.2f (%7.1f)", t.cpu_ms, per[i]);
+        if (csv) std::fprintf(csv, "state passing T=%d,%d,%.3f\n", Ts[i], L, per[i]);
       }
       for (int i = 0; i < 3; ++i) std::printf(" %7.2fx", per[i] / base[i]);
       if (L <= 65536) {
@@ -351,5 +360,6 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  if (csv) std::fclose(csv);
   return 0;
 }

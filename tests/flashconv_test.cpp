@@ -443,7 +443,7 @@ TEST(FlashConv, StatePassingBackward) {
   const int B = 2, H = 2, M = 4;
   TestSsm s = make_ssm(H, M, rng);
   Vec D = randn(H, rng);
-  for (auto [L, T] : {std::pair{37, 8}, std::pair{16, 16}, std::pair{50, 7}}) {
+  for (auto [L, T] : {std::pair{37, 8}, std::pair{16, 16}, std::pair{50, 7}, std::pair{48, 8}}) {
     size_t n = static_cast<size_t>(B) * H * L;
     Vec u = randn(n, rng), dy = randn(n, rng), K(static_cast<size_t>(H) * L);
     diag_ssm_kernel(s.view(), H, L, K.data());

@@ -7,6 +7,7 @@
 // Both sums are float GEMMs against a per-channel table of dA^j (built in double); only the
 // carried state is double. The result equals the unchunked convolution up to fp32 rounding.
 #include <algorithm>
+#include <complex>
 #include <vector>
 
 #include "core/buffer.h"
@@ -65,7 +66,7 @@ void ssm_kernel_row(const DiagSsmDiscrete& ssm, int h, int T, float* K) {
 // P[j] = (Re dA^j, Im dA^j) (T rows of 2M) and Prev[k] = P[T-1-k], made by a double-precision
 // recurrence; plus dA, dA^T and C dB in double for the state scan. Per-thread, grow-only.
 struct ChunkPowers {
-  Buffer p_buf, prev_buf, Q, V;
+  Buffer p_buf, prev_buf, Q, V, Pw, Prev1;  // Pw, Prev1: backward's weighted tables
   float* P = nullptr;
   float* Prev = nullptr;
   std::vector<double> a_re, a_im, aT_re, aT_im, cb_re, cb_im;  // dA, dA^T, C dB
@@ -245,11 +246,20 @@ void flashconv_ssm_fwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
 namespace hippo {
 
 // du[s] = sum_{t>=s} K[t-s] dy[t] + D dy[s] is the causal convolution of the time-reversed dy
-// with the same K, so it reuses the chunked forward on reversed copies. With
-//   x_t = dA x_{t-1} + u_t  and  z_t = d x_t / d dA = dA z_{t-1} + x_{t-1},
-// dK[l] = sum_t dy[t] u[t-l] gives sum_l dK[l] dA^l = sum_t dy[t] x_t =: S and
-// sum_l dK[l] l dA^(l-1) = sum_t dy[t] z_t =: P, so with K[l] = 2 Re(CB dA^l):
+// with the same K, so it reuses the chunked forward on reversed copies.
+//
+// Parameter gradients. Per mode (dropping n), with x_t = dA x_{t-1} + u_t and z = dx/d dA,
+//   S = sum_t dy[t] x_t,  P = sum_t dy[t] z_t,
 //   dCB = (2 Re S, -2 Im S),  d dA = (2 Re(CB P), -2 Im(CB P)).
+// Split by chunks, with X_c the state entering chunk c and Z_c = dX_c/d dA:
+//   within chunks:  S_w = sum_l dA^l dK[l],  P_w = sum_l l dA^(l-1) dK[l], where
+//                   dK[l] = sum_c sum_j dy_c[j] u_c[j-l] (l < T, the engine's kernel gradient
+//                   over all chunks as batch elements);
+//   across chunks:  S_x = sum_c dA G_c X_c,  P_x = sum_c (G1_c X_c + dA G_c Z_c), with
+//                   G_c = sum_j dy_c[j] dA^j, G1_c = sum_j dy_c[j] (j+1) dA^j,
+//                   X_{c+1} = dA^T X_c + Qu_c,  Z_{c+1} = T dA^(T-1) X_c + dA^T Z_c + Qd_c,
+//                   Qu_c = sum_k dA^(T-1-k) u_c[k], Qd_c = sum_k (T-1-k) dA^(T-2-k) u_c[k].
+// G, G1, Qu, Qd are float GEMMs against the powers tables; the scan and sums are double.
 void flashconv_ssm_bwd(const float* u, const DiagSsmDiscrete& ssm, const float* D, const float* dy,
                        float* du, float* dD, const DiagSsmDiscreteGrad& grad, int B, int H, int L,
                        int T) {
@@ -259,7 +269,7 @@ void flashconv_ssm_bwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
               ", ", L, ") must be positive");
   HIPPO_CHECK(T >= 1, "flashconv_ssm_bwd: chunk length T = ", T, " must be positive");
   const size_t n = static_cast<size_t>(B) * H * L;
-  static thread_local Buffer rev_in, rev_out;
+  static thread_local Buffer rev_in, rev_out, kgrad, kzero;
   float* dyr = rev_in.get(n);
   float* dur = rev_out.get(n);
 #pragma omp parallel for schedule(static)
@@ -270,11 +280,9 @@ void flashconv_ssm_bwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
   for (int64_t row = 0; row < static_cast<int64_t>(B) * H; ++row)
     for (int t = 0; t < L; ++t) du[row * L + t] = dur[row * L + (L - 1 - t)];
 
-  const int M = ssm.M;
-  const bool want_params = grad.dA_re || grad.dA_im || grad.CB_re || grad.CB_im;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int h = 0; h < H; ++h) {
-    if (dD) {
+  if (dD) {
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < H; ++h) {
       double d = 0;
       for (int b = 0; b < B; ++b) {
         const size_t row = (static_cast<size_t>(b) * H + h) * L;
@@ -282,27 +290,102 @@ void flashconv_ssm_bwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
       }
       dD[h] += static_cast<float>(d);
     }
-    if (!want_params) continue;
-    std::vector<double> ar(M), ai(M), xr(M), xi(M), zr(M), zi(M), Sr(M, 0.0), Si(M, 0.0),
-        Pr(M, 0.0), Pi(M, 0.0);
-    for (int m = 0; m < M; ++m) {
-      size_t i = static_cast<size_t>(h) * M + m;
-      ar[m] = ssm.dA_re[i], ai[m] = ssm.dA_im[i];
+  }
+  if (!(grad.dA_re || grad.dA_im || grad.CB_re || grad.CB_im)) return;
+
+  T = std::min(T, L);
+  const int M = ssm.M, M2 = 2 * M;
+  const int full = L / T, rem = L - full * T, nchunks = full + (rem > 0), nstate = nchunks - 1;
+
+  // dK[l], l < T, summed over batch and chunks: the engine's backward with the chunks as
+  // batch elements (its du output, unused, goes to the spare reversed buffer; K is zero).
+  float* dK = kgrad.get(static_cast<size_t>(H) * T);
+  float* Kz = kzero.get(static_cast<size_t>(H) * T);
+  std::fill(dK, dK + static_cast<size_t>(H) * T, 0.0f);
+  std::fill(Kz, Kz + static_cast<size_t>(H) * T, 0.0f);
+  {
+    fc::Args a;
+    a.op = fc::Op::Bwd;
+    a.u = u, a.dy = dy, a.du = dur, a.K = Kz, a.dK = dK;
+    a.B = B, a.H = H, a.L = T, a.ld = L, a.kld = T, a.chunks = full, a.chunk_stride = T;
+    fc::run(a);
+  }
+  if (rem > 0) {
+    fc::Args a;
+    const size_t off = static_cast<size_t>(full) * T;
+    a.op = fc::Op::Bwd;
+    a.u = u + off, a.dy = dy + off, a.du = dur + off, a.K = Kz, a.dK = dK;
+    a.B = B, a.H = H, a.L = rem, a.ld = L, a.kld = T;
+    fc::run(a);
+  }
+
+#pragma omp parallel for schedule(dynamic, 1) if (H > 1)
+  for (int h = 0; h < H; ++h) {
+    ChunkPowers& pw = chunk_powers();
+    pw.build(ssm, h, T);
+    const float* P = pw.P;
+    const float* dKh = dK + static_cast<size_t>(h) * T;
+    std::vector<double> Sr(M, 0.0), Si(M, 0.0), Pr(M, 0.0), Pi(M, 0.0);
+    // Within chunks: S_w = sum_l dK[l] dA^l, P_w = sum_m (m+1) dK[m+1] dA^m.
+    for (int l = 0; l < T; ++l) {
+      const float* row = P + static_cast<size_t>(l) * M2;
+      const double w = dKh[l], w1 = l + 1 < T ? (l + 1.0) * dKh[l + 1] : 0.0;
+      for (int m = 0; m < M; ++m) {
+        Sr[m] += w * row[m], Si[m] += w * row[M + m];
+        Pr[m] += w1 * row[m], Pi[m] += w1 * row[M + m];
+      }
     }
-    for (int b = 0; b < B; ++b) {
-      const size_t row = (static_cast<size_t>(b) * H + h) * L;
-      std::fill(xr.begin(), xr.end(), 0.0), std::fill(xi.begin(), xi.end(), 0.0);
-      std::fill(zr.begin(), zr.end(), 0.0), std::fill(zi.begin(), zi.end(), 0.0);
-      for (int t = 0; t < L; ++t) {
-        const double ut = u[row + t], gt = dy[row + t];
-        for (int m = 0; m < M; ++m) {
-          double nzr = ar[m] * zr[m] - ai[m] * zi[m] + xr[m];  // z_t = dA z_{t-1} + x_{t-1}
-          double nzi = ar[m] * zi[m] + ai[m] * zr[m] + xi[m];
-          double nxr = ar[m] * xr[m] - ai[m] * xi[m] + ut;  // x_t = dA x_{t-1} + u_t
-          double nxi = ar[m] * xi[m] + ai[m] * xr[m];
-          zr[m] = nzr, zi[m] = nzi, xr[m] = nxr, xi[m] = nxi;
-          Sr[m] += gt * nxr, Si[m] += gt * nxi;
-          Pr[m] += gt * nzr, Pi[m] += gt * nzi;
+    if (nstate > 0) {
+      // Tables: Pw[j] = (j+1) dA^j; Prev1[k] = (T-1-k) dA^(T-2-k) = (T-1-k) Prev[k+1].
+      float* Pw = pw.Pw.get(static_cast<size_t>(T) * M2);
+      float* Prev1 = pw.Prev1.get(static_cast<size_t>(T) * M2);
+      for (int j = 0; j < T; ++j)
+        for (int i = 0; i < M2; ++i) {
+          const size_t at = static_cast<size_t>(j) * M2 + i;
+          Pw[at] = static_cast<float>(j + 1) * P[at];
+          Prev1[at] = j + 1 < T ? static_cast<float>(T - 1 - j) * pw.Prev[at + M2] : 0.0f;
+        }
+      // dA^(T-1) in double.
+      std::vector<double> tr(M), ti(M);
+      for (int m = 0; m < M; ++m) {
+        std::complex<double> a(pw.a_re[m], pw.a_im[m]), r(1.0, 0.0), e = a;
+        for (int k = T - 1; k > 0; k >>= 1, e *= e)
+          if (k & 1) r *= e;
+        tr[m] = r.real(), ti[m] = r.imag();
+      }
+      float* Qu = pw.Q.get(static_cast<size_t>(nstate) * M2 * 4);
+      float* Qd = Qu + static_cast<size_t>(nstate) * M2;
+      float* G = Qd + static_cast<size_t>(nstate) * M2;
+      float* G1 = G + static_cast<size_t>(nstate) * M2;
+      std::vector<std::complex<double>> X(M), Z(M);
+      for (int b = 0; b < B; ++b) {
+        const float* ur = u + (static_cast<size_t>(b) * H + h) * L;
+        const float* gr = dy + (static_cast<size_t>(b) * H + h) * L;
+        gemm(false, false, nstate, M2, T, 1.0f, ur, T, pw.Prev, M2, 0.0f, Qu, M2);
+        gemm(false, false, nstate, M2, T, 1.0f, ur, T, Prev1, M2, 0.0f, Qd, M2);
+        // G, G1 of chunks 1 .. nchunks-1 (row c-1 for chunk c).
+        if (full >= 2) {
+          gemm(false, false, full - 1, M2, T, 1.0f, gr + T, T, P, M2, 0.0f, G, M2);
+          gemm(false, false, full - 1, M2, T, 1.0f, gr + T, T, Pw, M2, 0.0f, G1, M2);
+        }
+        if (rem > 0) {
+          const size_t off = static_cast<size_t>(full) * T, row = static_cast<size_t>(full - 1) * M2;
+          gemm(false, false, 1, M2, rem, 1.0f, gr + off, rem, P, M2, 0.0f, G + row, M2);
+          gemm(false, false, 1, M2, rem, 1.0f, gr + off, rem, Pw, M2, 0.0f, G1 + row, M2);
+        }
+        std::fill(X.begin(), X.end(), 0.0), std::fill(Z.begin(), Z.end(), 0.0);
+        for (int c = 0; c < nstate; ++c) {
+          const size_t r = static_cast<size_t>(c) * M2;
+          for (int m = 0; m < M; ++m) {
+            const std::complex<double> a(pw.a_re[m], pw.a_im[m]), aT(pw.aT_re[m], pw.aT_im[m]),
+                aTm1(tr[m], ti[m]), qu(Qu[r + m], Qu[r + M + m]), qd(Qd[r + m], Qd[r + M + m]);
+            const std::complex<double> Xn = aT * X[m] + qu;
+            Z[m] = static_cast<double>(T) * aTm1 * X[m] + aT * Z[m] + qd;
+            X[m] = Xn;
+            const std::complex<double> g(G[r + m], G[r + M + m]), g1(G1[r + m], G1[r + M + m]);
+            const std::complex<double> s = a * g * X[m], p = g1 * X[m] + a * g * Z[m];
+            Sr[m] += s.real(), Si[m] += s.imag(), Pr[m] += p.real(), Pi[m] += p.imag();
+          }
         }
       }
     }
