@@ -1,4 +1,5 @@
 // bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick] [--state-only | --no-state]
+//            [--roofline]   (only the bounds of the h3 op at (8,768,1024), see roofline())
 //            [--csv FILE]   (FILE: the H = 64 sweep as series,L,cpu ns per token, for
 //                            scripts/plot_conv_sweep.py)
 //
@@ -177,12 +178,58 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
   return num / den;
 }
 
+// The two bounds of the fused h3 forward at (B,H,L) = (8,768,1024), each measured here:
+//  memory: the same bytes streamed by the simplest kernel that moves them, y = q k v (reads
+//          three tensors, writes one), i.e. the time the op could take with free arithmetic;
+//  compute: the op on a problem that stays in L2 (B = 4, H = 16: 1 MiB of tensors), at the
+//          same L, i.e. the op's own arithmetic speed with free memory.
+void roofline(int reps, double peak) {
+  const int B = 8, H = 768, L = 1024;
+  const size_t n = static_cast<size_t>(B) * H * L;
+  Rng rng(3);
+  std::vector<float> q(n), k(n), v(n), y(n), K(static_cast<size_t>(H) * L), D(H);
+  for (auto* x : {&q, &k, &v, &K, &D})
+    for (auto& e : *x) e = static_cast<float>(rng.normal());
+  const double nfft = 2048, fft_flops = 2.5 * nfft * std::log2(nfft);
+  auto gflop = [&](int b, int h) { return (2.0 * b * h + h) * fft_flops * 1e-9; };
+  Timing mem = median_ms(
+      [&] {
+        const float *qp = q.data(), *kp = k.data(), *vp = v.data();
+        float* yp = y.data();
+        for (size_t i = 0; i < n; ++i) yp[i] = qp[i] * kp[i] * vp[i];
+      },
+      reps);
+  Timing full = median_ms(
+      [&] { flashconv_h3_fwd(q.data(), k.data(), v.data(), K.data(), D.data(), y.data(), B, H, L); },
+      reps);
+  const int Bc = 4, Hc = 16, inner = 50;
+  Timing cache = median_ms(
+      [&] {
+        for (int i = 0; i < inner; ++i)
+          flashconv_h3_fwd(q.data(), k.data(), v.data(), K.data(), D.data(), y.data(), Bc, Hc, L);
+      },
+      reps);
+  const double comp_gfs = gflop(Bc, Hc) * inner / (cache.cpu_ms * 1e-3);
+  const double t_comp = gflop(B, H) / comp_gfs * 1e3;
+  const double bytes = 4.0 * n * 4 + 4.0 * H * L;  // q, k, v, y and K
+  std::printf("roofline of the h3 op at (8,768,1024), cpu ms (median of %d):\n", reps);
+  std::printf("  memory: y = q k v over the same tensors   %8.2f ms  (%.1f GB/s for %.0f MB)\n",
+              mem.cpu_ms, bytes / (mem.cpu_ms * 1e-3) * 1e-9, bytes * 1e-6);
+  std::printf("  compute: the op in L2 (4,16,1024) x %d     %8.2f GFLOP/s = %.1f%% of %.1f -> %.2f ms\n",
+              inner, comp_gfs, 100 * comp_gfs / peak, peak, t_comp);
+  std::printf("  bound max(memory, compute) %.2f ms, no-overlap sum %.2f ms; measured %.2f ms "
+              "(%.1f GFLOP/s = %.1f%% of peak); measured / bound = %.2f\n",
+              std::max(mem.cpu_ms, t_comp), mem.cpu_ms + t_comp, full.cpu_ms,
+              gflop(B, H) / (full.cpu_ms * 1e-3), 100 * gflop(B, H) / (full.cpu_ms * 1e-3) / peak,
+              full.cpu_ms / std::max(mem.cpu_ms, t_comp));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 1, reps = 5;
   double peak_override = 0;
-  bool quick = false, state_only = false, no_state = false;
+  bool quick = false, state_only = false, no_state = false, roofline = false;
   std::string csv_path;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -192,10 +239,11 @@ int main(int argc, char** argv) {
     else if (a == "--quick") quick = true;
     else if (a == "--state-only") state_only = true;
     else if (a == "--no-state") no_state = true;
+    else if (a == "--roofline") roofline = true;
     else if (a == "--csv" && i + 1 < argc) csv_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick] "
-                           "[--state-only | --no-state] [--csv FILE]\n");
+                           "[--state-only | --no-state] [--csv FILE] [--roofline]\n");
       return 2;
     }
   }
@@ -212,6 +260,10 @@ int main(int argc, char** argv) {
   }
   std::printf("; hippo path %s, median of %d reps\n", flashconv_isa_name(flashconv_active_isa()),
               reps);
+  if (roofline) {
+    ::roofline(reps, peak.gflops);
+    return 0;
+  }
   std::printf("GFLOP/s convention: real FFT of n = 2L points = 2.5 n log2 n flops; "
               "fwd = (2BH + H) FFTs, bwd = (4BH + H) FFTs\n\n");
   std::printf("%-16s %-7s %-6s %10s %10s %8s %8s %8s  %s\n", "B,H,L", "op", "impl", "wall ms",
