@@ -378,14 +378,15 @@ int main(int argc, char** argv) {
     for (auto& e : D) e = static_cast<float>(rng.normal());
     DiagSsmDiscrete ssm{dAr.data(), dAi.data(), CBr.data(), CBi.data(), M};
     const size_t nmax = static_cast<size_t>(B) * H * Lmax;
-    std::vector<float> u(nmax), y(nmax), yf;
+    std::vector<float> u(nmax), y(nmax), du(nmax);
     for (auto& e : u) e = static_cast<float>(rng.normal());
     const int Ts[] = {512, 1024, 4096};
     std::printf("\nstate passing sweep, B = %d, H = %d, M = %d: cpu ms per call (ns per token) "
                 "for chunk length T; ratio = ns/token / that at L = 4096 with the same T\n",
                 B, H, M);
-    std::printf("%9s %20s %20s %20s %8s %8s %8s %18s %9s\n", "L", "T=512", "T=1024", "T=4096",
-                "ratio", "ratio", "ratio", "one FFT ms (ns/t)", "rel err");
+    std::printf("%9s %20s %20s %20s %8s %8s %8s %20s %18s %9s\n", "L", "T=512", "T=1024",
+                "T=4096", "ratio", "ratio", "ratio", "bwd T=512", "one FFT ms (ns/t)",
+                "rel err");
     double base[3] = {0, 0, 0};
     for (int L = 4096; L <= Lmax; L *= 4) {
       const int r = L >= (1 << 18) ? 3 : 5;
@@ -400,6 +401,18 @@ int main(int argc, char** argv) {
         if (csv) std::fprintf(csv, "state passing T=%d,%d,%.3f\n", Ts[i], L, per[i]);
       }
       for (int i = 0; i < 3; ++i) std::printf(" %7.2fx", per[i] / base[i]);
+      {  // backward (du, dD and the SSM parameter gradients) with T = 512
+        std::vector<float> gAr(H * M), gAi(H * M), gCr(H * M), gCi(H * M), dD(H);
+        DiagSsmDiscreteGrad g{gAr.data(), gAi.data(), gCr.data(), gCi.data()};
+        Timing t = median_ms(
+            [&] {
+              flashconv_ssm_bwd(u.data(), ssm, D.data(), u.data(), du.data(), dD.data(), g, B, H,
+                                L, 512);
+            },
+            r);
+        std::printf(" %10.2f (%7.1f)", t.cpu_ms, t.cpu_ms * 1e6 / L);
+        if (csv) std::fprintf(csv, "state passing bwd T=512,%d,%.3f\n", L, t.cpu_ms * 1e6 / L);
+      }
       if (L <= 65536) {
         const size_t n = static_cast<size_t>(B) * H * L;
         std::vector<float> K(static_cast<size_t>(H) * L), y1(n), y2(y.begin(), y.begin() + n);
