@@ -198,9 +198,8 @@ TEST(FlashConv, ThreadCountDoesNotChangeResults) {
   EXPECT_EQ(dD1, dD2);
 }
 
-// Outputs past the streaming threshold take the non-temporal-store path, and prefetching is
-// on by default: both only change how memory is touched, so results must be bit-identical
-// with them off. Checked on the H3 op (its five outputs) and on the chunked engine call of
+// Outputs past the streaming threshold take the non-temporal-store path by default: it only
+// changes how memory is written, so results must be bit-identical with it off. Checked on the H3 op (its five outputs) and on the chunked engine call of
 // state passing (Args::chunks), against one chunk at a time.
 TEST(FlashConv, MemoryTrafficSwitchesDoNotChangeResults) {
   Rng rng(6);
@@ -217,7 +216,7 @@ TEST(FlashConv, MemoryTrafficSwitchesDoNotChangeResults) {
   Vec K = make_kernel(H, L, rng), D = randn(H, rng);
   Vec dK[2], dD[2];
   for (int off = 0; off < 2; ++off) {
-    fc::tuning().stream_outputs = fc::tuning().prefetch_rows = (off == 0);
+    fc::tuning().stream_outputs = (off == 0);
     float* o = outs + static_cast<size_t>(4 * off) * n;
     dK[off].assign(K.size(), 0.0f), dD[off].assign(H, 0.0f);
     flashconv_h3_fwd(in[0], in[1], in[2], K.data(), D.data(), o, B, H, L);

@@ -130,14 +130,6 @@ struct FusedOps {
     }
   }
 
-  // Rows are one 4 KiB page each at L = 1024, where the hardware prefetcher stops, so the
-  // next rows are requested (into L2) while this element's FFTs run.
-  static void prefetch(const Rows& r, int nvalid, int L) {
-    for (int c = 0; c < nvalid; ++c)
-      for (int t = 0; t < L; t += 16) __builtin_prefetch(r.p[c] + t, 0, 2);
-  }
-  static bool prefetch_on() { return tuning().prefetch_rows; }
-
   // ---- row sources and sinks (the fused elementwise products) ----
   struct Plain {
     Rows x;
@@ -345,13 +337,6 @@ struct FusedOps {
         case Op::H3Fwd: {
           load(s.z1re, s.z1im, L, N,
                Product{rows(a.k, a, b, h0, a.ld), rows(a.v, a, b, h0, a.ld)}, s.stage);
-          if (prefetch_on()) {
-            prefetch(rows(a.q, a, b, h0, a.ld), nvalid, L);
-            if (b + 1 < b1) {
-              prefetch(rows(a.k, a, b + 1, h0, a.ld), nvalid, L);
-              prefetch(rows(a.v, a, b + 1, h0, a.ld), nvalid, L);
-            }
-          }
           F::forward(s.z1re, s.z1im, plan);
           apply(s.z1re, s.z1im, s.gre, s.gim, plan, false);
           F::inverse(s.z1re, s.z1im, plan);
