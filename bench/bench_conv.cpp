@@ -1,4 +1,7 @@
-// bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick]
+// bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick] [--state-only | --no-state]
+//            [--roofline]   (only the bounds of the h3 op at (8,768,1024), see roofline())
+//            [--csv FILE]   (FILE: the H = 64 sweep as series,L,cpu ns per token, for
+//                            scripts/plot_conv_sweep.py)
 //
 // Long causal convolutions on identical inputs, side by side:
 //   naive  - hippo's direct O(L^2) reference (only where it takes under a few seconds),
@@ -175,24 +178,78 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
   return num / den;
 }
 
+// The two bounds of the fused h3 forward at (B,H,L) = (8,768,1024), each measured here:
+//  memory: the same bytes streamed by the simplest kernel that moves them, y = q k v (reads
+//          three tensors, writes one), i.e. the time the op could take with free arithmetic;
+//  compute: the op on a problem that stays in L2 (B = 4, H = 16: 1 MiB of tensors), at the
+//          same L, i.e. the op's own arithmetic speed with free memory.
+void roofline(int reps, double peak) {
+  const int B = 8, H = 768, L = 1024;
+  const size_t n = static_cast<size_t>(B) * H * L;
+  Rng rng(3);
+  std::vector<float> q(n), k(n), v(n), y(n), K(static_cast<size_t>(H) * L), D(H);
+  for (auto* x : {&q, &k, &v, &K, &D})
+    for (auto& e : *x) e = static_cast<float>(rng.normal());
+  const double nfft = 2048, fft_flops = 2.5 * nfft * std::log2(nfft);
+  auto gflop = [&](int b, int h) { return (2.0 * b * h + h) * fft_flops * 1e-9; };
+  Timing mem = median_ms(
+      [&] {
+        const float *qp = q.data(), *kp = k.data(), *vp = v.data();
+        float* yp = y.data();
+        for (size_t i = 0; i < n; ++i) yp[i] = qp[i] * kp[i] * vp[i];
+      },
+      reps);
+  Timing full = median_ms(
+      [&] { flashconv_h3_fwd(q.data(), k.data(), v.data(), K.data(), D.data(), y.data(), B, H, L); },
+      reps);
+  const int Bc = 4, Hc = 16, inner = 50;
+  Timing cache = median_ms(
+      [&] {
+        for (int i = 0; i < inner; ++i)
+          flashconv_h3_fwd(q.data(), k.data(), v.data(), K.data(), D.data(), y.data(), Bc, Hc, L);
+      },
+      reps);
+  const double comp_gfs = gflop(Bc, Hc) * inner / (cache.cpu_ms * 1e-3);
+  const double t_comp = gflop(B, H) / comp_gfs * 1e3;
+  const double bytes = 4.0 * n * 4 + 4.0 * H * L;  // q, k, v, y and K
+  std::printf("roofline of the h3 op at (8,768,1024), cpu ms (median of %d):\n", reps);
+  std::printf("  memory: y = q k v over the same tensors   %8.2f ms  (%.1f GB/s for %.0f MB)\n",
+              mem.cpu_ms, bytes / (mem.cpu_ms * 1e-3) * 1e-9, bytes * 1e-6);
+  std::printf("  compute: the op in L2 (4,16,1024) x %d     %8.2f GFLOP/s = %.1f%% of %.1f -> %.2f ms\n",
+              inner, comp_gfs, 100 * comp_gfs / peak, peak, t_comp);
+  std::printf("  bound max(memory, compute) %.2f ms, no-overlap sum %.2f ms; measured %.2f ms "
+              "(%.1f GFLOP/s = %.1f%% of peak); measured / bound = %.2f\n",
+              std::max(mem.cpu_ms, t_comp), mem.cpu_ms + t_comp, full.cpu_ms,
+              gflop(B, H) / (full.cpu_ms * 1e-3), 100 * gflop(B, H) / (full.cpu_ms * 1e-3) / peak,
+              full.cpu_ms / std::max(mem.cpu_ms, t_comp));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 1, reps = 5;
   double peak_override = 0;
-  bool quick = false;
+  bool quick = false, state_only = false, no_state = false, roofline = false;
+  std::string csv_path;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (a == "--peak" && i + 1 < argc) peak_override = std::atof(argv[++i]);
     else if (a == "--quick") quick = true;
+    else if (a == "--state-only") state_only = true;
+    else if (a == "--no-state") no_state = true;
+    else if (a == "--roofline") roofline = true;
+    else if (a == "--csv" && i + 1 < argc) csv_path = argv[++i];
     else {
-      std::fprintf(stderr, "usage: bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick]\n");
+      std::fprintf(stderr, "usage: bench_conv [--threads N] [--reps R] [--peak GFLOPS] [--quick] "
+                           "[--state-only | --no-state] [--csv FILE] [--roofline]\n");
       return 2;
     }
   }
   set_num_threads(threads);
+  FILE* csv = csv_path.empty() ? nullptr : std::fopen(csv_path.c_str(), "w");
+  if (csv) std::fprintf(csv, "series,L,ns_per_token\n");
   // The measured peak drops when other jobs share the core; --peak fixes the reference.
   CpuPeak peak = measure_fma_peak();
   std::printf("FlashConv benchmark: threads %d, fp32 FMA peak %.1f GFLOP/s/core (%s, measured now)",
@@ -203,6 +260,10 @@ int main(int argc, char** argv) {
   }
   std::printf("; hippo path %s, median of %d reps\n", flashconv_isa_name(flashconv_active_isa()),
               reps);
+  if (roofline) {
+    ::roofline(reps, peak.gflops);
+    return 0;
+  }
   std::printf("GFLOP/s convention: real FFT of n = 2L points = 2.5 n log2 n flops; "
               "fwd = (2BH + H) FFTs, bwd = (4BH + H) FFTs\n\n");
   std::printf("%-16s %-7s %-6s %10s %10s %8s %8s %8s  %s\n", "B,H,L", "op", "impl", "wall ms",
@@ -212,6 +273,7 @@ int main(int argc, char** argv) {
                                {1, 64, 65536}};
   for (int L = 256; L <= 32768; L *= 2) shapes.push_back({1, 64, L});
   if (quick) shapes = {{1, 768, 1024}, {8, 768, 1024}};
+  if (state_only) shapes.clear();
 
   Rng rng(1);
   for (const Shape& s : shapes) {
@@ -240,6 +302,8 @@ int main(int argc, char** argv) {
       if (fftw.cpu_ms > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", fftw.cpu_ms / t.cpu_ms);
       if (err >= 0) std::snprintf(errs, sizeof errs, "%.1e", err);
       double gf = gflop / (t.cpu_ms * 1e-3);
+      if (csv && s.B == 1 && s.H == 64 && std::string(op) != "h3 bwd")
+        std::fprintf(csv, "%s %s,%d,%.3f\n", impl, op, s.L, t.cpu_ms * 1e6 / s.L);
       std::printf("%-16s %-7s %-6s %10.3f %10.3f %8s %8.1f %7.1f%%  %s\n", shape, op, impl,
                   t.wall_ms, t.cpu_ms, ratio, gf, 100.0 * gf / (peak.gflops * threads), errs);
     };
@@ -292,10 +356,14 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
 
-  // State passing (spec §7) on a long sequence: hippo's chunked SSM convolution against its own
-  // single-FFT convolution with the SSM's kernel (computed outside the timing).
-  {
-    const int B = 1, H = 64, M = 32, L = quick ? 16384 : 65536;
+  // State passing (spec §7): the diagonal SSM convolution from its parameters (dA, C dB) over
+  // L = 4096 ... 1,048,576 at B = 1, H = 64, M = 32, chunk length T. Each call includes the
+  // kernel K[:T] made from the parameters. Time per token (all 64 channels) against L = 4096;
+  // for L <= 65536 also the relative difference to one FFT over the whole sequence with the
+  // SSM's kernel (made outside the timing), whose time is printed as "one FFT".
+  if (!no_state) {
+    const int B = 1, H = 64, M = 32;
+    const int Lmax = quick ? 65536 : (1 << 20);
     std::vector<float> dAr(H * M), dAi(H * M), CBr(H * M), CBi(H * M), D(H);
     for (int h = 0; h < H; ++h)
       for (int m = 0; m < M; ++m) {  // bilinear S4D-Lin with dt = 0.01
@@ -309,19 +377,54 @@ int main(int argc, char** argv) {
       }
     for (auto& e : D) e = static_cast<float>(rng.normal());
     DiagSsmDiscrete ssm{dAr.data(), dAi.data(), CBr.data(), CBi.data(), M};
-    size_t n = static_cast<size_t>(B) * H * L;
-    std::vector<float> u(n), K(static_cast<size_t>(H) * L), y1(n), y2(n);
+    const size_t nmax = static_cast<size_t>(B) * H * Lmax;
+    std::vector<float> u(nmax), y(nmax), du(nmax);
     for (auto& e : u) e = static_cast<float>(rng.normal());
-    diag_ssm_kernel(ssm, H, L, K.data());
-    Timing full = median_ms([&] { flashconv_fwd(u.data(), K.data(), D.data(), y1.data(), B, H, L); }, 3);
-    std::printf("\nstate passing, (B,H,L) = (%d,%d,%d), M = %d: one FFT of 2L %.2f ms (cpu)\n", B, H,
-                L, M, full.cpu_ms);
-    for (int T : {1024, 4096}) {
-      Timing t = median_ms(
-          [&] { flashconv_ssm_fwd(u.data(), ssm, D.data(), y2.data(), B, H, L, T); }, 3);
-      std::printf("  chunks of T = %5d: %8.2f ms (cpu), rel err vs one FFT %.1e\n", T, t.cpu_ms,
-                  rel_err(y2, y1));
+    const int Ts[] = {512, 1024, 4096};
+    std::printf("\nstate passing sweep, B = %d, H = %d, M = %d: cpu ms per call (ns per token) "
+                "for chunk length T; ratio = ns/token / that at L = 4096 with the same T\n",
+                B, H, M);
+    std::printf("%9s %20s %20s %20s %8s %8s %8s %20s %18s %9s\n", "L", "T=512", "T=1024",
+                "T=4096", "ratio", "ratio", "ratio", "bwd T=512", "one FFT ms (ns/t)",
+                "rel err");
+    double base[3] = {0, 0, 0};
+    for (int L = 4096; L <= Lmax; L *= 4) {
+      const int r = L >= (1 << 18) ? 3 : 5;
+      double per[3];
+      std::printf("%9d", L);
+      for (int i = 0; i < 3; ++i) {
+        Timing t = median_ms(
+            [&] { flashconv_ssm_fwd(u.data(), ssm, D.data(), y.data(), B, H, L, Ts[i]); }, r);
+        per[i] = t.cpu_ms * 1e6 / L;
+        if (L == 4096) base[i] = per[i];
+        std::printf(" %10.2f (%7.1f)", t.cpu_ms, per[i]);
+        if (csv) std::fprintf(csv, "state passing T=%d,%d,%.3f\n", Ts[i], L, per[i]);
+      }
+      for (int i = 0; i < 3; ++i) std::printf(" %7.2fx", per[i] / base[i]);
+      {  // backward (du, dD and the SSM parameter gradients) with T = 512
+        std::vector<float> gAr(H * M), gAi(H * M), gCr(H * M), gCi(H * M), dD(H);
+        DiagSsmDiscreteGrad g{gAr.data(), gAi.data(), gCr.data(), gCi.data()};
+        Timing t = median_ms(
+            [&] {
+              flashconv_ssm_bwd(u.data(), ssm, D.data(), u.data(), du.data(), dD.data(), g, B, H,
+                                L, 512);
+            },
+            r);
+        std::printf(" %10.2f (%7.1f)", t.cpu_ms, t.cpu_ms * 1e6 / L);
+        if (csv) std::fprintf(csv, "state passing bwd T=512,%d,%.3f\n", L, t.cpu_ms * 1e6 / L);
+      }
+      if (L <= 65536) {
+        const size_t n = static_cast<size_t>(B) * H * L;
+        std::vector<float> K(static_cast<size_t>(H) * L), y1(n), y2(y.begin(), y.begin() + n);
+        diag_ssm_kernel(ssm, H, L, K.data());
+        Timing full = median_ms(
+            [&] { flashconv_fwd(u.data(), K.data(), D.data(), y1.data(), B, H, L); }, 3);
+        std::printf(" %8.2f (%7.1f) %9.1e", full.cpu_ms, full.cpu_ms * 1e6 / L, rel_err(y2, y1));
+      }
+      std::printf("\n");
+      std::fflush(stdout);
     }
   }
+  if (csv) std::fclose(csv);
   return 0;
 }

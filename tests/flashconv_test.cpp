@@ -10,9 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "kernels/flashconv/fc_internal.h"
 #include "kernels/flashconv/flashconv.h"
 
 using namespace hippo;
@@ -194,6 +196,59 @@ TEST(FlashConv, ThreadCountDoesNotChangeResults) {
   EXPECT_EQ(du1, du2);
   EXPECT_EQ(dK1, dK2);
   EXPECT_EQ(dD1, dD2);
+}
+
+// Outputs past the streaming threshold take the non-temporal-store path by default: it only
+// changes how memory is written, so results must be bit-identical with it off. Checked on the H3 op (its five outputs) and on the chunked engine call of
+// state passing (Args::chunks), against one chunk at a time.
+TEST(FlashConv, MemoryTrafficSwitchesDoNotChangeResults) {
+  Rng rng(6);
+  const int B = 4, H = 64, L = 16384;  // 16 MiB per tensor: the streamed size
+  const size_t n = static_cast<size_t>(B) * H * L;
+  // Streaming needs 64-byte aligned rows (std::vector's large blocks are only 16-aligned).
+  Buffer bufs[5];
+  float* in[4];
+  for (int i = 0; i < 4; ++i) {  // q, k, v, dy
+    in[i] = bufs[i].get(n);
+    for (size_t j = 0; j < n; ++j) in[i][j] = static_cast<float>(rng.normal());
+  }
+  float* outs = bufs[4].get(8 * n);  // y, dq, dk, dv for each setting
+  Vec K = make_kernel(H, L, rng), D = randn(H, rng);
+  Vec dK[2], dD[2];
+  for (int off = 0; off < 2; ++off) {
+    fc::tuning().stream_outputs = (off == 0);
+    float* o = outs + static_cast<size_t>(4 * off) * n;
+    dK[off].assign(K.size(), 0.0f), dD[off].assign(H, 0.0f);
+    flashconv_h3_fwd(in[0], in[1], in[2], K.data(), D.data(), o, B, H, L);
+    flashconv_h3_bwd(in[0], in[1], in[2], K.data(), D.data(), in[3], o + n, o + 2 * n, o + 3 * n,
+                     dK[off].data(), dD[off].data(), B, H, L);
+  }
+  fc::tuning() = fc::Tuning{};
+  for (int i = 0; i < 4; ++i)
+    EXPECT_TRUE(std::equal(outs + i * n, outs + (i + 1) * n, outs + (4 + i) * n)) << "output " << i;
+  EXPECT_EQ(dK[0], dK[1]);
+  EXPECT_EQ(dD[0], dD[1]);
+
+  // Chunked call: 3 chunks of T inside rows of length 3T + 5 against per-chunk calls.
+  const int T = 64, Lr = 3 * T + 5, Hc = 20;
+  size_t nc = static_cast<size_t>(2) * Hc * Lr;
+  Vec u = randn(nc, rng), Kc = make_kernel(Hc, T, rng), Dc = randn(Hc, rng), y1(nc), y2(nc);
+  fc::Args a;
+  a.op = fc::Op::Fwd;
+  a.u = u.data(), a.y = y1.data(), a.K = Kc.data(), a.D = Dc.data();
+  a.B = 2, a.H = Hc, a.L = T, a.ld = Lr, a.kld = T, a.chunks = 3, a.chunk_stride = T;
+  fc::run(a);
+  for (int c = 0; c < 3; ++c) {
+    fc::Args b;
+    b.op = fc::Op::Fwd;
+    b.u = u.data() + c * T, b.y = y2.data() + c * T, b.K = Kc.data(), b.D = Dc.data();
+    b.B = 2, b.H = Hc, b.L = T, b.ld = Lr, b.kld = T;
+    fc::run(b);
+  }
+  for (int r = 0; r < 2 * Hc; ++r)
+    for (int t = 0; t < 3 * T; ++t)
+      ASSERT_EQ(y1[static_cast<size_t>(r) * Lr + t], y2[static_cast<size_t>(r) * Lr + t])
+          << "row " << r << " t " << t;
 }
 
 // Loss = sum(dy * y). y is linear in each of q, k, v, K, D separately, so a central
@@ -387,7 +442,7 @@ TEST(FlashConv, StatePassingBackward) {
   const int B = 2, H = 2, M = 4;
   TestSsm s = make_ssm(H, M, rng);
   Vec D = randn(H, rng);
-  for (auto [L, T] : {std::pair{37, 8}, std::pair{16, 16}, std::pair{50, 7}}) {
+  for (auto [L, T] : {std::pair{37, 8}, std::pair{16, 16}, std::pair{50, 7}, std::pair{48, 8}}) {
     size_t n = static_cast<size_t>(B) * H * L;
     Vec u = randn(n, rng), dy = randn(n, rng), K(static_cast<size_t>(H) * L);
     diag_ssm_kernel(s.view(), H, L, K.data());

@@ -67,10 +67,36 @@ void H3::init(Rng& rng, int n_layer, float std) {
   }
 }
 
+bool H3::fused_h3() const { return diag_ && p_ == 1 && !reference_conv; }
+
+// kv[b,i,j,h] = k'[b,h*p+i] * v[b,h*p+j], from the k' and v the last forward saved. The fused
+// forward never forms it, so it is made here on demand (prefill's state needs it).
+const float* H3::saved_kv() {
+  if (kv_ready_) return kv_.data();
+  const int B = B_, L = L_, d = d_, p = p_, H = H_;
+  const int64_t nkv = static_cast<int64_t>(B) * L * d * p;
+  const float* ks = shift_ ? ks_.data() : kT_.data();
+  const float* vT = vT_.data();
+  float* kv = kv_.get(sz(nkv));
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < p; ++i)
+        for (int j = 0; j < p; ++j) {
+          const float* kr = ks + (static_cast<int64_t>(b) * d + h * p + i) * L;
+          const float* vr = vT + (static_cast<int64_t>(b) * d + h * p + j) * L;
+          float* o = kv + ((static_cast<int64_t>(b * p + i) * p + j) * H + h) * L;
+          for (int l = 0; l < L; ++l) o[l] = kr[l] * vr[l];
+        }
+  kv_ready_ = true;
+  return kv;
+}
+
 void H3::forward(const float* x, float* y, int B, int L) {
   HIPPO_CHECK(B >= 0 && L >= 0, "H3::forward: negative shape B=", B, " L=", L);
   B_ = B;
   L_ = L;
+  kv_ready_ = false;  // k' and v change below
   const int d = d_, p = p_, H = H_, N = N_;
   const int64_t n = static_cast<int64_t>(B) * L * d;  // elements of one (B, L, d) tensor
   const int64_t nkv = n * p;                           // (B, p, p, H, L)
@@ -99,19 +125,20 @@ void H3::forward(const float* x, float* y, int B, int L) {
     ks = out;
   }
 
-  // kv[b,i,j,h] = k'[b,h*p+i] * v[b,h*p+j].
-  float* kv = kv_.get(sz(nkv));
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
-  for (int b = 0; b < B; ++b)
-    for (int h = 0; h < H; ++h)
-      for (int i = 0; i < p; ++i)
-        for (int j = 0; j < p; ++j) {
-          const float* kr = ks + (static_cast<int64_t>(b) * d + h * p + i) * L;
-          const float* vr = vT + (static_cast<int64_t>(b) * d + h * p + j) * L;
-          float* o = kv + ((static_cast<int64_t>(b * p + i) * p + j) * H + h) * L;
-          for (int l = 0; l < L; ++l) o[l] = kr[l] * vr[l];
-        }
+  // head_dim 1 with the diagonal SSM: one fused FlashConv pass per channel computes
+  // y = q ⊙ (Kd * (k' ⊙ v) + D k' ⊙ v) without writing k' ⊙ v or the convolution out.
+  if (fused_h3()) {
+    float* Kd = Kd_.get(sz(static_cast<int64_t>(H) * L));
+    diag_->kernel(Kd, L);
+    float* yT = yT_.get(sz(n));
+    flashconv_h3_fwd(qT, ks, vT, Kd, D.value.data(), yT, B, H, L);
+    float* ypre = ypre_.get(sz(n));
+    to_channels_last(yT, ypre, B, L, d);
+    output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
+    return;
+  }
 
+  const float* kv = saved_kv();
   // zD = DiagSSM(kv) + D kv, one kernel per head shared by its p*p sequences.
   const float* zD = kv;
   if (diag_) {
@@ -148,7 +175,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
 }
 
 void H3::backward(const float* dy, float* dx) {
-  const int B = B_, L = L_, d = d_, p = p_, H = H_, N = N_;
+  const int B = B_, L = L_, d = d_, p = p_, H = H_;
   const int64_t n = static_cast<int64_t>(B) * L * d;
   const int64_t nkv = n * p;
   const int64_t rows = static_cast<int64_t>(B) * L;
@@ -158,13 +185,31 @@ void H3::backward(const float* dy, float* dx) {
   const float* kT = kT_.data();
   const float* vT = vT_.data();
   const float* ks = shift_ ? ks_.data() : kT;
-  const float* kv = kv_.data();
-  const float* zD = diag_ ? zD_.data() : kv;
-
   float* tmp = tmp_.get(sz(n));
   output_linear.backward(ypre_.data(), dy, tmp, rows);
   float* dyT = dyT_.get(sz(n));
   to_channel_major(tmp, dyT, B, L, d);
+
+  // The fused path's backward: dq, dk', dv, dKd and dD in one FlashConv pass per channel.
+  if (fused_h3()) {
+    float* dKd = dKd_.get(sz(static_cast<int64_t>(H) * L));
+    std::memset(dKd, 0, sizeof(float) * H * L);
+    float* dq = dk_.get(sz(n));
+    float* dks = dks_.get(sz(n));
+    float* dv = dkv_.get(sz(n));
+    flashconv_h3_bwd(qT, ks, vT, Kd_.data(), D.value.data(), dyT, dq, dks, dv, dKd,
+                     D.grad.data(), B, H, L);
+    diag_->kernel_backward(dKd, L);
+    to_channels_last(dq, tmp, B, L, d);
+    q_proj.backward(xs, tmp, dx, rows, false);
+    to_channels_last(dv, tmp, B, L, d);
+    v_proj.backward(xs, tmp, dx, rows, true);
+    backward_shift_and_k(dks, tmp, dx);
+    return;
+  }
+
+  const float* kv = saved_kv();
+  const float* zD = diag_ ? zD_.data() : kv;
 
   // dq[h*p+i] = sum_j dy[h*p+j] zD[i,j,h];  dzD[i,j,h] = q[h*p+i] dy[h*p+j].
   float* dq = dk_.get(sz(n));
@@ -234,8 +279,16 @@ void H3::backward(const float* dy, float* dx) {
     }
   to_channels_last(dv, tmp, B, L, d);
   v_proj.backward(xs, tmp, dx, rows, true);
+  backward_shift_and_k(dks, tmp, dx);
+}
 
-  // Through the shift SSM and its skip.
+// From dk' (channel-major) through the shift SSM and its skip, then k_proj (dx accumulated).
+void H3::backward_shift_and_k(float* dks, float* tmp, float* dx) {
+  const int B = B_, L = L_, d = d_, N = N_;
+  const int64_t n = static_cast<int64_t>(B) * L * d;
+  const int64_t rows = static_cast<int64_t>(B) * L;
+  const float* xs = x_.data();
+  const float* kT = kT_.data();
   const float* dk = dks;
   if (shift_) {
     float* dKs = dKs_.get(sz(static_cast<int64_t>(d) * N));
@@ -286,7 +339,7 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state) {
                              st.shift.data() + (static_cast<int64_t>(b) * d + c) * N);
   }
   if (diag_) {
-    const float* kv = kv_.data();
+    const float* kv = saved_kv();  // the fused forward does not form k' ⊙ v
     const int M = diag_->M();
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * p * L * diag_->M()))
     for (int g = 0; g < B * p * p; ++g)

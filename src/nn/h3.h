@@ -63,6 +63,11 @@ class H3 : public Mixer {
  private:
   int d_, N_, p_, H_;
   int B_ = 0, L_ = 0;  // shape of the last forward
+  bool kv_ready_ = false;  // kv_ holds k' ⊙ v of the last forward
+  // head_dim 1 with the diagonal SSM and FlashConv: forward/backward run the fused H3 op.
+  bool fused_h3() const;
+  const float* saved_kv();
+  void backward_shift_and_k(float* dks, float* tmp, float* dx);
   // Saved by forward (channel-major (B, d, L) unless noted).
   Buffer x_, qT_, kT_, ks_, vT_, kv_, zD_, ypre_, Ks_, Kd_;
   // Temporaries.

@@ -20,12 +20,14 @@ struct FusedOps {
   struct Rows {
     const float* p[W];
   };
+  // Batch element b is chunk b % a.chunks of batch b / a.chunks (see Args::chunks).
+  static int64_t row_offset(const Args& a, int b, int h, int64_t ld) {
+    return (static_cast<int64_t>(b / a.chunks) * a.H + h) * ld +
+           static_cast<int64_t>(b % a.chunks) * a.chunk_stride;
+  }
   static Rows rows(const float* base, const Args& a, int b, int h0, int64_t ld) {
     Rows r;
-    for (int c = 0; c < W; ++c) {
-      int h = std::min(h0 + c, a.H - 1);
-      r.p[c] = base + (static_cast<int64_t>(b) * a.H + h) * ld;
-    }
+    for (int c = 0; c < W; ++c) r.p[c] = base + row_offset(a, b, std::min(h0 + c, a.H - 1), ld);
     return r;
   }
   struct OutRows {
@@ -33,10 +35,7 @@ struct FusedOps {
   };
   static OutRows out_rows(float* base, const Args& a, int b, int h0, int64_t ld) {
     OutRows r;
-    for (int c = 0; c < W; ++c) {
-      int h = std::min(h0 + c, a.H - 1);
-      r.p[c] = base + (static_cast<int64_t>(b) * a.H + h) * ld;
-    }
+    for (int c = 0; c < W; ++c) r.p[c] = base + row_offset(a, b, std::min(h0 + c, a.H - 1), ld);
     return r;
   }
 
@@ -142,23 +141,31 @@ struct FusedOps {
     R row(int c, int t) const { return V::mul(V::loadu(x.p[c] + t), V::loadu(y.p[c] + t)); }
     float at(int c, int t) const { return x.p[c][t] * y.p[c][t]; }
   };
+  // nt: non-temporal stores (see stream_outputs).
+  static void put(float* p, R v, bool nt) {
+    if (nt) V::stream(p, v);
+    else V::storeu(p, v);
+  }
   struct Write {
     OutRows o;
-    void row(int c, int t, R v) const { V::storeu(o.p[c] + t, v); }
+    bool nt = false;
+    void row(int c, int t, R v) const { put(o.p[c] + t, v, nt); }
     void at(int c, int t, float v) const { o.p[c][t] = v; }
   };
   struct WriteTimes {  // o = v * x
     OutRows o;
     Rows x;
-    void row(int c, int t, R v) const { V::storeu(o.p[c] + t, V::mul(v, V::loadu(x.p[c] + t))); }
+    bool nt = false;
+    void row(int c, int t, R v) const { put(o.p[c] + t, V::mul(v, V::loadu(x.p[c] + t)), nt); }
     void at(int c, int t, float v) const { o.p[c][t] = v * x.p[c][t]; }
   };
   struct WriteTimes2 {  // o1 = v * x1, o2 = v * x2
     OutRows o1, o2;
     Rows x1, x2;
+    bool nt = false;
     void row(int c, int t, R v) const {
-      V::storeu(o1.p[c] + t, V::mul(v, V::loadu(x1.p[c] + t)));
-      V::storeu(o2.p[c] + t, V::mul(v, V::loadu(x2.p[c] + t)));
+      put(o1.p[c] + t, V::mul(v, V::loadu(x1.p[c] + t)), nt);
+      put(o2.p[c] + t, V::mul(v, V::loadu(x2.p[c] + t)), nt);
     }
     void at(int c, int t, float v) const {
       o1.p[c][t] = v * x1.p[c][t];
@@ -274,6 +281,21 @@ struct FusedOps {
     }
   };
 
+  // Outputs far larger than the caches are written with non-temporal stores: they will not
+  // be read again soon, and a normal store first reads each line from memory (a fifth of the
+  // H3 op's memory traffic). Needs every row start aligned to the vector.
+  static bool stream_outputs(const Args& a, std::initializer_list<const float*> outs) {
+    const bool enabled = tuning().stream_outputs;
+    constexpr int64_t kMinBytes = int64_t{16} << 20;
+    const int64_t bytes = static_cast<int64_t>(a.B) * a.chunks * a.H * a.L * 4;
+    if (!enabled || W == 1 || bytes < kMinBytes) return false;
+    constexpr int64_t align = W * 4;
+    if ((a.ld * 4) % align != 0 || (a.chunk_stride * 4) % align != 0) return false;
+    for (const float* p : outs)
+      if (reinterpret_cast<uintptr_t>(p) % align != 0) return false;
+    return true;
+  }
+
   static void run_group(const Args& a, const FftPlan& plan, int g, int b0, int b1) {
     static thread_local Scratch s;
     const int N = plan.N, L = a.L, h0 = g * W, nvalid = std::min(W, a.H - h0);
@@ -295,6 +317,13 @@ struct FusedOps {
       std::memset(s.accim, 0, accn * sizeof(float));
     }
 
+    bool nt = false;
+    switch (a.op) {
+      case Op::Fwd: nt = stream_outputs(a, {a.y}); break;
+      case Op::H3Fwd: nt = stream_outputs(a, {a.y}); break;
+      case Op::Bwd: nt = stream_outputs(a, {a.du}); break;
+      case Op::H3Bwd: nt = stream_outputs(a, {a.dq, a.dk, a.dv}); break;
+    }
     for (int b = b0; b < b1; ++b) {
       switch (a.op) {
         case Op::Fwd: {
@@ -302,7 +331,7 @@ struct FusedOps {
           F::forward(s.z1re, s.z1im, plan);
           apply(s.z1re, s.z1im, s.gre, s.gim, plan, false);
           F::inverse(s.z1re, s.z1im, plan);
-          store(s.z1re, s.z1im, L, nvalid, Write{out_rows(a.y, a, b, h0, a.ld)}, s.stage);
+          store(s.z1re, s.z1im, L, nvalid, Write{out_rows(a.y, a, b, h0, a.ld), nt}, s.stage);
           break;
         }
         case Op::H3Fwd: {
@@ -312,7 +341,7 @@ struct FusedOps {
           apply(s.z1re, s.z1im, s.gre, s.gim, plan, false);
           F::inverse(s.z1re, s.z1im, plan);
           store(s.z1re, s.z1im, L, nvalid,
-                WriteTimes{out_rows(a.y, a, b, h0, a.ld), rows(a.q, a, b, h0, a.ld)}, s.stage);
+                WriteTimes{out_rows(a.y, a, b, h0, a.ld), rows(a.q, a, b, h0, a.ld), nt}, s.stage);
           break;
         }
         case Op::Bwd: {
@@ -323,7 +352,7 @@ struct FusedOps {
           backward_step(s.z1re, s.z1im, s.z2re, s.z2im, s.gre, s.gim, s.accre, s.accim, plan,
                         false);
           F::inverse(s.z2re, s.z2im, plan);
-          store(s.z2re, s.z2im, L, nvalid, Write{out_rows(a.du, a, b, h0, a.ld)}, s.stage);
+          store(s.z2re, s.z2im, L, nvalid, Write{out_rows(a.du, a, b, h0, a.ld), nt}, s.stage);
           break;
         }
         case Op::H3Bwd: {
@@ -336,14 +365,19 @@ struct FusedOps {
           backward_step(s.z1re, s.z1im, s.z2re, s.z2im, s.gre, s.gim, s.accre, s.accim, plan,
                         true);
           F::inverse(s.z1re, s.z1im, plan);  // s = (K + D delta) * w
-          store(s.z1re, s.z1im, L, nvalid, WriteTimes{out_rows(a.dq, a, b, h0, a.ld), dy}, s.stage);
+          store(s.z1re, s.z1im, L, nvalid, WriteTimes{out_rows(a.dq, a, b, h0, a.ld), dy, nt},
+                s.stage);
           F::inverse(s.z2re, s.z2im, plan);  // dw
           store(s.z2re, s.z2im, L, nvalid,
-                WriteTimes2{out_rows(a.dk, a, b, h0, a.ld), out_rows(a.dv, a, b, h0, a.ld), v, k}, s.stage);
+                WriteTimes2{out_rows(a.dk, a, b, h0, a.ld), out_rows(a.dv, a, b, h0, a.ld), v, k,
+                            nt},
+                s.stage);
           break;
         }
       }
     }
+
+    if (nt) V::fence();
 
     if (a.op == Op::Bwd || a.op == Op::H3Bwd) {
       finish_accumulated(s.accre, s.accim, s.z1re, s.z1im, plan);

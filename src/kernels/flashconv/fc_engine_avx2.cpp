@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 
 #include "core/buffer.h"
 #include "kernels/flashconv/fc_internal.h"

@@ -16,6 +16,11 @@ struct Args {
   float *dK = nullptr, *dD = nullptr;  // accumulated (+=)
   int B = 0, H = 0, L = 0;
   int64_t ld = 0, kld = 0;
+  // State passing: each (batch, channel) row holds `chunks` pieces of L values, chunk_stride
+  // floats apart, each convolved on its own; the engine treats them as B * chunks batch
+  // elements, so the kernel spectrum is computed once for all of them.
+  int chunks = 1;
+  int64_t chunk_stride = 0;
 };
 
 // Twiddles of the packed real FFT: a complex FFT of size N (= n/2, n >= 2L the real size),
@@ -43,6 +48,14 @@ struct Engine {
   // Runs a.op for channel group g (channels g*W ..) and batches [b0, b1).
   void (*run_group)(const Args& a, const FftPlan& plan, int g, int b0, int b1) = nullptr;
 };
+
+// Memory-traffic switch of the engines, on by default; benchmarks turn it off to measure what
+// it gains. Set only while no FlashConv call runs. (A software prefetch of the next batch
+// element's rows during the FFTs was tried and measured no faster: removed.)
+struct Tuning {
+  bool stream_outputs = true;  // non-temporal stores for outputs far larger than the caches
+};
+Tuning& tuning();
 
 const Engine& engine_scalar();
 const Engine& engine_avx2();

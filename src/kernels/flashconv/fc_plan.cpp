@@ -58,6 +58,11 @@ std::unique_ptr<OwnedPlan> build_plan(int N) {
 
 }  // namespace
 
+Tuning& tuning() {
+  static Tuning t;
+  return t;
+}
+
 int fft_size_for(int L) {
   int N = 2;
   while (N < L) N *= 2;

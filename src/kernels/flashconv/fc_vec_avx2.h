@@ -12,6 +12,9 @@ struct VecAvx2 {
   static R loadu(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, R a) { _mm256_store_ps(p, a); }
   static void storeu(float* p, R a) { _mm256_storeu_ps(p, a); }
+  // Non-temporal store (p aligned to the vector), and the fence that orders such stores.
+  static void stream(float* p, R a) { _mm256_stream_ps(p, a); }
+  static void fence() { _mm_sfence(); }
   static R set1(float a) { return _mm256_set1_ps(a); }
   static R zero() { return _mm256_setzero_ps(); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }

@@ -10,6 +10,8 @@ struct VecScalar {
   static R loadu(const float* p) { return *p; }
   static void store(float* p, R a) { *p = a; }
   static void storeu(float* p, R a) { *p = a; }
+  static void stream(float* p, R a) { *p = a; }
+  static void fence() {}
   static R set1(float a) { return a; }
   static R zero() { return 0.0f; }
   static R add(R a, R b) { return a + b; }

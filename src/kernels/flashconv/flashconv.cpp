@@ -49,6 +49,8 @@ void fc::run(fc::Args a) {
   check_shape(a.B, a.H, a.L);
   if (a.ld == 0) a.ld = a.L;
   if (a.kld == 0) a.kld = a.L;
+  HIPPO_CHECK(a.chunks >= 1, "flashconv: chunks = ", a.chunks, " must be positive");
+  const int nb = a.B * a.chunks;  // batch elements the engine sees
   const fc::Engine& e = engine();
   const fc::FftPlan& plan = fc::fft_plan(fc::fft_size_for(a.L));
   const int groups = (a.H + e.W - 1) / e.W;
@@ -58,13 +60,13 @@ void fc::run(fc::Args a) {
   int split = 1;
   const int threads = omp_get_max_threads();
   if ((a.op == fc::Op::Fwd || a.op == fc::Op::H3Fwd) && groups < threads)
-    split = std::min(a.B, (threads + groups - 1) / groups);
+    split = std::min(nb, (threads + groups - 1) / groups);
   const int items = groups * split;
 #pragma omp parallel for schedule(dynamic, 1) if (items > 1)
   for (int it = 0; it < items; ++it) {
     int g = it / split, part = it % split;
-    int b0 = static_cast<int>(static_cast<int64_t>(a.B) * part / split);
-    int b1 = static_cast<int>(static_cast<int64_t>(a.B) * (part + 1) / split);
+    int b0 = static_cast<int>(static_cast<int64_t>(nb) * part / split);
+    int b1 = static_cast<int>(static_cast<int64_t>(nb) * (part + 1) / split);
     if (b1 > b0) e.run_group(a, plan, g, b0, b1);
   }
 }
