@@ -1,5 +1,6 @@
 #include "ssm/s4d.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -209,6 +210,37 @@ void S4DKernel::prompt_state(int h, const float* u, int L, cf* x) const {
 }
 
 void S4DKernel::advance_state(int h, const float* u, int L, cf* x) const {
+  // Modes in blocks of kBlock: per token, one complex multiply-add per mode with no
+  // dependence between modes, so the block is a few vector operations per token.
+  constexpr int kBlock = 32;
+  double ar[kBlock], ai[kBlock], br[kBlock], bi[kBlock], sr[kBlock], si[kBlock];
+  for (int n0 = 0; n0 < M_; n0 += kBlock) {
+    const int m = std::min(kBlock, M_ - n0);
+    for (int j = 0; j < kBlock; ++j) {
+      // Padding lanes run a zero recurrence and are never written back.
+      const size_t i = static_cast<size_t>(h) * M_ + n0 + std::min(j, m - 1);
+      const bool live = j < m;
+      ar[j] = live ? dA_[i].real() : 0.0;
+      ai[j] = live ? dA_[i].imag() : 0.0;
+      br[j] = live ? dB_[i].real() : 0.0;
+      bi[j] = live ? dB_[i].imag() : 0.0;
+      sr[j] = live ? static_cast<double>(x[n0 + j].real()) : 0.0;
+      si[j] = live ? static_cast<double>(x[n0 + j].imag()) : 0.0;
+    }
+    for (int l = 0; l < L; ++l) {
+      const double v = u[l];
+#pragma omp simd
+      for (int j = 0; j < kBlock; ++j) {
+        const double r = ar[j] * sr[j] - ai[j] * si[j] + br[j] * v;
+        si[j] = ar[j] * si[j] + ai[j] * sr[j] + bi[j] * v;
+        sr[j] = r;
+      }
+    }
+    for (int j = 0; j < m; ++j) x[n0 + j] = cf(static_cast<float>(sr[j]), static_cast<float>(si[j]));
+  }
+}
+
+void S4DKernel::advance_state_reference(int h, const float* u, int L, cf* x) const {
   // Horner form of the sum: the recurrence itself, in double.
   for (int n = 0; n < M_; ++n) {
     const size_t i = static_cast<size_t>(h) * M_ + n;
