@@ -39,12 +39,16 @@ const float* LanguageModel::head(const float* r, int B) {
   float* fin = gen_final_.get(static_cast<size_t>(B) * d);
   ln_f_.forward(r, fin, B);
   float* logits = gen_logits_.get(static_cast<size_t>(B * V));
-  // In blocks of vocabulary rows: one oneDNN call over the whole (V, d) embedding with a few
-  // rows of activations measured about twice as slow at batch 8 as these blocks (each call's
-  // packed panel of the embedding then stays in cache), and blocks split evenly over threads.
+  // Batched: in blocks of vocabulary rows. One oneDNN call over the whole (V, d) embedding
+  // with a few rows of activations measured about twice as slow at batch 8 as these blocks,
+  // which also split evenly over threads. At batch 1 the single call (a GEMV) is as fast.
+  const float* E = wte_.value.data();
+  if (B == 1) {
+    gemm(false, true, B, V, d, 1.0f, fin, d, E, d, 0.0f, logits, V);
+    return logits;
+  }
   constexpr int64_t kBlock = 256;
   const int64_t blocks = (V + kBlock - 1) / kBlock;
-  const float* E = wte_.value.data();
   parallel_range(blocks, worth_parallel_step(int64_t{B} * V * d), [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t v0 = blk * kBlock, nv = std::min(kBlock, V - v0);
