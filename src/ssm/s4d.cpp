@@ -102,34 +102,45 @@ void S4DKernel::kernel(float* K, int L) {
     float* Q = Qbuf.data();
     for (int n = 0; n < M; ++n) {
       const size_t i = static_cast<size_t>(h) * M + n;
-      const cd a = dA_[i];
-      cd z = 1.0;
+      // Complex products written out: std::complex's operator* checks for NaN on every call.
+      const double ar = dA_[i].real(), ai = dA_[i].imag();
+      double zr = 1.0, zi = 0.0;
       for (int j = 0; j < T; ++j) {
-        P[n * T + j] = static_cast<float>(z.real());
-        P[(M + n) * T + j] = static_cast<float>(z.imag());
-        z *= a;
+        P[n * T + j] = static_cast<float>(zr);
+        P[(M + n) * T + j] = static_cast<float>(zi);
+        const double t = zr * ar - zi * ai;
+        zi = zr * ai + zi * ar;
+        zr = t;
       }
       // z = dA^T now; the chunk starts W dA^(cT) by the same kind of recurrence.
-      cd w = 2.0 * C_[i] * dB_[i];
+      const cd w0 = 2.0 * C_[i] * dB_[i];
+      double wr = w0.real(), wi = w0.imag();
       for (int c = 0; c < chunks; ++c) {
-        Q[c * 2 * M + n] = static_cast<float>(w.real());
-        Q[c * 2 * M + M + n] = static_cast<float>(-w.imag());
-        w *= z;
+        Q[c * 2 * M + n] = static_cast<float>(wr);
+        Q[c * 2 * M + M + n] = static_cast<float>(-wi);
+        const double t = wr * zr - wi * zi;
+        wi = wr * zi + wi * zr;
+        wr = t;
       }
     }
     float* k = K + static_cast<int64_t>(h) * L;
+    // 16 positions at a time, so that the accumulators stay in one vector register.
+    constexpr int kLanes = 16;
+    static_assert(kKernelChunk % kLanes == 0);
     for (int c = 0; c < chunks; ++c) {
-      float acc[kKernelChunk];
-      for (int j = 0; j < T; ++j) acc[j] = 0.0f;
       const float* q = Q + c * 2 * M;
-      for (int r = 0; r < 2 * M; ++r) {
-        const float qr = q[r];
-        const float* pr = P + r * T;
-#pragma omp simd
-        for (int j = 0; j < T; ++j) acc[j] += qr * pr[j];
-      }
       const int len = std::min(T, L - c * T);
-      for (int j = 0; j < len; ++j) k[c * T + j] = acc[j];
+      for (int j0 = 0; j0 < len; j0 += kLanes) {
+        float acc[kLanes] = {};
+        for (int r = 0; r < 2 * M; ++r) {
+          const float qr = q[r];
+          const float* pr = P + r * T + j0;
+#pragma omp simd
+          for (int j = 0; j < kLanes; ++j) acc[j] += qr * pr[j];
+        }
+        const int n = std::min(kLanes, len - j0);
+        for (int j = 0; j < n; ++j) k[c * T + j0 + j] = acc[j];
+      }
     }
   }
 }
