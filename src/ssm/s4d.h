@@ -47,7 +47,8 @@ class S4DKernel : public Module {
   // K[h,l] = 2 Re(sum_n C dB dA^l), l < L. K: (H, L). Calls discretize().
   // In chunks of kKernelChunk positions, K[cT + j] = 2 Re(sum_n (W_n dA_n^(cT)) dA_n^j) with
   // W = C dB: the powers within a chunk and the chunk starts come from recurrences in double,
-  // and the sum over modes is a float matrix product (about 20x faster than kernel_reference).
+  // and the sum over modes is a float matrix product (about 2x faster than kernel_reference
+  // at L = 2048).
   void kernel(float* K, int L);
   // The plain path kernel() is tested against: the running power dA^l in double for every l.
   void kernel_reference(float* K, int L);
