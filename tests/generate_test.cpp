@@ -71,6 +71,8 @@ const std::vector<RecurrentCase>& recurrent_cases() {
        {{"layers", {"attention", "attention", "attention"}}, {"learned_pos", true},
         {"max_position", 32}}},
       {"rotary_hybrid", {{"layers", {"h3", "attention", "attention"}}, {"rotary_dim", 4}}},
+      // More vocabulary rows than one block of the generation head (256), with a partial tail.
+      {"hybrid_wide_vocab", {{"layers", {"h3", "attention", "h3"}}, {"vocab_size", 601}}},
   };
   return cases;
 }

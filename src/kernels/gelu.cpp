@@ -1,5 +1,7 @@
 #include "kernels/gelu.h"
 
+#include <algorithm>
+
 #include "kernels/vec_math.h"
 
 namespace hippo {
@@ -8,10 +10,11 @@ namespace {
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
 constexpr int64_t kParallelMin = 1 << 15;
-}  // namespace
+// Elements per parallel chunk.
+constexpr int64_t kChunk = 1 << 12;
 
-void gelu_forward(const float* x, float* y, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+void gelu_forward_serial(const float* x, float* y, int64_t n) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     const float t = tanh_fast(kSqrt2OverPi * (v + kCubic * v * v * v));
@@ -19,14 +22,31 @@ void gelu_forward(const float* x, float* y, int64_t n) {
   }
 }
 
-void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+void gelu_backward_serial(const float* x, const float* dy, float* dx, int64_t n) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     const float t = tanh_fast(kSqrt2OverPi * (v + kCubic * v * v * v));
     const float du = kSqrt2OverPi * (1.0f + 3.0f * kCubic * v * v);
     dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
   }
+}
+}  // namespace
+
+// Small inputs take a plain simd loop rather than `omp parallel for simd ... if (n > min)`:
+// GCC 12 ran that construct's if-false case about 10x slower than the plain loop (7 ns vs
+// 0.6 ns per element at 3072-24576 elements, the sizes of decoding steps).
+void gelu_forward(const float* x, float* y, int64_t n) {
+  if (n <= kParallelMin) return gelu_forward_serial(x, y, n);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < n; c += kChunk) gelu_forward_serial(x + c, y + c, std::min(kChunk, n - c));
+}
+
+void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  if (n <= kParallelMin) return gelu_backward_serial(x, dy, dx, n);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < n; c += kChunk)
+    gelu_backward_serial(x + c, dy + c, dx + c, std::min(kChunk, n - c));
 }
 
 }  // namespace hippo

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/parallel_work.h"
 #include "kernels/softmax.h"
 
 namespace hippo {
@@ -239,30 +240,33 @@ void Attention::step(const float* x, float* y, MixerState& state) {
   // Sized by the cache capacity, not n, so that the buffer grows with the cache (doubling)
   // rather than on every token.
   float* scores = step_scores_.get(static_cast<size_t>(B) * heads_ * c.capacity);
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(B) * heads_ * n * dh_ > 32768)
-  for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
-    const int64_t b = bh / heads_, h = bh % heads_;
-    const float* q = qkv + b * d3 + h * dh_;
-    float* kc = c.k.data() + bh * c.capacity * dh_;
-    float* vc = c.v.data() + bh * c.capacity * dh_;
-    std::memcpy(kc + static_cast<int64_t>(pos) * dh_, q + d_, sizeof(float) * dh_);
-    std::memcpy(vc + static_cast<int64_t>(pos) * dh_, q + 2 * d_, sizeof(float) * dh_);
-    float* s = scores + bh * n;
-    for (int j = 0; j < n; ++j) {
-      const float* kj = kc + static_cast<int64_t>(j) * dh_;
-      float acc = 0;
+  // Reads the whole cache (keys and values): split over threads only when that is long.
+  const int64_t pairs = static_cast<int64_t>(B) * heads_;
+  parallel_range(pairs, worth_parallel_step(2 * pairs * n * dh_), [&](int64_t bh0, int64_t bh1) {
+    for (int64_t bh = bh0; bh < bh1; ++bh) {
+      const int64_t b = bh / heads_, h = bh % heads_;
+      const float* q = qkv + b * d3 + h * dh_;
+      float* kc = c.k.data() + bh * c.capacity * dh_;
+      float* vc = c.v.data() + bh * c.capacity * dh_;
+      std::memcpy(kc + static_cast<int64_t>(pos) * dh_, q + d_, sizeof(float) * dh_);
+      std::memcpy(vc + static_cast<int64_t>(pos) * dh_, q + 2 * d_, sizeof(float) * dh_);
+      float* s = scores + bh * n;
+      for (int j = 0; j < n; ++j) {
+        const float* kj = kc + static_cast<int64_t>(j) * dh_;
+        float acc = 0;
 #pragma omp simd reduction(+ : acc)
-      for (int i = 0; i < dh_; ++i) acc += q[i] * kj[i];
-      s[j] = acc * scale_;
+        for (int i = 0; i < dh_; ++i) acc += q[i] * kj[i];
+        s[j] = acc * scale_;
+      }
+      softmax_row(s, s, n);
+      float* o = ctx + b * d_ + h * dh_;
+      std::fill(o, o + dh_, 0.0f);
+      for (int j = 0; j < n; ++j) {
+        const float* vj = vc + static_cast<int64_t>(j) * dh_;
+        for (int i = 0; i < dh_; ++i) o[i] += s[j] * vj[i];
+      }
     }
-    softmax_row(s, s, n);
-    float* o = ctx + b * d_ + h * dh_;
-    std::fill(o, o + dh_, 0.0f);
-    for (int j = 0; j < n; ++j) {
-      const float* vj = vc + static_cast<int64_t>(j) * dh_;
-      for (int i = 0; i < dh_; ++i) o[i] += s[j] * vj[i];
-    }
-  }
+  });
   c.len = n;
   out_proj.forward(ctx, y, B);
 }

@@ -361,19 +361,23 @@ void H3::step(const float* x, float* y, MixerState& state) {
   q_proj.forward(x, q, B);
   k_proj.forward(x, k, B);
   v_proj.forward(x, v, B);
+  const int64_t rows = n;
   if (shift_) {
     const float* Dk = ssm_k_D.value.data();
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * N))
-    for (int b = 0; b < B; ++b)
-      for (int c = 0; c < d; ++c) {
-        const int64_t i = static_cast<int64_t>(b) * d + c;
-        k[i] = shift_->step(c, st.shift.data() + i * N, k[i]) + Dk[c] * k[i];
+    float* S = st.shift.data();
+    parallel_range(rows, worth_parallel_step(rows * N), [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const int c = static_cast<int>(i % d);
+        k[i] = shift_->step(c, S + i * N, k[i]) + Dk[c] * k[i];
       }
+    });
   }
   const int M = diag_ ? diag_->M() : 0;
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * p * (M + 1) * 8))
-  for (int b = 0; b < B; ++b)
-    for (int h = 0; h < H; ++h)
+  // Over (b, h): the p*p diagonal SSMs of one head of one sequence.
+  const int64_t heads = static_cast<int64_t>(B) * H;
+  parallel_range(heads, worth_parallel_step(rows * p * (M + 1)), [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      const int b = static_cast<int>(g / H), h = static_cast<int>(g % H);
       for (int j = 0; j < p; ++j) {
         const int64_t cj = static_cast<int64_t>(b) * d + h * p + j;
         float acc = 0.0f;
@@ -389,6 +393,8 @@ void H3::step(const float* x, float* y, MixerState& state) {
         }
         yp[cj] = acc;
       }
+    }
+  });
   output_linear.forward(yp, y, B);
 }
 

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "kernels/parallel_work.h"
 #include "kernels/fft_conv.h"
+#include "kernels/gelu.h"
 #include "kernels/flashconv/flashconv.h"
 #include "kernels/skip.h"
 #include "ssm/layout.h"
@@ -14,17 +15,6 @@ namespace hippo {
 namespace {
 
 size_t sz(int64_t a) { return static_cast<size_t>(a); }
-
-// GELU, tanh approximation (spec §4), and its derivative.
-constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
-inline float gelu(float x) {
-  return 0.5f * x * (1.0f + std::tanh(kGeluC * (x + 0.044715f * x * x * x)));
-}
-inline float gelu_grad(float x) {
-  const float t = std::tanh(kGeluC * (x + 0.044715f * x * x * x));
-  return 0.5f * (1.0f + t) +
-         0.5f * x * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * 0.044715f * x * x);
-}
 
 S4DState& as_s4d_state(MixerState& state) {
   auto* st = dynamic_cast<S4DState*>(&state);
@@ -72,8 +62,7 @@ void S4DMixer::forward(const float* x, float* y, int B, int L) {
     flashconv_fwd(uT, K, Dv, zT, B, d, L);
   }
   float* tmp = tmp_.get(sz(n));
-#pragma omp parallel for schedule(static) if (worth_parallel(n))
-  for (int64_t i = 0; i < n; ++i) tmp[i] = gelu(zT[i]);
+  gelu_forward(zT, tmp, n);
   float* g = g_.get(sz(n));
   to_channels_last(tmp, g, B, L, d);
   output_linear.forward(g, y, static_cast<int64_t>(B) * L);
@@ -89,8 +78,7 @@ void S4DMixer::backward(const float* dy, float* dx) {
   to_channel_major(tmp, dz, B, L, d);
   const float* zT = zT_.data();
   const float* uT = uT_.data();
-#pragma omp parallel for schedule(static) if (worth_parallel(n))
-  for (int64_t i = 0; i < n; ++i) dz[i] *= gelu_grad(zT[i]);
+  gelu_backward(zT, dz, dz, n);
   float* du = du_.get(sz(n));
   float* dK = dK_.get(sz(static_cast<int64_t>(d) * L));
   for (int64_t i = 0; i < static_cast<int64_t>(d) * L; ++i) dK[i] = 0.0f;
@@ -136,13 +124,15 @@ void S4DMixer::step(const float* x, float* y, MixerState& state) {
   const int B = st.B, d = d_, M = kernel_->M();
   float* g = sz_.get(sz(static_cast<int64_t>(B) * d));
   const float* Dv = D.value.data();
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * M * 8))
-  for (int b = 0; b < B; ++b)
-    for (int c = 0; c < d; ++c) {
-      const int64_t idx = static_cast<int64_t>(b) * d + c;
+  const int64_t rows = static_cast<int64_t>(B) * d;
+  parallel_range(rows, worth_parallel_step(rows * M), [&](int64_t r0, int64_t r1) {
+    for (int64_t idx = r0; idx < r1; ++idx) {
+      const int c = static_cast<int>(idx % d);
       const float u = x[idx];
-      g[idx] = gelu(kernel_->step(c, st.x.data() + idx * M, u) + Dv[c] * u);
+      g[idx] = kernel_->step(c, st.x.data() + idx * M, u) + Dv[c] * u;
     }
+  });
+  gelu_forward(g, g, static_cast<int64_t>(B) * d);  // elementwise: in place is fine
   output_linear.forward(g, y, B);
 }
 

@@ -1,7 +1,9 @@
 #include "ssm/s4d.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/parallel_work.h"
@@ -87,6 +89,64 @@ void S4DKernel::discretize() {
 
 void S4DKernel::kernel(float* K, int L) {
   HIPPO_CHECK(L >= 0, "S4DKernel::kernel: L=", L, " must be >= 0");
+  discretize();
+  const int M = M_, T = kKernelChunk, chunks = (L + T - 1) / T;
+#pragma omp parallel for schedule(static) if (worth_parallel(int64_t{H_} * M_ * L))
+  for (int h = 0; h < H_; ++h) {
+    // Per thread, grow-only: P (2M, T) holds Re then Im of dA^j; Q (chunks, 2M) holds
+    // Re(2W dA^(cT)) and -Im(2W dA^(cT)), so that K[cT + j] = sum_k Q[c,k] P[k,j].
+    thread_local std::vector<float> Pbuf, Qbuf;
+    if (Pbuf.size() < static_cast<size_t>(2 * M * T)) Pbuf.resize(static_cast<size_t>(2 * M * T));
+    if (Qbuf.size() < static_cast<size_t>(chunks) * 2 * M) Qbuf.resize(static_cast<size_t>(chunks) * 2 * M);
+    float* P = Pbuf.data();
+    float* Q = Qbuf.data();
+    for (int n = 0; n < M; ++n) {
+      const size_t i = static_cast<size_t>(h) * M + n;
+      // Complex products written out: std::complex's operator* checks for NaN on every call.
+      const double ar = dA_[i].real(), ai = dA_[i].imag();
+      double zr = 1.0, zi = 0.0;
+      for (int j = 0; j < T; ++j) {
+        P[n * T + j] = static_cast<float>(zr);
+        P[(M + n) * T + j] = static_cast<float>(zi);
+        const double t = zr * ar - zi * ai;
+        zi = zr * ai + zi * ar;
+        zr = t;
+      }
+      // z = dA^T now; the chunk starts W dA^(cT) by the same kind of recurrence.
+      const cd w0 = 2.0 * C_[i] * dB_[i];
+      double wr = w0.real(), wi = w0.imag();
+      for (int c = 0; c < chunks; ++c) {
+        Q[c * 2 * M + n] = static_cast<float>(wr);
+        Q[c * 2 * M + M + n] = static_cast<float>(-wi);
+        const double t = wr * zr - wi * zi;
+        wi = wr * zi + wi * zr;
+        wr = t;
+      }
+    }
+    float* k = K + static_cast<int64_t>(h) * L;
+    // 16 positions at a time, so that the accumulators stay in one vector register.
+    constexpr int kLanes = 16;
+    static_assert(kKernelChunk % kLanes == 0);
+    for (int c = 0; c < chunks; ++c) {
+      const float* q = Q + c * 2 * M;
+      const int len = std::min(T, L - c * T);
+      for (int j0 = 0; j0 < len; j0 += kLanes) {
+        float acc[kLanes] = {};
+        for (int r = 0; r < 2 * M; ++r) {
+          const float qr = q[r];
+          const float* pr = P + r * T + j0;
+#pragma omp simd
+          for (int j = 0; j < kLanes; ++j) acc[j] += qr * pr[j];
+        }
+        const int n = std::min(kLanes, len - j0);
+        for (int j = 0; j < n; ++j) k[c * T + j0 + j] = acc[j];
+      }
+    }
+  }
+}
+
+void S4DKernel::kernel_reference(float* K, int L) {
+  HIPPO_CHECK(L >= 0, "S4DKernel::kernel_reference: L=", L, " must be >= 0");
   discretize();
   const int M = M_;
   // dA^l by repeated multiplication in double (error grows like l * 1e-16, far below fp32).
@@ -209,6 +269,37 @@ void S4DKernel::prompt_state(int h, const float* u, int L, cf* x) const {
 }
 
 void S4DKernel::advance_state(int h, const float* u, int L, cf* x) const {
+  // Modes in blocks of kBlock: per token, one complex multiply-add per mode with no
+  // dependence between modes, so the block is a few vector operations per token.
+  constexpr int kBlock = 32;
+  double ar[kBlock], ai[kBlock], br[kBlock], bi[kBlock], sr[kBlock], si[kBlock];
+  for (int n0 = 0; n0 < M_; n0 += kBlock) {
+    const int m = std::min(kBlock, M_ - n0);
+    for (int j = 0; j < kBlock; ++j) {
+      // Padding lanes run a zero recurrence and are never written back.
+      const size_t i = static_cast<size_t>(h) * M_ + n0 + std::min(j, m - 1);
+      const bool live = j < m;
+      ar[j] = live ? dA_[i].real() : 0.0;
+      ai[j] = live ? dA_[i].imag() : 0.0;
+      br[j] = live ? dB_[i].real() : 0.0;
+      bi[j] = live ? dB_[i].imag() : 0.0;
+      sr[j] = live ? static_cast<double>(x[n0 + j].real()) : 0.0;
+      si[j] = live ? static_cast<double>(x[n0 + j].imag()) : 0.0;
+    }
+    for (int l = 0; l < L; ++l) {
+      const double v = u[l];
+#pragma omp simd
+      for (int j = 0; j < kBlock; ++j) {
+        const double r = ar[j] * sr[j] - ai[j] * si[j] + br[j] * v;
+        si[j] = ar[j] * si[j] + ai[j] * sr[j] + bi[j] * v;
+        sr[j] = r;
+      }
+    }
+    for (int j = 0; j < m; ++j) x[n0 + j] = cf(static_cast<float>(sr[j]), static_cast<float>(si[j]));
+  }
+}
+
+void S4DKernel::advance_state_reference(int h, const float* u, int L, cf* x) const {
   // Horner form of the sum: the recurrence itself, in double.
   for (int n = 0; n < M_; ++n) {
     const size_t i = static_cast<size_t>(h) * M_ + n;

@@ -29,6 +29,18 @@ class ShiftKernel : public Module {
   float step(int h, float* s, float u) const {
     const float* b = B.value.data() + static_cast<int64_t>(h) * N_;
     const float* c = C.value.data() + static_cast<int64_t>(h) * N_;
+    // Top down, every slot is read before it is overwritten: shift and update in one pass.
+    for (int n = N_ - 1; n > 0; --n) s[n] = s[n - 1] + b[n] * u;
+    s[0] = b[0] * u;
+    float y = 0.0f;
+#pragma omp simd reduction(+ : y)
+    for (int n = 0; n < N_; ++n) y += c[n] * s[n];
+    return y;
+  }
+  // The plain path step() is tested against: shift, then update and read out.
+  float step_reference(int h, float* s, float u) const {
+    const float* b = B.value.data() + static_cast<int64_t>(h) * N_;
+    const float* c = C.value.data() + static_cast<int64_t>(h) * N_;
     std::memmove(s + 1, s, sizeof(float) * (N_ - 1));
     s[0] = 0.0f;
     float y = 0.0f;
