@@ -55,6 +55,7 @@ int generate(const GenerateOptions& o) {
   std::map<std::string, std::string> meta;
   const std::unique_ptr<LanguageModel> loaded = load_model_mapped(o.model, &meta);
   LanguageModel& model = *loaded;
+  model.release_prefill_activations = true;  // one prefill per run: keep its peak memory low
   const ModelConfig& cfg = model.config();
   // --tokenizer, else the one recorded in the model file, else a guess from the vocab size.
   std::string tok_spec = o.tokenizer;

@@ -22,10 +22,20 @@ class Buffer {
   float* data() { return data_.get(); }
   const float* data() const { return data_.get(); }
   size_t capacity() const { return cap_; }
+  // Gives the memory back; the next get() allocates (and first-touches) again.
+  void release() {
+    data_.reset();
+    cap_ = 0;
+  }
 
  private:
   std::shared_ptr<float[]> data_;
   size_t cap_ = 0;
 };
+
+template <class... Bufs>
+void release_buffers(Bufs&... bufs) {
+  (bufs.release(), ...);
+}
 
 }  // namespace hippo

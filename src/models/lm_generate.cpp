@@ -86,6 +86,12 @@ const float* LanguageModel::prefill(const int32_t* tokens, int B, int L, ModelSt
     b.norm2.forward(r, normed, rows);
     b.mlp.forward(normed, branch, rows);
     for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
+    if (release_prefill_activations) {
+      b.norm1.release_activations();
+      b.mixer->release_activations();
+      b.norm2.release_activations();
+      b.mlp.release_activations();
+    }
   }
   state.position = L;
   // Only the last position of each sequence needs logits.

@@ -326,4 +326,8 @@ void Attention::forward_reference(const float* x, float* y, int B, int L) const 
     }
 }
 
+void Attention::release_activations() {
+  release_buffers(x_, qkv_, probs_, ctx_, dctx_, dqkv_, block_);
+}
+
 }  // namespace hippo

@@ -28,6 +28,7 @@ class Attention : public Mixer {
   void collect_params(const std::string& prefix, ParamList& out) override;
   void forward(const float* x, float* y, int B, int L) override;
   void backward(const float* dy, float* dx) override;
+  void release_activations() override;
   // Wqkv N(0, 0.02), out_proj N(0, 0.02/sqrt(2 n_layer)), biases 0.
   void init(Rng& rng, int n_layer, float std = 0.02f) override;
 

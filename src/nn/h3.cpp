@@ -398,4 +398,11 @@ void H3::step(const float* x, float* y, MixerState& state) {
   output_linear.forward(yp, y, B);
 }
 
+void H3::release_activations() {
+  release_buffers(x_, qT_, kT_, ks_, vT_, kv_, zD_, ypre_, Ks_, Kd_, tmp_, yT_, dyT_, dzD_, dkv_,
+                  dks_, dk_, dKs_, dKd_);
+  kv_ready_ = false;
+  B_ = L_ = 0;
+}
+
 }  // namespace hippo

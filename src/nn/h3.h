@@ -67,6 +67,11 @@ class H3 : public Mixer {
   // head_dim 1 with the diagonal SSM and FlashConv: forward/backward run the fused H3 op.
   bool fused_h3() const;
   const float* saved_kv();
+
+ public:
+  void release_activations() override;
+
+ private:
   void backward_shift_and_k(float* dks, float* tmp, float* dx);
   // Saved by forward (channel-major (B, d, L) unless noted).
   Buffer x_, qT_, kT_, ks_, vT_, kv_, zD_, ypre_, Ks_, Kd_;

@@ -40,4 +40,6 @@ void LayerNorm::backward(const float* dy, float* dx) {
                      weight.grad.data(), bias.grad.data(), rows_, d_);
 }
 
+void LayerNorm::release_activations() { release_buffers(x_, mean_, rstd_); }
+
 }  // namespace hippo

@@ -17,6 +17,7 @@ class LayerNorm : public Module {
   void forward(const float* x, float* y, int64_t rows);
   // dy for the last forward: dx overwritten (may alias dy), weight/bias grads accumulated.
   void backward(const float* dy, float* dx);
+  void release_activations() override;
 
   int dim() const { return d_; }
   Param weight, bias;

@@ -45,4 +45,6 @@ void Mlp::backward(const float* dy, float* dx) {
   fc1.backward(x_.data(), g, dx, rows_);
 }
 
+void Mlp::release_activations() { release_buffers(x_, pre_, act_, grad_); }
+
 }  // namespace hippo

@@ -19,6 +19,7 @@ class Mlp : public Module {
   void forward(const float* x, float* y, int64_t rows);
   // dy for the last forward: dx overwritten, parameter grads accumulated.
   void backward(const float* dy, float* dx);
+  void release_activations() override;
 
   int dim() const { return d_; }
   Linear fc1, fc2;

@@ -42,6 +42,10 @@ class Module {
   virtual ~Module() = default;
   // Appends every parameter, its name prefixed by `prefix` (which ends in '.' or is empty).
   virtual void collect_params(const std::string& prefix, ParamList& out) = 0;
+  // Frees what forward keeps for backward and the forward/backward temporaries (not
+  // recurrent-step scratch). Inference calls it after each layer of a long prompt so that a
+  // prompt costs one layer's activations at a time, not all layers' (docs/checkpoints.md).
+  virtual void release_activations() {}
 };
 
 // Per-sequence recurrent state of a mixer (SSM states, or an attention KV cache).

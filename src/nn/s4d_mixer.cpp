@@ -136,4 +136,8 @@ void S4DMixer::step(const float* x, float* y, MixerState& state) {
   output_linear.forward(g, y, B);
 }
 
+void S4DMixer::release_activations() {
+  release_buffers(uT_, zT_, g_, K_, tmp_, dT_, du_, dK_);
+}
+
 }  // namespace hippo

@@ -30,6 +30,7 @@ class S4DMixer : public Mixer {
   void collect_params(const std::string& prefix, ParamList& out) override;
   void forward(const float* x, float* y, int B, int L) override;
   void backward(const float* dy, float* dx) override;
+  void release_activations() override;
   // S4D-Lin, D ~ N(0,1), output_linear N(0, 0.02/sqrt(2*n_layer)) with zero bias.
   void init(Rng& rng, int n_layer, float std = 0.02f) override;
 
