@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include "apps/commands.h"
@@ -30,8 +31,10 @@ struct EvalCli {
 
 int run_eval(const EvalCli& o) {
   set_num_threads(o.threads);
-  LanguageModel model(read_model_config(o.model));
-  auto meta = load_checkpoint(o.model, model, nullptr);
+  // Memory-mapped like hippo generate: fp32 weights used in place, bf16 weights stay bf16.
+  std::map<std::string, std::string> meta;
+  const std::unique_ptr<LanguageModel> loaded = load_model_mapped(o.model, &meta);
+  LanguageModel& model = *loaded;
   std::string tok_spec = o.tokenizer;
   if (tok_spec.empty()) {
     HIPPO_CHECK(meta.count("tokenizer"), o.model,
