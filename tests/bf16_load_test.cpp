@@ -9,12 +9,15 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "test_util.h"
 #include "io/safetensors.h"
 #include "models/bf16_weights.h"
 #include "models/load.h"
 #include "train/checkpoint.h"
 
 using namespace hippo;
+using hippo::test_util::error_of;
+using hippo::test_util::TempDir;
 
 namespace {
 
@@ -26,22 +29,6 @@ ModelConfig hybrid_config() {
       "bf16 test");
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-struct TempDir {
-  std::filesystem::path p = std::filesystem::temp_directory_path() /
-                            ("hippo_bf16_test_" + std::to_string(::getpid()));
-  TempDir() { std::filesystem::create_directories(p); }
-  ~TempDir() { std::filesystem::remove_all(p); }
-  std::string file(const std::string& n) const { return (p / n).string(); }
-};
 
 // max |a - b| / max |b|
 double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
@@ -110,7 +97,7 @@ std::string with_header(const std::string& bytes, const std::function<void(nlohm
 }  // namespace
 
 TEST(Bf16Load, Bf16FileMatchesRoundedFp32Model) {
-  TempDir dir;
+  TempDir dir("bf16_test");
   LanguageModel ref(hybrid_config());
   ref.init(3);
   const std::string path = dir.file("w_bf16.safetensors");
@@ -153,7 +140,7 @@ TEST(Bf16Load, Bf16FileMatchesRoundedFp32Model) {
 }
 
 TEST(Bf16Load, MappedFp32FileIsBitIdenticalToLoadModel) {
-  TempDir dir;
+  TempDir dir("bf16_test");
   LanguageModel src(hybrid_config());
   src.init(5);
   const std::string path = dir.file("w.safetensors");
@@ -175,7 +162,7 @@ TEST(Bf16Load, MappedFp32FileIsBitIdenticalToLoadModel) {
 // A valid file whose data section starts at an odd byte: no tensor can be used in place, so
 // BF16 weights are copied and F32 ones converted; the logits must not change.
 TEST(Bf16Load, MisalignedFileIsCopiedNotMisread) {
-  TempDir dir;
+  TempDir dir("bf16_test");
   LanguageModel src(hybrid_config());
   src.init(4);
   const std::string good = dir.file("good.safetensors"), odd = dir.file("odd.safetensors");
@@ -194,7 +181,7 @@ TEST(Bf16Load, MisalignedFileIsCopiedNotMisread) {
 }
 
 TEST(Bf16Load, InferenceModelsRefuseTrainingAndSaving) {
-  TempDir dir;
+  TempDir dir("bf16_test");
   LanguageModel src(hybrid_config());
   src.init(1);
   const std::string path = dir.file("w.safetensors");
@@ -211,7 +198,7 @@ TEST(Bf16Load, InferenceModelsRefuseTrainingAndSaving) {
 }
 
 TEST(Bf16Load, LyingOrTruncatedFilesAreRefused) {
-  TempDir dir;
+  TempDir dir("bf16_test");
   LanguageModel src(hybrid_config());
   src.init(2);
   const std::string good = dir.file("good.safetensors");

@@ -4,11 +4,14 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "test_util.h"
 #include "io/safetensors.h"
 #include "models/load.h"
 #include "train/checkpoint.h"
 
 using namespace hippo;
+using hippo::test_util::error_of;
+using hippo::test_util::TempDir;
 
 namespace {
 
@@ -19,28 +22,11 @@ ModelConfig small_config() {
       "test");
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-struct TempDir {
-  // One folder per test process: ctest runs the tests of this file side by side.
-  std::filesystem::path p = std::filesystem::temp_directory_path() /
-                            ("hippo_load_test_" + std::to_string(::getpid()));
-  TempDir() { std::filesystem::create_directories(p); }
-  ~TempDir() { std::filesystem::remove_all(p); }
-  std::string file(const std::string& n) const { return (p / n).string(); }
-};
 
 }  // namespace
 
 TEST(LoadModel, RoundTripGivesIdenticalLogits) {
-  TempDir dir;
+  TempDir dir("load_test");
   LanguageModel model(small_config());
   model.init(7);
   save_weights(dir.file("w.safetensors"), model);
@@ -54,7 +40,7 @@ TEST(LoadModel, RoundTripGivesIdenticalLogits) {
 }
 
 TEST(LoadModel, ErrorsNameTheFileAndTensor) {
-  TempDir dir;
+  TempDir dir("load_test");
   LanguageModel model(small_config());
   model.init(1);
   std::vector<NamedTensor> list;

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "test_util.h"
 #include "core/rng.h"
 #include "data/byte_tokenizer.h"
 #include "data/corpus.h"
@@ -19,22 +20,12 @@
 #include "data/utf8.h"
 
 using namespace hippo;
+using hippo::test_util::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
 // A fresh folder under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() /
-           str("hippo_", tag, "_", ::getpid(), "_", reinterpret_cast<uintptr_t>(this));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_text(const std::string& path, const std::string& text) {
   fs::create_directories(fs::path(path).parent_path());
