@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_timing.h"
 #include "core/cpu_peak.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -40,33 +41,9 @@ struct Shape {
   int B, H, L;
 };
 
-double cpu_now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-// Median over reps of the process CPU time (all threads) and of the wall time. On this shared
-// machine the CPU time is the steadier measure for one thread: it leaves out the time other
-// developers' jobs hold the core (not their cache and memory-bandwidth pressure).
-struct Timing {
-  double wall_ms, cpu_ms;
-};
-Timing median_ms(const std::function<void()>& f, int reps) {
-  f();  // warm-up: first-touch of outputs and scratch
-  std::vector<double> wall, cpu;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    double c0 = cpu_now_ms();
-    f();
-    cpu.push_back(cpu_now_ms() - c0);
-    wall.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(wall.begin(), wall.end());
-  std::sort(cpu.begin(), cpu.end());
-  return {wall[wall.size() / 2], cpu[cpu.size() / 2]};
-}
+using bench::cpu_now_ms;
+using bench::Timing;
+Timing median_ms(const std::function<void()>& f, int reps) { return bench::median_timing(f, reps); }
 
 struct FftwBuf {
   float* p = nullptr;

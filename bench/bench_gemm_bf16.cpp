@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_timing.h"
 #include "core/rng.h"
 #include "kernels/bf16.h"
 #include "kernels/gemm.h"
@@ -16,19 +17,13 @@
 
 using namespace hippo;
 
-static double cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
 // Median CPU ms per call of f(copy), cycling over `copies` weight copies.
 static double median_ms(int reps, int copies, const std::function<void(int)>& f) {
   std::vector<double> t;
   for (int r = 0; r < reps; ++r) {
-    const double t0 = cpu_seconds();
+    const double t0 = bench::cpu_now_ms();
     for (int c = 0; c < copies; ++c) f(c);
-    t.push_back((cpu_seconds() - t0) * 1e3 / copies);
+    t.push_back((bench::cpu_now_ms() - t0) / copies);
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];

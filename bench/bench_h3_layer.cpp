@@ -9,6 +9,7 @@
 #include <ctime>
 #include <vector>
 
+#include "bench_timing.h"
 #include "core/rng.h"
 #include "nn/h3.h"
 
@@ -16,32 +17,17 @@ using namespace hippo;
 
 namespace {
 
-double cpu_now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-struct Timing {
-  double cpu_ms, wall_ms;
-};
+using bench::Timing;
 
 Timing median_ms(H3& layer, const std::vector<float>& x, const std::vector<float>& dy, int B, int L,
                  int reps) {
   std::vector<float> y(x.size()), dx(x.size());
-  std::vector<double> cpu, wall;
-  for (int r = 0; r <= reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    double c0 = cpu_now_ms();
-    layer.forward(x.data(), y.data(), B, L);
-    layer.backward(dy.data(), dx.data());
-    double c = cpu_now_ms() - c0;
-    double w = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (r > 0) cpu.push_back(c), wall.push_back(w);  // the first call sizes buffers and plans
-  }
-  std::sort(cpu.begin(), cpu.end());
-  std::sort(wall.begin(), wall.end());
-  return {cpu[cpu.size() / 2], wall[wall.size() / 2]};
+  return bench::median_timing(
+      [&] {
+        layer.forward(x.data(), y.data(), B, L);
+        layer.backward(dy.data(), dx.data());
+      },
+      reps);
 }
 
 }  // namespace
