@@ -32,6 +32,7 @@ struct BenchGenOptions {
   bool long_prompt = false;  // adds 8192
   bool quick = false;
   bool bf16 = false;  // linear + embedding weights in bf16 (models/bf16_weights.h)
+  std::string only;   // "hybrid" or "transformer": bench one model (profiling); empty: both
 };
 
 using Clock = std::chrono::steady_clock;
@@ -188,6 +189,7 @@ int bench_generate(BenchGenOptions o) {
   int64_t weight_bytes[2];
   const char* names[2] = {"hybrid", "transformer"};
   for (int k = 0; k < 2; ++k) {
+    if (!o.only.empty() && o.only != names[k]) continue;
     LanguageModel m(shape_125m(k == 1, max_pos));
     m.init(1);
     if (o.bf16) convert_weights_to_bf16(m);
@@ -198,6 +200,17 @@ int bench_generate(BenchGenOptions o) {
     if (k == 1) weight_bytes[k] -= static_cast<int64_t>(max_pos - 1) * 768 * 4;
     std::fprintf(stderr, "%s: %.1fM parameters\n", names[k], m.num_params() / 1e6);
     res[k] = bench_model(m, o);
+  }
+  if (!o.only.empty()) {  // one model: no ratio column
+    const int k = o.only == names[0] ? 0 : 1;
+    std::printf("%s, tokens/s (wall / process CPU)\n%-7s %-6s %20s %20s\n", names[k], "prompt",
+                "batch", "prompt t/s", "decode t/s");
+    for (const Row& r : res[k])
+      std::printf("%-7d %-6d %9.1f / %8.1f %9.2f / %8.2f\n", r.prompt, r.batch, r.prefill.wall,
+                  r.prefill.cpu, r.decode.wall, r.decode.cpu);
+    std::printf("%s: weights read per batch-1 token %.0f MB -> bandwidth bound %.1f tokens/s\n",
+                names[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
+    return 0;
   }
   auto table = [&](const char* title, bool cpu) {
     std::printf("%s\n%-7s %-6s %14s %14s %14s %14s %10s\n", title, "prompt", "batch",
@@ -237,6 +250,8 @@ void add_bench_generate(CLI::App& bench, std::function<int()>& run) {
   g->add_option("--batches", o->batches, "Decode batch sizes")->capture_default_str();
   g->add_flag("--long", o->long_prompt, "Also a prompt of 8192 tokens");
   g->add_flag("--bf16", o->bf16, "Linear and embedding weights in bf16 (rounded to nearest even)");
+  g->add_option("--only", o->only, "Bench one model only (for profiling)")
+      ->check(CLI::IsMember({"hybrid", "transformer"}));
   g->add_flag("--quick", o->quick, "One prompt length (512) and at most 16 decode steps");
   g->callback([&run, o] { run = [o] { return bench_generate(*o); }; });
 }

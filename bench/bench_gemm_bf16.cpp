@@ -14,6 +14,7 @@
 #include "kernels/bf16.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/gemm_small.h"
 
 using namespace hippo;
 
@@ -29,28 +30,57 @@ static double median_ms(int reps, int copies, const std::function<void(int)>& f)
   return t[t.size() / 2];
 }
 
+// 64-byte aligned storage, as the model's tensors and buffers have: unaligned rows make every
+// 512-bit load span two cache lines (the small-rows kernels ran at half speed in cache).
+template <class T>
+struct Aligned {
+  explicit Aligned(size_t n) : n_(n), p_(static_cast<T*>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64))) {}
+  ~Aligned() { std::free(p_); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+  T* data() { return p_; }
+  size_t size() const { return n_; }
+  T* begin() { return p_; }
+  T* end() { return p_ + n_; }
+
+ private:
+  size_t n_;
+  T* p_;
+};
+
 int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 5;
   const int64_t shapes[][2] = {{768, 768}, {768, 3072}, {3072, 768}, {768, 50264}};
-  std::printf("%-12s %5s %10s %10s %10s %10s %10s %10s   (ms per call; GB/s of weights)\n",
-              "in x out", "rows", "fp32", "bf16 auto", "avx512", "avx512bf16", "blocked", "scalar");
+  std::printf("%-12s %5s %10s %10s %10s %10s %10s %10s %10s   (ms per call; GB/s of weights)\n",
+              "in x out", "rows", "fp32 dnnl", "fp32 small", "bf16 auto", "avx512", "avx512bf16",
+              "blocked", "scalar");
   for (auto& s : shapes) {
     const int64_t in = s[0], out = s[1], n = in * out;
     const int copies = static_cast<int>(std::max<int64_t>(1, (int64_t{384} << 20) / (n * 4)));
     Rng rng(1);
-    std::vector<float> W32(n * copies);
+    Aligned<float> W32(n * copies);
     for (auto& v : W32) v = static_cast<float>(rng.normal() * 0.05);
-    std::vector<uint16_t> W16(W32.size());
+    Aligned<uint16_t> W16(W32.size());
     f32_to_bf16(W32.data(), W16.data(), static_cast<int64_t>(W32.size()));
     const int64_t only = argc > 2 ? std::atoll(argv[2]) : 0;  // one rows count, if given
     for (int64_t rows : {1, 8, 16, 32, 512}) {
       if (only && rows != only) continue;
-      std::vector<float> x(rows * in), y(rows * out);
+      Aligned<float> x(rows * in), y(rows * out);
       for (auto& v : x) v = static_cast<float>(rng.normal());
       const int c = rows >= 32 ? std::max(1, copies / 8) : copies;
       const int rp = rows >= 512 ? std::max(1, reps / 2) : reps;
       auto t = [&](const std::function<void(int)>& f) { return median_ms(rp, c, f); };
-      const double f32 = t([&](int k) { matmul_xwt(x.data(), W32.data() + k * n, y.data(), rows, in, out); });
+      auto dnnl = [&](int k) {
+        gemm(false, true, rows, out, in, 1.0f, x.data(), in, W32.data() + k * n, in, 0.0f,
+             y.data(), out);
+      };
+      const double f32 = t(dnnl);
+      const double sm = rows <= kSmallRowsMax && small_rows_kernel_available()
+                            ? t([&](int k) {
+                                matmul_xwt_small(x.data(), W32.data() + k * n, y.data(), rows, in,
+                                                 out, false);
+                              })
+                            : -1.0;
       const double aut = t([&](int k) { matmul_xwt_bf16(x.data(), W16.data() + k * n, y.data(), rows, in, out); });
       auto isa = [&](Bf16Isa i) {
         if (!bf16_isa_available(i) || (rows > 16 && i == Bf16Isa::Scalar)) return -1.0;
@@ -63,13 +93,14 @@ int main(int argc, char** argv) {
         matmul_xwt_bf16_blocked(x.data(), W16.data() + k * n, y.data(), rows, in, out, false);
       });
       const double sc = rows <= 1 ? isa(Bf16Isa::Scalar) : -1.0;
-      std::printf("%5lld x %-5lld %5lld %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f\n",
+      std::printf("%5lld x %-5lld %5lld %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f\n",
                   static_cast<long long>(in), static_cast<long long>(out),
-                  static_cast<long long>(rows), f32, aut, a5, ab, bl, sc);
-      if (rows == 1)
-        std::printf("%18s %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", "GB/s", n * 4 / f32 / 1e6,
-                    n * 2 / aut / 1e6, n * 2 / a5 / 1e6, ab > 0 ? n * 2 / ab / 1e6 : 0.0,
-                    n * 2 / bl / 1e6, sc > 0 ? n * 2 / sc / 1e6 : 0.0);
+                  static_cast<long long>(rows), f32, sm, aut, a5, ab, bl, sc);
+      auto gbs = [&](double ms, int bytes) { return ms > 0 ? n * bytes / ms / 1e6 : 0.0; };
+      if (rows <= kSmallRowsMax)
+        std::printf("%18s %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", "GB/s",
+                    gbs(f32, 4), gbs(sm, 4), gbs(aut, 2), gbs(a5, 2), gbs(ab, 2), gbs(bl, 2),
+                    gbs(sc, 2));
     }
   }
   return 0;

@@ -72,7 +72,7 @@ TEST(S4DFastPaths, AdvanceStateEqualsReference) {
 
 TEST(S4DFastPaths, StepEqualsReference) {
   Rng rng(42);
-  for (int N : {2, 16, 64, 70}) {
+  for (int N : {2, 16, 32, 64, 70, 128}) {
     const int H = 2, T = 40;
     S4DKernel k(H, N);
     randomize(k, rng);
@@ -97,7 +97,7 @@ TEST(S4DFastPaths, StepEqualsReference) {
 
 TEST(ShiftFastPaths, StepEqualsReference) {
   Rng rng(43);
-  for (int N : {1, 2, 8, 64, 65}) {
+  for (int N : {1, 2, 8, 16, 32, 64, 65}) {
     const int H = 2, T = 3 * N + 5;
     ShiftKernel k(H, N);
     for (int64_t i = 0; i < k.B.value.numel(); ++i) {

@@ -4,6 +4,7 @@
 
 #include "core/buffer.h"
 #include "core/error.h"
+#include "kernels/gemm_small.h"
 
 namespace hippo {
 
@@ -40,6 +41,12 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
           int64_t ldc) {
   if (M == 0 || N == 0) return;
+  // Decoding's linear layers (one row per sequence): our kernel streams B once for all rows,
+  // 1.3-1.4x oneDNN's bandwidth at 1 and 8 rows (kernels/gemm_small.h).
+  if (!trans_a && trans_b && M <= kSmallRowsMax && small_rows_kernel_available()) {
+    gemm_small_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   if (!trans_a && trans_b && M >= kFewRowsMin && M <= kFewRowsMax && N >= kWideMin && K > 0) {
     gemm_few_rows_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;

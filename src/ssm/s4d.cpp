@@ -1,4 +1,13 @@
+// GCC 12's AVX-512 intrinsics start some results from an "undefined" register and the
+// uninitialised-use warning fires inside the header when they are inlined.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "ssm/s4d.h"
+
+#include <climits>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +18,31 @@
 #include "kernels/parallel_work.h"
 
 namespace hippo {
+
+#ifdef __AVX512F__
+// 8 modes per vector as interleaved (re, im) pairs; the complex product dA x by fmaddsub on
+// the duplicated real and imaginary parts of dA and the pair-swapped x. The plain loop
+// compiled to a scalar horizontal sum of 16 dependent adds per call (perf of batch-8
+// decoding: H3::step was 9% of the run).
+float s4d_step_avx512(const float* a, const float* b, const float* c, float* s, float u, int M) {
+  const __m512 uv = _mm512_set1_ps(u);
+  // The real part of C x is c_re x_re - c_im x_im: the odd (imaginary) lanes of C negated.
+  const __m512 odd_neg = _mm512_castsi512_ps(_mm512_set_epi32(
+      INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0,
+      INT32_MIN, 0, INT32_MIN, 0));
+  __m512 acc = _mm512_setzero_ps();
+  for (int j = 0; j < 2 * M; j += 16) {
+    const __m512 av = _mm512_loadu_ps(a + j), xv = _mm512_loadu_ps(s + j);
+    const __m512 x_swap = _mm512_permute_ps(xv, 0xB1);  // (im, re) pairs
+    const __m512 ax = _mm512_fmaddsub_ps(_mm512_moveldup_ps(av), xv,
+                                         _mm512_mul_ps(_mm512_movehdup_ps(av), x_swap));
+    const __m512 nv = _mm512_fmadd_ps(_mm512_loadu_ps(b + j), uv, ax);
+    _mm512_storeu_ps(s + j, nv);
+    acc = _mm512_fmadd_ps(_mm512_xor_ps(_mm512_loadu_ps(c + j), odd_neg), nv, acc);
+  }
+  return 2.0f * _mm512_reduce_add_ps(acc);
+}
+#endif
 
 S4DKernel::S4DKernel(int H, int N, Discretization disc) : H_(H), M_(N / 2), disc_(disc) {
   HIPPO_CHECK(H >= 1, "S4DKernel: channels H=", H, " must be >= 1");

@@ -15,6 +15,11 @@ namespace hippo {
 enum class Discretization { Bilinear, ZOH };
 enum class S4DInit { Lin, Inv };
 
+#ifdef __AVX512F__
+// S4DKernel::step for M a multiple of 8 (s4d.cpp); a, b, c, s: M (re, im) pairs.
+float s4d_step_avx512(const float* a, const float* b, const float* c, float* s, float u, int M);
+#endif
+
 class S4DKernel : public Module {
  public:
   using cd = std::complex<double>;
@@ -66,6 +71,9 @@ class S4DKernel : public Module {
     const float* b = reinterpret_cast<const float*>(dB_f(h));
     const float* c = reinterpret_cast<const float*>(C_f(h));
     float* s = reinterpret_cast<float*>(x);
+#ifdef __AVX512F__
+    if (M_ % 8 == 0) return s4d_step_avx512(a, b, c, s, u, M_);
+#endif
     float y = 0.0f;
 #pragma omp simd reduction(+ : y)
     for (int n = 0; n < M_; ++n) {

@@ -9,6 +9,11 @@
 
 namespace hippo {
 
+#ifdef __AVX512F__
+// ShiftKernel::step for N a multiple of 16 (shift.cpp).
+float shift_step_avx512(const float* b, const float* c, float* s, float u, int N);
+#endif
+
 class ShiftKernel : public Module {
  public:
   ShiftKernel(int H, int N);
@@ -29,6 +34,9 @@ class ShiftKernel : public Module {
   float step(int h, float* s, float u) const {
     const float* b = B.value.data() + static_cast<int64_t>(h) * N_;
     const float* c = C.value.data() + static_cast<int64_t>(h) * N_;
+#ifdef __AVX512F__
+    if (N_ % 16 == 0) return shift_step_avx512(b, c, s, u, N_);
+#endif
     // Top down, every slot is read before it is overwritten: shift and update in one pass.
     for (int n = N_ - 1; n > 0; --n) s[n] = s[n - 1] + b[n] * u;
     s[0] = b[0] * u;

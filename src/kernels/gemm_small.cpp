@@ -1,0 +1,189 @@
+#include "kernels/gemm_small.h"
+
+// GCC 12's AVX-512 intrinsics start some results from an "undefined" register and the
+// uninitialised-use warning fires inside the header when they are inlined into target("...")
+// functions.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "kernels/parallel_work.h"
+
+namespace hippo {
+
+namespace {
+
+#define HIPPO_AVX512 __attribute__((target("avx512f,avx512dq")))
+
+// The sums of eight vectors, as lanes of one: lane 4j holds the sum of v[j] and lane 4j + 1
+// that of v[j + 4] (j < 4). 23 shuffles and adds instead of 8 separate reductions (~80).
+HIPPO_AVX512 inline __m512 sum8(const __m512 v[8]) {
+  // [a.q0+a.q2, a.q1+a.q3, b.q0+b.q2, b.q1+b.q3] for pairs (a, b); q = 128-bit quarter.
+  auto fold = [](__m512 a, __m512 b) HIPPO_AVX512 {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  };
+  // Quarters of (a, b), (c, d) folded again: quarter j holds 4 partial sums of vector j.
+  auto fold4 = [](__m512 ab, __m512 cd) HIPPO_AVX512 {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+  };
+  const __m512 u = fold4(fold(v[0], v[1]), fold(v[2], v[3]));
+  const __m512 w = fold4(fold(v[4], v[5]), fold(v[6], v[7]));
+  const __m512 s = _mm512_add_ps(_mm512_unpacklo_ps(u, w), _mm512_unpackhi_ps(u, w));
+  return _mm512_add_ps(s, _mm512_permute_ps(s, 0x4E));
+}
+
+// Operands of one call: C = alpha A B^T + beta C with A (M x K, rows lda apart), B (N x K, rows
+// ldb apart), C (M x N, rows ldc apart).
+struct Operands {
+  const float* A;
+  int64_t lda;
+  const float* B;
+  int64_t ldb;
+  float* C;
+  int64_t ldc;
+  float alpha;
+};
+
+// MR rows of A against NR consecutive rows of B over inputs [k0, k0 + K), as dot products in
+// 16-float vectors: each B vector is loaded once and used by all MR rows, the rows' A vectors
+// are held in registers (MR * NR accumulators + NR + MR vectors fit the 32 registers). The
+// results are scaled by alpha and added to beta C (C is not read when beta is 0, so it may
+// hold garbage).
+template <int MR, int NR>
+HIPPO_AVX512 void tile(const Operands& op, int64_t r, int64_t o, int64_t k0, int64_t K,
+                       float beta) {
+  const float* x = op.A + r * op.lda + k0;
+  const float* W = op.B + o * op.ldb + k0;
+  const int64_t ldx = op.lda, ldw = op.ldb;
+  __m512 acc[MR][NR];
+#pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 16
+    for (int t = 0; t < NR; ++t) acc[m][t] = _mm512_setzero_ps();
+  auto body = [&](int64_t k, __mmask16 mask) HIPPO_AVX512 {
+    __m512 w[NR], xv[MR];
+#pragma GCC unroll 16
+    for (int t = 0; t < NR; ++t) {
+      // The next tile's weights (the NR rows after these), one tile ahead: a single row read
+      // the weights at 21-25 GB/s without it, 29-30 with it (bench_gemm_bf16). A prefetch
+      // past the end of B does not fault.
+      _mm_prefetch(reinterpret_cast<const char*>(W + (NR + t) * ldw + k), _MM_HINT_T0);
+      w[t] = _mm512_maskz_loadu_ps(mask, W + t * ldw + k);
+    }
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) xv[m] = _mm512_maskz_loadu_ps(mask, x + m * ldx + k);
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 16
+      for (int t = 0; t < NR; ++t) acc[m][t] = _mm512_fmadd_ps(w[t], xv[m], acc[m][t]);
+  };
+  const int64_t full = K / 16 * 16;
+  for (int64_t k = 0; k < full; k += 16) body(k, static_cast<__mmask16>(0xffff));
+  if (full < K) body(full, static_cast<__mmask16>((1u << (K - full)) - 1));
+  float* y = op.C + r * op.ldc + o;
+  auto put = [&](int m, int t, float v) {
+    float* d = y + m * op.ldc + t;
+    *d = beta == 0.0f ? op.alpha * v : op.alpha * v + beta * *d;
+  };
+  // Accumulators in groups of 8 (index i = m * NR + t) through sum8, any rest one by one.
+  constexpr int kAcc = MR * NR, kGrouped = kAcc / 8 * 8;
+  alignas(64) float sums[16];
+#pragma GCC unroll 4
+  for (int g = 0; g < kGrouped; g += 8) {
+    __m512 v[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) v[j] = acc[(g + j) / NR][(g + j) % NR];
+    _mm512_store_ps(sums, sum8(v));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      put((g + j) / NR, (g + j) % NR, sums[4 * j]);
+      put((g + j + 4) / NR, (g + j + 4) % NR, sums[4 * j + 1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = kGrouped; i < kAcc; ++i)
+    put(i / NR, i % NR, _mm512_reduce_add_ps(acc[i / NR][i % NR]));
+}
+
+// Outputs [o0, o1) of all M rows over inputs [k0, k0 + K): tiles of NR rows of B, each used
+// by all rows in passes of G rows (the passes after the first read the tile from L1).
+template <int G, int NR>
+HIPPO_AVX512 void block(const Operands& op, int64_t M, int64_t o0, int64_t o1, int64_t k0,
+                        int64_t K, float beta) {
+  auto rows_pass = [&]<int W>(int64_t o) HIPPO_AVX512 {
+    int64_t r = 0;
+    for (; r + G <= M; r += G) tile<G, W>(op, r, o, k0, K, beta);
+    switch (M - r) {  // the last rows, fewer than G
+#define HIPPO_REST(n)                                                   \
+  case n:                                                               \
+    if constexpr (n < G) tile<n, W>(op, r, o, k0, K, beta);             \
+    break;
+      HIPPO_REST(1) HIPPO_REST(2) HIPPO_REST(3) HIPPO_REST(4) HIPPO_REST(5) HIPPO_REST(6)
+      HIPPO_REST(7)
+#undef HIPPO_REST
+      default: break;
+    }
+  };
+  int64_t o = o0;
+  for (; o + NR <= o1; o += NR) rows_pass.template operator()<NR>(o);
+  for (; o < o1; ++o) rows_pass.template operator()<1>(o);
+}
+
+using BlockFn = void (*)(const Operands&, int64_t, int64_t, int64_t, int64_t, int64_t, float);
+
+// Measured in cache (768 and 3072 inputs, 64-byte aligned): 8 rows x 2 outputs 145-167
+// GFLOP/s, 4 x 4 106, 2 x 8 74-95, 8 x 3 (x re-read from L1 per output) 121-126; at 4 rows
+// 4 x 4 102-145 against 71 for 8 x 2's remainder path. Streamed from memory all shapes read
+// 15-19 GB/s at 8 rows (oneDNN 12-14): the FMAs per weight line then fill the reorder window
+// and fewer misses are in flight (docs/performance.md).
+BlockFn plan_for(int64_t rows) {
+  if (rows == 1) return block<1, 8>;
+  if (rows == 2) return block<2, 8>;
+  if (rows <= 4) return block<4, 4>;
+  return block<8, 2>;
+}
+
+}  // namespace
+
+bool small_rows_kernel_available() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  return ok;
+}
+
+void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt: ", M, " rows (at most ",
+              kSmallRowsMax, ")");
+  HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt: this CPU lacks AVX-512");
+  if (M == 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    return;
+  }
+  // Outputs are split over threads in blocks of 48. Within a block the inputs go in chunks
+  // whose A rows fill at most 32 KiB: the A vectors are re-read from L1 for every tile (at
+  // K = 3072 and 8 rows, from L2 they cost 35% of the speed in cache).
+  constexpr int64_t kBlock = 48;  // a multiple of every tile width
+  const int64_t blocks = (N + kBlock - 1) / kBlock;
+  const BlockFn run_block = plan_for(M);
+  const int64_t chunk = std::max<int64_t>(16, (int64_t{8192} / M) / 16 * 16);
+  const Operands op{A, lda, B, ldb, C, ldc, alpha};
+  parallel_range(blocks, worth_parallel_step(M * N * K), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t o0 = b * kBlock, o1 = std::min(N, o0 + kBlock);
+      for (int64_t k0 = 0; k0 < K; k0 += chunk)
+        run_block(op, M, o0, o1, k0, std::min(chunk, K - k0), k0 == 0 ? beta : 1.0f);
+    }
+  });
+}
+
+void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,
+                      int64_t out, bool accumulate) {
+  gemm_small_nt(rows, out, in, 1.0f, x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);
+}
+
+}  // namespace hippo

@@ -1,0 +1,27 @@
+// y = x W^T for a few rows of x (decoding: one row per sequence of the batch), W (out, in)
+// row-major fp32 as in PyTorch's Linear. The product is bound by reading W from memory, so the
+// kernel streams every weight exactly once for all rows, with the rows' activations held in
+// L1/L2. oneDNN's sgemm reads the weights at about half the bandwidth for these shapes
+// (bench/bench_gemm_bf16.cpp; docs/performance.md).
+#pragma once
+#include <cstdint>
+
+namespace hippo {
+
+// Largest rows count the small-rows kernel takes; gemm() routes more rows to oneDNN.
+constexpr int64_t kSmallRowsMax = 16;
+
+// True where the CPU has the AVX-512 instructions the kernel needs (else callers use gemm()).
+bool small_rows_kernel_available();
+
+// C = alpha A B^T + beta C, A (M x K), B (N x K), C (M x N) row-major with leading dimensions
+// lda, ldb, ldc; M <= kSmallRowsMax. C is not read when beta is 0. Threads split the outputs
+// when there is enough work (kernels/parallel_work.h).
+void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// y = x W^T (y += x W^T when accumulate); x (rows, in), y (rows, out), rows <= kSmallRowsMax.
+void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,
+                      int64_t out, bool accumulate);
+
+}  // namespace hippo

@@ -1,0 +1,101 @@
+// The small-rows kernel (decoding's linear layers) against the double-precision triple loop:
+// every rows count it takes, output counts around its tile and block widths, input lengths
+// around its vector width and its chunking, alpha/beta, padded leading dimensions, unaligned
+// pointers, beta = 0 over garbage, and several threads.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/gemm.h"
+#include "kernels/gemm_small.h"
+
+using namespace hippo;
+
+namespace {
+
+// Checks C = alpha A B^T + beta C for one shape; `offset` floats shift every operand off the
+// 64-byte alignment.
+void check(Rng& rng, int64_t M, int64_t N, int64_t K, float alpha, float beta, int64_t pad,
+           int64_t offset) {
+  const int64_t lda = K + pad, ldb = K + 2 * pad, ldc = N + 3 * pad;
+  std::vector<float> A(M * lda + offset), B(N * ldb + offset), C(M * ldc + offset),
+      R(M * ldc + offset);
+  for (auto& v : A) v = static_cast<float>(rng.normal());
+  for (auto& v : B) v = static_cast<float>(rng.normal());
+  for (size_t i = 0; i < C.size(); ++i)
+    C[i] = R[i] = beta == 0.0f ? std::numeric_limits<float>::quiet_NaN()
+                               : static_cast<float>(rng.normal());
+  gemm_small_nt(M, N, K, alpha, A.data() + offset, lda, B.data() + offset, ldb, beta,
+                C.data() + offset, ldc);
+  gemm_ref(false, true, M, N, K, alpha, A.data() + offset, lda, B.data() + offset, ldb, beta,
+           R.data() + offset, ldc);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < ldc; ++j) {
+      const float c = C[offset + i * ldc + j], r = R[offset + i * ldc + j];
+      if (j >= N) {  // padding between rows stays untouched
+        if (beta == 0.0f) ASSERT_TRUE(std::isnan(c)) << "wrote past N at row " << i;
+        else ASSERT_EQ(c, r);
+        continue;
+      }
+      // Sums of K products of unit normals: error grows like sqrt(K) * eps * magnitude.
+      ASSERT_NEAR(c, r, 2e-6f * std::sqrt(static_cast<float>(K) + 1) * (4 + std::abs(r)))
+          << "M=" << M << " N=" << N << " K=" << K << " alpha=" << alpha << " beta=" << beta
+          << " pad=" << pad << " offset=" << offset << " at " << i << "," << j;
+    }
+}
+
+}  // namespace
+
+TEST(GemmSmall, EveryRowsCountMatchesReference) {
+  if (!small_rows_kernel_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  Rng rng(61);
+  for (int64_t M = 1; M <= kSmallRowsMax; ++M)
+    for (int64_t N : {1, 7, 8, 9, 47, 48, 49, 101})
+      for (int64_t K : {1, 15, 16, 17, 100}) check(rng, M, N, K, 1.0f, 0.0f, 0, 0);
+}
+
+TEST(GemmSmall, LongInputsAreChunked) {
+  if (!small_rows_kernel_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  Rng rng(62);
+  // 8 rows take chunks of 1024 inputs, 16 rows of 512, 1 row of 8192: lengths on and off the
+  // chunk boundaries.
+  for (int64_t M : {1, 3, 8, 16})
+    for (int64_t K : {511, 512, 513, 1024, 3072, 3083, 8193}) check(rng, M, 50, K, 1.0f, 1.0f, 0, 0);
+}
+
+TEST(GemmSmall, AlphaBetaStridesAndAlignment) {
+  if (!small_rows_kernel_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  Rng rng(63);
+  for (int64_t M : {1, 2, 4, 5, 8, 13})
+    for (float alpha : {1.0f, -0.7f})
+      for (float beta : {0.0f, 1.0f, 0.5f})
+        for (int64_t pad : {0, 5})
+          for (int64_t offset : {0, 1, 3}) check(rng, M, 61, 37, alpha, beta, pad, offset);
+}
+
+TEST(GemmSmall, ThreadsSplitTheOutputs) {
+  if (!small_rows_kernel_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  Rng rng(64);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  // Large enough to pass the per-token parallel threshold (kernels/parallel_work.h).
+  for (int64_t M : {1, 8}) check(rng, M, 3000, 768, 1.0f, 0.0f, 0, 0);
+  omp_set_num_threads(saved);
+}
+
+TEST(GemmSmall, GemmRoutesFewRowsHere) {
+  if (!small_rows_kernel_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  // gemm() with few rows and B transposed must give what the kernel gives, bit for bit.
+  Rng rng(65);
+  const int64_t M = 8, N = 200, K = 300;
+  std::vector<float> A(M * K), B(N * K), C1(M * N), C2(M * N);
+  for (auto& v : A) v = static_cast<float>(rng.normal());
+  for (auto& v : B) v = static_cast<float>(rng.normal());
+  gemm(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C1.data(), N);
+  gemm_small_nt(M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C2.data(), N);
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(C1[i], C2[i]) << i;
+}
