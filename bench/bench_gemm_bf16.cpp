@@ -1,6 +1,8 @@
 // y = x W^T with bf16 weights against the fp32 GEMM, on the 125M model's shapes, with weights
 // streamed from memory (enough copies of W to overflow the caches, as in decoding).
 // Usage: bench_gemm_bf16 [reps [rows]]. Process CPU time (1 thread: OMP_NUM_THREADS=1), medians.
+#include <dnnl.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -70,9 +72,9 @@ int main(int argc, char** argv) {
       const int c = rows >= 32 ? std::max(1, copies / 8) : copies;
       const int rp = rows >= 512 ? std::max(1, reps / 2) : reps;
       auto t = [&](const std::function<void(int)>& f) { return median_ms(rp, c, f); };
-      auto dnnl = [&](int k) {
-        gemm(false, true, rows, out, in, 1.0f, x.data(), in, W32.data() + k * n, in, 0.0f,
-             y.data(), out);
+      auto dnnl = [&](int k) {  // oneDNN itself (gemm() sends few rows to our kernel)
+        dnnl_sgemm('N', 'T', rows, out, in, 1.0f, x.data(), in, W32.data() + k * n, in, 0.0f,
+                   y.data(), out);
       };
       const double f32 = t(dnnl);
       const double sm = rows <= kSmallRowsMax && small_rows_kernel_available()

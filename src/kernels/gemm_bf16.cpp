@@ -10,9 +10,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/error.h"
 #include "kernels/bf16.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_small.h"
 
 namespace hippo {
 
@@ -71,37 +73,6 @@ HIPPO_AVX512 void split_even_odd(const float* x, float* xs, int64_t in) {
       xs[c + j] = c + 2 * j < in ? x[c + 2 * j] : 0.0f;
       xs[c + 16 + j] = c + 2 * j + 1 < in ? x[c + 2 * j + 1] : 0.0f;
     }
-}
-
-// OT output rows (weights) times R input rows.
-template <int R, int OT>
-HIPPO_AVX512 void tile_fma(const float* xs, int64_t xs_stride, const uint16_t* W, int64_t in,
-                           float* y, int64_t out, bool accumulate) {
-  __m512 acc[R][OT];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < OT; ++t) acc[r][t] = _mm512_setzero_ps();
-  const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
-  auto body = [&](int64_t c, __mmask32 m) HIPPO_AVX512 {
-    __m512 we[OT], wo[OT];
-    for (int t = 0; t < OT; ++t) {
-      const __m512i w = _mm512_maskz_loadu_epi16(m, W + t * in + c);
-      we[t] = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-      wo[t] = _mm512_castsi512_ps(_mm512_and_si512(w, hi_mask));
-    }
-    for (int r = 0; r < R; ++r) {
-      const __m512 xe = _mm512_loadu_ps(xs + r * xs_stride + c);
-      const __m512 xo = _mm512_loadu_ps(xs + r * xs_stride + c + 16);
-      for (int t = 0; t < OT; ++t) {
-        acc[r][t] = _mm512_fmadd_ps(we[t], xe, acc[r][t]);
-        acc[r][t] = _mm512_fmadd_ps(wo[t], xo, acc[r][t]);
-      }
-    }
-  };
-  const int64_t full = in / kChunk * kChunk;
-  for (int64_t c = 0; c < full; c += kChunk) body(c, ~__mmask32{0});
-  if (full < in) body(full, (__mmask32{1} << (in - full)) - 1);
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < OT; ++t) store(y + r * out + t, hsum(acc[r][t]), accumulate);
 }
 
 // ---- AVX512_BF16: VDPBF16PS -------------------------------------------------------------------
@@ -178,18 +149,6 @@ void dispatch_tile(int64_t r, int64_t n, Args... args) {
 }
 
 template <int R, int OT>
-struct FmaTile {
-  static void run(const float* xs, int64_t st, const uint16_t* W, int64_t in, float* y,
-                  int64_t out, bool acc) {
-    tile_fma<R, OT>(xs, st, W, in, y, out, acc);
-  }
-  static void run_offset(int64_t t, const float* xs, int64_t st, const uint16_t* W, int64_t in,
-                         float* y, int64_t out, bool acc) {
-    tile_fma<R, OT>(xs, st, W + t * in, in, y + t, out, acc);
-  }
-};
-
-template <int R, int OT>
 struct DpTile {
   static void run(const uint16_t* xh, const uint16_t* xl, int64_t st, const uint16_t* W,
                   int64_t in, float* y, int64_t out, bool acc) {
@@ -203,21 +162,20 @@ struct DpTile {
 
 void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                  int64_t out, bool accumulate) {
-  thread_local std::vector<float> buf;
+  thread_local Buffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
   const int64_t st = round_up(in, kChunk);
-  float* xs = scratch(buf, static_cast<size_t>(rows * st));
+  float* xs = buf.get(static_cast<size_t>(rows * st));
   for (int64_t r = 0; r < rows; ++r) split_even_odd(x + r * in, xs + r * st, in);
-  run_tiles(rows, in, out, [&](int64_t r0, int64_t nr, int64_t o0, int64_t n) {
-    dispatch_tile<FmaTile>(nr, n, xs + r0 * st, st, W + o0 * in, in, y + r0 * out + o0, out,
-                           accumulate);
-  });
+  for (int64_t r = 0; r < rows; r += kSmallRowsMax)  // the kernel takes 16 rows at a time
+    gemm_small_nt_bf16_split(std::min(kSmallRowsMax, rows - r), out, in, xs + r * st, st, W, in,
+                             accumulate ? 1.0f : 0.0f, y + r * out, out);
 }
 
 void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                      int64_t out, bool accumulate) {
-  thread_local std::vector<uint16_t> buf;
+  thread_local Buffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
   const int64_t st = round_up(in, kChunk);
-  uint16_t* xh = scratch(buf, static_cast<size_t>(2 * rows * st));
+  uint16_t* xh = reinterpret_cast<uint16_t*>(buf.get(static_cast<size_t>(rows * st)));
   uint16_t* xl = xh + rows * st;
   for (int64_t r = 0; r < rows; ++r) split_hi_lo(x + r * in, xh + r * st, xl + r * st, in);
   run_tiles(rows, in, out, [&](int64_t r0, int64_t nr, int64_t o0, int64_t n) {
@@ -227,11 +185,13 @@ void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
 }
 
 Bf16Isa best_isa() {
-  // VDPBF16PS when present: at one row (decoding) it read weights 3-12% faster than the FMA
-  // path on this Zen 5 (bench/bench_gemm_bf16.cpp); at 8-16 rows the two were within noise.
-  static const Bf16Isa best = bf16_isa_available(Bf16Isa::Avx512Bf16) ? Bf16Isa::Avx512Bf16
-                              : bf16_isa_available(Bf16Isa::Avx512)   ? Bf16Isa::Avx512
-                                                                      : Bf16Isa::Scalar;
+  // The shift+FMA path runs on the small-rows kernel (kernels/gemm_small.h): on this Zen 5
+  // (bench/bench_gemm_bf16.cpp, weights streamed) it read the weights as fast as VDPBF16PS at
+  // one row (23-27 against 22-29 GB/s) and faster at 8 rows (7.2 against 6.3 GB/s), and in
+  // cache 1.4x faster (154 against 111 GFLOP/s at 8 rows). VDPBF16PS stays selectable.
+  static const Bf16Isa best = bf16_isa_available(Bf16Isa::Avx512)       ? Bf16Isa::Avx512
+                              : bf16_isa_available(Bf16Isa::Avx512Bf16) ? Bf16Isa::Avx512Bf16
+                                                                        : Bf16Isa::Scalar;
   return best;
 }
 
@@ -242,7 +202,8 @@ bool bf16_isa_available(Bf16Isa isa) {
     case Bf16Isa::Auto:
     case Bf16Isa::Scalar: return true;
     case Bf16Isa::Avx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq");
     case Bf16Isa::Avx512Bf16:
       return bf16_isa_available(Bf16Isa::Avx512) && __builtin_cpu_supports("avx512bf16");
   }

@@ -16,7 +16,7 @@ namespace hippo {
 
 namespace {
 
-#define HIPPO_AVX512 __attribute__((target("avx512f,avx512dq")))
+#define HIPPO_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw")))
 
 // The sums of eight vectors, as lanes of one: lane 4j holds the sum of v[j] and lane 4j + 1
 // that of v[j + 4] (j < 4). 23 shuffles and adds instead of 8 separate reductions (~80).
@@ -36,53 +36,91 @@ HIPPO_AVX512 inline __m512 sum8(const __m512 v[8]) {
 }
 
 // Operands of one call: C = alpha A B^T + beta C with A (M x K, rows lda apart), B (N x K, rows
-// ldb apart), C (M x N, rows ldc apart).
+// ldb apart), C (M x N, rows ldc apart). T is B's element type.
+template <class T>
 struct Operands {
   const float* A;
   int64_t lda;
-  const float* B;
+  const T* B;
   int64_t ldb;
   float* C;
   int64_t ldc;
   float alpha;
 };
 
+// How a tile reads B and A, per weight element type.
+// fp32: 16 weights per step, one vector; A as is.
+struct F32Weights {
+  using T = float;
+  using Mask = __mmask16;
+  static constexpr int kStep = 16, kParts = 1;
+  static Mask tail(int64_t n) { return static_cast<Mask>((1u << n) - 1); }
+  HIPPO_AVX512 static void load_w(const float* w, Mask m, __m512* out) {
+    out[0] = _mm512_maskz_loadu_ps(m, w);
+  }
+  HIPPO_AVX512 static void load_x(const float* x, Mask m, __m512* out) {
+    out[0] = _mm512_maskz_loadu_ps(m, x);
+  }
+};
+// bf16: 32 weights per step (one 512-bit load) widened exactly to fp32 by a 16-bit shift:
+// `w << 16` is the even elements, `w & 0xffff0000` the odd ones. A is pre-arranged to match
+// (per 32-chunk its 16 even elements, then its 16 odd ones, zero padded to a multiple of 32;
+// split_even_odd in gemm_bf16.cpp).
+struct Bf16Weights {
+  using T = uint16_t;
+  using Mask = __mmask32;
+  static constexpr int kStep = 32, kParts = 2;
+  static Mask tail(int64_t n) { return static_cast<Mask>((uint64_t{1} << n) - 1); }
+  HIPPO_AVX512 static void load_w(const uint16_t* w, Mask m, __m512* out) {
+    const __m512i v = _mm512_maskz_loadu_epi16(m, w);
+    out[0] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    out[1] = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+  HIPPO_AVX512 static void load_x(const float* x, Mask, __m512* out) {
+    out[0] = _mm512_loadu_ps(x);
+    out[1] = _mm512_loadu_ps(x + 16);
+  }
+};
+
 // MR rows of A against NR consecutive rows of B over inputs [k0, k0 + K), as dot products in
-// 16-float vectors: each B vector is loaded once and used by all MR rows, the rows' A vectors
-// are held in registers (MR * NR accumulators + NR + MR vectors fit the 32 registers). The
+// vectors: each B vector is loaded once and used by all MR rows (MR * NR accumulators). The
 // results are scaled by alpha and added to beta C (C is not read when beta is 0, so it may
 // hold garbage).
-template <int MR, int NR>
-HIPPO_AVX512 void tile(const Operands& op, int64_t r, int64_t o, int64_t k0, int64_t K,
-                       float beta) {
+template <int MR, int NR, class WT>
+HIPPO_AVX512 void tile(const Operands<typename WT::T>& op, int64_t r, int64_t o, int64_t k0,
+                       int64_t K, float beta) {
+  constexpr int P = WT::kParts;
   const float* x = op.A + r * op.lda + k0;
-  const float* W = op.B + o * op.ldb + k0;
+  const typename WT::T* W = op.B + o * op.ldb + k0;
   const int64_t ldx = op.lda, ldw = op.ldb;
   __m512 acc[MR][NR];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 16
     for (int t = 0; t < NR; ++t) acc[m][t] = _mm512_setzero_ps();
-  auto body = [&](int64_t k, __mmask16 mask) HIPPO_AVX512 {
-    __m512 w[NR], xv[MR];
+  auto body = [&](int64_t k, typename WT::Mask mask) HIPPO_AVX512 {
+    __m512 w[NR][P];
 #pragma GCC unroll 16
     for (int t = 0; t < NR; ++t) {
       // The next tile's weights (the NR rows after these), one tile ahead: a single row read
       // the weights at 21-25 GB/s without it, 29-30 with it (bench_gemm_bf16). A prefetch
       // past the end of B does not fault.
       _mm_prefetch(reinterpret_cast<const char*>(W + (NR + t) * ldw + k), _MM_HINT_T0);
-      w[t] = _mm512_maskz_loadu_ps(mask, W + t * ldw + k);
+      WT::load_w(W + t * ldw + k, mask, w[t]);
     }
 #pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m) xv[m] = _mm512_maskz_loadu_ps(mask, x + m * ldx + k);
+    for (int m = 0; m < MR; ++m) {
+      __m512 xv[P];
+      WT::load_x(x + m * ldx + k, mask, xv);
 #pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m)
-#pragma GCC unroll 16
-      for (int t = 0; t < NR; ++t) acc[m][t] = _mm512_fmadd_ps(w[t], xv[m], acc[m][t]);
+      for (int t = 0; t < NR; ++t)
+#pragma GCC unroll 2
+        for (int q = 0; q < P; ++q) acc[m][t] = _mm512_fmadd_ps(w[t][q], xv[q], acc[m][t]);
+    }
   };
-  const int64_t full = K / 16 * 16;
-  for (int64_t k = 0; k < full; k += 16) body(k, static_cast<__mmask16>(0xffff));
-  if (full < K) body(full, static_cast<__mmask16>((1u << (K - full)) - 1));
+  const int64_t full = K / WT::kStep * WT::kStep;
+  for (int64_t k = 0; k < full; k += WT::kStep) body(k, WT::tail(WT::kStep));
+  if (full < K) body(full, WT::tail(K - full));
   float* y = op.C + r * op.ldc + o;
   auto put = [&](int m, int t, float v) {
     float* d = y + m * op.ldc + t;
@@ -110,16 +148,16 @@ HIPPO_AVX512 void tile(const Operands& op, int64_t r, int64_t o, int64_t k0, int
 
 // Outputs [o0, o1) of all M rows over inputs [k0, k0 + K): tiles of NR rows of B, each used
 // by all rows in passes of G rows (the passes after the first read the tile from L1).
-template <int G, int NR>
-HIPPO_AVX512 void block(const Operands& op, int64_t M, int64_t o0, int64_t o1, int64_t k0,
-                        int64_t K, float beta) {
+template <int G, int NR, class WT>
+HIPPO_AVX512 void block(const Operands<typename WT::T>& op, int64_t M, int64_t o0, int64_t o1,
+                        int64_t k0, int64_t K, float beta) {
   auto rows_pass = [&]<int W>(int64_t o) HIPPO_AVX512 {
     int64_t r = 0;
-    for (; r + G <= M; r += G) tile<G, W>(op, r, o, k0, K, beta);
+    for (; r + G <= M; r += G) tile<G, W, WT>(op, r, o, k0, K, beta);
     switch (M - r) {  // the last rows, fewer than G
-#define HIPPO_REST(n)                                                   \
-  case n:                                                               \
-    if constexpr (n < G) tile<n, W>(op, r, o, k0, K, beta);             \
+#define HIPPO_REST(n)                                         \
+  case n:                                                     \
+    if constexpr (n < G) tile<n, W, WT>(op, r, o, k0, K, beta); \
     break;
       HIPPO_REST(1) HIPPO_REST(2) HIPPO_REST(3) HIPPO_REST(4) HIPPO_REST(5) HIPPO_REST(6)
       HIPPO_REST(7)
@@ -132,24 +170,46 @@ HIPPO_AVX512 void block(const Operands& op, int64_t M, int64_t o0, int64_t o1, i
   for (; o < o1; ++o) rows_pass.template operator()<1>(o);
 }
 
-using BlockFn = void (*)(const Operands&, int64_t, int64_t, int64_t, int64_t, int64_t, float);
+template <class WT>
+using BlockFn = void (*)(const Operands<typename WT::T>&, int64_t, int64_t, int64_t, int64_t,
+                         int64_t, float);
 
-// Measured in cache (768 and 3072 inputs, 64-byte aligned): 8 rows x 2 outputs 145-167
-// GFLOP/s, 4 x 4 106, 2 x 8 74-95, 8 x 3 (x re-read from L1 per output) 121-126; at 4 rows
-// 4 x 4 102-145 against 71 for 8 x 2's remainder path. Streamed from memory all shapes read
-// 15-19 GB/s at 8 rows (oneDNN 12-14): the FMAs per weight line then fill the reorder window
-// and fewer misses are in flight (docs/performance.md).
-BlockFn plan_for(int64_t rows) {
-  if (rows == 1) return block<1, 8>;
-  if (rows == 2) return block<2, 8>;
-  if (rows <= 4) return block<4, 4>;
-  return block<8, 2>;
+// Measured in cache (768 and 3072 inputs, 64-byte aligned, fp32): 8 rows x 2 outputs
+// 145-167 GFLOP/s, 4 x 4 106, 2 x 8 74-95, 8 x 3 (x re-read from L1 per output) 121-126; at
+// 4 rows 4 x 4 102-145 against 71 for 8 x 2's remainder path. Streamed from memory all shapes
+// read 15-19 GB/s at 8 rows (oneDNN 12-14): the FMAs per weight line then fill the reorder
+// window and fewer misses are in flight (docs/performance.md).
+template <class WT>
+BlockFn<WT> plan_for(int64_t rows) {
+  if (rows == 1) return block<1, 8, WT>;
+  if (rows == 2) return block<2, 8, WT>;
+  if (rows <= 4) return block<4, 4, WT>;
+  return block<8, 2, WT>;
+}
+
+// Outputs split over threads in blocks of 48. Within a block the inputs go in chunks whose A
+// rows fill at most 32 KiB: the A vectors are re-read from L1 for every tile (at K = 3072
+// and 8 rows, from L2 they cost 35% of the speed in cache).
+template <class WT>
+void run(const Operands<typename WT::T>& op, int64_t M, int64_t N, int64_t K, float beta) {
+  constexpr int64_t kBlock = 48;  // a multiple of every tile width
+  const int64_t blocks = (N + kBlock - 1) / kBlock;
+  const BlockFn<WT> run_block = plan_for<WT>(M);
+  const int64_t chunk = std::max<int64_t>(32, (int64_t{8192} / M) / 32 * 32);
+  parallel_range(blocks, worth_parallel_step(M * N * K), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t o0 = b * kBlock, o1 = std::min(N, o0 + kBlock);
+      for (int64_t k0 = 0; k0 < K; k0 += chunk)
+        run_block(op, M, o0, o1, k0, std::min(chunk, K - k0), k0 == 0 ? beta : 1.0f);
+    }
+  });
 }
 
 }  // namespace
 
 bool small_rows_kernel_available() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                         __builtin_cpu_supports("avx512bw");
   return ok;
 }
 
@@ -164,21 +224,19 @@ void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     return;
   }
-  // Outputs are split over threads in blocks of 48. Within a block the inputs go in chunks
-  // whose A rows fill at most 32 KiB: the A vectors are re-read from L1 for every tile (at
-  // K = 3072 and 8 rows, from L2 they cost 35% of the speed in cache).
-  constexpr int64_t kBlock = 48;  // a multiple of every tile width
-  const int64_t blocks = (N + kBlock - 1) / kBlock;
-  const BlockFn run_block = plan_for(M);
-  const int64_t chunk = std::max<int64_t>(16, (int64_t{8192} / M) / 16 * 16);
-  const Operands op{A, lda, B, ldb, C, ldc, alpha};
-  parallel_range(blocks, worth_parallel_step(M * N * K), [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t o0 = b * kBlock, o1 = std::min(N, o0 + kBlock);
-      for (int64_t k0 = 0; k0 < K; k0 += chunk)
-        run_block(op, M, o0, o1, k0, std::min(chunk, K - k0), k0 == 0 ? beta : 1.0f);
-    }
-  });
+  run<F32Weights>({A, lda, B, ldb, C, ldc, alpha}, M, N, K, beta);
+}
+
+void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
+                              const uint16_t* W, int64_t ldw, float beta, float* C,
+                              int64_t ldc) {
+  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt_bf16_split: ", M,
+              " rows (at most ", kSmallRowsMax, ")");
+  HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt_bf16_split: this CPU lacks AVX-512");
+  HIPPO_CHECK(ldxs % 32 == 0 && ldxs >= K, "gemm_small_nt_bf16_split: split rows of ", ldxs,
+              " floats for ", K, " inputs (a multiple of 32 at least K)");
+  if (M == 0 || N <= 0 || K <= 0) return;
+  run<Bf16Weights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
 }
 
 void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,
