@@ -32,7 +32,8 @@ struct BenchGenOptions {
   bool long_prompt = false;  // adds 8192
   bool quick = false;
   bool bf16 = false;  // linear + embedding weights in bf16 (models/bf16_weights.h)
-  std::string only;   // "hybrid" or "transformer": bench one model (profiling); empty: both
+  std::string only;   // "hybrid", "transformer" or "h3": bench one model (profiling)
+  bool no_h3 = false;  // leave out the H3-only model
 };
 
 using Clock = std::chrono::steady_clock;
@@ -85,16 +86,23 @@ double measure_read_bandwidth(double* by_cpu) {
   return best;
 }
 
-ModelConfig shape_125m(bool transformer, int max_position) {
+enum Kind { kHybrid = 0, kTransformer = 1, kH3 = 2, kKinds = 3 };
+const char* const kNames[kKinds] = {"hybrid", "transformer", "h3"};
+
+// The 125M shape: the hybrid has attention at layer 6 (as the released 125M), the
+// Transformer in every layer (learned positions), the H3 model in none.
+ModelConfig shape_125m(Kind kind, int max_position) {
+  const bool transformer = kind == kTransformer;
   nlohmann::json layers = nlohmann::json::array();
-  for (int i = 0; i < 12; ++i) layers.push_back(transformer || i == 6 ? "attention" : "h3");
+  for (int i = 0; i < 12; ++i)
+    layers.push_back(transformer || (kind == kHybrid && i == 6) ? "attention" : "h3");
   nlohmann::json j = {{"vocab_size", 50257}, {"d_model", 768}, {"n_layer", 12},
                       {"d_state", 64},       {"attn_heads", 12}, {"layers", layers}};
   if (transformer) {
     j["learned_pos"] = true;
     j["max_position"] = max_position;
   }
-  return ModelConfig::from_json(j, transformer ? "transformer-125m" : "hybrid-125m");
+  return ModelConfig::from_json(j, std::string(kNames[kind]) + "-125m");
 }
 
 struct Speed {
@@ -185,24 +193,25 @@ int bench_generate(BenchGenOptions o) {
   std::printf("weights: %s\n", o.bf16 ? "bf16 (linear + embedding; SSM, norms fp32)" : "fp32");
   std::printf("threads %d; DRAM read bandwidth (1 GiB streaming sum, best of 3): %.1f GB/s by "
               "wall time, %.1f GB/s by CPU time\n", o.threads, bw_wall, bw_cpu);
-  std::vector<Row> res[2];
-  int64_t weight_bytes[2];
-  const char* names[2] = {"hybrid", "transformer"};
-  for (int k = 0; k < 2; ++k) {
+  std::vector<Row> res[kKinds];
+  int64_t weight_bytes[kKinds];
+  const char* const* names = kNames;
+  for (int k = 0; k < kKinds; ++k) {
     if (!o.only.empty() && o.only != names[k]) continue;
-    LanguageModel m(shape_125m(k == 1, max_pos));
+    if (o.only.empty() && k == kH3 && o.no_h3) continue;
+    LanguageModel m(shape_125m(static_cast<Kind>(k), max_pos));
     m.init(1);
     if (o.bf16) convert_weights_to_bf16(m);
     // Bytes a batch-1 step must read: every parameter except the unused position rows and all
     // but one embedding row (the tied head reads the whole embedding once).
     weight_bytes[k] = 0;
     for (auto& p : m.params()) weight_bytes[k] += p.param->value.numel() * (p.param->bf16 ? 2 : 4);
-    if (k == 1) weight_bytes[k] -= static_cast<int64_t>(max_pos - 1) * 768 * 4;
+    if (k == kTransformer) weight_bytes[k] -= static_cast<int64_t>(max_pos - 1) * 768 * 4;
     std::fprintf(stderr, "%s: %.1fM parameters\n", names[k], m.num_params() / 1e6);
     res[k] = bench_model(m, o);
   }
   if (!o.only.empty()) {  // one model: no ratio column
-    const int k = o.only == names[0] ? 0 : 1;
+    const int k = static_cast<int>(std::find(names, names + kKinds, o.only) - names);
     std::printf("%s, tokens/s (wall / process CPU)\n%-7s %-6s %20s %20s\n", names[k], "prompt",
                 "batch", "prompt t/s", "decode t/s");
     for (const Row& r : res[k])
@@ -213,13 +222,16 @@ int bench_generate(BenchGenOptions o) {
     return 0;
   }
   auto table = [&](const char* title, bool cpu) {
-    std::printf("%s\n%-7s %-6s %14s %14s %14s %14s %10s\n", title, "prompt", "batch",
-                "hyb prompt t/s", "tf prompt t/s", "hyb decode t/s", "tf decode t/s", "ratio h/t");
+    std::printf("%s\n%-7s %-6s %14s %14s %14s %14s %10s%s\n", title, "prompt", "batch",
+                "hyb prompt t/s", "tf prompt t/s", "hyb decode t/s", "tf decode t/s", "ratio h/t",
+                o.no_h3 ? "" : "  h3 decode t/s");
     for (size_t i = 0; i < res[0].size(); ++i) {
       const Row &h = res[0][i], &t = res[1][i];
       auto v = [cpu](const Speed& x) { return cpu ? x.cpu : x.wall; };
-      std::printf("%-7d %-6d %14.1f %14.1f %14.2f %14.2f %10.2f\n", h.prompt, h.batch,
+      std::printf("%-7d %-6d %14.1f %14.1f %14.2f %14.2f %10.2f", h.prompt, h.batch,
                   v(h.prefill), v(t.prefill), v(h.decode), v(t.decode), v(h.decode) / v(t.decode));
+      if (!o.no_h3) std::printf(" %14.2f", v(res[kH3][i].decode));
+      std::printf("\n");
     }
   };
   table("tokens/s by wall-clock time:", false);
@@ -230,7 +242,8 @@ int bench_generate(BenchGenOptions o) {
                            (since(wall0) * o.threads);
   std::printf("CPU time / (wall time x threads) over the run: %.0f%%%s\n", 100 * cpu_share,
               cpu_share < 0.9 ? " (machine busy: numbers are pessimistic)" : "");
-  for (int k = 0; k < 2; ++k)
+  for (int k = 0; k < kKinds; ++k)
+    if (!res[k].empty())
     std::printf("%s: weights read per batch-1 token %.0f MB -> bandwidth bound %.1f tokens/s "
                 "(KV cache reads come on top)\n",
                 names[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
@@ -251,7 +264,9 @@ void add_bench_generate(CLI::App& bench, std::function<int()>& run) {
   g->add_flag("--long", o->long_prompt, "Also a prompt of 8192 tokens");
   g->add_flag("--bf16", o->bf16, "Linear and embedding weights in bf16 (rounded to nearest even)");
   g->add_option("--only", o->only, "Bench one model only (for profiling)")
-      ->check(CLI::IsMember({"hybrid", "transformer"}));
+      ->check(CLI::IsMember({"hybrid", "transformer", "h3"}));
+  g->add_flag("--no-h3", o->no_h3, "Leave out the H3-only model (its column shows decode flat in "
+              "the prompt length)");
   g->add_flag("--quick", o->quick, "One prompt length (512) and at most 16 decode steps");
   g->callback([&run, o] { run = [o] { return bench_generate(*o); }; });
 }
