@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "core/error.h"
+#include "kernels/gemm_bf16.h"
 #include "core/buffer.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -34,6 +36,7 @@ struct BenchGenOptions {
   bool bf16 = false;  // linear + embedding weights in bf16 (models/bf16_weights.h)
   std::string only;   // "hybrid", "transformer" or "h3": bench one model (profiling)
   bool no_h3 = false;  // leave out the H3-only model
+  bool fast_bf16 = false;  // with --bf16: activations rounded to bf16 in decoding
 };
 
 using Clock = std::chrono::steady_clock;
@@ -183,6 +186,8 @@ int bench_generate(BenchGenOptions o) {
   }
   if (o.long_prompt) o.prompts.push_back(8192);
   set_num_threads(o.threads);
+  HIPPO_CHECK(!o.fast_bf16 || o.bf16, "--fast-bf16 needs --bf16 (it concerns bf16 weights)");
+  if (o.fast_bf16) set_bf16_activations(Bf16Activations::RoundedToBf16);
   const auto wall0 = Clock::now();
   const std::clock_t cpu0 = std::clock();
   const int max_pos = *std::max_element(o.prompts.begin(), o.prompts.end()) + o.tokens + 8;
@@ -190,7 +195,8 @@ int bench_generate(BenchGenOptions o) {
   const double bw_wall = measure_read_bandwidth(&bw_cpu);
   // At 1 thread the tables are read by CPU time, so the bound uses the CPU-time bandwidth too.
   const double bw = o.threads == 1 ? bw_cpu : bw_wall;
-  std::printf("weights: %s\n", o.bf16 ? "bf16 (linear + embedding; SSM, norms fp32)" : "fp32");
+  std::printf("weights: %s%s\n", o.bf16 ? "bf16 (linear + embedding; SSM, norms fp32)" : "fp32",
+              o.fast_bf16 ? "; decoding activations rounded to bf16 (--fast-bf16)" : "");
   std::printf("threads %d; DRAM read bandwidth (1 GiB streaming sum, best of 3): %.1f GB/s by "
               "wall time, %.1f GB/s by CPU time\n", o.threads, bw_wall, bw_cpu);
   std::vector<Row> res[kKinds];
@@ -267,6 +273,8 @@ void add_bench_generate(CLI::App& bench, std::function<int()>& run) {
       ->check(CLI::IsMember({"hybrid", "transformer", "h3"}));
   g->add_flag("--no-h3", o->no_h3, "Leave out the H3-only model (its column shows decode flat in "
               "the prompt length)");
+  g->add_flag("--fast-bf16", o->fast_bf16,
+              "With --bf16: round decoding's activations to bf16 (VDPBF16PS), as llama.cpp does");
   g->add_flag("--quick", o->quick, "One prompt length (512) and at most 16 decode steps");
   g->callback([&run, o] { run = [o] { return bench_generate(*o); }; });
 }

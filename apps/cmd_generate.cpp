@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "kernels/gemm_bf16.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "data/read_file.h"
@@ -40,6 +41,7 @@ struct GenerateOptions {
   int threads = 0;
   std::string tokenizer;
   std::string save_state, load_state;
+  bool fast_bf16 = false;  // kernels/gemm_bf16.h: Bf16Activations::RoundedToBf16
 };
 
 using Clock = std::chrono::steady_clock;
@@ -51,6 +53,7 @@ int generate(const GenerateOptions& o) {
   HIPPO_CHECK(o.n >= 0, "-n must be >= 0, got ", o.n);
   HIPPO_CHECK(o.samples >= 1, "--samples must be >= 1, got ", o.samples);
   set_num_threads(o.threads);
+  if (o.fast_bf16) set_bf16_activations(Bf16Activations::RoundedToBf16);
   // Memory-mapped: fp32 weights used in place, bf16 files stay bf16 (models/load.h).
   std::map<std::string, std::string> meta;
   const std::unique_ptr<LanguageModel> loaded = load_model_mapped(o.model, &meta);
@@ -242,6 +245,8 @@ void add_generate(CLI::App& app, std::function<int()>& run) {
   c->add_option("--tokenizer", o->tokenizer,
                 "byte | gpt2:DIR (default: the model file's, else gpt2:data/gpt2 for a GPT-2-size "
                 "vocab, else byte)");
+  c->add_flag("--fast-bf16", o->fast_bf16,
+              "With bf16 weights: round decoding's activations to bf16 and multiply pairs with VDPBF16PS, as llama.cpp and PyTorch bf16 autocast do (faster batched decoding; logits move by ~1e-3 relative). Default: exact fp32 activations");
   c->add_option("--save-state", o->save_state, "Save the state after the prompt to FILE");
   c->add_option("--load-state", o->load_state,
                 "Continue from a saved state (-p text, if any, is appended to it)");

@@ -111,3 +111,48 @@ TEST(GemmBf16, RoundingIsToNearestEven) {
   EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
   EXPECT_EQ(bf16_to_f32(f32_to_bf16(INFINITY)), INFINITY);
 }
+
+// The fast mode: x rounded to bf16, VDPBF16PS. Its reference is the double loop on the rounded
+// x (so the test sees every element, mask and tail); the mode switch must route decoding's
+// products there and leave prompts exact.
+TEST(GemmBf16, RoundedActivationsMatchTheReferenceOnRoundedX) {
+  if (!bf16_isa_available(Bf16Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  for (int64_t rows : {1, 2, 3, 5, 8, 16})
+    for (int64_t in : {1, 31, 32, 33, 100, 3000})
+      for (int64_t out : {1, 9, 50}) {
+        Case c = make_case(rows, in, out, 7000 * rows + 10 * in + out);
+        std::vector<float> xr(c.x.size());
+        for (size_t i = 0; i < xr.size(); ++i) xr[i] = bf16_to_f32(f32_to_bf16(c.x[i]));
+        for (bool acc : {false, true}) {
+          std::vector<float> y0(rows * out);
+          Rng rng(static_cast<uint64_t>(rows + in + out));
+          for (auto& v : y0) v = acc ? static_cast<float>(rng.normal()) : 0.0f;
+          std::vector<float> y = y0, ref = y0;
+          matmul_xwt_bf16_rounded_x(c.x.data(), c.W.data(), y.data(), rows, in, out, acc);
+          matmul_xwt_bf16_ref(xr.data(), c.W.data(), ref.data(), rows, in, out, acc);
+          expect_close(y, ref, c, y0,
+                       "rows=" + std::to_string(rows) + " in=" + std::to_string(in) +
+                           " out=" + std::to_string(out) + " acc=" + std::to_string(acc));
+        }
+      }
+}
+
+TEST(GemmBf16, ActivationModeRoutesDecodingOnly) {
+  if (!bf16_isa_available(Bf16Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  const int64_t in = 300, out = 70;
+  for (int64_t rows : {8, 40}) {
+    const Case c = make_case(rows, in, out, 99 + rows);
+    std::vector<float> exact(rows * out), fast(rows * out), direct(rows * out);
+    matmul_xwt_bf16(c.x.data(), c.W.data(), exact.data(), rows, in, out);
+    set_bf16_activations(Bf16Activations::RoundedToBf16);
+    matmul_xwt_bf16(c.x.data(), c.W.data(), fast.data(), rows, in, out);
+    set_bf16_activations(Bf16Activations::Exact);
+    if (rows <= kBf16GemvRows) {
+      matmul_xwt_bf16_rounded_x(c.x.data(), c.W.data(), direct.data(), rows, in, out, false);
+      EXPECT_EQ(fast, direct) << "decoding rows must take the rounded path";
+      EXPECT_NE(fast, exact) << "rounding x must change the result";
+    } else {
+      EXPECT_EQ(fast, exact) << "prompts stay exact";
+    }
+  }
+}

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "core/buffer.h"
@@ -255,9 +256,38 @@ void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_
   }
 }
 
+namespace {
+std::atomic<Bf16Activations> g_activations{Bf16Activations::Exact};
+}  // namespace
+
+void set_bf16_activations(Bf16Activations mode) { g_activations.store(mode); }
+Bf16Activations bf16_activations() { return g_activations.load(std::memory_order_relaxed); }
+
+void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int64_t rows,
+                               int64_t in, int64_t out, bool accumulate) {
+  HIPPO_CHECK(small_rows_bf16_dot_available(),
+              "bf16 matmul with rounded activations: this CPU lacks AVX512_BF16");
+  if (rows <= 0 || out <= 0) return;
+  if (in <= 0) {
+    if (!accumulate) std::fill(y, y + rows * out, 0.0f);
+    return;
+  }
+  thread_local Buffer buf;  // 64-byte aligned rows of bf16, zero padded to 32
+  const int64_t st = round_up(in, kChunk);
+  uint16_t* xb = reinterpret_cast<uint16_t*>(buf.get(static_cast<size_t>(rows * st / 2 + 16)));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < st; ++i) xb[r * st + i] = i < in ? f32_to_bf16(x[r * in + i]) : 0;
+  for (int64_t r = 0; r < rows; r += kSmallRowsMax)  // the kernel takes 16 rows at a time
+    gemm_small_nt_bf16_dot(std::min(kSmallRowsMax, rows - r), out, in, xb + r * st, st, W, in,
+                           accumulate ? 1.0f : 0.0f, y + r * out, out);
+}
+
 void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                      int64_t out, bool accumulate) {
-  if (rows <= kBf16GemvRows)
+  if (rows <= kBf16GemvRows && bf16_activations() == Bf16Activations::RoundedToBf16 &&
+      small_rows_bf16_dot_available())
+    matmul_xwt_bf16_rounded_x(x, W, y, rows, in, out, accumulate);
+  else if (rows <= kBf16GemvRows)
     matmul_xwt_bf16_gemv(x, W, y, rows, in, out, accumulate, Bf16Isa::Auto);
   else
     matmul_xwt_bf16_blocked(x, W, y, rows, in, out, accumulate);

@@ -12,6 +12,18 @@ namespace hippo {
 
 constexpr int64_t kBf16GemvRows = 16;
 
+// Activations in the small-rows (decoding) products with bf16 weights:
+//  - Exact (default): x stays fp32, the weights are widened exactly; the result is the fp32
+//    product with the bf16 weights.
+//  - RoundedToBf16: x is rounded to bf16 (nearest even) and the pairs multiplied by VDPBF16PS
+//    with fp32 sums, as llama.cpp does for bf16 models and PyTorch's bf16 autocast does for
+//    every matmul. About twice the batch-8 decode speed (docs/performance.md); logits move by
+//    about 1e-3 relative. Only where the CPU has AVX512_BF16; elsewhere Exact.
+// Process-wide; prompts (more than kBf16GemvRows rows) are always exact.
+enum class Bf16Activations { Exact, RoundedToBf16 };
+void set_bf16_activations(Bf16Activations mode);
+Bf16Activations bf16_activations();
+
 // y = x W^T, or y += x W^T when accumulate.
 void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                      int64_t out, bool accumulate = false);
@@ -28,6 +40,10 @@ const char* bf16_isa_name(Bf16Isa isa);
 // The small-rows kernel on a given path (any rows count); Error if the CPU lacks it.
 void matmul_xwt_bf16_gemv(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                           int64_t out, bool accumulate, Bf16Isa isa);
+// The RoundedToBf16 product for at most kBf16GemvRows rows (any rows count); Error without
+// AVX512_BF16. Its reference is matmul_xwt_bf16_ref on x rounded to bf16.
+void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int64_t rows,
+                               int64_t in, int64_t out, bool accumulate);
 // The large-rows path (blocked widening + fp32 GEMM), for any rows count.
 void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_t rows,
                              int64_t in, int64_t out, bool accumulate);

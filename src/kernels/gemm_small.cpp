@@ -16,7 +16,9 @@ namespace hippo {
 
 namespace {
 
-#define HIPPO_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw")))
+// avx512bf16 is enabled for the whole file for the VDPBF16PS policy; only that policy emits
+// those instructions, and it runs only where the CPU has them (small_rows_bf16_dot_available).
+#define HIPPO_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512bf16")))
 
 // The sums of eight vectors, as lanes of one: lane 4j holds the sum of v[j] and lane 4j + 1
 // that of v[j + 4] (j < 4). 23 shuffles and adds instead of 8 separate reductions (~80).
@@ -36,12 +38,12 @@ HIPPO_AVX512 inline __m512 sum8(const __m512 v[8]) {
 }
 
 // Operands of one call: C = alpha A B^T + beta C with A (M x K, rows lda apart), B (N x K, rows
-// ldb apart), C (M x N, rows ldc apart). T is B's element type.
-template <class T>
+// ldb apart), C (M x N, rows ldc apart), element types from the policy WT.
+template <class WT>
 struct Operands {
-  const float* A;
+  const typename WT::X* A;
   int64_t lda;
-  const T* B;
+  const typename WT::T* B;
   int64_t ldb;
   float* C;
   int64_t ldc;
@@ -52,6 +54,7 @@ struct Operands {
 // fp32: 16 weights per step, one vector; A as is.
 struct F32Weights {
   using T = float;
+  using X = float;
   using Mask = __mmask16;
   static constexpr int kStep = 16, kParts = 1;
   static Mask tail(int64_t n) { return static_cast<Mask>((1u << n) - 1); }
@@ -61,6 +64,9 @@ struct F32Weights {
   HIPPO_AVX512 static void load_x(const float* x, Mask m, __m512* out) {
     out[0] = _mm512_maskz_loadu_ps(m, x);
   }
+  HIPPO_AVX512 static __m512 madd(__m512 acc, __m512 w, __m512 x) {
+    return _mm512_fmadd_ps(w, x, acc);
+  }
 };
 // bf16: 32 weights per step (one 512-bit load) widened exactly to fp32 by a 16-bit shift:
 // `w << 16` is the even elements, `w & 0xffff0000` the odd ones. A is pre-arranged to match
@@ -68,6 +74,7 @@ struct F32Weights {
 // split_even_odd in gemm_bf16.cpp).
 struct Bf16Weights {
   using T = uint16_t;
+  using X = float;
   using Mask = __mmask32;
   static constexpr int kStep = 32, kParts = 2;
   static Mask tail(int64_t n) { return static_cast<Mask>((uint64_t{1} << n) - 1); }
@@ -80,6 +87,28 @@ struct Bf16Weights {
     out[0] = _mm512_loadu_ps(x);
     out[1] = _mm512_loadu_ps(x + 16);
   }
+  HIPPO_AVX512 static __m512 madd(__m512 acc, __m512 w, __m512 x) {
+    return _mm512_fmadd_ps(w, x, acc);
+  }
+};
+// bf16 weights times activations rounded to bf16 (the fast mode, kernels/gemm_bf16.h):
+// VDPBF16PS multiplies 32 bf16 pairs into 16 fp32 sums, half the instructions of widening
+// and FMA per weight, which is what bounds batched decoding (see gemm_small.h).
+struct Bf16DotWeights {
+  using T = uint16_t;
+  using X = uint16_t;
+  using Mask = __mmask32;
+  static constexpr int kStep = 32, kParts = 1;
+  static Mask tail(int64_t n) { return static_cast<Mask>((uint64_t{1} << n) - 1); }
+  HIPPO_AVX512 static void load_w(const uint16_t* w, Mask m, __m512* out) {
+    out[0] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, w));
+  }
+  HIPPO_AVX512 static void load_x(const uint16_t* x, Mask m, __m512* out) {
+    out[0] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, x));
+  }
+  HIPPO_AVX512 static __m512 madd(__m512 acc, __m512 w, __m512 x) {
+    return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(w), reinterpret_cast<__m512bh&>(x));
+  }
 };
 
 // MR rows of A against NR consecutive rows of B over inputs [k0, k0 + K), as dot products in
@@ -87,10 +116,10 @@ struct Bf16Weights {
 // results are scaled by alpha and added to beta C (C is not read when beta is 0, so it may
 // hold garbage).
 template <int MR, int NR, class WT>
-HIPPO_AVX512 void tile(const Operands<typename WT::T>& op, int64_t r, int64_t o, int64_t k0,
+HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
                        int64_t K, float beta) {
   constexpr int P = WT::kParts;
-  const float* x = op.A + r * op.lda + k0;
+  const typename WT::X* x = op.A + r * op.lda + k0;
   const typename WT::T* W = op.B + o * op.ldb + k0;
   const int64_t ldx = op.lda, ldw = op.ldb;
   __m512 acc[MR][NR];
@@ -115,7 +144,7 @@ HIPPO_AVX512 void tile(const Operands<typename WT::T>& op, int64_t r, int64_t o,
 #pragma GCC unroll 16
       for (int t = 0; t < NR; ++t)
 #pragma GCC unroll 2
-        for (int q = 0; q < P; ++q) acc[m][t] = _mm512_fmadd_ps(w[t][q], xv[q], acc[m][t]);
+        for (int q = 0; q < P; ++q) acc[m][t] = WT::madd(acc[m][t], w[t][q], xv[q]);
     }
   };
   const int64_t full = K / WT::kStep * WT::kStep;
@@ -149,7 +178,7 @@ HIPPO_AVX512 void tile(const Operands<typename WT::T>& op, int64_t r, int64_t o,
 // Outputs [o0, o1) of all M rows over inputs [k0, k0 + K): tiles of NR rows of B, each used
 // by all rows in passes of G rows (the passes after the first read the tile from L1).
 template <int G, int NR, class WT>
-HIPPO_AVX512 void block(const Operands<typename WT::T>& op, int64_t M, int64_t o0, int64_t o1,
+HIPPO_AVX512 void block(const Operands<WT>& op, int64_t M, int64_t o0, int64_t o1,
                         int64_t k0, int64_t K, float beta) {
   auto rows_pass = [&]<int W>(int64_t o) HIPPO_AVX512 {
     int64_t r = 0;
@@ -171,7 +200,7 @@ HIPPO_AVX512 void block(const Operands<typename WT::T>& op, int64_t M, int64_t o
 }
 
 template <class WT>
-using BlockFn = void (*)(const Operands<typename WT::T>&, int64_t, int64_t, int64_t, int64_t,
+using BlockFn = void (*)(const Operands<WT>&, int64_t, int64_t, int64_t, int64_t,
                          int64_t, float);
 
 // Measured in cache (768 and 3072 inputs, 64-byte aligned, fp32): 8 rows x 2 outputs
@@ -191,7 +220,7 @@ BlockFn<WT> plan_for(int64_t rows) {
 // rows fill at most 32 KiB: the A vectors are re-read from L1 for every tile (at K = 3072
 // and 8 rows, from L2 they cost 35% of the speed in cache).
 template <class WT>
-void run(const Operands<typename WT::T>& op, int64_t M, int64_t N, int64_t K, float beta) {
+void run(const Operands<WT>& op, int64_t M, int64_t N, int64_t K, float beta) {
   constexpr int64_t kBlock = 48;  // a multiple of every tile width
   const int64_t blocks = (N + kBlock - 1) / kBlock;
   const BlockFn<WT> run_block = plan_for<WT>(M);
@@ -206,6 +235,11 @@ void run(const Operands<typename WT::T>& op, int64_t M, int64_t N, int64_t K, fl
 }
 
 }  // namespace
+
+bool small_rows_bf16_dot_available() {
+  static const bool ok = small_rows_kernel_available() && __builtin_cpu_supports("avx512bf16");
+  return ok;
+}
 
 bool small_rows_kernel_available() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
@@ -237,6 +271,16 @@ void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, 
               " floats for ", K, " inputs (a multiple of 32 at least K)");
   if (M == 0 || N <= 0 || K <= 0) return;
   run<Bf16Weights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
+}
+
+void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb, int64_t ldxb,
+                            const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc) {
+  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt_bf16_dot: ", M, " rows (at most ",
+              kSmallRowsMax, ")");
+  HIPPO_CHECK(small_rows_bf16_dot_available(),
+              "gemm_small_nt_bf16_dot: this CPU lacks AVX512_BF16");
+  if (M == 0 || N <= 0 || K <= 0) return;
+  run<Bf16DotWeights>({xb, ldxb, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
 }
 
 void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,

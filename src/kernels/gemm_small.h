@@ -28,6 +28,12 @@ void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, 
                               const uint16_t* W, int64_t ldw, float beta, float* C,
                               int64_t ldc);
 
+// The same with the activations already rounded to bf16 (`xb`, rows ldxb apart), multiplied by
+// VDPBF16PS with fp32 sums: the fast bf16 mode of kernels/gemm_bf16.h. Needs AVX512_BF16.
+bool small_rows_bf16_dot_available();
+void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb, int64_t ldxb,
+                            const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc);
+
 // y = x W^T (y += x W^T when accumulate); x (rows, in), y (rows, out), rows <= kSmallRowsMax.
 void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,
                       int64_t out, bool accumulate);
