@@ -93,7 +93,7 @@ struct Bf16Weights {
 };
 // bf16 weights times activations rounded to bf16 (the fast mode, kernels/gemm_bf16.h):
 // VDPBF16PS multiplies 32 bf16 pairs into 16 fp32 sums, half the instructions of widening
-// and FMA per weight, which is what bounds batched decoding (see gemm_small.h).
+// and FMA per weight, which is what bounds batched decoding (docs/performance.md).
 struct Bf16DotWeights {
   using T = uint16_t;
   using X = uint16_t;
