@@ -4,22 +4,23 @@
 # (byte tokenizer) with the same token budget and optimizer settings, two seeds each. Writes
 # runs/lm_compare/{table.md,results.csv,loss.png} and one run folder per model and seed.
 #
-#   scripts/lm_compare.sh [-n STEPS] [-j PARALLEL_RUNS] [-s "SEEDS"] [-o OUT]
+#   scripts/lm_compare.sh [-n STEPS] [-j PARALLEL_RUNS] [-s "SEEDS"] [-m "MODELS"] [-o OUT]
 # Every run uses one thread; -j 2 runs two at a time (the machine has 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=400 jobs=1 seeds="0 1" out=runs/lm_compare
-while getopts "n:j:s:o:" opt; do
+steps=400 jobs=1 seeds="0 1" out=runs/lm_compare models="transformer h3 hybrid s4d"
+while getopts "n:j:s:m:o:" opt; do
   case $opt in
-    n) steps=$OPTARG ;; j) jobs=$OPTARG ;; s) seeds=$OPTARG ;; o) out=$OPTARG ;;
-    *) echo "usage: $0 [-n STEPS] [-j PARALLEL_RUNS] [-s \"SEEDS\"] [-o OUT]" >&2; exit 2 ;;
+    n) steps=$OPTARG ;; j) jobs=$OPTARG ;; s) seeds=$OPTARG ;; m) models=$OPTARG ;;
+    o) out=$OPTARG ;;
+    *) echo "usage: $0 [-n STEPS] [-j PARALLEL_RUNS] [-s \"SEEDS\"] [-m \"MODELS\"] [-o OUT]" >&2
+       exit 2 ;;
   esac
 done
 hippo=${HIPPO_BIN:-build/hippo}  # HIPPO_BIN: run a copy while build/ changes
 [ -x "$hippo" ] || scripts/setup.sh
 scripts/get_brown.sh
 mkdir -p "$out"
-models="transformer h3 hybrid s4d"
 # The same settings for every model: batch 16 x 256 bytes, AdamW lr 2e-3 (warmup 50, cosine
 # to 10%), weight decay 0.1, clip 1.0, validation every 50 steps on 64K bytes.
 run_one() {
