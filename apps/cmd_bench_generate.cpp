@@ -10,13 +10,13 @@
 #include <vector>
 
 #include "apps/commands.h"
-#include "core/error.h"
-#include "kernels/gemm_bf16.h"
 #include "core/buffer.h"
+#include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "generate/sampler.h"
 #include "generate/state_io.h"
+#include "kernels/gemm_bf16.h"
 #include "models/bf16_weights.h"
 #include "models/lm.h"
 

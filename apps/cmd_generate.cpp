@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "apps/commands.h"
-#include "kernels/gemm_bf16.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "data/read_file.h"
 #include "data/tokenizer.h"
 #include "generate/sampler.h"
 #include "generate/state_io.h"
+#include "kernels/gemm_bf16.h"
 #include "models/lm.h"
 #include "models/load.h"
 #include "train/checkpoint.h"
@@ -246,7 +246,9 @@ void add_generate(CLI::App& app, std::function<int()>& run) {
                 "byte | gpt2:DIR (default: the model file's, else gpt2:data/gpt2 for a GPT-2-size "
                 "vocab, else byte)");
   c->add_flag("--fast-bf16", o->fast_bf16,
-              "With bf16 weights: round decoding's activations to bf16 and multiply pairs with VDPBF16PS, as llama.cpp and PyTorch bf16 autocast do (faster batched decoding; logits move by ~1e-3 relative). Default: exact fp32 activations");
+              "With bf16 weights: round decoding's activations to bf16 and multiply pairs with "
+              "VDPBF16PS, as llama.cpp and PyTorch bf16 autocast do (faster batched decoding; "
+              "logits move by ~1e-3 relative). Default: exact fp32 activations");
   c->add_option("--save-state", o->save_state, "Save the state after the prompt to FILE");
   c->add_option("--load-state", o->load_state,
                 "Continue from a saved state (-p text, if any, is appended to it)");
