@@ -60,6 +60,13 @@ int generate(const GenerateOptions& o) {
   LanguageModel& model = *loaded;
   model.release_prefill_activations = true;  // one prefill per run: keep its peak memory low
   const ModelConfig& cfg = model.config();
+  if (o.fast_bf16) {
+    bool any_bf16 = false;
+    for (const auto& p : model.params()) any_bf16 = any_bf16 || p.param->bf16 != nullptr;
+    if (!any_bf16)
+      std::fprintf(stderr, "[generate] --fast-bf16 has no effect: %s holds fp32 weights "
+                   "(convert with --dtype bf16)\n", o.model.c_str());
+  }
   // --tokenizer, else the one recorded in the model file, else a guess from the vocab size.
   std::string tok_spec = o.tokenizer;
   if (tok_spec.empty()) tok_spec = meta.count("tokenizer") ? meta["tokenizer"] : "";
