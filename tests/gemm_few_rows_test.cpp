@@ -1,7 +1,8 @@
-// gemm() runs "A B^T" products with a few rows of A against a wide B (batched decoding's
-// linear layers) through a transposed call; it must still equal the triple-loop reference,
-// including leading dimensions wider than the matrices, alpha, beta = 0 over garbage, and
-// calls from inside a parallel region.
+// Without AVX-512, gemm() runs "A B^T" products with a few rows of A against a wide B (batched
+// decoding's linear layers) through a transposed oneDNN call; it must still equal the
+// triple-loop reference, including leading dimensions wider than the matrices, alpha, beta = 0
+// over garbage, and calls from inside a parallel region. The tests switch the small-rows
+// kernel off so that this path runs on any CPU (the kernel has tests/gemm_small_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -40,7 +41,16 @@ void check_shape(Rng& rng, int64_t M, int64_t N, int64_t K, float beta) {
 
 }  // namespace
 
+namespace {
+// Switches the small-rows kernel off for one test.
+struct OneDnnPaths {
+  OneDnnPaths() { set_small_rows_kernel_enabled(false); }
+  ~OneDnnPaths() { set_small_rows_kernel_enabled(true); }
+};
+}  // namespace
+
 TEST(GemmFewRows, MatchesReference) {
+  const OneDnnPaths scope;
   Rng rng(51);
   for (int64_t M : {7, 8, 12, 16, 17})  // 7 and 17 take the ordinary path
     for (int64_t N : {255, 256, 300})
@@ -49,6 +59,7 @@ TEST(GemmFewRows, MatchesReference) {
 }
 
 TEST(GemmFewRows, InsideParallelRegion) {
+  const OneDnnPaths scope;
   const int64_t M = 8, N = 512, K = 33;
   std::vector<float> A(M * K), B(N * K);
   Rng rng(52);
