@@ -58,16 +58,14 @@ void gemv_scalar(const float* x, const uint16_t* W, float* y, int64_t rows, int6
   }
 }
 
+// Both AVX-512 paths run on the small-rows kernel (kernels/gemm_small.h); here is the
+// arrangement of x each one reads.
 // ---- AVX-512F: widen W by a 16-bit shift, fp32 FMA ------------------------------------------
 // A 512-bit load of 32 bf16 holds element 2j in the low and 2j+1 in the high half of 32-bit lane
 // j: `w << 16` is the even elements as fp32, `w & 0xffff0000` the odd ones. x is rearranged once
 // per call to match (per 32-chunk: its 16 even elements, then its 16 odd ones; zero padded).
 
-#define HIPPO_AVX512 __attribute__((target("avx512f,avx512bw")))
-
-HIPPO_AVX512 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
-
-HIPPO_AVX512 void split_even_odd(const float* x, float* xs, int64_t in) {
+void split_even_odd(const float* x, float* xs, int64_t in) {
   const int64_t padded = round_up(in, kChunk);
   for (int64_t c = 0; c < padded; c += kChunk)
     for (int64_t j = 0; j < 16; ++j) {
@@ -81,85 +79,17 @@ HIPPO_AVX512 void split_even_odd(const float* x, float* xs, int64_t in) {
 // and both are multiplied: x is then carried to about 2^-17 relative, close to fp32 (x alone in
 // bf16 would be 2^-9). Products of two bf16 are exact in fp32.
 
-#define HIPPO_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-
-void split_hi_lo(const float* x, uint16_t* hi, uint16_t* lo, int64_t in) {
+// Per 32-chunk: the 32 hi values, then the 32 lo values (gemm_small_nt_bf16_hilo's layout).
+void split_hi_lo(const float* x, uint16_t* out, int64_t in) {
   const int64_t padded = round_up(in, kChunk);
-  for (int64_t i = 0; i < padded; ++i) {
-    const float v = i < in ? x[i] : 0.0f;
-    hi[i] = f32_to_bf16(v);
-    lo[i] = f32_to_bf16(v - bf16_to_f32(hi[i]));
-  }
-}
-
-template <int R, int OT>
-HIPPO_AVX512BF16 void tile_dpbf16(const uint16_t* xh, const uint16_t* xl, int64_t xs_stride,
-                                  const uint16_t* W, int64_t in, float* y, int64_t out,
-                                  bool accumulate) {
-  __m512 acc[R][OT];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < OT; ++t) acc[r][t] = _mm512_setzero_ps();
-  auto body = [&](int64_t c, __mmask32 m) HIPPO_AVX512BF16 {
-    __m512bh w[OT];
-    for (int t = 0; t < OT; ++t) w[t] = (__m512bh)_mm512_maskz_loadu_epi16(m, W + t * in + c);
-    for (int r = 0; r < R; ++r) {
-      const __m512bh h = (__m512bh)_mm512_loadu_si512(xh + r * xs_stride + c);
-      const __m512bh l = (__m512bh)_mm512_loadu_si512(xl + r * xs_stride + c);
-      for (int t = 0; t < OT; ++t) {
-        acc[r][t] = _mm512_dpbf16_ps(acc[r][t], w[t], h);
-        acc[r][t] = _mm512_dpbf16_ps(acc[r][t], w[t], l);
-      }
+  for (int64_t c = 0; c < padded; c += kChunk)
+    for (int64_t j = 0; j < kChunk; ++j) {
+      const float v = c + j < in ? x[c + j] : 0.0f;
+      const uint16_t hi = f32_to_bf16(v);
+      out[2 * c + j] = hi;
+      out[2 * c + kChunk + j] = f32_to_bf16(v - bf16_to_f32(hi));
     }
-  };
-  const int64_t full = in / kChunk * kChunk;
-  for (int64_t c = 0; c < full; c += kChunk) body(c, ~__mmask32{0});
-  if (full < in) body(full, (__mmask32{1} << (in - full)) - 1);
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < OT; ++t) store(y + r * out + t, hsum(acc[r][t]), accumulate);
 }
-
-// Runs tiles over all outputs and rows: outputs in tiles of OT (8 for a single row, where more
-// independent weight streams help, else 4), rows in groups of up to 4, the weight tile reused
-// from cache by every group.
-template <class Tile>
-void run_tiles(int64_t rows, int64_t in, int64_t out, Tile tile) {
-  const int64_t ot = rows == 1 ? 8 : 4;
-  const int64_t tiles = (out + ot - 1) / ot;
-#pragma omp parallel for schedule(static) if (rows * in * out > kParallelWork)
-  for (int64_t ti = 0; ti < tiles; ++ti) {
-    const int64_t o0 = ti * ot, n = std::min(ot, out - o0);
-    for (int64_t r0 = 0; r0 < rows; r0 += 4) tile(r0, std::min<int64_t>(4, rows - r0), o0, n);
-  }
-}
-
-// Instantiates tile functions for r in 1..4 rows and OT in {8, 4, 1} outputs.
-template <template <int, int> class K, class... Args>
-void dispatch_tile(int64_t r, int64_t n, Args... args) {
-  auto go = [&](auto R) {
-    constexpr int kR = decltype(R)::value;
-    if (n == 8) return K<kR, 8>::run(args...);
-    if (n == 4) return K<kR, 4>::run(args...);
-    for (int64_t t = 0; t < n; ++t) K<kR, 1>::run_offset(t, args...);
-  };
-  switch (r) {
-    case 1: go(std::integral_constant<int, 1>{}); break;
-    case 2: go(std::integral_constant<int, 2>{}); break;
-    case 3: go(std::integral_constant<int, 3>{}); break;
-    default: go(std::integral_constant<int, 4>{}); break;
-  }
-}
-
-template <int R, int OT>
-struct DpTile {
-  static void run(const uint16_t* xh, const uint16_t* xl, int64_t st, const uint16_t* W,
-                  int64_t in, float* y, int64_t out, bool acc) {
-    tile_dpbf16<R, OT>(xh, xl, st, W, in, y, out, acc);
-  }
-  static void run_offset(int64_t t, const uint16_t* xh, const uint16_t* xl, int64_t st,
-                         const uint16_t* W, int64_t in, float* y, int64_t out, bool acc) {
-    tile_dpbf16<R, OT>(xh, xl, st, W + t * in, in, y + t, out, acc);
-  }
-};
 
 void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                  int64_t out, bool accumulate) {
@@ -175,24 +105,23 @@ void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int6
 void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                      int64_t out, bool accumulate) {
   thread_local Buffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
-  const int64_t st = round_up(in, kChunk);
-  uint16_t* xh = reinterpret_cast<uint16_t*>(buf.get(static_cast<size_t>(rows * st)));
-  uint16_t* xl = xh + rows * st;
-  for (int64_t r = 0; r < rows; ++r) split_hi_lo(x + r * in, xh + r * st, xl + r * st, in);
-  run_tiles(rows, in, out, [&](int64_t r0, int64_t nr, int64_t o0, int64_t n) {
-    dispatch_tile<DpTile>(nr, n, xh + r0 * st, xl + r0 * st, st, W + o0 * in, in,
-                          y + r0 * out + o0, out, accumulate);
-  });
+  const int64_t st = round_up(in, kChunk);  // floats per row: 2 bf16 per input
+  float* xs = buf.get(static_cast<size_t>(rows * st));
+  for (int64_t r = 0; r < rows; ++r)
+    split_hi_lo(x + r * in, reinterpret_cast<uint16_t*>(xs + r * st), in);
+  for (int64_t r = 0; r < rows; r += kSmallRowsMax)  // the kernel takes 16 rows at a time
+    gemm_small_nt_bf16_hilo(std::min(kSmallRowsMax, rows - r), out, in, xs + r * st, st, W, in,
+                            accumulate ? 1.0f : 0.0f, y + r * out, out);
 }
 
 Bf16Isa best_isa() {
-  // The shift+FMA path runs on the small-rows kernel (kernels/gemm_small.h): on this Zen 5
-  // (bench/bench_gemm_bf16.cpp, weights streamed) it read the weights as fast as VDPBF16PS at
-  // one row (23-27 against 22-29 GB/s) and faster at 8 rows (7.2 against 6.3 GB/s), and in
-  // cache 1.4x faster (154 against 111 GFLOP/s at 8 rows). VDPBF16PS stays selectable.
-  static const Bf16Isa best = bf16_isa_available(Bf16Isa::Avx512)       ? Bf16Isa::Avx512
-                              : bf16_isa_available(Bf16Isa::Avx512Bf16) ? Bf16Isa::Avx512Bf16
-                                                                        : Bf16Isa::Scalar;
+  // Both paths run on the small-rows kernel (kernels/gemm_small.h). On this Zen 5
+  // (bench/bench_gemm_bf16.cpp, weights streamed, 1 thread) VDPBF16PS on x = hi + lo read the
+  // weights at 13-16 GB/s at 8 rows against 7-9 for the shift+FMA path, and as fast at one row
+  // (23-27 GB/s both).
+  static const Bf16Isa best = bf16_isa_available(Bf16Isa::Avx512Bf16) ? Bf16Isa::Avx512Bf16
+                              : bf16_isa_available(Bf16Isa::Avx512)   ? Bf16Isa::Avx512
+                                                                      : Bf16Isa::Scalar;
   return best;
 }
 

@@ -91,6 +91,27 @@ struct Bf16Weights {
     return _mm512_fmadd_ps(w, x, acc);
   }
 };
+// bf16 weights times x split into two bf16 parts, x = hi + lo (about 2^-17 relative, not
+// rounded to bf16): VDPBF16PS on (W, hi) and (W, lo), no widening. A is pre-arranged per
+// 32-chunk as its 32 hi values then its 32 lo values (64 bf16 = 32 floats' room, so A is
+// addressed in floats like the even/odd split; split_hi_lo in gemm_bf16.cpp).
+struct Bf16HiLoWeights {
+  using T = uint16_t;
+  using X = float;
+  using Mask = __mmask32;
+  static constexpr int kStep = 32, kParts = 2;
+  static Mask tail(int64_t n) { return static_cast<Mask>((uint64_t{1} << n) - 1); }
+  HIPPO_AVX512 static void load_w(const uint16_t* w, Mask m, __m512* out) {
+    out[0] = out[1] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, w));
+  }
+  HIPPO_AVX512 static void load_x(const float* x, Mask, __m512* out) {
+    out[0] = _mm512_loadu_ps(x);
+    out[1] = _mm512_loadu_ps(x + 16);
+  }
+  HIPPO_AVX512 static __m512 madd(__m512 acc, __m512 w, __m512 x) {
+    return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(w), reinterpret_cast<__m512bh&>(x));
+  }
+};
 // bf16 weights times activations rounded to bf16 (the fast mode, kernels/gemm_bf16.h):
 // VDPBF16PS multiplies 32 bf16 pairs into 16 fp32 sums, half the instructions of widening
 // and FMA per weight, which is what bounds batched decoding (docs/performance.md).
@@ -281,6 +302,18 @@ void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb,
               "gemm_small_nt_bf16_dot: this CPU lacks AVX512_BF16");
   if (M == 0 || N <= 0 || K <= 0) return;
   run<Bf16DotWeights>({xb, ldxb, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
+}
+
+void gemm_small_nt_bf16_hilo(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
+                             const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc) {
+  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt_bf16_hilo: ", M, " rows (at most ",
+              kSmallRowsMax, ")");
+  HIPPO_CHECK(small_rows_bf16_dot_available(),
+              "gemm_small_nt_bf16_hilo: this CPU lacks AVX512_BF16");
+  HIPPO_CHECK(ldxs % 32 == 0 && ldxs >= K, "gemm_small_nt_bf16_hilo: split rows of ", ldxs,
+              " floats for ", K, " inputs (a multiple of 32 at least K)");
+  if (M == 0 || N <= 0 || K <= 0) return;
+  run<Bf16HiLoWeights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
 }
 
 void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,

@@ -34,6 +34,12 @@ bool small_rows_bf16_dot_available();
 void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb, int64_t ldxb,
                             const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc);
 
+// The same with x split into two bf16 parts (x = hi + lo, ~2^-17 relative) and VDPBF16PS:
+// `xs` holds per 32 inputs their 32 hi then 32 lo bf16 values (the room of 32 floats), rows
+// ldxs floats apart (a multiple of 32, at least K). Needs AVX512_BF16.
+void gemm_small_nt_bf16_hilo(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
+                             const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc);
+
 // y = x W^T (y += x W^T when accumulate); x (rows, in), y (rows, out), rows <= kSmallRowsMax.
 void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,
                       int64_t out, bool accumulate);
