@@ -201,9 +201,8 @@ int bench_generate(BenchGenOptions o) {
               "wall time, %.1f GB/s by CPU time\n", o.threads, bw_wall, bw_cpu);
   std::vector<Row> res[kKinds];
   int64_t weight_bytes[kKinds];
-  const char* const* names = kNames;
   for (int k = 0; k < kKinds; ++k) {
-    if (!o.only.empty() && o.only != names[k]) continue;
+    if (!o.only.empty() && o.only != kNames[k]) continue;
     if (o.only.empty() && k == kH3 && o.no_h3) continue;
     LanguageModel m(shape_125m(static_cast<Kind>(k), max_pos));
     m.init(1);
@@ -213,18 +212,18 @@ int bench_generate(BenchGenOptions o) {
     weight_bytes[k] = 0;
     for (auto& p : m.params()) weight_bytes[k] += p.param->value.numel() * (p.param->bf16 ? 2 : 4);
     if (k == kTransformer) weight_bytes[k] -= static_cast<int64_t>(max_pos - 1) * 768 * 4;
-    std::fprintf(stderr, "%s: %.1fM parameters\n", names[k], m.num_params() / 1e6);
+    std::fprintf(stderr, "%s: %.1fM parameters\n", kNames[k], m.num_params() / 1e6);
     res[k] = bench_model(m, o);
   }
   if (!o.only.empty()) {  // one model: no ratio column
-    const int k = static_cast<int>(std::find(names, names + kKinds, o.only) - names);
-    std::printf("%s, tokens/s (wall / process CPU)\n%-7s %-6s %20s %20s\n", names[k], "prompt",
+    const int k = static_cast<int>(std::find(kNames, kNames + kKinds, o.only) - kNames);
+    std::printf("%s, tokens/s (wall / process CPU)\n%-7s %-6s %20s %20s\n", kNames[k], "prompt",
                 "batch", "prompt t/s", "decode t/s");
     for (const Row& r : res[k])
       std::printf("%-7d %-6d %9.1f / %8.1f %9.2f / %8.2f\n", r.prompt, r.batch, r.prefill.wall,
                   r.prefill.cpu, r.decode.wall, r.decode.cpu);
     std::printf("%s: weights read per batch-1 token %.0f MB -> bandwidth bound %.1f tokens/s\n",
-                names[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
+                kNames[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
     return 0;
   }
   auto table = [&](const char* title, bool cpu) {
@@ -252,7 +251,7 @@ int bench_generate(BenchGenOptions o) {
     if (!res[k].empty())
     std::printf("%s: weights read per batch-1 token %.0f MB -> bandwidth bound %.1f tokens/s "
                 "(KV cache reads come on top)\n",
-                names[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
+                kNames[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
   return 0;
 }
 

@@ -97,9 +97,7 @@ void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int6
   const int64_t st = round_up(in, kChunk);
   float* xs = buf.get(static_cast<size_t>(rows * st));
   for (int64_t r = 0; r < rows; ++r) split_even_odd(x + r * in, xs + r * st, in);
-  for (int64_t r = 0; r < rows; r += kSmallRowsMax)  // the kernel takes 16 rows at a time
-    gemm_small_nt_bf16_split(std::min(kSmallRowsMax, rows - r), out, in, xs + r * st, st, W, in,
-                             accumulate ? 1.0f : 0.0f, y + r * out, out);
+  gemm_small_nt_bf16_split(rows, out, in, xs, st, W, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 
 void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
@@ -109,9 +107,7 @@ void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
   float* xs = buf.get(static_cast<size_t>(rows * st));
   for (int64_t r = 0; r < rows; ++r)
     split_hi_lo(x + r * in, reinterpret_cast<uint16_t*>(xs + r * st), in);
-  for (int64_t r = 0; r < rows; r += kSmallRowsMax)  // the kernel takes 16 rows at a time
-    gemm_small_nt_bf16_hilo(std::min(kSmallRowsMax, rows - r), out, in, xs + r * st, st, W, in,
-                            accumulate ? 1.0f : 0.0f, y + r * out, out);
+  gemm_small_nt_bf16_hilo(rows, out, in, xs, st, W, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 
 Bf16Isa best_isa() {
@@ -206,9 +202,7 @@ void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int6
   uint16_t* xb = reinterpret_cast<uint16_t*>(buf.get(static_cast<size_t>(rows * st / 2 + 16)));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < st; ++i) xb[r * st + i] = i < in ? f32_to_bf16(x[r * in + i]) : 0;
-  for (int64_t r = 0; r < rows; r += kSmallRowsMax)  // the kernel takes 16 rows at a time
-    gemm_small_nt_bf16_dot(std::min(kSmallRowsMax, rows - r), out, in, xb + r * st, st, W, in,
-                           accumulate ? 1.0f : 0.0f, y + r * out, out);
+  gemm_small_nt_bf16_dot(rows, out, in, xb, st, W, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 
 void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,

@@ -68,20 +68,25 @@ struct F32Weights {
     return _mm512_fmadd_ps(w, x, acc);
   }
 };
-// bf16: 32 weights per step (one 512-bit load) widened exactly to fp32 by a 16-bit shift:
-// `w << 16` is the even elements, `w & 0xffff0000` the odd ones. A is pre-arranged to match
-// (per 32-chunk its 16 even elements, then its 16 odd ones, zero padded to a multiple of 32;
-// split_even_odd in gemm_bf16.cpp).
-struct Bf16Weights {
+// Shared by the bf16 policies: 32 weights (one 512-bit load) per step.
+struct Bf16Step {
   using T = uint16_t;
-  using X = float;
   using Mask = __mmask32;
-  static constexpr int kStep = 32, kParts = 2;
+  static constexpr int kStep = 32;
   static Mask tail(int64_t n) { return static_cast<Mask>((uint64_t{1} << n) - 1); }
+};
+// bf16 widened exactly to fp32 by a 16-bit shift: `w << 16` is the even elements,
+// `w & 0xffff0000` the odd ones. A is pre-arranged to match (per 32-chunk its 16 even
+// elements, then its 16 odd ones, zero padded to a multiple of 32; split_even_odd in
+// gemm_bf16.cpp), read as two float vectors.
+struct Bf16Weights : Bf16Step {
+  using X = float;
+  static constexpr int kParts = 2;
   HIPPO_AVX512 static void load_w(const uint16_t* w, Mask m, __m512* out) {
     const __m512i v = _mm512_maskz_loadu_epi16(m, w);
     out[0] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-    out[1] = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+    out[1] = _mm512_castsi512_ps(
+        _mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
   }
   HIPPO_AVX512 static void load_x(const float* x, Mask, __m512* out) {
     out[0] = _mm512_loadu_ps(x);
@@ -93,20 +98,11 @@ struct Bf16Weights {
 };
 // bf16 weights times x split into two bf16 parts, x = hi + lo (about 2^-17 relative, not
 // rounded to bf16): VDPBF16PS on (W, hi) and (W, lo), no widening. A is pre-arranged per
-// 32-chunk as its 32 hi values then its 32 lo values (64 bf16 = 32 floats' room, so A is
-// addressed in floats like the even/odd split; split_hi_lo in gemm_bf16.cpp).
-struct Bf16HiLoWeights {
-  using T = uint16_t;
-  using X = float;
-  using Mask = __mmask32;
-  static constexpr int kStep = 32, kParts = 2;
-  static Mask tail(int64_t n) { return static_cast<Mask>((uint64_t{1} << n) - 1); }
+// 32-chunk as its 32 hi values then its 32 lo values (the room of 32 floats, so A is read as
+// Bf16Weights reads its even/odd split; split_hi_lo in gemm_bf16.cpp).
+struct Bf16HiLoWeights : Bf16Weights {
   HIPPO_AVX512 static void load_w(const uint16_t* w, Mask m, __m512* out) {
     out[0] = out[1] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, w));
-  }
-  HIPPO_AVX512 static void load_x(const float* x, Mask, __m512* out) {
-    out[0] = _mm512_loadu_ps(x);
-    out[1] = _mm512_loadu_ps(x + 16);
   }
   HIPPO_AVX512 static __m512 madd(__m512 acc, __m512 w, __m512 x) {
     return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(w), reinterpret_cast<__m512bh&>(x));
@@ -115,12 +111,9 @@ struct Bf16HiLoWeights {
 // bf16 weights times activations rounded to bf16 (the fast mode, kernels/gemm_bf16.h):
 // VDPBF16PS multiplies 32 bf16 pairs into 16 fp32 sums, half the instructions of widening
 // and FMA per weight, which is what bounds batched decoding (docs/performance.md).
-struct Bf16DotWeights {
-  using T = uint16_t;
+struct Bf16DotWeights : Bf16Step {
   using X = uint16_t;
-  using Mask = __mmask32;
-  static constexpr int kStep = 32, kParts = 1;
-  static Mask tail(int64_t n) { return static_cast<Mask>((uint64_t{1} << n) - 1); }
+  static constexpr int kParts = 1;
   HIPPO_AVX512 static void load_w(const uint16_t* w, Mask m, __m512* out) {
     out[0] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, w));
   }
@@ -132,10 +125,6 @@ struct Bf16DotWeights {
   }
 };
 
-// MR rows of A against NR consecutive rows of B over inputs [k0, k0 + K), as dot products in
-// vectors: each B vector is loaded once and used by all MR rows (MR * NR accumulators). The
-// results are scaled by alpha and added to beta C (C is not read when beta is 0, so it may
-// hold garbage).
 template <int MR, int NR, class WT>
 HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
                        int64_t K, float beta) {
@@ -255,6 +244,17 @@ void run(const Operands<WT>& op, int64_t M, int64_t N, int64_t K, float beta) {
   });
 }
 
+// Any rows count, kSmallRowsMax at a time (the bf16 entry points: gemm_bf16.cpp's small-rows
+// path is also called with more rows by its tests and benchmarks).
+template <class WT>
+void run_any_rows(Operands<WT> op, int64_t M, int64_t N, int64_t K, float beta) {
+  for (int64_t r = 0; r < M; r += kSmallRowsMax) {
+    run<WT>(op, std::min(kSmallRowsMax, M - r), N, K, beta);
+    op.A += kSmallRowsMax * op.lda;
+    op.C += kSmallRowsMax * op.ldc;
+  }
+}
+
 }  // namespace
 
 bool small_rows_bf16_dot_available() {
@@ -285,35 +285,32 @@ void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
 void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
                               const uint16_t* W, int64_t ldw, float beta, float* C,
                               int64_t ldc) {
-  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt_bf16_split: ", M,
-              " rows (at most ", kSmallRowsMax, ")");
+  HIPPO_CHECK(M >= 0, "gemm_small_nt_bf16_split: ", M, " rows");
   HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt_bf16_split: this CPU lacks AVX-512");
   HIPPO_CHECK(ldxs % 32 == 0 && ldxs >= K, "gemm_small_nt_bf16_split: split rows of ", ldxs,
               " floats for ", K, " inputs (a multiple of 32 at least K)");
   if (M == 0 || N <= 0 || K <= 0) return;
-  run<Bf16Weights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
+  run_any_rows<Bf16Weights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
 }
 
 void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb, int64_t ldxb,
                             const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc) {
-  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt_bf16_dot: ", M, " rows (at most ",
-              kSmallRowsMax, ")");
+  HIPPO_CHECK(M >= 0, "gemm_small_nt_bf16_dot: ", M, " rows");
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_dot: this CPU lacks AVX512_BF16");
   if (M == 0 || N <= 0 || K <= 0) return;
-  run<Bf16DotWeights>({xb, ldxb, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
+  run_any_rows<Bf16DotWeights>({xb, ldxb, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
 }
 
 void gemm_small_nt_bf16_hilo(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
                              const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc) {
-  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt_bf16_hilo: ", M, " rows (at most ",
-              kSmallRowsMax, ")");
+  HIPPO_CHECK(M >= 0, "gemm_small_nt_bf16_hilo: ", M, " rows");
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_hilo: this CPU lacks AVX512_BF16");
   HIPPO_CHECK(ldxs % 32 == 0 && ldxs >= K, "gemm_small_nt_bf16_hilo: split rows of ", ldxs,
               " floats for ", K, " inputs (a multiple of 32 at least K)");
   if (M == 0 || N <= 0 || K <= 0) return;
-  run<Bf16HiLoWeights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
+  run_any_rows<Bf16HiLoWeights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
 }
 
 void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,

@@ -20,7 +20,7 @@ bool small_rows_kernel_available();
 void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-// The same with B in bf16 (N x K, rows ldw apart; alpha 1): A given as `xs`, each row split
+// The same with B in bf16 (N x K, rows ldw apart; alpha 1; any M, taken 16 rows at a time): A given as `xs`, each row split
 // per 32 inputs into its 16 even then 16 odd elements, zero padded, rows ldxs floats apart
 // (ldxs a multiple of 32, at least K). The weights are widened exactly (a 16-bit shift), so
 // the result is the fp32 product with the bf16 weights. Used by kernels/gemm_bf16.cpp.
