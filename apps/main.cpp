@@ -52,8 +52,7 @@ int main(int argc, char** argv) {
   } catch (const hippo::Error& e) {
     return error(hippo::json_error_text(e));  // a wrapped nlohmann text keeps no "[json...]"
   } catch (const std::bad_alloc&) {
-    return error("out of memory while running `hippo " + cmd +
-                 "` (a smaller model, batch size or sequence length may fit)");
+    return error("out of memory while running `hippo " + cmd + "`");
   } catch (const std::filesystem::filesystem_error& e) {
     std::string m = e.code().message();
     if (!e.path1().empty()) m = e.path1().string() + ": " + m;
