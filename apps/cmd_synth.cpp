@@ -19,6 +19,7 @@
 #include "io/run_dir.h"
 #include "io/safetensors.h"
 #include "models/lm.h"
+#include "train/int_option.h"
 #include "train/synthetic_eval.h"
 #include "train/trainer.h"
 
@@ -35,6 +36,7 @@ struct SynthCli {
   int batch_size = 32;
   int64_t steps = 3000;
   int64_t eval_every = 100;
+  std::string steps_text = "3000", eval_every_text = "100";  // parsed strictly (train/int_option.h)
   float lr = 1e-3f;
   float init_std = 0;  // 0: 1/sqrt(d_model)
   int threads = 0;
@@ -96,8 +98,6 @@ void validate(const SynthCli& o) {
   HIPPO_CHECK(o.n_layer >= 1 && o.n_layer <= 64, "--layers must be in [1, 64], got ", o.n_layer);
   HIPPO_CHECK(o.batch_size >= 1 && o.batch_size <= 65536, "--batch-size must be in [1, 65536], got ",
               o.batch_size);
-  HIPPO_CHECK(o.steps >= 1, "--steps must be >= 1, got ", o.steps);
-  HIPPO_CHECK(o.eval_every >= 0, "--eval-every must be >= 0 (0: only at the end), got ", o.eval_every);
   HIPPO_CHECK(std::isfinite(o.lr) && o.lr > 0, "--lr must be a positive finite number, got ", o.lr);
   HIPPO_CHECK(o.init_std == 0 || (o.init_std > 0 && o.init_std < 10),
               "--init-std must be 0 (1/sqrt(d)) or in (0, 10), got ", o.init_std);
@@ -115,8 +115,10 @@ void validate(const SynthCli& o) {
   }
 }
 
-int run_synth(const SynthCli& o) {
+int run_synth(SynthCli& o) {
   namespace fs = std::filesystem;
+  o.steps = parse_int_option(o.steps_text, "--steps", 1, kMaxCount);
+  o.eval_every = parse_int_option(o.eval_every_text, "--eval-every", 0, kMaxCount);
   validate(o);
   // The output folder is ready before hours of runs: created, locked against a second study,
   // cleared of stale temporary files, writable, and not holding an earlier study's results.
@@ -280,8 +282,9 @@ void add_synth(CLI::App& app, std::function<int()>& run) {
   c->add_option("--d-model", o->d_model, "Model width")->capture_default_str();
   c->add_option("--layers", o->n_layer, "Layers")->capture_default_str();
   c->add_option("-b,--batch-size", o->batch_size, "Batch size")->capture_default_str();
-  c->add_option("-n,--steps", o->steps, "Step budget per run")->capture_default_str();
-  c->add_option("--eval-every", o->eval_every, "Evaluate every N steps")->capture_default_str();
+  c->add_option("-n,--steps", o->steps_text, "Step budget per run")->type_name("INT")->capture_default_str();
+  c->add_option("--eval-every", o->eval_every_text, "Evaluate every N steps")
+      ->type_name("INT")->capture_default_str();
   c->add_option("--lr", o->lr, "Peak learning rate")->capture_default_str();
   c->add_option("--init-std", o->init_std, "Init std of linears and embeddings (0: 1/sqrt(d))")
       ->capture_default_str();

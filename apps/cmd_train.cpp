@@ -16,6 +16,7 @@
 #include "data/synthetic_batches.h"
 #include "models/lm.h"
 #include "train/lm_eval.h"
+#include "train/int_option.h"
 #include "train/synthetic_eval.h"
 #include "train/trainer.h"
 
@@ -33,10 +34,23 @@ struct TrainCli {
   int batch_size = 16;
   int seq_len = 256;
   int64_t eval_tokens = 65536;  // validation tokens per periodic evaluation
+  // 64-bit options as given, parsed strictly by parse_numbers (see train/int_option.h).
+  std::string seed_text = "0", steps_text = "600", warmup_text = "50", eval_every_text = "200",
+              save_every_text = "0", log_every_text = "10", eval_tokens_text = "65536";
   TrainOptions t;
   float dropout = -1;
   bool dropout_given = false;
 };
+
+void parse_numbers(TrainCli& o) {
+  o.seed = parse_u64_option(o.seed_text, "--seed");
+  o.t.steps = parse_int_option(o.steps_text, "--steps", 1, kMaxCount);
+  o.t.warmup_steps = parse_int_option(o.warmup_text, "--warmup", 0, kMaxCount);
+  o.t.eval_every = parse_int_option(o.eval_every_text, "--eval-every", 0, kMaxCount);
+  o.t.save_every = parse_int_option(o.save_every_text, "--save-every", 0, kMaxCount);
+  o.t.log_every = parse_int_option(o.log_every_text, "--log-every", 1, kMaxCount);
+  o.eval_tokens = parse_int_option(o.eval_tokens_text, "--eval-tokens", 0, kMaxCount);
+}
 
 // Ranges of the options train() does not see itself (train() checks the rest).
 void validate_cli(const TrainCli& o) {
@@ -47,8 +61,6 @@ void validate_cli(const TrainCli& o) {
   HIPPO_CHECK(static_cast<int64_t>(o.batch_size) * o.seq_len <= (int64_t{1} << 22),
               "--batch-size x --seq-len must be at most 4194304 tokens per micro-batch, got ",
               o.batch_size, " x ", o.seq_len);
-  HIPPO_CHECK(o.eval_tokens >= 0, "--eval-tokens must be >= 0 (0: the whole validation split), got ",
-              o.eval_tokens);
   HIPPO_CHECK(o.threads >= 0 && o.threads <= 4096, "--threads must be in [0, 4096] (0: all cores), got ",
               o.threads);
   HIPPO_CHECK(!o.dropout_given || (o.dropout >= 0 && o.dropout < 1),
@@ -162,6 +174,7 @@ int train_text(TrainCli& o, RunFolder* folder) {
 }
 
 int run_train(TrainCli& o) {
+  parse_numbers(o);
   o.t.seed = o.seed;
   validate_cli(o);
   set_num_threads(o.threads);
@@ -181,11 +194,8 @@ int run_train(TrainCli& o) {
 
 void add_train(CLI::App& app, std::function<int()>& run) {
   auto o = std::make_shared<TrainCli>();
-  o->t.steps = 600;
   o->t.adam.lr = 2e-3f;
   o->t.adam.weight_decay = 0.1f;
-  o->t.warmup_steps = 50;
-  o->t.eval_every = 200;
   auto* c = app.add_subcommand("train", "Train a model");
   c->add_option("-c,--config", o->config, "Model config JSON (default: built-in tiny hybrid)");
   c->add_option("-d,--data", o->data,
@@ -196,30 +206,33 @@ void add_train(CLI::App& app, std::function<int()>& run) {
   c->add_option("-L,--seq-len", o->seq_len, "Tokens per training window (text data)")
       ->capture_default_str();
   c->add_option("--cache-dir", o->cache_dir, "Where tokenized corpora are cached")->capture_default_str();
-  c->add_option("--eval-tokens", o->eval_tokens, "Validation tokens per evaluation (0: all)")
-      ->capture_default_str();
+  c->add_option("--eval-tokens", o->eval_tokens_text, "Validation tokens per evaluation (0: all)")
+      ->type_name("INT")->capture_default_str();
   c->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
-  c->add_option("-s,--seed", o->seed, "Random seed")->capture_default_str();
+  c->add_option("-s,--seed", o->seed_text, "Random seed")->type_name("INT")->capture_default_str();
   c->add_option("-b,--batch-size", o->batch_size, "Sequences per micro-batch")->capture_default_str();
   c->add_option("--grad-accum", o->t.grad_accum, "Micro-batches per step")->capture_default_str();
-  c->add_option("-n,--steps", o->t.steps, "Optimizer steps (with --resume: the new total)")
-      ->capture_default_str();
+  c->add_option("-n,--steps", o->steps_text, "Optimizer steps (with --resume: the new total)")
+      ->type_name("INT")->capture_default_str();
   c->add_option("--lr", o->t.adam.lr, "Peak learning rate")->capture_default_str();
   c->add_option("--wd", o->t.adam.weight_decay, "AdamW weight decay")->capture_default_str();
-  c->add_option("--warmup", o->t.warmup_steps, "Linear warmup steps")->capture_default_str();
+  c->add_option("--warmup", o->warmup_text, "Linear warmup steps")->type_name("INT")->capture_default_str();
   c->add_option("--min-lr-ratio", o->t.min_lr_ratio, "Cosine floor / peak lr")->capture_default_str();
   c->add_option("--clip", o->t.clip, "Global gradient-norm clip (0: off)")->capture_default_str();
   c->add_option("--dropout", o->dropout, "Override the config's dropout")
       ->each([o](const std::string&) { o->dropout_given = true; });
-  c->add_option("--eval-every", o->t.eval_every, "Evaluate every N steps")->capture_default_str();
-  c->add_option("--save-every", o->t.save_every, "Checkpoint every N steps (0: at the end)")
-      ->capture_default_str();
-  c->add_option("--log-every", o->t.log_every, "Progress/log every N steps")->capture_default_str();
+  c->add_option("--eval-every", o->eval_every_text, "Evaluate every N steps")
+      ->type_name("INT")->capture_default_str();
+  c->add_option("--save-every", o->save_every_text, "Checkpoint every N steps (0: at the end)")
+      ->type_name("INT")->capture_default_str();
+  c->add_option("--log-every", o->log_every_text, "Progress/log every N steps")
+      ->type_name("INT")->capture_default_str();
   c->add_option("-o,--out", o->t.out_dir, "Run folder: checkpoint, weights, log.jsonl");
   c->add_flag("--resume", o->t.resume,
               "Continue from OUT/checkpoint.safetensors (same settings; --steps, --threads and the "
               "eval/save/log frequencies may change)");
-  c->add_flag("--force", o->t.force, "Discard a run already in OUT (without it, such a folder is refused)");
+  c->add_flag("--force", o->t.force,
+              "Discard a run already in OUT (without it, such a folder is refused)");
   c->add_flag("-q,--quiet", o->t.quiet, "No progress line");
   c->callback([&run, o] { run = [o] { return run_train(*o); }; });
 }

@@ -71,8 +71,9 @@ int64_t truncate_log_after(const std::string& path, int64_t step) {
   while (std::getline(in, line)) {
     const bool whole = !in.eof();  // the last line without '\n' was cut by a kill
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    const bool keep = whole && j.is_object() &&
-                      !(j.contains("step") && (!j["step"].is_number_integer() || j["step"].get<int64_t>() > step));
+    const bool late = j.is_object() && j.contains("step") &&
+                      (!j["step"].is_number_integer() || j["step"].get<int64_t>() > step);
+    const bool keep = whole && j.is_object() && !late;
     if (keep) kept += line + "\n";
     else ++dropped;
   }

@@ -278,6 +278,12 @@ class TrainCliTest(unittest.TestCase):
             (["--eval-tokens", "-1"], "--eval-tokens must be >= 0"),
             (["-t", "-2"], "--threads must be in [0, 4096]"),
             (["-b", "65536", "-L", "65536"], "--batch-size x --seq-len must be at most"),
+            # 64-bit options are parsed strictly: no saturation, no wrap-around, no fractions.
+            (["-n", "99999999999999999999"], "--steps must be an integer in [1, 1000000000000]"),
+            (["-n", "2000000000000"], "--steps must be <= 1000000000000"),
+            (["--log-every", "1.5"], "--log-every must be an integer"),
+            (["-s", "-1"], "--seed must be an integer in [0, 18446744073709551615], got \"-1\""),
+            (["--eval-tokens", "12junk"], "--eval-tokens must be an integer"),
         ]
         for extra, msg in cases:
             with self.subTest(extra=extra):
@@ -293,6 +299,7 @@ class TrainCliTest(unittest.TestCase):
             (["--layers", "0"], "--layers must be in [1, 64], got 0"),
             (["-b", "0"], "--batch-size must be in [1, 65536], got 0"),
             (["-n", "0"], "--steps must be >= 1, got 0"),
+            (["-n", "99999999999999999999"], "--steps must be an integer"),
             (["--eval-every", "-1"], "--eval-every must be >= 0"),
             (["--lr", "-1"], "--lr must be a positive finite number"),
             (["--init-std", "-1"], "--init-std must be 0"),
