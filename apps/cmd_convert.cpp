@@ -18,6 +18,7 @@
 #include "apps/commands.h"
 #include "core/error.h"
 #include "io/output_path.h"
+#include "io/run_dir.h"
 
 namespace hippo::cli {
 
@@ -101,6 +102,7 @@ int run_convert(const ConvertOptions& o) {
               fs::exists(o.input, ec) ? ": not a regular file" : ": no such file");
   check_output_path(o.output, "convert: output", {o.input}, "the converted weights",
                     not_replaceable);
+  remove_stale_temp_files_of(o.output);  // left by a killed earlier conversion
 
   const char* py_env = std::getenv("HIPPO_TORCH_PYTHON");
   const std::string python = py_env ? py_env : "/usr/bin/python3";

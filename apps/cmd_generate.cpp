@@ -21,6 +21,7 @@
 #include "generate/sampler.h"
 #include "generate/state_io.h"
 #include "io/output_path.h"
+#include "io/run_dir.h"
 #include "kernels/gemm_bf16.h"
 #include "models/lm.h"
 #include "models/load.h"
@@ -89,6 +90,7 @@ void check_options(const GenerateOptions& o) {
                                (f == meta->end() ? std::string("missing") : "\"" + f->second + "\"") +
                                ")";
                       });
+    remove_stale_temp_files_of(o.save_state);  // left by a killed earlier save
   }
 }
 
@@ -135,7 +137,7 @@ int generate(const GenerateOptions& o) {
 
   // Prompts: every -p, then every --prompt-file; an empty prompt starts from end-of-text.
   std::vector<std::string> texts = o.prompts;
-  for (const auto& f : o.prompt_files) texts.push_back(read_whole_file(f));
+  for (const auto& f : o.prompt_files) texts.push_back(read_whole_file(f, /*allow_pipe=*/true));
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& t : texts) {
     prompts.push_back(tok->encode_with_special(t));
@@ -250,7 +252,8 @@ int generate(const GenerateOptions& o) {
         next[b] = eot;  // keeps the batch in step; its output is ignored
         continue;
       }
-      const int32_t t = sampler.sample(logits.data() + static_cast<int64_t>(b) * V, cfg.vocab_size);
+      const int32_t t = sampler.sample(logits.data() + static_cast<int64_t>(b) * V, cfg.vocab_size,
+                                         state.position);
       ++made[b];
       ++decoded;
       next[b] = t;

@@ -24,6 +24,7 @@
 #include "models/load.h"
 #include "models/memory_check.h"
 #include "test_util.h"
+#include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/lm_eval.h"
 
@@ -121,6 +122,26 @@ TEST(LoadSafety, NonFiniteWeightsAreRefusedByEveryLoader) {
   EXPECT_NO_THROW(load_model(dir.file("ok.safetensors")));
   EXPECT_NO_THROW(load_model_mapped(dir.file("ok.safetensors")));
   EXPECT_NO_THROW(load_model_mapped(dir.file("ok_bf16.safetensors")));
+}
+
+// The optimizer moments of a checkpoint are checked as the weights are: a NaN moment would
+// poison every step after a resume.
+TEST(LoadSafety, NonFiniteOptimizerMomentsAreRefused) {
+  TempDir dir("nonfinite_moments");
+  for (int which : {0, 1}) {
+    LanguageModel m(small_config());
+    m.init(3);
+    AdamW adam(m.params(), AdamWOptions{});
+    auto& moments = which == 0 ? adam.first_moments() : adam.second_moments();
+    moments[1].data()[0] = kNaN;
+    const std::string ck = dir.file("ck.safetensors");
+    save_checkpoint(ck, m, &adam);
+    LanguageModel into(small_config());
+    AdamW into_adam(into.params(), AdamWOptions{});
+    const std::string e = error_of([&] { load_checkpoint(ck, into, &into_adam); });
+    const std::string name = std::string(which == 0 ? "optim.m." : "optim.v.") + m.params()[1].name;
+    EXPECT_TRUE(contains(e, ck) && contains(e, name) && contains(e, "non-finite")) << e;
+  }
 }
 
 // An F64 weight above FLT_MAX becomes Inf only when converted: checked after conversion.

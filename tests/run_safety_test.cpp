@@ -198,6 +198,18 @@ TEST(RunDir, StaleTempFilesOfDeadProcessesAreRemovedOthersKept) {
     EXPECT_TRUE(fs::exists(d.file(n))) << n;
 }
 
+// A command writing one file into a user's folder (generate --save-state, convert) removes only
+// the stale temporary files of that file.
+TEST(RunDir, StaleTempFilesOfOneTargetOnly) {
+  TempDir d("stale_target");
+  const pid_t dead = dead_pid();
+  const std::string mine = str(".s.st.tmp", dead), other = str(".t.st.tmp", dead);
+  for (const std::string& n : {mine, other}) std::ofstream(d.file(n)) << "x";
+  EXPECT_EQ(remove_stale_temp_files_of(d.file("s.st")), std::vector<std::string>{mine});
+  EXPECT_FALSE(fs::exists(d.file(mine)));
+  EXPECT_TRUE(fs::exists(d.file(other)));
+}
+
 TEST(RunDir, WriteCheckFailsOnAFolderThatTakesNoFiles) {
   TempDir d("writable");
   EXPECT_EQ(error_of([&] { check_dir_writable(d.path.string()); }), "");

@@ -16,6 +16,8 @@
 #include <map>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <chrono>
 #include <vector>
 
 #include "core/error.h"
@@ -223,6 +225,23 @@ TEST(ReadWholeFile, RefusesWhatIsNotARegularFile) {
   const std::string fifo = dir.file("fifo");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   EXPECT_NE(error_of([&] { read_whole_file(fifo); }).find("pipe"), std::string::npos);
+  // Prompts may come from a pipe (--prompt-file <(cmd)): read to its end.
+  std::thread writer([&] {
+    const int w = ::open(fifo.c_str(), O_WRONLY);
+    if (w >= 0) {
+      (void)!::write(w, "piped", 5);
+      ::close(w);
+    }
+  });
+  std::string got;
+  for (int i = 0; i < 200 && got.empty(); ++i) {  // the writer may not have opened it yet
+    got = read_whole_file(fifo, /*allow_pipe=*/true);
+    if (got.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  writer.join();
+  EXPECT_EQ(got, "piped");
+  EXPECT_NE(error_of([&] { read_whole_file("/dev/zero", true); }).find("not a regular file"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { read_whole_file(dir.file("none")); }).find("none"), std::string::npos);
 }
 

@@ -29,13 +29,17 @@ struct Fd {
 
 }  // namespace
 
-std::string read_whole_file(const std::string& path) {
+std::string read_whole_file(const std::string& path, bool allow_pipe) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block
   if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
   const Fd guard{fd};
   struct stat sb;
   if (::fstat(fd, &sb) != 0) fail("cannot read ", path, ": ", std::strerror(errno));
-  if (!S_ISREG(sb.st_mode)) fail(path, ": not a regular file (", kind_of(sb.st_mode), ")");
+  const bool pipe = allow_pipe && S_ISFIFO(sb.st_mode);
+  if (!S_ISREG(sb.st_mode) && !pipe) fail(path, ": not a regular file (", kind_of(sb.st_mode), ")");
+  // A pipe was opened without blocking so that opening cannot hang; reading it waits for data.
+  if (pipe && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0)
+    fail("cannot read ", path, ": ", std::strerror(errno));
   std::string out;
   out.reserve(static_cast<size_t>(sb.st_size));  // the real size, not a claim
   char buf[1 << 16];

@@ -5,7 +5,8 @@ namespace hippo {
 
 // Whole file as bytes; throws hippo::Error naming the file if it cannot be opened or read, or
 // is not a regular file (a directory, a device such as /dev/zero, a pipe): those would read
-// as empty or never end.
-std::string read_whole_file(const std::string& path);
+// as empty or never end. With `allow_pipe`, a pipe is read to its end (a prompt given as
+// `--prompt-file <(cmd)` or /dev/stdin); devices and directories are still refused.
+std::string read_whole_file(const std::string& path, bool allow_pipe = false);
 
 }  // namespace hippo

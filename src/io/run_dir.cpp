@@ -144,7 +144,7 @@ long temp_file_pid(const std::string& name) {
   return std::stol(digits);
 }
 
-std::vector<std::string> remove_stale_temp_files(const std::string& dir) {
+std::vector<std::string> remove_stale_temp_files(const std::string& dir, const std::string& target) {
   namespace fs = std::filesystem;
   std::vector<std::string> removed;
   std::error_code ec;
@@ -155,6 +155,7 @@ std::vector<std::string> remove_stale_temp_files(const std::string& dir) {
     const std::string name = it->path().filename().string();
     const long pid = temp_file_pid(name);
     if (pid <= 0 || pid == ::getpid()) continue;
+    if (!target.empty() && name.rfind("." + target + ".tmp", 0) != 0) continue;
     std::error_code sec;
     if (!fs::is_regular_file(fs::symlink_status(it->path(), sec))) continue;
     // kill(pid, 0) fails with ESRCH only when no such process exists; EPERM means it lives.
@@ -162,6 +163,13 @@ std::vector<std::string> remove_stale_temp_files(const std::string& dir) {
     if (fs::remove(it->path(), sec)) removed.push_back(name);
   }
   return removed;
+}
+
+std::vector<std::string> remove_stale_temp_files_of(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  return remove_stale_temp_files(dir.string(), p.filename().string());
 }
 
 }  // namespace hippo

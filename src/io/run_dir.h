@@ -50,7 +50,13 @@ long temp_file_pid(const std::string& filename);
 
 // Removes the temporary files ".NAME.tmpPID" in `dir` whose writer process no longer exists
 // (an interrupted atomic save); files of live processes and any other name are left alone.
+// With `target` (a file name), only the temporary files of that target (".TARGET.tmpPID") are
+// considered: a command writing one file into a user's folder touches nothing else there.
 // Returns the names removed.
-std::vector<std::string> remove_stale_temp_files(const std::string& dir);
+std::vector<std::string> remove_stale_temp_files(const std::string& dir,
+                                                 const std::string& target = "");
+
+// The stale temporary files left by killed writers of the output file `path`, removed.
+std::vector<std::string> remove_stale_temp_files_of(const std::string& path);
 
 }  // namespace hippo

@@ -67,6 +67,7 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Lang
       HIPPO_CHECK(e.shape == into.shape(), path, ": tensor '", name, "' has shape ",
                   shape_str(e.shape), ", the optimizer expects ", shape_str(into.shape()));
       st.read_f32(name, into.data());
+      check_finite(into.data(), into.numel(), name, path);  // a NaN moment would poison every step
     };
     for (size_t i = 0; i < opt->params().size(); ++i) {
       take("optim.m." + opt->params()[i].name, opt->first_moments()[i]);
