@@ -44,15 +44,15 @@ ModelConfig default_config(int vocab, bool synthetic) {
   return ModelConfig::from_json(j, "built-in default config");
 }
 
-LanguageModel make_model(const TrainCli& o, int vocab, bool synthetic) {
+std::unique_ptr<LanguageModel> make_model(const TrainCli& o, int vocab, bool synthetic) {
   ModelConfig cfg = o.config.empty() ? default_config(vocab, synthetic) : ModelConfig::load(o.config);
   HIPPO_CHECK(cfg.vocab_size >= vocab, o.config, ": vocab_size ", cfg.vocab_size,
               " is smaller than the data's vocabulary ", vocab);
   if (o.dropout >= 0) cfg.dropout = o.dropout;
-  LanguageModel model(cfg);
-  model.init(o.seed);
+  auto model = std::make_unique<LanguageModel>(cfg);  // not movable: params point into it
+  model->init(o.seed);
   std::fprintf(stderr, "model: %d layers (%s), d=%d, %lld parameters\n", cfg.n_layer,
-               layers_summary(cfg).c_str(), cfg.d_model, static_cast<long long>(model.num_params()));
+               layers_summary(cfg).c_str(), cfg.d_model, static_cast<long long>(model->num_params()));
   return model;
 }
 
@@ -62,7 +62,8 @@ int train_synthetic(TrainCli& o, const std::string& task) {
   so.seed = o.seed;
   so.fill_defaults();
   SynthSplits data = make_synthetic(so);
-  LanguageModel model = make_model(o, so.vocab, true);
+  const std::unique_ptr<LanguageModel> owned = make_model(o, so.vocab, true);
+  LanguageModel& model = *owned;
   std::fprintf(stderr, "task %s: %d train / %d test sequences\n", synth_task_name(so.task).c_str(),
                data.train.n, data.test.n);
   const int B = o.batch_size, accum = o.t.grad_accum;
@@ -89,7 +90,8 @@ int train_text(TrainCli& o) {
              test_toks = split(Split::Test);
   std::fprintf(stderr, "corpus %s, tokenizer %s: %zu train / %zu validation / %zu test tokens\n",
                path.c_str(), tok->id().c_str(), train_toks.size(), val_toks.size(), test_toks.size());
-  LanguageModel model = make_model(o, tok->vocab_size(), false);
+  const std::unique_ptr<LanguageModel> owned = make_model(o, tok->vocab_size(), false);
+  LanguageModel& model = *owned;
   o.t.metadata["tokenizer"] = o.tokenizer;
   const std::vector<int32_t> bytes = token_byte_lengths(*tok);
   const int B = o.batch_size, L = o.seq_len, accum = o.t.grad_accum;
