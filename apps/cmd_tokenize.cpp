@@ -9,6 +9,7 @@
 
 #include "apps/commands.h"
 #include "core/error.h"
+#include "data/token_ids_json.h"
 #include "data/tokenizer.h"
 
 namespace hippo::cli {
@@ -69,8 +70,7 @@ int run_tokenize(const TokenizeOptions& o) {
         fail("tokenize --jsonl: stdin line ", ln, " is not JSON: ", e.what());
       }
       if (o.decode) {
-        HIPPO_CHECK(j.is_array(), "tokenize --jsonl --decode: line ", ln, " is not an array");
-        const std::vector<int32_t> ids = j.get<std::vector<int32_t>>();
+        const std::vector<int32_t> ids = token_ids_from_json(j, ln);
         std::cout << nlohmann::json(tok->decode(ids))
                          .dump(-1, ' ', true, nlohmann::json::error_handler_t::replace)
                   << '\n';

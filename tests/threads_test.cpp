@@ -6,10 +6,12 @@
 
 #include <atomic>
 #include <cmath>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
 #include "core/rng.h"
+#include "data/gpt2_bpe.h"
 #include "models/lm.h"
 #include "nn/h3.h"
 #include "nn/s4d_mixer.h"
@@ -169,4 +171,36 @@ TEST(Threads, NewStateAfterAParameterChangeStepsWithTheNewValues) {
   const std::vector<float> want(full, full + L * V);
   EXPECT_LE(max_rel_diff(after, want), 1e-4);
   EXPECT_GT(max_rel_diff(before, want), 1e-2);  // the change did matter
+}
+
+// The GPT-2 encoder's piece cache is shared by threads (one tokenizer feeds the corpus
+// workers): encoding from two threads at once gives what one thread gives.
+TEST(Threads, Gpt2EncodeFromTwoThreadsAsSequentially) {
+  const std::filesystem::path dir =
+      std::filesystem::path(__FILE__).parent_path().parent_path() / "data" / "gpt2";
+  if (!std::filesystem::exists(dir / "encoder.json"))
+    GTEST_SKIP() << dir << " missing: run scripts/get_gpt2_vocab.sh";
+  std::vector<std::string> texts;
+  Rng rng(3);
+  const std::string words[] = {" the", " cat", "'s", " 42", "\n", " caf\xC3\xA9", "!!", " hello",
+                               "world", " zzzzzz"};
+  for (int t = 0; t < 8; ++t) {
+    std::string s;
+    for (int i = 0; i < 400; ++i) s += words[rng.below(10)];
+    texts.push_back(s);
+  }
+  std::vector<std::vector<int32_t>> want;
+  {
+    const Gpt2Bpe fresh(dir.string());
+    for (const auto& s : texts) want.push_back(fresh.encode(s));
+  }
+  const Gpt2Bpe tok(dir.string());  // a cold cache, filled by both threads at once
+  std::vector<std::vector<int32_t>> got(texts.size());
+  auto worker = [&](size_t first) {
+    for (size_t i = first; i < texts.size(); i += 2) got[i] = tok.encode(texts[i]);
+  };
+  std::thread a(worker, 0), b(worker, 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(got, want);
 }

@@ -224,7 +224,7 @@ std::vector<int32_t> Gpt2Bpe::bpe(std::string_view piece) const {
     prev[i] = i - 1;
   }
   struct Candidate {
-    int32_t rank, pos, left, right;
+    int32_t rank, pos, left, right, merged;
     bool operator>(const Candidate& o) const {
       return rank != o.rank ? rank > o.rank : pos > o.pos;
     }
@@ -234,7 +234,8 @@ std::vector<int32_t> Gpt2Bpe::bpe(std::string_view piece) const {
     if (pos < 0 || next[pos] < 0) return;
     const int32_t nx = next[pos];
     auto it = merges_.find(pair_key(id[pos], id[nx]));
-    if (it != merges_.end()) heap.push(Candidate{it->second.rank, pos, id[pos], id[nx]});
+    if (it != merges_.end())
+      heap.push(Candidate{it->second.rank, pos, id[pos], id[nx], it->second.merged});
   };
   for (int32_t i = 0; i + 1 < n; ++i) push(i);
   std::vector<Candidate> round;
@@ -245,7 +246,7 @@ std::vector<int32_t> Gpt2Bpe::bpe(std::string_view piece) const {
     for (const Candidate& c : round) {
       const int32_t i = c.pos, j = next[i];
       if (id[i] != c.left || j < 0 || id[j] != c.right) continue;  // no longer this pair
-      id[i] = merges_.at(pair_key(c.left, c.right)).merged;
+      id[i] = c.merged;
       id[j] = -1;  // absorbed into i
       next[i] = next[j];
       if (next[j] >= 0) prev[next[j]] = i;
