@@ -67,8 +67,9 @@ void add_bench(CLI::App& app, std::function<int()>& run) {
   bench->require_subcommand(1);
   auto* g = bench->add_subcommand("gemm", "GEMM GFLOP/s on the model's shapes vs the FMA peak");
   auto o = std::make_shared<GemmOptions>();
-  g->add_option("-t,--threads", o->threads, "Threads")->capture_default_str();
-  g->add_option("--reps", o->reps, "Repetitions (median reported)")->capture_default_str();
+  g->add_option("-t,--threads", o->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 1024));
+  g->add_option("--reps", o->reps, "Repetitions (median reported)")->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   g->callback([&run, o] { run = [o] { return bench_gemm(*o); }; });
 }
 

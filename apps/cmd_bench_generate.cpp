@@ -179,7 +179,26 @@ std::vector<Row> bench_model(LanguageModel& m, const BenchGenOptions& o) {
   return rows;
 }
 
+// Bounds of the count options: beyond them the bench would only measure swapping.
+constexpr int kMaxThreads = 1024, kMaxSteps = 1 << 16, kMaxPrompt = 1 << 16, kMaxBatch = 256;
+
+void check_options(const BenchGenOptions& o) {
+  HIPPO_CHECK(o.threads >= 0 && o.threads <= kMaxThreads, "-t/--threads must be in [0, ",
+              kMaxThreads, "] (0: all cores), got ", o.threads);
+  HIPPO_CHECK(o.tokens >= 1 && o.tokens <= kMaxSteps, "-n/--tokens must be in [1, ", kMaxSteps,
+              "], got ", o.tokens);
+  HIPPO_CHECK(!o.prompts.empty(), "--prompts needs at least one length");
+  for (int p : o.prompts)
+    HIPPO_CHECK(p >= 1 && p <= kMaxPrompt, "--prompts: each length must be in [1, ", kMaxPrompt,
+                "], got ", p);
+  HIPPO_CHECK(!o.batches.empty(), "--batches needs at least one size");
+  for (int b : o.batches)
+    HIPPO_CHECK(b >= 1 && b <= kMaxBatch, "--batches: each size must be in [1, ", kMaxBatch,
+                "], got ", b);
+}
+
 int bench_generate(BenchGenOptions o) {
+  check_options(o);
   if (o.quick) {
     o.prompts = {512};
     o.tokens = std::min(o.tokens, 16);

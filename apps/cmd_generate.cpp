@@ -1,7 +1,10 @@
 // hippo generate: text from a model. The prompt runs in convolution mode (prefill), then each
 // new token is one recurrent step; tokens are streamed to stdout as they are made.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -17,6 +20,7 @@
 #include "data/tokenizer.h"
 #include "generate/sampler.h"
 #include "generate/state_io.h"
+#include "io/output_path.h"
 #include "kernels/gemm_bf16.h"
 #include "models/lm.h"
 #include "models/load.h"
@@ -49,9 +53,61 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Upper bounds of the count options: far beyond any real use, small enough that nothing
+// derived from them overflows or is allocated before the work it stands for.
+constexpr int64_t kMaxTokens = 1'000'000'000;  // -n: the KV cache grows with the tokens made
+constexpr int kMaxSamples = 1 << 16, kMaxBatch = 1 << 16, kMaxThreads = 1024;
+
+// Every option that is a count or a sampling parameter, before any file is read.
+void check_options(const GenerateOptions& o) {
+  HIPPO_CHECK(o.n >= 0 && o.n <= kMaxTokens, "-n/--tokens must be in [0, ", kMaxTokens, "], got ",
+              o.n);
+  HIPPO_CHECK(o.samples >= 1 && o.samples <= kMaxSamples, "--samples must be in [1, ", kMaxSamples,
+              "], got ", o.samples);
+  HIPPO_CHECK(std::isfinite(o.temperature) && o.temperature >= 0,
+              "--temp must be a finite number >= 0 (0: greedy), got ", o.temperature);
+  HIPPO_CHECK(o.top_k >= 0, "--top-k must be >= 0 (0: no limit), got ", o.top_k);
+  HIPPO_CHECK(std::isfinite(o.top_p) && o.top_p > 0 && o.top_p <= 1,
+              "--top-p must be in (0, 1], got ", o.top_p);
+  HIPPO_CHECK(o.threads >= 0 && o.threads <= kMaxThreads, "-t/--threads must be in [0, ",
+              kMaxThreads, "] (0: all cores), got ", o.threads);
+  const int64_t prompts = static_cast<int64_t>(o.prompts.size() + o.prompt_files.size());
+  HIPPO_CHECK(prompts * o.samples <= kMaxBatch, "--samples ", o.samples, " with ", prompts,
+              " prompts makes ", prompts * o.samples, " sequences, more than ", kMaxBatch);
+  if (!o.save_state.empty()) {
+    // Never over an input (the model, the state being continued, a prompt), and over an
+    // existing file only when it is a state file itself.
+    std::vector<std::string> inputs = {o.model, o.load_state};
+    inputs.insert(inputs.end(), o.prompt_files.begin(), o.prompt_files.end());
+    check_output_path(o.save_state, "--save-state", inputs, "a generation state",
+                      [](const std::string& path) -> std::string {
+                        const auto meta = read_safetensors_metadata(path);
+                        if (!meta) return "is not a hippo state file (not safetensors)";
+                        auto f = meta->find("format");
+                        if (f != meta->end() && f->second.rfind("hippo-state-v", 0) == 0) return "";
+                        return "is not a hippo state file (__metadata__.format " +
+                               (f == meta->end() ? std::string("missing") : "\"" + f->second + "\"") +
+                               ")";
+                      });
+  }
+}
+
+// Refuses a batch whose recurrent state alone would not fit in this machine's memory: the
+// estimate (the state of one sequence as it is now, SSM states, KV cache and logits, times
+// the batch) is made before the forks are allocated.
+void check_state_memory(const LanguageModel& model, const ModelState& state, int64_t batch,
+                        int samples) {
+  const double per_seq = static_cast<double>(state_bytes(state)) / std::max(1, state.batch) +
+                         4.0 * model.config().padded_vocab();
+  const double need = per_seq * static_cast<double>(batch);
+  const double phys = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
+  HIPPO_CHECK(phys <= 0 || need <= 0.8 * phys, "--samples ", samples, ": ", batch,
+              " sequences need about ", need / 1e9, " GB of generation state, more than this "
+              "machine's memory allows (", phys / 1e9, " GB)");
+}
+
 int generate(const GenerateOptions& o) {
-  HIPPO_CHECK(o.n >= 0, "-n must be >= 0, got ", o.n);
-  HIPPO_CHECK(o.samples >= 1, "--samples must be >= 1, got ", o.samples);
+  check_options(o);
   set_num_threads(o.threads);
   if (o.fast_bf16) set_bf16_activations(Bf16Activations::RoundedToBf16);
   // Memory-mapped: fp32 weights used in place, bf16 files stay bf16 (models/load.h).
@@ -129,9 +185,12 @@ int generate(const GenerateOptions& o) {
     HIPPO_CHECK(state.position + static_cast<int64_t>(longest) + o.n <= cfg.max_position,
                 "prompt and -n need ", state.position + static_cast<int64_t>(longest) + o.n,
                 " positions, more than the model's max_position ", cfg.max_position);
-
-  // Room for every token to come, so the KV caches never grow while decoding (forks copy it).
-  reserve_state(model, state, state.position + static_cast<int64_t>(longest) + o.n);
+  HIPPO_CHECK(static_cast<int64_t>(state.batch) * o.samples <= kMaxBatch, "--samples ", o.samples,
+              " with a state of ", state.batch, " sequences makes ",
+              static_cast<int64_t>(state.batch) * o.samples, " sequences, more than ", kMaxBatch);
+  check_state_memory(model, state, static_cast<int64_t>(state.batch) * o.samples, o.samples);
+  // The KV caches are not reserved for all -n tokens: they grow as tokens come (doubling,
+  // nn/attention.cpp), so memory and time before the first token do not depend on -n.
   // Prompt tokens that every sequence still has (text after a loaded state) go in as forced
   // steps before forking, so the forks share them.
   {

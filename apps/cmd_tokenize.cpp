@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "data/token_ids_json.h"
 #include "data/tokenizer.h"
+#include "io/strict_json.h"
 
 namespace hippo::cli {
 
@@ -32,21 +33,22 @@ std::string ids_to_text(const std::vector<int32_t>& ids) {
   return out;
 }
 
-std::vector<int32_t> parse_ids(const std::string& text) {
+// Token ids are decimal integers in [0, vocab): "+5", "5.0", "0x5" and out-of-range values are
+// refused, never rounded or wrapped.
+std::vector<int32_t> parse_ids(const std::string& text, int32_t vocab) {
   std::vector<int32_t> ids;
   std::istringstream in(text);
   std::string word;
+  size_t index = 0;
   while (in >> word) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(word, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    HIPPO_CHECK(used == word.size() && v >= INT32_MIN && v <= INT32_MAX,
-                "tokenize --decode: '", word, "' is not a token id");
+    int64_t v = 0;
+    bool ok = !word.empty() && word.size() <= 10;
+    for (char ch : word) ok = ok && ch >= '0' && ch <= '9';
+    if (ok) v = std::stoll(word);
+    HIPPO_CHECK(ok && v < vocab, "tokenize --decode: word ", index, " ('", word,
+                "') is not a token id (an integer in 0..", vocab - 1, ")");
     ids.push_back(static_cast<int32_t>(v));
+    ++index;
   }
   return ids;
 }
@@ -63,14 +65,9 @@ int run_tokenize(const TokenizeOptions& o) {
     size_t ln = 0;
     while (std::getline(std::cin, line)) {
       ++ln;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception& e) {
-        fail("tokenize --jsonl: stdin line ", ln, " is not JSON: ", e.what());
-      }
+      const nlohmann::json j = parse_json_strict(line, str("tokenize --jsonl: stdin line ", ln));
       if (o.decode) {
-        const std::vector<int32_t> ids = token_ids_from_json(j, ln);
+        const std::vector<int32_t> ids = token_ids_from_json(j, tok->vocab_size(), ln);
         std::cout << nlohmann::json(tok->decode(ids))
                          .dump(-1, ' ', true, nlohmann::json::error_handler_t::replace)
                   << '\n';
@@ -84,7 +81,7 @@ int run_tokenize(const TokenizeOptions& o) {
   const std::string input{std::istreambuf_iterator<char>(std::cin),
                           std::istreambuf_iterator<char>()};
   if (o.decode) {
-    const std::string text = tok->decode(parse_ids(input));
+    const std::string text = tok->decode(parse_ids(input, tok->vocab_size()));
     std::fwrite(text.data(), 1, text.size(), stdout);
   } else {
     std::cout << ids_to_text(encode(input)) << '\n';

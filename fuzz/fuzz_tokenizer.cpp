@@ -1,7 +1,7 @@
 // libFuzzer target for tokenizer input: any bytes through the byte and GPT-2 encoders (the
 // GPT-2 ids must equal the reference loop's, and decode back to the input with invalid UTF-8
 // replaced), and every input line through the `tokenize --decode --jsonl` path (JSON, then
-// token_ids_from_json, then decode): results or hippo::Error, nothing else.
+// parse_json_strict, token_ids_from_json, decode): results or hippo::Error, nothing else.
 // GPT-2 vocabulary: $HIPPO_GPT2_DIR, else data/gpt2 (scripts/get_gpt2_vocab.sh). Built and run
 // by scripts/fuzz.sh tokenizer.
 #include <cstddef>
@@ -18,6 +18,7 @@
 #include "data/token_ids_json.h"
 #include "data/utf8.h"
 #include "fuzz/fuzz_common.h"
+#include "io/strict_json.h"
 
 using namespace hippo;
 
@@ -86,17 +87,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string line(text.substr(pos, nl - pos));
     pos = nl + 1;
     ++ln;
-    nlohmann::json j;
     try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      continue;  // the command reports this as an Error itself
-    }
-    try {
-      const std::vector<int32_t> line_ids = token_ids_from_json(j, ln);
+      const nlohmann::json j = parse_json_strict(line, "fuzz line");
       for (const Tokenizer* tok : {static_cast<const Tokenizer*>(&t.bytes),
                                    static_cast<const Tokenizer*>(t.gpt2.get())}) {
         try {
+          // Accepted ids are in range: decoding them must not fail.
+          const std::vector<int32_t> line_ids = token_ids_from_json(j, tok->vocab_size(), ln);
           const std::string out = tok->decode(line_ids);
           (void)nlohmann::json(out).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
         } catch (const Error&) {

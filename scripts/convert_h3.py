@@ -8,7 +8,15 @@ Reads the current names (`backbone.*`, spec §5) and the older ones (`s4seq.enco
 state_dict or inside a training checkpoint (`state_dict` with a `model.` prefix). The model
 shape is read from the weights: attention layers from `mixer.Wqkv.weight`, rotary from a
 `rotary_emb.inv_freq` buffer, d_state from `ssm_k_kernel.kernel.B`. Attention heads are not in
-the weights: --heads, else the released models' table by d_model.
+the weights and are never guessed: --heads, else the value of the released model whose shapes
+the checkpoint matches exactly (RELEASED below; the output names it); anything else is refused.
+
+Memory is bounded by the file: every record of the zip archive is checked against the
+archive's real size before it is read (a small deflated record cannot expand to gigabytes),
+and each storage is read once, straight into its buffer.
+
+The output is never the input (also through links) and never replaces an existing file that is
+not hippo weights (e.g. a training checkpoint, a state file, anything else).
 
 The zip archive is read without torch.load (torch 1.13 ignores its pickle_module argument);
 its pickle is read by an unpickler that calls only torch's tensor rebuild functions,
@@ -42,9 +50,19 @@ class ConvertError(Exception):
     pass
 
 
-# Released configurations (spec §4): d_model -> attention heads. Head size 64, except 1.3B (128).
-HEADS_BY_D_MODEL = {768: 12, 1024: 16, 2048: 16, 2560: 20}
 GPT2_VOCAB, GPT2_PADDED = 50257, 50264
+# The released H3 models (github.com/HazyResearch/H3, examples/README.md): name, d_model,
+# n_layer, attention layers, rotary_dim, attention heads. All have the GPT-2 vocabulary
+# (50264 embedding rows) and d_state 64. A checkpoint gets heads from this table only when
+# every one of these shapes matches.
+RELEASED = [
+    ("H3-125M", 768, 12, (6,), 0, 12),
+    ("H3-355M", 1024, 24, (8, 16), 0, 16),
+    ("H3-1.3B", 2048, 24, (8, 16), 0, 16),
+    ("H3-2.7B (3 attention layers)", 2560, 32, (8, 16, 24), 0, 20),
+    ("H3-2.7B (2 attention layers, rotary)", 2560, 32, (10, 21), 64, 20),
+]
+RELEASED_D_STATE = 64
 ROTARY_BASE = 10000.0
 
 
@@ -141,11 +159,45 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self._storage_loader(pid)
 
 
+def _check_record_sizes(zf, archive_size):
+    """Every record's claimed (uncompressed) size against the archive's real size, before any
+    is read: torch.save stores records uncompressed, so together they fit in the file. A
+    deflated record claiming more would make reading it allocate what the file only claims."""
+    total = 0
+    for info in zf.infolist():
+        if info.file_size > archive_size:
+            raise ConvertError(f"record '{info.filename}' claims {info.file_size} bytes "
+                               f"uncompressed, more than the whole archive ({archive_size} bytes); "
+                               f"torch.save does not compress records")
+        total += info.file_size
+    if total > archive_size:
+        raise ConvertError(f"the records claim {total} bytes uncompressed in all, more than the "
+                           f"whole archive ({archive_size} bytes); torch.save does not compress records")
+
+
+def _read_record_into(zf, info, buf):
+    """Reads a record straight into `buf` (its exact size); the CRC is checked at the end."""
+    view = memoryview(buf)
+    with zf.open(info) as f:
+        got = 0
+        while got < len(buf):
+            n = f.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        if got != len(buf) or f.read(1):
+            raise ConvertError(f"record '{info.filename}' does not hold the {len(buf)} bytes its "
+                               f"header gives")
+
+
 def _read_zip_checkpoint(path):
     """torch.save's zip format, read without torch.load (whose pickle_module argument
     torch 1.13 ignores): the pickle in <prefix>/data.pkl, storages in <prefix>/data/<key>."""
+    archive_size = os.path.getsize(path)
     with zipfile.ZipFile(path) as zf:
-        names = set(zf.namelist())
+        _check_record_sizes(zf, archive_size)
+        infos = {i.filename: i for i in zf.infolist()}
+        names = set(infos)
         pkls = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
         if len(pkls) != 1:
             raise ConvertError(f"the zip archive holds {len(pkls)} data.pkl records, expected 1")
@@ -163,17 +215,22 @@ def _read_zip_checkpoint(path):
                 rec = f"{prefix}data/{key}"
                 if rec not in names:
                     raise ConvertError(f"storage record '{rec}' is missing from the zip archive")
-                data = zf.read(rec)  # checks the CRC
+                info = infos[rec]
                 esize = torch.empty(0, dtype=stype.dtype).element_size()
-                if not isinstance(numel, int) or len(data) != numel * esize:
-                    raise ConvertError(f"storage '{rec}' has {len(data)} bytes, expected {numel} "
-                                       f"elements of {stype.name}")
-                t = (torch.frombuffer(bytearray(data), dtype=stype.dtype) if data
+                # The pickle's claim against the record's size, before allocating for it.
+                if not isinstance(numel, int) or numel < 0 or info.file_size != numel * esize:
+                    raise ConvertError(f"storage '{rec}' has {info.file_size} bytes, but the pickle "
+                                       f"claims {numel!r:.40} elements of {stype.name}")
+                buf = bytearray(info.file_size)
+                _read_record_into(zf, info, buf)
+                t = (torch.frombuffer(buf, dtype=stype.dtype) if buf
                      else torch.empty(0, dtype=stype.dtype))
                 storages[key] = t.storage()
             return storages[key]
 
-        return RestrictedUnpickler(io.BytesIO(zf.read(pkls[0])), load_storage).load()
+        data_pkl = bytearray(infos[pkls[0]].file_size)
+        _read_record_into(zf, infos[pkls[0]], data_pkl)
+        return RestrictedUnpickler(io.BytesIO(data_pkl), load_storage).load()
 
 
 def load_pickle(path):
@@ -332,11 +389,22 @@ def infer_config(sd, heads=None, vocab_size=None):
     if (vocab_size + 7) // 8 * 8 != rows:
         raise ConvertError(f"embedding has {rows} rows but vocab_size {vocab_size} pads to "
                            f"{(vocab_size + 7) // 8 * 8} (hippo pads the vocabulary to a multiple of 8)")
+    shape = {"d_model": d, "n_layer": n, "layers": layers, "rotary_dim": rotary_dim,
+             "d_state": d_state, "rows": rows}
     if heads is None:
-        heads = HEADS_BY_D_MODEL.get(d, d // 64 if d % 64 == 0 else None)
-        if heads is None and "attention" in layers:
-            raise ConvertError(f"cannot guess the attention heads for d_model={d}; pass --heads")
-        heads = heads or 1
+        if "attention" in layers:
+            rel = _released_match(shape)
+            if rel is None:
+                raise ConvertError(
+                    f"cannot tell the number of attention heads (they are not in the weights): "
+                    f"{_describe(shape)} match no released H3 model ("
+                    + "; ".join(f"{r[0]}: d_model {r[1]}, {r[2]} layers, attention at {list(r[3])}"
+                                + (f", rotary_dim {r[4]}" if r[4] else "") for r in RELEASED)
+                    + f"; all with d_state {RELEASED_D_STATE} and {GPT2_PADDED} embedding rows); "
+                    f"pass --heads N")
+            heads = rel[5]
+        else:
+            heads = 1  # no attention layer: unused
     if d % heads:
         raise ConvertError(f"--heads {heads} does not divide d_model={d}")
     if rotary_dim and (rotary_dim > d // heads or rotary_dim % 2):
@@ -351,6 +419,35 @@ def infer_config(sd, heads=None, vocab_size=None):
         "rotary_dim": rotary_dim,
         "layers": layers,
     }
+
+
+def _released_shape(r):
+    _, d, n, attn, rot, _ = r
+    return {"d_model": d, "n_layer": n, "layers": ["attention" if i in attn else "h3" for i in range(n)],
+            "rotary_dim": rot, "d_state": RELEASED_D_STATE, "rows": GPT2_PADDED}
+
+
+def _describe(shape):
+    attn = [i for i, k in enumerate(shape["layers"]) if k == "attention"]
+    return (f"d_model {shape['d_model']}, {shape['n_layer']} layers, attention at {attn}, "
+            f"rotary_dim {shape['rotary_dim']}, d_state {shape['d_state']}, "
+            f"{shape['rows']} embedding rows")
+
+
+def _released_match(shape):
+    for r in RELEASED:
+        if _released_shape(r) == shape:
+            return r
+    return None
+
+
+def matched_release(cfg):
+    """The released model whose shapes a config from infer_config has exactly, or None."""
+    shape = {"d_model": cfg["d_model"], "n_layer": cfg["n_layer"], "layers": cfg["layers"],
+             "rotary_dim": cfg["rotary_dim"], "d_state": cfg["d_state"],
+             "rows": (cfg["vocab_size"] + 7) // 8 * 8}
+    r = _released_match(shape)
+    return r[0] if r else None
 
 
 def expected_shapes(cfg):
@@ -466,10 +563,12 @@ def write_safetensors(path, sd, cfg, dtype):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:  # no temporary file left behind, whatever stopped the write
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise ConvertError(f"{path}: cannot write: {e}")
+        if isinstance(e, OSError):
+            raise ConvertError(f"{path}: cannot write: {e.strerror or e}")
+        raise
     return 8 + len(h) + off
 
 
@@ -487,6 +586,46 @@ def convert(inp, out, dtype="fp32", heads=None, vocab_size=None):
     return cfg, size
 
 
+def _safetensors_metadata(path):
+    """__metadata__ of a safetensors file (header only), or None if it is not one."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            (n,) = struct.unpack("<Q", head)
+            if n > min(size - 8, 100 << 20):
+                return None
+            header = json.loads(f.read(n))
+        meta = header.get("__metadata__", {}) if isinstance(header, dict) else None
+        return meta if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def check_output(inp, out):
+    """The output is never the input (also through symlinks and hard links) and replaces an
+    existing file only if that is hippo weights (not a training checkpoint, not anything else)."""
+    if not os.path.exists(out):
+        return
+    try:
+        same = os.path.samefile(inp, out)
+    except OSError:
+        same = False
+    if same:
+        raise ConvertError(f"{out}: is the input {inp}; choose another output file")
+    if not os.path.isfile(out):
+        raise ConvertError(f"{out}: exists and is not a regular file; give a file name")
+    meta = _safetensors_metadata(out)
+    if meta is None or meta.get("format") != "hippo":
+        raise ConvertError(f"{out}: exists and is not hippo weights; it would be replaced. Remove it "
+                           f"yourself or choose another output file")
+    if "optim.step" in meta:
+        raise ConvertError(f"{out}: exists and is a training checkpoint (it holds optimizer state); "
+                           f"it would be replaced. Remove it yourself or choose another output file")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Convert an H3 model.pt to hippo safetensors.")
     ap.add_argument("input", help="model.pt (state_dict or training checkpoint)")
@@ -494,21 +633,48 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                     help="bf16: linear and embedding weights as BF16 (default fp32)")
     ap.add_argument("--heads", type=int, default=None,
-                    help="attention heads (default: the released models' value for this d_model)")
+                    help="attention heads (required unless the checkpoint has exactly the shapes "
+                         "of a released H3 model)")
     ap.add_argument("--vocab-size", type=int, default=None,
                     help="true vocabulary size (default: 50257 for 50264 rows, else the rows)")
     a = ap.parse_args(argv)
     if a.heads is not None and a.heads <= 0:
         ap.error("--heads must be positive")
+    if a.vocab_size is not None and a.vocab_size <= 0:
+        ap.error("--vocab-size must be positive")
     try:
+        check_output(a.input, a.output)
         cfg, size = convert(a.input, a.output, a.dtype, a.heads, a.vocab_size)
     except ConvertError as e:
         sys.stderr.write(f"convert_h3: error: {e}\n")
         return 1
+    except MemoryError:
+        sys.stderr.write(f"convert_h3: error: {a.input}: out of memory while converting\n")
+        return 1
+    except OSError as e:  # e.g. an unreadable input
+        sys.stderr.write(f"convert_h3: error: {e.filename or a.input}: {e.strerror or e}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: one line, the traceback only on request
+        if os.environ.get("HIPPO_DEBUG"):
+            raise
+        sys.stderr.write(f"convert_h3: error: unexpected {type(e).__name__} converting {a.input}: "
+                         f"{str(e).strip().splitlines()[0] if str(e).strip() else ''} (a bug: please "
+                         f"report it; HIPPO_DEBUG=1 shows the traceback)\n")
+        return 1
     attn = [i for i, k in enumerate(cfg["layers"]) if k == "attention"]
+    rel = matched_release(cfg)
+    if not attn:
+        heads = "no attention"
+    elif a.heads is not None:
+        heads = f"{cfg['attn_heads']} heads (--heads)"
+    else:
+        heads = f"{cfg['attn_heads']} heads (the shapes match the released {rel} exactly)"
     print(f"{a.output}: d_model {cfg['d_model']}, {cfg['n_layer']} layers, attention at {attn}, "
-          f"{cfg['attn_heads']} heads, rotary_dim {cfg['rotary_dim']}, d_state {cfg['d_state']}, "
-          f"vocab {cfg['vocab_size']}, {a.dtype}, {size / 2**20:.1f} MiB")
+          f"{heads}, rotary_dim {cfg['rotary_dim']}, d_state {cfg['d_state']}, "
+          f"vocab {cfg['vocab_size']}, {a.dtype}, {size / 2**20:.1f} MiB"
+          + (f"; shapes of the released {rel}" if rel and a.heads is not None else ""))
     return 0
 
 

@@ -124,16 +124,24 @@ TEST(Trainer, NonFiniteLossStopsAndKeepsCheckpoint) {
   auto ckpt = dir / "checkpoint.safetensors";
   auto before = fs::file_size(ckpt);
   auto stamp = fs::last_write_time(ckpt);
-  // Poison one weight: the next loss is NaN.
-  m.params()[3].param->value[0] = NAN;
+  // Continue the run; at step 5 one weight is poisoned, so that step's loss is NaN.
   TrainOptions t2 = t;
   t2.steps = 8;
+  t2.resume = true;
+  t2.quiet = true;
+  t2.adam.lr = 3e-3f;
   try {
-    f.run(m, t2);
+    train(
+        m, t2,
+        [&](int64_t step, int micro, Batch& b) {
+          if (step == 5) m.params()[3].param->value[0] = NAN;
+          synthetic_batch(f.data.train, 5, step + micro, 8, b);
+        },
+        nullptr);
     FAIL() << "training on a NaN weight must stop";
   } catch (const Error& e) {
     std::string msg = e.what();
-    EXPECT_NE(msg.find("step 0"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("step 5"), std::string::npos) << msg;
     EXPECT_NE(msg.find("loss is nan"), std::string::npos) << msg;
   }
   EXPECT_EQ(fs::file_size(ckpt), before);

@@ -77,7 +77,11 @@ void write_token_cache(const std::string& path, const TokenCacheKey& key, int32_
   std::memcpy(bytes.data(), &h, sizeof h);
   std::memcpy(bytes.data() + kFixedHeader, key.tokenizer_id.data(), key.tokenizer_id.size());
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
+  std::error_code ec;  // std::filesystem's own exception text would reach the user otherwise
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+    std::filesystem::create_directories(parent, ec);
+  HIPPO_CHECK(!ec, "token cache ", path, ": cannot create the folder ", parent.string(), ": ",
+              ec.message());
   write_file_atomic(path, bytes);
 }
 

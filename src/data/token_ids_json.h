@@ -8,7 +8,8 @@
 
 namespace hippo {
 
-// The ids of `j`, which must be an array of ids; throws hippo::Error naming stdin line `line`.
-std::vector<int32_t> token_ids_from_json(const nlohmann::json& j, size_t line);
+// The ids of `j`, which must be an array of integers in [0, vocab); throws hippo::Error naming
+// stdin line `line` and the element otherwise.
+std::vector<int32_t> token_ids_from_json(const nlohmann::json& j, int32_t vocab, size_t line);
 
 }  // namespace hippo

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/finite.h"
 
 namespace hippo {
 
@@ -12,6 +13,14 @@ int32_t argmax(const float* x, int n) {
   for (int i = 1; i < n; ++i)
     if (x[i] > x[best]) best = i;
   return best;
+}
+
+void check_logits_finite(const float* logits, int V, int64_t position) {
+  const int64_t i = first_nonfinite(logits, V);
+  if (i < 0) return;
+  fail("sampler: the model's logits are not finite", position >= 0 ? str(" at position ", position) : "",
+       " (logit ", i, " of ", V, " is ", logits[i],
+       "); refusing to sample (are the weights or the saved state broken?)");
 }
 
 Sampler::Sampler(SamplerConfig cfg, uint64_t seed) : cfg_(cfg), rng_(seed) {
@@ -23,8 +32,9 @@ Sampler::Sampler(SamplerConfig cfg, uint64_t seed) : cfg_(cfg), rng_(seed) {
 }
 
 void Sampler::candidates(const float* logits, int V, std::vector<int32_t>& ids,
-                         std::vector<float>& probs) {
+                         std::vector<float>& probs, int64_t position) {
   HIPPO_CHECK(V >= 1, "sampler: vocabulary size must be >= 1, got ", V);
+  check_logits_finite(logits, V, position);
   ids.clear();
   probs.clear();
   if (cfg_.temperature == 0.0f) {
@@ -70,11 +80,14 @@ void Sampler::candidates(const float* logits, int V, std::vector<int32_t>& ids,
   for (size_t i = 0; i < ids.size(); ++i) probs[i] = static_cast<float>(scaled_[ids[i]] / total);
 }
 
-int32_t Sampler::sample(const float* logits, int V) {
+int32_t Sampler::sample(const float* logits, int V, int64_t position) {
+  HIPPO_CHECK(V >= 1, "sampler: vocabulary size must be >= 1, got ", V);
+  // argmax skips NaN (every comparison is false) and the softmax turns one Inf into NaN
+  // probabilities: both would return a token as if nothing were wrong.
+  check_logits_finite(logits, V, position);
   if (cfg_.temperature == 0.0f) return argmax(logits, V);
   if (cfg_.top_k == 0 && cfg_.top_p >= 1.0f) {
     // Nothing to truncate: inverse CDF in id order, without sorting the vocabulary.
-    HIPPO_CHECK(V >= 1, "sampler: vocabulary size must be >= 1, got ", V);
     scaled_.resize(static_cast<size_t>(V));
     const float mx = logits[argmax(logits, V)];
     const double inv_t = 1.0 / cfg_.temperature;
@@ -88,7 +101,7 @@ int32_t Sampler::sample(const float* logits, int V) {
     }
     return argmax(logits, V);
   }
-  candidates(logits, V, ids_, probs_);
+  candidates(logits, V, ids_, probs_, position);
   // Inverse CDF over the candidates, most likely first.
   const double u = rng_.uniform();
   double c = 0;

@@ -20,13 +20,15 @@ class Sampler {
   Sampler(SamplerConfig cfg, uint64_t seed);
   const SamplerConfig& config() const { return cfg_; }
 
-  // One token from logits[0, V). Buffers are reused across calls.
-  int32_t sample(const float* logits, int V);
+  // One token from logits[0, V). Buffers are reused across calls. Logits holding a NaN or Inf
+  // (a broken model) are refused with an Error naming the logit and, when given (>= 0), the
+  // position of the token being chosen; nothing is ever sampled from them.
+  int32_t sample(const float* logits, int V, int64_t position = -1);
 
   // The tokens sampling may return, most likely first (ties: lower id first), and their
-  // renormalised probabilities. Greedy: the argmax alone.
+  // renormalised probabilities. Greedy: the argmax alone. Same refusal as sample().
   void candidates(const float* logits, int V, std::vector<int32_t>& ids,
-                  std::vector<float>& probs);
+                  std::vector<float>& probs, int64_t position = -1);
 
  private:
   SamplerConfig cfg_;
@@ -35,6 +37,10 @@ class Sampler {
   std::vector<float> probs_;
   std::vector<double> scaled_;
 };
+
+// Throws hippo::Error when logits[0, V) holds a NaN or Inf, naming the logit (and the position,
+// when >= 0).
+void check_logits_finite(const float* logits, int V, int64_t position = -1);
 
 // Index of the largest of x[0, n), lowest on ties.
 int32_t argmax(const float* x, int n);

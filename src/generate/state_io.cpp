@@ -1,7 +1,9 @@
 #include "generate/state_io.h"
 
 #include <algorithm>
+#include <climits>
 #include <complex>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -17,7 +19,20 @@ namespace hippo {
 
 namespace {
 
-constexpr const char* kFormat = "hippo-state-v1";
+constexpr const char* kFormat = "hippo-state-v2";
+constexpr const char* kFormatPrefix = "hippo-state-v";
+
+constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full;
+
+uint64_t fmix64(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xFF51AFD7ED558CCDull;
+  k ^= k >> 33;
+  k *= 0xC4CEB9FE1A85EC53ull;
+  return k ^ (k >> 33);
+}
+
+uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
 nlohmann::json identity_json(const ModelConfig& cfg) {
   nlohmann::json j = cfg.to_json();
@@ -94,7 +109,74 @@ void fill_from(const SafeTensors& st, const std::string& name, const Shape& shap
   if (t.numel() > 0) std::memcpy(dst, t.data(), sizeof(float) * static_cast<size_t>(t.numel()));
 }
 
+// Bytes of one layer's state.
+int64_t layer_bytes(const MixerState& m) {
+  if (auto* h = dynamic_cast<const H3State*>(&m))
+    return static_cast<int64_t>(h->shift.size() * sizeof(float) + h->diag.size() * sizeof(h->diag[0]));
+  if (auto* x = dynamic_cast<const S4DState*>(&m))
+    return static_cast<int64_t>(x->x.size() * sizeof(x->x[0]));
+  if (auto* c = dynamic_cast<const AttentionCache*>(&m))
+    return static_cast<int64_t>((c->k.size() + c->v.size()) * sizeof(float));
+  return 0;
+}
+
 }  // namespace
+
+std::string state_checksum(const std::map<std::string, std::string>& metadata,
+                           std::vector<NamedTensor> tensors) {
+  uint64_t h = kFnvOffset;
+  for (const auto& [k, v] : metadata) {
+    if (k == "checksum") continue;
+    h = fnv1a64(k + '\0' + v + '\0', h);
+  }
+  std::sort(tensors.begin(), tensors.end(),
+            [](const NamedTensor& a, const NamedTensor& b) { return a.name < b.name; });
+  for (const NamedTensor& t : tensors) {
+    std::string dims;
+    for (size_t i = 0; i < t.tensor->shape().size(); ++i) {
+      if (i > 0) dims += ',';
+      dims += std::to_string(t.tensor->shape()[i]);
+    }
+    h = fnv1a64(t.name + '\0' + "F32" + '\0' + dims + '\0', h);
+    h = state_data_hash(t.tensor->data(), sizeof(float) * static_cast<size_t>(t.tensor->numel()), h);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+uint64_t state_data_hash(const void* data, size_t n, uint64_t seed) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  uint64_t v[4];
+  for (int j = 0; j < 4; ++j) v[j] = seed ^ (static_cast<uint64_t>(j + 1) * kP1);
+  size_t i = 0, w = 0;
+  auto mix = [&v](size_t lane, uint64_t x) { v[lane] = rotl64(v[lane] ^ (x * kP2), 31) * kP1; };
+  for (; i + 32 <= n; i += 32, w += 4)
+    for (int j = 0; j < 4; ++j) {
+      uint64_t x;
+      std::memcpy(&x, p + i + 8 * j, 8);
+      mix(static_cast<size_t>(j), x);
+    }
+  for (; i + 8 <= n; i += 8, ++w) {
+    uint64_t x;
+    std::memcpy(&x, p + i, 8);
+    mix(w & 3, x);
+  }
+  if (i < n) {
+    uint64_t x = 0;
+    std::memcpy(&x, p + i, n - i);
+    mix(w & 3, x);
+  }
+  uint64_t h = seed ^ (static_cast<uint64_t>(n) * kP1);
+  for (int j = 0; j < 4; ++j) h = (h ^ fmix64(v[j])) * kP2;
+  return fmix64(h);
+}
+
+int64_t state_bytes(const ModelState& s) {
+  int64_t total = 0;
+  for (const auto& l : s.layers) total += layer_bytes(*l);
+  return total;
+}
 
 uint64_t config_hash(const ModelConfig& cfg) { return fnv1a64(identity_json(cfg).dump()); }
 
@@ -202,15 +284,37 @@ void save_state(const std::string& path, const LanguageModel& model, const Model
       {"weights_fingerprint", std::to_string(weights_fingerprint(model))},
       {"position", std::to_string(s.position)},
       {"batch", std::to_string(s.batch)}};
+  meta["checksum"] = state_checksum(meta, out);
   save_safetensors(path, out, meta);
 }
 
 ModelState load_state(const std::string& path, const LanguageModel& model,
                       std::vector<float>* logits) {
+  // Reading the file costs what the file is; nothing below allocates by a number the file
+  // merely claims before that number is checked against the tensors it really holds.
   const SafeTensors st = load_safetensors(path);
   auto fmt = st.metadata.find("format");
-  HIPPO_CHECK(fmt != st.metadata.end() && fmt->second == kFormat, path,
+  HIPPO_CHECK(fmt != st.metadata.end() && fmt->second.rfind(kFormatPrefix, 0) == 0, path,
               ": not a hippo generation state (metadata \"format\" should be \"", kFormat, "\")");
+  HIPPO_CHECK(fmt->second != "hippo-state-v1", path,
+              ": a hippo-state-v1 file, written before states carried a checksum: it cannot be "
+              "verified, so it is not loaded; make the state again with --save-state (this hippo "
+              "writes ", kFormat, ")");
+  HIPPO_CHECK(fmt->second == kFormat, path, ": state format \"", fmt->second,
+              "\" is not supported (this hippo reads ", kFormat, ")");
+  // The checksum first: whatever else the file says is only trusted once it matches.
+  auto sum = st.metadata.find("checksum");
+  HIPPO_CHECK(sum != st.metadata.end(), path, ": state metadata \"checksum\" is missing");
+  std::vector<NamedTensor> sums;
+  for (const auto& [name, t] : st.tensors) {
+    HIPPO_CHECK(st.source_dtype.at(name) == "F32", path, ": state tensor \"", name,
+                "\" is stored as ", st.source_dtype.at(name), ", states are F32");
+    sums.push_back({name, &t});
+  }
+  const std::string computed = state_checksum(st.metadata, sums);
+  HIPPO_CHECK(computed == sum->second, path, ": checksum mismatch (stored ", sum->second,
+              ", computed ", computed, "): the state file is corrupt or was modified");
+
   const ModelConfig& cfg = model.config();
   const std::string want_hash = std::to_string(config_hash(cfg));
   auto hash = st.metadata.find("config_hash");
@@ -236,41 +340,75 @@ ModelState load_state(const std::string& path, const LanguageModel& model,
   HIPPO_CHECK(wf != st.metadata.end() && wf->second == std::to_string(weights_fingerprint(model)),
               path, ": the state was made with different model weights (weights_fingerprint)");
   const int64_t B = meta_int(st, "batch", path), pos = meta_int(st, "position", path);
-  HIPPO_CHECK(B >= 1 && B <= (1 << 20), path, ": state metadata \"batch\" = ", B, " is invalid");
-  HIPPO_CHECK(pos >= 0, path, ": state metadata \"position\" = ", pos, " is invalid");
+  HIPPO_CHECK(B >= 1 && B <= INT_MAX, path, ": state metadata \"batch\" = ", B, " is invalid");
+  HIPPO_CHECK(pos >= 0 && pos <= INT_MAX, path, ": state metadata \"position\" = ", pos,
+              " is invalid");
+  HIPPO_CHECK(!cfg.learned_pos || pos <= cfg.max_position, path, ": state metadata \"position\" = ",
+              pos, " is beyond the model's max_position ", cfg.max_position);
+
+  // The tensors a state of batch B at this position has, from the sizes of a one-sequence
+  // state; all must be in the file with exactly these shapes (so the claimed batch and
+  // position are backed by real data) before the batch-B state is allocated.
+  std::map<std::string, Shape> want;
+  {
+    const ModelState one = model.new_state(1);
+    for (size_t i = 0; i < one.layers.size(); ++i) {
+      const std::string pre = "layers." + std::to_string(i) + ".";
+      const auto& mixer = *model.blocks()[i]->mixer;
+      const MixerState& m = *one.layers[i];
+      if (auto* h = dynamic_cast<const H3State*>(&m)) {
+        const auto& mx = dynamic_cast<const H3&>(mixer);
+        const int64_t d = mx.d(), N = mx.d_state(), p = mx.head_dim(), H = mx.heads();
+        if (!h->shift.empty()) want[pre + "shift"] = {B, d, N};
+        if (!h->diag.empty())
+          want[pre + "diag"] = {B, p, p, H, static_cast<int64_t>(h->diag.size()) / (p * p * H), 2};
+      } else if (auto* x = dynamic_cast<const S4DState*>(&m)) {
+        want[pre + "x"] = {B, cfg.d_model, static_cast<int64_t>(x->x.size()) / cfg.d_model, 2};
+      } else if (dynamic_cast<const AttentionCache*>(&m)) {
+        const auto& at = dynamic_cast<const Attention&>(mixer);
+        want[pre + "k"] = {B, at.heads(), pos, at.head_dim()};
+        want[pre + "v"] = {B, at.heads(), pos, at.head_dim()};
+      } else {
+        fail(path, ": layer ", i, " has a state of a kind that cannot be loaded");
+      }
+    }
+  }
+  if (logits != nullptr || st.has("logits")) want["logits"] = {B, cfg.padded_vocab()};
+  for (const auto& [name, shape] : want) {
+    if (name == "logits" && !st.has(name))
+      fail(path, ": the state has no \"logits\" to resume from");
+    HIPPO_CHECK(st.has(name), path, ": state tensor \"", name, "\" is missing");
+    const Shape& got = st.tensors.at(name).shape();
+    HIPPO_CHECK(got == shape, path, ": state tensor \"", name, "\" has shape ", shape_str(got),
+                ", but batch ", B, " and position ", pos, " (the metadata) need ", shape_str(shape));
+  }
+  for (const auto& [name, t] : st.tensors)
+    HIPPO_CHECK(want.count(name), path, ": unexpected state tensor \"", name, "\"");
+
   ModelState s = model.new_state(static_cast<int>(B));
   s.position = pos;
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const std::string pre = "layers." + std::to_string(i) + ".";
-    const auto& mixer = *model.blocks()[i]->mixer;
     MixerState& m = *s.layers[i];
     if (auto* h = dynamic_cast<H3State*>(&m)) {
-      const auto& mx = dynamic_cast<const H3&>(mixer);
-      const int64_t d = mx.d(), N = mx.d_state(), p = mx.head_dim(), H = mx.heads();
-      if (!h->shift.empty()) fill_from(st, pre + "shift", {B, d, N}, h->shift.data(), path);
-      if (!h->diag.empty()) {
-        const int64_t M = static_cast<int64_t>(h->diag.size()) / (B * p * p * H);
-        fill_from(st, pre + "diag", {B, p, p, H, M, 2}, reinterpret_cast<float*>(h->diag.data()),
+      if (!h->shift.empty()) fill_from(st, pre + "shift", want.at(pre + "shift"), h->shift.data(), path);
+      if (!h->diag.empty())
+        fill_from(st, pre + "diag", want.at(pre + "diag"), reinterpret_cast<float*>(h->diag.data()),
                   path);
-      }
     } else if (auto* x = dynamic_cast<S4DState*>(&m)) {
-      const int64_t d = cfg.d_model, M = static_cast<int64_t>(x->x.size()) / (B * d);
-      fill_from(st, pre + "x", {B, d, M, 2}, reinterpret_cast<float*>(x->x.data()), path);
+      fill_from(st, pre + "x", want.at(pre + "x"), reinterpret_cast<float*>(x->x.data()), path);
     } else if (auto* c = dynamic_cast<AttentionCache*>(&m)) {
-      const auto& at = dynamic_cast<const Attention&>(mixer);
-      const int64_t heads = at.heads(), dh = at.head_dim();
       c->len = static_cast<int>(pos);
       c->capacity = pos;
-      c->k.assign(static_cast<size_t>(B * heads * pos * dh), 0.0f);
-      c->v.assign(c->k.size(), 0.0f);
-      fill_from(st, pre + "k", {B, heads, pos, dh}, c->k.data(), path);
-      fill_from(st, pre + "v", {B, heads, pos, dh}, c->v.data(), path);
+      c->k.resize(st.tensors.at(pre + "k").numel());
+      c->v.resize(c->k.size());
+      fill_from(st, pre + "k", want.at(pre + "k"), c->k.data(), path);
+      fill_from(st, pre + "v", want.at(pre + "v"), c->v.data(), path);
     }
   }
   if (logits != nullptr) {
-    HIPPO_CHECK(st.has("logits"), path, ": the state has no \"logits\" to resume from");
     logits->resize(static_cast<size_t>(B * cfg.padded_vocab()));
-    fill_from(st, "logits", {B, cfg.padded_vocab()}, logits->data(), path);
+    fill_from(st, "logits", want.at("logits"), logits->data(), path);
   }
   return s;
 }

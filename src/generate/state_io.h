@@ -1,16 +1,24 @@
 // Saving, loading and forking the recurrent state of a whole model (ModelState), so that the
 // state of a prefix can be computed once and continued several ways.
 //
-// File format: safetensors with, per layer i, "layers.<i>.shift" (B, d, N) and
-// "layers.<i>.diag" (B, p, p, H, M, 2) for H3, "layers.<i>.x" (B, d, M, 2) for S4D, and
+// File format: safetensors (all tensors F32) with, per layer i, "layers.<i>.shift" (B, d, N)
+// and "layers.<i>.diag" (B, p, p, H, M, 2) for H3, "layers.<i>.x" (B, d, M, 2) for S4D, and
 // "layers.<i>.k" / "layers.<i>.v" (B, heads, position, head_dim) for attention; metadata
-// "format" = "hippo-state-v1", "config" (the model config JSON), "config_hash",
-// "weights_fingerprint", "position", "batch"; optionally "logits" (B, padded_vocab).
+// "format" = "hippo-state-v2", "config" (the model config JSON), "config_hash",
+// "weights_fingerprint", "position", "batch", "checksum"; optionally "logits" (B, padded_vocab).
+//
+// "checksum" (16 hex digits) covers every other metadata entry and every tensor (name, dtype,
+// shape and data): h = FNV-1a 64 over "key\0value\0" for the metadata in key order, then per
+// tensor in name order FNV-1a over "name\0F32\0d0,d1,...\0" followed by state_data_hash of its
+// bytes (seeded with h). Loading refuses a file whose checksum does not match, and the older
+// hippo-state-v1 (no checksum: it cannot be verified).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "models/lm.h"
 
 namespace hippo {
@@ -36,6 +44,20 @@ void save_state(const std::string& path, const LanguageModel& model, const Model
 // (an error if the file has none).
 ModelState load_state(const std::string& path, const LanguageModel& model,
                       std::vector<float>* logits = nullptr);
+
+// Bytes held by a state (SSM states, KV caches at their capacity).
+int64_t state_bytes(const ModelState& s);
+
+// The "checksum" metadata value of a state file with this metadata (a "checksum" entry in it
+// is ignored) and these F32 tensors.
+std::string state_checksum(const std::map<std::string, std::string>& metadata,
+                           std::vector<NamedTensor> tensors);
+
+// 64-bit hash of a tensor's bytes used by the state checksum: four lanes of 8-byte words
+// (word i to lane i mod 4; lane = rotl(lane ^ word * P2, 31) * P1), a zero-padded last word,
+// then the lanes and the length mixed with MurmurHash3's finaliser. Any change of one word
+// changes the result; several GB/s.
+uint64_t state_data_hash(const void* data, size_t n, uint64_t seed);
 
 // Fingerprints identifying a model for its states: the config fields that change the maths
 // (not dropout or the init scheme), and a sample of every parameter's values.

@@ -1,13 +1,21 @@
 #include "models/config.h"
 
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 
 #include "core/error.h"
+#include "io/strict_json.h"
 
 namespace hippo {
 
 using nlohmann::json;
+
+constexpr uintmax_t kMaxConfigBytes = 1 << 20;
 
 static const std::pair<MixerKind, const char*> kMixerNames[] = {
     {MixerKind::H3, "h3"},
@@ -40,14 +48,47 @@ std::string layers_summary(const ModelConfig& cfg) {
 
 namespace {
 
-template <typename T>
-void read_field(const json& j, const char* key, T& out, const std::string& source) {
+// Typed field readers: the JSON value must already be of the field's type. nlohmann's get<int>
+// would accept `true` (1), truncate 32.7 to 32 and wrap 4294967328 to 32.
+void read_int(const json& j, const char* key, int& out, int64_t lo, int64_t hi,
+              const std::string& source) {
   if (!j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail(source, ": field '", key, "' has the wrong type (got ", j.at(key).dump(), ")");
-  }
+  const json& v = j.at(key);
+  HIPPO_CHECK(v.is_number_integer(), source, ": field '", key,
+              "' has the wrong type: must be an integer in ", lo, "..", hi, ", got ", v.dump());
+  // Compared as 64-bit values (unsigned ones above INT64_MAX are out of range anyway).
+  const bool in_range = v.is_number_unsigned()
+                            ? v.get<uint64_t>() <= static_cast<uint64_t>(hi)
+                            : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+  HIPPO_CHECK(in_range, source, ": field '", key, "' must be an integer in ", lo, "..", hi,
+              ", got ", v.dump());
+  out = static_cast<int>(v.get<int64_t>());
+}
+
+void read_float(const json& j, const char* key, float& out, const std::string& source) {
+  if (!j.contains(key)) return;
+  const json& v = j.at(key);
+  HIPPO_CHECK(v.is_number(), source, ": field '", key,
+              "' has the wrong type: must be a number, got ", v.dump());
+  HIPPO_CHECK(std::isfinite(v.get<double>()), source, ": field '", key,
+              "' must be a finite number, got ", v.dump());
+  out = static_cast<float>(v.get<double>());
+}
+
+void read_bool(const json& j, const char* key, bool& out, const std::string& source) {
+  if (!j.contains(key)) return;
+  const json& v = j.at(key);
+  HIPPO_CHECK(v.is_boolean(), source, ": field '", key, "' has the wrong type: must be true or false, got ",
+              v.dump());
+  out = v.get<bool>();
+}
+
+void read_string(const json& j, const char* key, std::string& out, const std::string& source) {
+  if (!j.contains(key)) return;
+  const json& v = j.at(key);
+  HIPPO_CHECK(v.is_string(), source, ": field '", key, "' has the wrong type: must be a string, got ",
+              v.dump());
+  out = v.get<std::string>();
 }
 
 }  // namespace
@@ -63,21 +104,19 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   for (const char* req : {"vocab_size", "d_model", "n_layer"})
     HIPPO_CHECK(j.contains(req), source, ": missing field '", req, "'");
   ModelConfig c;
-  read_field(j, "vocab_size", c.vocab_size, source);
-  read_field(j, "d_model", c.d_model, source);
-  read_field(j, "n_layer", c.n_layer, source);
-  read_field(j, "d_state", c.d_state, source);
-  read_field(j, "head_dim", c.head_dim, source);
-  read_field(j, "attn_heads", c.attn_heads, source);
-  read_field(j, "rotary_dim", c.rotary_dim, source);
-  read_field(j, "learned_pos", c.learned_pos, source);
-  read_field(j, "max_position", c.max_position, source);
-  read_field(j, "dropout", c.dropout, source);
-  read_field(j, "init_std", c.init_std, source);
-  read_field(j, "discretization", c.discretization, source);
-  read_field(j, "ssm_init", c.ssm_init, source);
-  HIPPO_CHECK(c.n_layer > 0 && c.n_layer <= 1024, source, ": field 'n_layer' must be in 1..1024, got ",
-              c.n_layer);
+  read_int(j, "vocab_size", c.vocab_size, 1, kMaxVocab, source);
+  read_int(j, "d_model", c.d_model, 1, kMaxDModel, source);
+  read_int(j, "n_layer", c.n_layer, 1, kMaxLayers, source);
+  read_int(j, "d_state", c.d_state, 2, kMaxDState, source);
+  read_int(j, "head_dim", c.head_dim, 1, kMaxDModel, source);
+  read_int(j, "attn_heads", c.attn_heads, 1, kMaxDModel, source);
+  read_int(j, "rotary_dim", c.rotary_dim, 0, kMaxDModel, source);
+  read_bool(j, "learned_pos", c.learned_pos, source);
+  read_int(j, "max_position", c.max_position, 1, kMaxPosition, source);
+  read_float(j, "dropout", c.dropout, source);
+  read_float(j, "init_std", c.init_std, source);
+  read_string(j, "discretization", c.discretization, source);
+  read_string(j, "ssm_init", c.ssm_init, source);
   if (j.contains("layers")) {
     HIPPO_CHECK(!j.contains("mixer") && !j.contains("attn_layer_idx"), source,
                 ": give either 'layers' or 'mixer' + 'attn_layer_idx', not both");
@@ -90,16 +129,17 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
     }
   } else {
     std::string def = "h3";
-    read_field(j, "mixer", def, source);
+    read_string(j, "mixer", def, source);
     c.mixers.assign(c.n_layer, parse_mixer(def, source + ": field 'mixer'"));
     if (j.contains("attn_layer_idx")) {
       HIPPO_CHECK(j["attn_layer_idx"].is_array(), source, ": field 'attn_layer_idx' must be an array");
       for (auto& v : j["attn_layer_idx"]) {
-        HIPPO_CHECK(v.is_number_integer(), source, ": attn_layer_idx entries must be integers");
-        int i = v.get<int>();
-        HIPPO_CHECK(i >= 0 && i < c.n_layer, source, ": attn_layer_idx entry ", i,
-                    " is outside 0..", c.n_layer - 1);
-        c.mixers[i] = MixerKind::Attention;
+        // Compared as int64: get<int>() would wrap 4294967296 to 0.
+        const bool in_range = v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX) &&
+                              v.get<int64_t>() >= 0 && v.get<int64_t>() < c.n_layer;
+        HIPPO_CHECK(in_range, source, ": attn_layer_idx entry ", v.dump(),
+                    " must be an integer in 0..", c.n_layer - 1);
+        c.mixers[static_cast<size_t>(v.get<int64_t>())] = MixerKind::Attention;
       }
     }
   }
@@ -108,28 +148,37 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
 }
 
 ModelConfig ModelConfig::load(const std::string& path) {
-  std::ifstream in(path);
-  HIPPO_CHECK(in.good(), path, ": cannot open model config");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    fail(path, ": not valid JSON: ", e.what());
-  }
-  return from_json(j, path);
+  // A config is a few hundred bytes: refuse folders, devices and anything over 1 MiB before
+  // reading, so that `-c /dev/zero` or a misnamed corpus cannot fill memory.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  HIPPO_CHECK(!ec && std::filesystem::exists(st), path, ": cannot open model config (no such file)");
+  HIPPO_CHECK(std::filesystem::is_regular_file(st), path,
+              ": model config must be a regular JSON file, not a folder or device");
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  HIPPO_CHECK(!ec && size <= kMaxConfigBytes, path, ": model config is ", size,
+              " bytes, over the ", kMaxConfigBytes, "-byte limit for a config");
+  std::ifstream in(path, std::ios::binary);
+  HIPPO_CHECK(in.good(), path, ": cannot open model config: ", std::strerror(errno));
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  HIPPO_CHECK(!in.bad(), path, ": cannot read model config");
+  return from_json(parse_json_strict(text, path), path);
 }
 
 void ModelConfig::validate(const std::string& source) const {
-  auto positive = [&](const char* name, int v) {
-    HIPPO_CHECK(v > 0, source, ": field '", name, "' must be positive, got ", v);
+  // The bounds keep every size product in 64 bits and every count in an int; what fits in
+  // memory is checked separately (models/memory_check.h) before anything is allocated.
+  auto in_range = [&](const char* name, int v, int lo, int hi) {
+    HIPPO_CHECK(v >= lo && v <= hi, source, ": field '", name, "' must be in ", lo, "..", hi,
+                ", got ", v);
   };
-  positive("vocab_size", vocab_size);
-  positive("d_model", d_model);
-  positive("n_layer", n_layer);
-  positive("d_state", d_state);
-  positive("head_dim", head_dim);
-  positive("attn_heads", attn_heads);
-  positive("max_position", max_position);
+  in_range("vocab_size", vocab_size, 1, kMaxVocab);
+  in_range("d_model", d_model, 1, kMaxDModel);
+  in_range("n_layer", n_layer, 1, kMaxLayers);
+  in_range("d_state", d_state, 2, kMaxDState);
+  in_range("head_dim", head_dim, 1, kMaxDModel);
+  in_range("attn_heads", attn_heads, 1, kMaxDModel);
+  in_range("max_position", max_position, 1, kMaxPosition);
   HIPPO_CHECK(d_state % 2 == 0, source, ": field 'd_state' must be even (N/2 complex modes), got ",
               d_state);
   HIPPO_CHECK(static_cast<int>(mixers.size()) == n_layer, source, ": 'layers' has ", mixers.size(),
@@ -158,6 +207,38 @@ void ModelConfig::validate(const std::string& source) const {
   if (any_h3)
     HIPPO_CHECK(d_model % head_dim == 0, source, ": field 'head_dim' (", head_dim,
                 ") must divide d_model (", d_model, ")");
+}
+
+int64_t ModelConfig::num_params() const {
+  // Mirrors the constructors in nn/ and ssm/ (LanguageModel, Block, H3, Attention, S4DMixer,
+  // S4DKernel, ShiftKernel, Linear with bias, LayerNorm); Memory.NumParamsMatchesTheModel
+  // holds the two equal for every mixer kind.
+  const int64_t d = d_model, M = d_state / 2, N = d_state;
+  auto linear = [](int64_t in, int64_t out) { return in * out + out; };
+  auto s4d_kernel = [&](int64_t H) { return H * (1 + 6 * M); };  // log_dt, A (re, im), B, C
+  int64_t n = static_cast<int64_t>(padded_vocab()) * d + 2 * d;  // embedding (tied head), ln_f
+  if (learned_pos) n += static_cast<int64_t>(max_position) * d;
+  for (MixerKind m : mixers) {
+    n += 4 * d + linear(d, 4 * d) + linear(4 * d, d);  // two LayerNorms, the MLP
+    switch (m) {
+      case MixerKind::Attention:
+        n += linear(d, 3 * d) + linear(d, d);
+        break;
+      case MixerKind::S4D:
+        n += s4d_kernel(d) + d + linear(d, d);
+        break;
+      case MixerKind::H3:
+      case MixerKind::H3NoShift:
+      case MixerKind::H3NoDiag: {
+        n += 4 * linear(d, d);
+        if (m != MixerKind::H3NoShift) n += 2 * d * N + d;  // shift B, C and the skip ssm_k_D
+        const int64_t H = d / head_dim;
+        if (m != MixerKind::H3NoDiag) n += s4d_kernel(H) + H;  // diagonal kernel and its D
+        break;
+      }
+    }
+  }
+  return n;
 }
 
 json ModelConfig::to_json() const {

@@ -1,6 +1,7 @@
 // The model configuration (JSON). Every field is validated on load; a wrong one is refused
 // with a message naming it.
 #pragma once
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -32,7 +33,17 @@ struct ModelConfig {
   std::string ssm_init = "lin";             // S4D-Lin or "inv"
   std::vector<MixerKind> mixers;            // one per layer
 
+  // Upper bounds of the size fields (validate() refuses anything above them).
+  static constexpr int kMaxVocab = 1 << 24;
+  static constexpr int kMaxDModel = 1 << 16;  // also bounds head_dim and attn_heads
+  static constexpr int kMaxLayers = 1024;
+  static constexpr int kMaxDState = 1 << 12;
+  static constexpr int kMaxPosition = 1 << 24;
+
   int padded_vocab() const { return (vocab_size + 7) / 8 * 8; }
+  // Exactly LanguageModel::num_params() for this config, computed without building the model
+  // (so that memory can be checked before anything is allocated).
+  int64_t num_params() const;
 
   // Fields: vocab_size, d_model, n_layer, d_state, head_dim, attn_heads, rotary_dim,
   // learned_pos, max_position, dropout, discretization, ssm_init, and the mixers as either

@@ -8,6 +8,7 @@
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_bf16.h"
+#include "models/memory_check.h"
 #include "nn/attention.h"
 #include "nn/h3.h"
 #include "nn/s4d_mixer.h"
@@ -36,6 +37,7 @@ Block::Block(const ModelConfig& cfg, MixerKind kind)
 
 LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)), ln_f_(cfg_.d_model) {
   cfg_.validate("model config");
+  check_model_memory(cfg_, ModelUse::Any, "model config");  // before anything is allocated
   const int d = cfg_.d_model;
   wte_ = make_param({cfg_.padded_vocab(), d}, ParamKind::Decay);
   wte_.accepts_bf16 = true;
@@ -75,6 +77,7 @@ void LanguageModel::tied_head(const float* x, int64_t rows, float* logits) const
 void LanguageModel::init(uint64_t seed) {
   HIPPO_CHECK(external_.empty(), "LanguageModel::init: the weights were loaded for inference "
               "(memory-mapped or bf16); build a new model to train");
+  check_model_memory(cfg_, ModelUse::Training, "model config");  // before a weight is written
   Rng rng(seed);
   Rng emb = rng.fork();
   float* w = wte_.value.data();

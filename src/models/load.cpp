@@ -5,8 +5,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/finite.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
+#include "io/strict_json.h"
+#include "kernels/bf16.h"
+#include "models/memory_check.h"
 
 namespace hippo {
 
@@ -16,13 +20,38 @@ static ModelConfig config_of(const std::map<std::string, std::string>& meta,
   HIPPO_CHECK(it != meta.end(), path,
               ": no model config in __metadata__.config (not a hippo weights file; convert a "
               "PyTorch checkpoint with `hippo convert`)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(it->second);
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, ": __metadata__.config is not valid JSON: ", e.what());
-  }
-  return ModelConfig::from_json(j, path + ": __metadata__.config");
+  const std::string source = path + ": __metadata__.config";
+  return ModelConfig::from_json(parse_json_strict(it->second, source), source);
+}
+
+// The config is a claim; the tensors in the file (validated against its size) are real. A
+// config describing far more parameters than the file holds (d_model 65536 in a 1 KB file)
+// would make the constructor allocate for nothing, so it is refused before anything is built.
+// A smaller gap is left to the per-tensor checks, whose errors name the missing tensor.
+static ModelConfig checked_config(const SafeTensorsHeader& h, const std::string& path) {
+  const ModelConfig cfg = config_of(h.metadata, path);
+  uint64_t in_file = 0;
+  for (auto& [name, e] : h.tensors)
+    if (name.rfind("optim.", 0) != 0) in_file += static_cast<uint64_t>(shape_numel(e.shape));
+  const uint64_t claimed = static_cast<uint64_t>(cfg.num_params());
+  HIPPO_CHECK(claimed <= 2 * in_file + (1u << 20), path, ": __metadata__.config describes a model of ",
+              claimed, " parameters, but the file holds only ", in_file, " weights");
+  return cfg;
+}
+
+void check_finite(const float* x, int64_t n, const std::string& tensor, const std::string& file) {
+  const int64_t i = first_nonfinite(x, n);
+  if (i >= 0)
+    fail(file, ": tensor '", tensor, "' holds a non-finite value (", x[i], " at element ", i, " of ",
+         n, "); refusing to use NaN/Inf weights");
+}
+
+static void check_finite_bf16(const uint16_t* x, int64_t n, const std::string& tensor,
+                              const std::string& file) {
+  const int64_t i = first_nonfinite_bf16(x, n);
+  if (i >= 0)
+    fail(file, ": tensor '", tensor, "' holds a non-finite value (", bf16_to_f32(x[i]),
+         " at element ", i, " of ", n, ", bf16); refusing to use NaN/Inf weights");
 }
 
 static const TensorEntry& entry_for(const SafeTensorsHeader& h, const ParamRef& p,
@@ -49,6 +78,7 @@ void load_model_weights(const SafeTensorsReader& st, LanguageModel& model) {
   for (auto& p : model.params()) {
     entry_for(st.header(), p, st.path());
     st.read_f32(p.name, p.param->value.data());
+    check_finite(p.param->value.data(), p.param->value.numel(), p.name, st.path());
     loaded.insert(p.name);
   }
   check_no_extra(st.header(), loaded, st.path());
@@ -58,7 +88,7 @@ std::unique_ptr<LanguageModel> load_model_mapped(const std::string& path,
                                                  std::map<std::string, std::string>* metadata) {
   auto file = std::make_shared<MappedFile>(path);
   const SafeTensorsHeader h = parse_safetensors_header(file->data(), file->size(), file->size(), path);
-  auto model = std::make_unique<LanguageModel>(config_of(h.metadata, path));
+  auto model = std::make_unique<LanguageModel>(checked_config(h, path));
   std::set<std::string> loaded;
   for (auto& p : model->params()) {
     const TensorEntry& e = entry_for(h, p, path);
@@ -75,12 +105,16 @@ std::unique_ptr<LanguageModel> load_model_mapped(const std::string& path,
         q.bf16 = copy->data();
         model->keep_alive(std::move(copy));
       }
+      check_finite_bf16(q.bf16, n, p.name, path);
       // Frees the (untouched) fp32 storage made by the constructor; the shape stays.
       q.value = Tensor::borrow(nullptr, q.value.shape());
     } else if (e.dtype == "F32" && addr % alignof(float) == 0) {
       q.value = Tensor::borrow(reinterpret_cast<float*>(src), q.value.shape());
+      check_finite(q.value.data(), n, p.name, path);
     } else {
+      // Conversion can also overflow (an F64 above FLT_MAX becomes Inf): checked after it.
       convert_to_f32(e.dtype, src, static_cast<uint64_t>(n), q.value.data());
+      check_finite(q.value.data(), n, p.name, path);
     }
     loaded.insert(p.name);
   }
@@ -97,7 +131,10 @@ ModelConfig read_model_config(const std::string& path) {
 
 std::unique_ptr<LanguageModel> load_model(const std::string& path) {
   SafeTensorsReader st(path);
-  auto model = std::make_unique<LanguageModel>(config_of(st.header().metadata, st.path()));
+  const ModelConfig cfg = checked_config(st.header(), st.path());
+  // Every weight becomes an fp32 copy in memory.
+  check_model_memory(cfg, ModelUse::Fp32, st.path());
+  auto model = std::make_unique<LanguageModel>(cfg);
   load_model_weights(st, *model);
   return model;
 }

@@ -31,6 +31,14 @@ std::unique_ptr<LanguageModel> load_model(const std::string& path);
 std::unique_ptr<LanguageModel> load_model_mapped(
     const std::string& path, std::map<std::string, std::string>* metadata = nullptr);
 
+// Every loader also refuses a tensor holding NaN or Inf (naming the file, the tensor and the
+// element), and a config that describes more parameters than the file holds (before the model
+// is built); load_model refuses a model whose fp32 weights exceed the available memory.
+
+// Throws hippo::Error naming the file and the tensor when x[0, n) holds a NaN or Inf. One
+// vectorised pass (core/finite.h); for other loaders of weights (e.g. optimizer moments).
+void check_finite(const float* x, int64_t n, const std::string& tensor, const std::string& file);
+
 // Loads the file's weights into an existing model (same rules as load_model).
 void load_model_weights(const std::string& path, LanguageModel& model);
 class SafeTensorsReader;

@@ -1,5 +1,8 @@
 #include "train/checkpoint.h"
 
+#include <charconv>
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/load.h"
@@ -37,15 +40,28 @@ void save_weights(const std::string& path, const LanguageModel& model) {
   save_checkpoint(path, model, nullptr);
 }
 
+int64_t parse_checkpoint_step(const std::string& text, const std::string& path) {
+  int64_t v = -1;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  HIPPO_CHECK(!text.empty() && ec == std::errc() && ptr == end && v >= 0, path,
+              ": __metadata__.optim.step must be a non-negative integer, got \"", text, "\"");
+  return v;
+}
+
 std::map<std::string, std::string> load_checkpoint(const std::string& path, LanguageModel& model,
                                                    AdamW* opt) {
   SafeTensorsReader st(path);
-  load_model_weights(st, model);
   const auto& meta = st.header().metadata;
-  if (opt) {
-    auto step = meta.find("optim.step");
-    HIPPO_CHECK(step != meta.end(), path,
+  int64_t step = 0;
+  if (opt) {  // checked before anything is loaded, so a bad file leaves model and optimizer as they were
+    auto it = meta.find("optim.step");
+    HIPPO_CHECK(it != meta.end(), path,
                 ": no optimizer state (__metadata__.optim.step); cannot resume from weights only");
+    step = parse_checkpoint_step(it->second, path);
+  }
+  load_model_weights(st, model);
+  if (opt) {
     auto take = [&](const std::string& name, Tensor& into) {
       const TensorEntry& e = st.entry(name);
       HIPPO_CHECK(e.shape == into.shape(), path, ": tensor '", name, "' has shape ",
@@ -56,13 +72,59 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Lang
       take("optim.m." + opt->params()[i].name, opt->first_moments()[i]);
       take("optim.v." + opt->params()[i].name, opt->second_moments()[i]);
     }
-    try {
-      opt->set_steps(std::stoll(step->second));
-    } catch (const std::exception&) {
-      fail(path, ": __metadata__.optim.step is not an integer");
-    }
+    opt->set_steps(step);
   }
   return meta;
+}
+
+uint64_t checkpoint_bytes(const LanguageModel& model, bool with_optimizer) {
+  const uint64_t copies = with_optimizer ? 3 : 1;
+  uint64_t bytes = 8 + (64u << 10);  // length prefix, metadata (config, run settings) and slack
+  for (auto& p : model.params()) {
+    const uint64_t data = (static_cast<uint64_t>(p.param->value.numel()) * 4 + 3) / 4 * 4;
+    // Header entry per tensor: name (with "optim.m." for the moments), dtype, shape, offsets.
+    bytes += copies * (data + p.name.size() + 160);
+  }
+  return bytes;
+}
+
+std::map<std::string, std::string> read_metadata(const std::string& path) {
+  SafeTensorsReader st(path);
+  return st.header().metadata;
+}
+
+void check_resume_compatible(const std::string& path, const std::map<std::string, std::string>& meta,
+                             const ModelConfig& config,
+                             const std::map<std::string, std::string>& run_settings) {
+  using nlohmann::json;
+  std::string diffs;
+  auto differ = [&](const std::string& field, const std::string& then, const std::string& now) {
+    diffs += str(diffs.empty() ? "" : "; ", field, ": the checkpoint has ", then, ", this run has ", now);
+  };
+  auto cfg_it = meta.find("config");
+  HIPPO_CHECK(cfg_it != meta.end(), path, ": no model config (__metadata__.config); cannot resume from it");
+  const json stored = json::parse(cfg_it->second, nullptr, false);
+  HIPPO_CHECK(stored.is_object(), path, ": __metadata__.config is not a JSON object");
+  const json current = config.to_json();
+  for (auto& [k, v] : stored.items()) {
+    if (!current.contains(k)) differ("model config field '" + k + "'", v.dump(), "(no such field)");
+    else if (current[k] != v) differ("model config field '" + k + "'", v.dump(), current[k].dump());
+  }
+  auto run_it = meta.find(kRunSettingsKey);
+  if (run_it != meta.end()) {
+    const json run = json::parse(run_it->second, nullptr, false);
+    HIPPO_CHECK(run.is_object(), path, ": __metadata__.", kRunSettingsKey, " is not a JSON object");
+    for (auto& [k, v] : run.items()) {
+      auto now = run_settings.find(k);
+      if (now == run_settings.end()) continue;  // a setting this caller does not have
+      const std::string then = v.is_string() ? v.get<std::string>() : v.dump();
+      if (then != now->second) differ("'" + k + "'", then, now->second);
+    }
+  }
+  HIPPO_CHECK(diffs.empty(), path, ": cannot resume: this run's settings differ from the checkpoint's (",
+              diffs, "). Resume with the same settings (only --steps, --threads, --eval-every, "
+              "--save-every, --log-every, --eval-tokens and --cache-dir may change), or start a "
+              "new run in another folder");
 }
 
 }  // namespace hippo

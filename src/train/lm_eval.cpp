@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
 #include "data/lm_batches.h"
 
 namespace hippo {
@@ -17,7 +18,11 @@ std::vector<int32_t> token_byte_lengths(const Tokenizer& tok) {
 EvalResult evaluate_lm(LanguageModel& model, const TokenCache& tokens, int L, int B,
                        const std::vector<int32_t>* byte_lengths, int64_t max_tokens,
                        const std::function<void(int64_t, int64_t)>& progress) {
+  HIPPO_CHECK(L >= 1 && B >= 1, "evaluate_lm: window length ", L, " and batch ", B, " must be >= 1");
   int64_t windows = lm_eval_windows(tokens, L);
+  // No windows would report loss 0, "perplexity 1.000": a perfect score for no evidence.
+  HIPPO_CHECK(windows > 0, "evaluation: the token stream has ", tokens.size(),
+              " tokens; at least 2 are needed to predict one");
   if (max_tokens > 0) windows = std::min<int64_t>(windows, (max_tokens + L - 1) / L);
   double nats = 0;
   int64_t count = 0, bytes = 0;

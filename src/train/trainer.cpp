@@ -2,16 +2,17 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "train/checkpoint.h"
 #include "train/grad_clip.h"
+#include "train/run_log.h"
 
 namespace hippo {
 
@@ -32,30 +33,145 @@ std::string fmt_duration(double s) {
   return buf;
 }
 
+// Shortest text that reads back as the same float, so a stored setting compares exactly.
+std::string float_text(float v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+// The checkpoint saves of one run: a failed save is reported and the run goes on with its
+// state in memory; the file on disk is still the last good checkpoint (saves are atomic).
+struct Saver {
+  std::string path;
+  bool quiet_tty = false;
+  int64_t on_disk = -1;       // step of the checkpoint on disk (-1: none from this run)
+  int64_t failed_at = -1;     // step of the last failed save not yet made good
+  std::string error;
+
+  bool save(int64_t step, const LanguageModel& model, const AdamW& adam,
+            const std::map<std::string, std::string>& meta, RunLog& log) {
+    log.sync();  // the log reaches at least as far as the checkpoint, even after a power loss
+    try {
+      save_checkpoint(path, model, &adam, meta);
+    } catch (const std::exception& e) {
+      failed_at = step;
+      error = e.what();
+      std::fprintf(stderr, "%shippo: warning: could not save the checkpoint at step %lld: %s\n"
+                   "  training goes on with its state in memory; %s; the save is tried again at "
+                   "the next save point\n", quiet_tty ? "\r\033[K" : "", static_cast<long long>(step),
+                   e.what(), kept().c_str());
+      log.append({{"step", step}, {"event", "save_failed"}, {"error", error}});
+      return false;
+    }
+    if (failed_at >= 0)
+      std::fprintf(stderr, "%scheckpoint saved at step %lld (the save at step %lld had failed)\n",
+                   quiet_tty ? "\r\033[K" : "", static_cast<long long>(step),
+                   static_cast<long long>(failed_at));
+    failed_at = -1;
+    on_disk = step;
+    return true;
+  }
+
+  std::string kept() const {
+    return on_disk >= 0 ? str(path, " still holds the checkpoint of step ", on_disk)
+                        : str("no checkpoint of this run is on disk yet");
+  }
+};
+
 }  // namespace
 
+void validate_train_options(const TrainOptions& o) {
+  auto at_least = [](const char* name, int64_t v, int64_t lo) {
+    HIPPO_CHECK(v >= lo, name, " must be >= ", lo, ", got ", v);
+  };
+  at_least("--steps", o.steps, 1);
+  at_least("--grad-accum", o.grad_accum, 1);
+  HIPPO_CHECK(o.grad_accum <= 65536, "--grad-accum must be <= 65536, got ", o.grad_accum);
+  at_least("--warmup", o.warmup_steps, 0);
+  at_least("--eval-every", o.eval_every, 0);
+  at_least("--save-every", o.save_every, 0);
+  at_least("--log-every", o.log_every, 1);
+  auto finite = [](const char* name, float v, bool positive, const char* what) {
+    HIPPO_CHECK(std::isfinite(v) && (positive ? v > 0 : v >= 0), name, " must be ", what, ", got ", v);
+  };
+  finite("--lr", o.adam.lr, true, "a positive finite number");
+  finite("--wd", o.adam.weight_decay, false, "a finite number >= 0");
+  finite("--clip", o.clip, false, "a finite number >= 0 (0: off)");
+  HIPPO_CHECK(o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1], got ",
+              o.min_lr_ratio);
+  HIPPO_CHECK(o.adam.beta1 >= 0 && o.adam.beta1 < 1 && o.adam.beta2 >= 0 && o.adam.beta2 < 1,
+              "AdamW betas must be in [0, 1), got ", o.adam.beta1, " and ", o.adam.beta2);
+  finite("AdamW eps", o.adam.eps, true, "a positive finite number");
+  finite("the SSM learning-rate cap", o.adam.ssm_lr_cap, true, "a positive finite number");
+  HIPPO_CHECK(!std::isnan(o.stop_threshold), "the early-stop threshold is NaN");
+}
+
+std::map<std::string, std::string> run_settings(const TrainOptions& o) {
+  std::map<std::string, std::string> s = o.run_settings;
+  s["seed"] = std::to_string(o.seed);
+  s["grad-accum"] = std::to_string(o.grad_accum);
+  s["lr"] = float_text(o.adam.lr);
+  s["wd"] = float_text(o.adam.weight_decay);
+  s["adam-beta1"] = float_text(o.adam.beta1);
+  s["adam-beta2"] = float_text(o.adam.beta2);
+  s["adam-eps"] = float_text(o.adam.eps);
+  s["ssm-lr-cap"] = float_text(o.adam.ssm_lr_cap);
+  s["warmup"] = std::to_string(o.warmup_steps);
+  s["min-lr-ratio"] = float_text(o.min_lr_ratio);
+  s["clip"] = float_text(o.clip);
+  return s;
+}
+
 TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& next_batch,
-                  const EvalFn& evaluate) {
-  namespace fs = std::filesystem;
-  HIPPO_CHECK(opt.steps > 0, "train: --steps must be positive");
-  HIPPO_CHECK(opt.grad_accum > 0, "train: --grad-accum must be positive");
+                  const EvalFn& evaluate, RunFolder* folder) {
+  validate_train_options(opt);
+  std::optional<RunFolder> own_folder;
+  if (!opt.out_dir.empty() && !folder) folder = &own_folder.emplace(opt);
+  HIPPO_CHECK(!folder || folder->dir() == opt.out_dir, "train: the run folder ", folder->dir(),
+              " is not --out ", opt.out_dir);
+  HIPPO_CHECK(folder || !opt.resume, "--resume needs -o DIR: the run folder whose checkpoint to continue");
+
   AdamW adam(model.params(), opt.adam);
   Schedule sched{opt.warmup_steps, opt.steps, opt.min_lr_ratio};
-  const std::string ckpt = opt.out_dir.empty() ? "" : opt.out_dir + "/checkpoint.safetensors";
-  if (!opt.out_dir.empty()) fs::create_directories(opt.out_dir);
-  int64_t start = 0;
-  if (opt.resume) {
-    HIPPO_CHECK(!ckpt.empty() && fs::exists(ckpt), "train: --resume needs ", ckpt);
-    load_checkpoint(ckpt, model, &adam);
-    start = adam.steps();
-    if (!opt.quiet) std::fprintf(stderr, "resumed from %s at step %lld\n", ckpt.c_str(),
-                                 static_cast<long long>(start));
-  }
-  std::ofstream log;
-  if (!opt.out_dir.empty()) log.open(opt.out_dir + "/log.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
-
+  const std::map<std::string, std::string> settings = run_settings(opt);
+  std::map<std::string, std::string> meta = opt.metadata;
+  meta[kRunSettingsKey] = nlohmann::json(settings).dump();
   const bool tty = isatty(STDERR_FILENO);
+  Saver saver;
+  saver.quiet_tty = tty;
+  RunLog log;
+  int64_t start = 0;
+  if (folder) {
+    saver.path = folder->checkpoint();
+    folder->check_room(checkpoint_bytes(model, true), checkpoint_bytes(model, false));
+    if (opt.resume) {
+      const auto ck_meta = read_metadata(saver.path);
+      check_resume_compatible(saver.path, ck_meta, model.config(), settings);
+      if (!ck_meta.count(kRunSettingsKey))
+        std::fprintf(stderr, "hippo: warning: %s predates stored run settings: its seed, batch and "
+                     "data cannot be checked against this run's\n", saver.path.c_str());
+      load_checkpoint(saver.path, model, &adam);
+      start = adam.steps();
+      HIPPO_CHECK(start <= opt.steps, saver.path, ": the checkpoint is at step ", start,
+                  ", past --steps ", opt.steps, "; give --steps above ", start, " to train further");
+      saver.on_disk = start;
+      const int64_t dropped = truncate_log_after(folder->log(), start);
+      if (!opt.quiet) {
+        std::fprintf(stderr, "resumed from %s at step %lld\n", saver.path.c_str(),
+                     static_cast<long long>(start));
+        if (dropped)
+          std::fprintf(stderr, "%s: dropped %lld record(s) logged after that checkpoint\n",
+                       folder->log().c_str(), static_cast<long long>(dropped));
+      }
+    } else {
+      folder->discard_previous_run(opt.quiet);
+    }
+    log.open(folder->log(), !opt.resume);
+  }
+
   TrainResult res;
+  res.steps_done = start;
   Batch batch;
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens_seen = 0;
@@ -68,8 +184,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     EvalResult e = evaluate(model);
     res.last_eval = e;
     res.eval_history.push_back({step, e});
-    nlohmann::json j = {{"step", step}, {"eval", e.metrics}};
-    if (log.is_open()) log << j.dump() << "\n" << std::flush;
+    log.append({{"step", step}, {"eval", e.metrics}});
     if (!opt.quiet) {
       std::string s;
       for (auto& [k, v] : e.metrics) s += " " + k + "=" + std::to_string(v);
@@ -111,10 +226,9 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     if ((step + 1) % opt.log_every == 0 || last) {
       const double loss_avg = loss_acc / acc_steps, acc_avg = acc_acc / acc_steps;
       const double eta = elapsed / (step + 1 - start) * (opt.steps - step - 1);
-      nlohmann::json j = {{"step", step + 1}, {"loss", loss_avg}, {"acc", acc_avg},
-                          {"lr", opt.adam.lr * scale}, {"grad_norm", gnorm},
-                          {"tokens_per_s", res.tokens_per_s}};
-      if (log.is_open()) log << j.dump() << "\n";
+      log.append({{"step", step + 1}, {"loss", loss_avg}, {"acc", acc_avg},
+                  {"lr", opt.adam.lr * scale}, {"grad_norm", gnorm},
+                  {"tokens_per_s", res.tokens_per_s}});
       if (!opt.quiet)
         std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  acc %.3f  lr %.2e  %.0f tok/s  ETA %s%s",
                      tty ? "\r\033[K" : "", static_cast<long long>(step + 1),
@@ -124,20 +238,37 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       acc_steps = 0;
     }
     const bool eval_now = (opt.eval_every > 0 && (step + 1) % opt.eval_every == 0) || last;
+    bool stop = false;
     if (eval_now) {
       run_eval(step + 1);
       if (!opt.stop_metric.empty() && res.last_eval.metrics.count(opt.stop_metric) &&
           res.last_eval.metrics[opt.stop_metric] >= opt.stop_threshold) {
         res.stopped_early = !last;
-        if (!ckpt.empty()) save_checkpoint(ckpt, model, &adam, opt.metadata);
-        break;
+        stop = true;
       }
     }
-    if (!ckpt.empty() && ((opt.save_every > 0 && (step + 1) % opt.save_every == 0) || last))
-      save_checkpoint(ckpt, model, &adam, opt.metadata);
+    if (folder && (stop || last || (opt.save_every > 0 && (step + 1) % opt.save_every == 0)))
+      saver.save(step + 1, model, adam, meta, log);
+    if (stop) break;
   }
   if (!opt.quiet && tty) std::fprintf(stderr, "\n");
-  if (!opt.out_dir.empty()) save_checkpoint(opt.out_dir + "/model.safetensors", model, nullptr, opt.metadata);
+  if (folder) {
+    std::string weights_error;
+    try {
+      save_checkpoint(folder->weights(), model, nullptr, meta);
+    } catch (const std::exception& e) {
+      weights_error = e.what();
+    }
+    log.sync();
+    if (saver.failed_at >= 0)
+      fail("could not save the final checkpoint (step ", saver.failed_at, "): ", saver.error, ". ",
+           saver.kept(), saver.on_disk >= 0 ? " (continue from it with --resume)" : "", "; ",
+           weights_error.empty() ? "the final weights were saved to " + folder->weights()
+                                 : "the weights could not be saved either: " + weights_error);
+    HIPPO_CHECK(weights_error.empty(), "could not save the weights: ", weights_error,
+                ". The final checkpoint (step ", saver.on_disk, ") is saved; run again with --resume "
+                "to write ", folder->weights(), " from it");
+  }
   return res;
 }
 

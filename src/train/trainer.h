@@ -12,6 +12,7 @@
 #include "data/batch.h"
 #include "models/lm.h"
 #include "train/adamw.h"
+#include "train/run_folder.h"
 #include "train/schedule.h"
 
 namespace hippo {
@@ -37,13 +38,28 @@ struct TrainOptions {
   int64_t log_every = 10;
   std::string out_dir;          // checkpoint.safetensors, model.safetensors, log.jsonl
   bool resume = false;          // continue from out_dir/checkpoint.safetensors
+  bool force = false;           // discard a run already in out_dir (else refused)
   bool quiet = false;           // no progress line
   // Stop early once this eval metric reaches the threshold (e.g. "acc" >= 1.0).
   std::string stop_metric;
   double stop_threshold = 0;
   // Extra __metadata__ for the checkpoint and weights files (e.g. the tokenizer).
   std::map<std::string, std::string> metadata;
+  // What defines the run besides the model config and the settings above (e.g. "data",
+  // "tokenizer", "batch-size", "seq-len"). Stored in the checkpoint with the trainer's own
+  // (seed, grad-accum, lr, wd, warmup, min-lr-ratio, clip, AdamW betas and eps); a resume with
+  // any of them different is refused (train/checkpoint.h, check_resume_compatible). Free to
+  // change on resume: steps, eval/save/log frequency, quiet, and the caller's unlisted ones.
+  std::map<std::string, std::string> run_settings;
 };
+
+// Throws hippo::Error naming the option ("--log-every must be >= 1, got 0") for a value out of
+// its range; train() calls it first.
+void validate_train_options(const TrainOptions& opt);
+
+// The settings a resumed run must share with its checkpoint (opt.run_settings and the
+// trainer's own), as stored in the checkpoint metadata.
+std::map<std::string, std::string> run_settings(const TrainOptions& opt);
 
 struct TrainResult {
   int64_t steps_done = 0;
@@ -56,7 +72,13 @@ struct TrainResult {
 
 // Throws hippo::Error on NaN/Inf in the loss or a gradient, naming the step and tensor;
 // the last checkpoint on disk is left as it was.
+// With out_dir set, the run folder (train/run_folder.h) is made ready and its free space
+// checked before step 1. `folder` is one the caller prepared earlier (so that a refused
+// folder costs no data loading); otherwise train() prepares it. A checkpoint save that fails
+// (full disk, I/O error) is reported and tried again at the next save point while training
+// goes on; the previous checkpoint stays intact. If the final save fails, train() throws once
+// the run is over, naming the step of the checkpoint still on disk.
 TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& next_batch,
-                  const EvalFn& evaluate);
+                  const EvalFn& evaluate, RunFolder* folder = nullptr);
 
 }  // namespace hippo

@@ -11,7 +11,8 @@ Bad files (missing/extra key, wrong shape, truncated or corrupt pickle, a pickle
 run code) must fail with a message naming the problem.
 
 HIPPO_SLOW_TESTS=1 adds the exact 125M shape (vocab 50257 padded to 50264, attention at
-layer 6, heads from the released table) and a rotary variant of it.
+layer 6, heads from the released table: the shapes match H3-125M exactly) and a rotary variant
+of it (not a released shape: --heads).
 """
 import copy
 import io
@@ -159,7 +160,8 @@ class ConvertTest(RefTestCase):
                     f.write(obj_or_bytes)
             else:
                 torch.save(obj_or_bytes, src)
-            p = subprocess.Popen([refcommon.ARGS.hippo_bin, "convert", src, dst],
+            # --heads: SMALL's; without it a non-released shape is refused before its keys.
+            p = subprocess.Popen([refcommon.ARGS.hippo_bin, "convert", src, dst, "--heads", "2"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             runs.append((p, dst, expected))
         for p, dst, expected in runs:
@@ -342,7 +344,8 @@ class ConvertTest(RefTestCase):
                "rotary_dim": 32, "layers": ["attention" if i in (4, 8) else "h3" for i in range(12)]}
         model = build_model(cfg, seed=13)
         torch.save(released_state_dict(model, cfg), self.path("125m_rot.pt"))
-        w = self.convert_ok(self.path("125m_rot.pt"), self.path("125m_rot.safetensors"))
+        # Not a released shape (no released 125M has rotary): the heads must be given.
+        w = self.convert_ok(self.path("125m_rot.pt"), self.path("125m_rot.safetensors"), "--heads", "12")
         self.check_parity(w, model, cfg, 1e-4, B=1, L=16, seed=14)
 
 
