@@ -9,6 +9,7 @@
 
 #include "apps/commands.h"
 #include "core/error.h"
+#include "data/token_ids_json.h"
 #include "data/tokenizer.h"
 #include "io/strict_json.h"
 
@@ -52,22 +53,6 @@ std::vector<int32_t> parse_ids(const std::string& text, int32_t vocab) {
   return ids;
 }
 
-// One --jsonl --decode line: an array of integer ids in [0, vocab).
-std::vector<int32_t> json_ids(const nlohmann::json& j, int32_t vocab, size_t line) {
-  HIPPO_CHECK(j.is_array(), "tokenize --jsonl --decode: line ", line, " is not an array of token ids");
-  std::vector<int32_t> ids;
-  ids.reserve(j.size());
-  for (size_t i = 0; i < j.size(); ++i) {
-    const nlohmann::json& v = j[i];
-    // get<int32_t>() would wrap 4294967361 to 65 ("A") and truncate 65.7 to 65.
-    const bool ok = v.is_number_unsigned() && v.get<uint64_t>() < static_cast<uint64_t>(vocab);
-    HIPPO_CHECK(ok, "tokenize --jsonl --decode: line ", line, ", element ", i, ": ", v.dump(),
-                " is not a token id (an integer in 0..", vocab - 1, ")");
-    ids.push_back(static_cast<int32_t>(v.get<uint64_t>()));
-  }
-  return ids;
-}
-
 int run_tokenize(const TokenizeOptions& o) {
   std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer);
   auto encode = [&](std::string_view s) {
@@ -82,7 +67,7 @@ int run_tokenize(const TokenizeOptions& o) {
       ++ln;
       const nlohmann::json j = parse_json_strict(line, str("tokenize --jsonl: stdin line ", ln));
       if (o.decode) {
-        const std::vector<int32_t> ids = json_ids(j, tok->vocab_size(), ln);
+        const std::vector<int32_t> ids = token_ids_from_json(j, tok->vocab_size(), ln);
         std::cout << nlohmann::json(tok->decode(ids))
                          .dump(-1, ' ', true, nlohmann::json::error_handler_t::replace)
                   << '\n';

@@ -96,7 +96,7 @@ ModelConfig default_config(int vocab, bool synthetic) {
   return ModelConfig::from_json(j, "built-in default config");
 }
 
-LanguageModel make_model(const TrainCli& o, int vocab, bool synthetic) {
+std::unique_ptr<LanguageModel> make_model(const TrainCli& o, int vocab, bool synthetic) {
   ModelConfig cfg = o.config.empty() ? default_config(vocab, synthetic) : ModelConfig::load(o.config);
   HIPPO_CHECK(cfg.vocab_size >= vocab, o.config, ": vocab_size ", cfg.vocab_size,
               " is smaller than the data's vocabulary ", vocab);
@@ -104,10 +104,10 @@ LanguageModel make_model(const TrainCli& o, int vocab, bool synthetic) {
     cfg.dropout = o.dropout;
     cfg.validate("--dropout");
   }
-  LanguageModel model(cfg);
-  model.init(o.seed);
+  auto model = std::make_unique<LanguageModel>(cfg);  // not movable: params point into it
+  model->init(o.seed);
   std::fprintf(stderr, "model: %d layers (%s), d=%d, %lld parameters\n", cfg.n_layer,
-               layers_summary(cfg).c_str(), cfg.d_model, static_cast<long long>(model.num_params()));
+               layers_summary(cfg).c_str(), cfg.d_model, static_cast<long long>(model->num_params()));
   return model;
 }
 
@@ -117,7 +117,8 @@ int train_synthetic(TrainCli& o, const std::string& task, RunFolder* folder) {
   so.seed = o.seed;
   so.fill_defaults();
   SynthSplits data = make_synthetic(so);
-  LanguageModel model = make_model(o, so.vocab, true);
+  const std::unique_ptr<LanguageModel> owned = make_model(o, so.vocab, true);
+  LanguageModel& model = *owned;
   o.t.run_settings["data"] = "synthetic:" + synth_task_name(so.task);
   o.t.run_settings["batch-size"] = std::to_string(o.batch_size);
   std::fprintf(stderr, "task %s: %d train / %d test sequences\n", synth_task_name(so.task).c_str(),
@@ -146,7 +147,8 @@ int train_text(TrainCli& o, RunFolder* folder) {
              test_toks = split(Split::Test);
   std::fprintf(stderr, "corpus %s, tokenizer %s: %zu train / %zu validation / %zu test tokens\n",
                path.c_str(), tok->id().c_str(), train_toks.size(), val_toks.size(), test_toks.size());
-  LanguageModel model = make_model(o, tok->vocab_size(), false);
+  const std::unique_ptr<LanguageModel> owned = make_model(o, tok->vocab_size(), false);
+  LanguageModel& model = *owned;
   o.t.metadata["tokenizer"] = o.tokenizer;
   o.t.metadata["data"] = path;  // for the record; resume compares the content (below)
   o.t.run_settings["data"] = data_fingerprint(train_toks);

@@ -90,10 +90,6 @@ double recurrent_error(LanguageModel& m, const std::vector<int32_t>& tok, int B,
   std::vector<float> full_copy(full, full + B * L * V);
   ModelState st = m.new_state(B);
   const float* lg = m.prefill(prompt.data(), B, P, st);
-  if (fresh_state_for_steps) {  // the negative control: steps that forget the prompt
-    st = m.new_state(B);
-    st.position = P;
-  }
   auto take = [&](const float* logits, int t) {
     for (int b = 0; b < B; ++b) {
       got.insert(got.end(), logits + b * V, logits + (b + 1) * V);
@@ -101,7 +97,11 @@ double recurrent_error(LanguageModel& m, const std::vector<int32_t>& tok, int B,
       want.insert(want.end(), w, w + V);
     }
   };
-  take(lg, P - 1);
+  take(lg, P - 1);  // before the state goes: it holds the logits
+  if (fresh_state_for_steps) {  // the negative control: steps that forget the prompt
+    st = m.new_state(B);
+    st.position = P;
+  }
   std::vector<int32_t> next(B);
   for (int t = P; t < L; ++t) {
     for (int b = 0; b < B; ++b) next[b] = tok[b * L + t];

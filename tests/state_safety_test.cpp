@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <map>
 #include <fstream>
 #include <string>
@@ -37,12 +38,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-LanguageModel make_model(uint64_t seed) {
-  LanguageModel m(ModelConfig::from_json(
+// By pointer: LanguageModel is not movable (its parameter list points into it).
+std::unique_ptr<LanguageModel> make_model(uint64_t seed) {
+  auto m = std::make_unique<LanguageModel>(ModelConfig::from_json(
       {{"vocab_size", 37}, {"d_model", 16}, {"n_layer", 3}, {"d_state", 8}, {"attn_heads", 2},
        {"layers", {"h3", "attention", "s4d"}}},
       "test"));
-  m.init(seed);
+  m->init(seed);
   return m;
 }
 
@@ -81,7 +83,8 @@ void rewrite(const std::string& from, const std::string& to,
 }  // namespace
 
 TEST(StateSafety, ChecksumRefusesAnyFlippedByte) {
-  LanguageModel m = make_model(1);
+  const auto owned = make_model(1);
+  LanguageModel& m = *owned;
   TempDir dir("state_sum");
   const std::string file = saved_state(m, dir);
   std::vector<float> logits;
@@ -139,7 +142,8 @@ TEST(StateSafety, ChecksumIsOverTheWholeState) {
 }
 
 TEST(StateSafety, VersionOneIsRefusedWithAClearMessage) {
-  LanguageModel m = make_model(2);
+  const auto owned = make_model(2);
+  LanguageModel& m = *owned;
   TempDir dir("state_v1");
   const std::string file = saved_state(m, dir), old = dir.file("old.state");
   SafeTensors st = load_safetensors(file);
@@ -155,7 +159,8 @@ TEST(StateSafety, VersionOneIsRefusedWithAClearMessage) {
 }
 
 TEST(StateSafety, ClaimsAreCheckedAgainstTheTensors) {
-  LanguageModel m = make_model(3);
+  const auto owned = make_model(3);
+  LanguageModel& m = *owned;
   TempDir dir("state_claims");
   const std::string file = saved_state(m, dir), bad = dir.file("bad.state");
   auto refused = [&](const char* what, auto edit, const char* expect) {
@@ -180,7 +185,8 @@ TEST(StateSafety, ClaimsAreCheckedAgainstTheTensors) {
 }
 
 TEST(StateSafety, StateBytesCountsEveryLayer) {
-  LanguageModel m = make_model(4);
+  const auto owned = make_model(4);
+  LanguageModel& m = *owned;
   ModelState st = m.new_state(3);
   const int64_t fresh = state_bytes(st);
   EXPECT_GT(fresh, 0);
@@ -193,7 +199,8 @@ TEST(StateSafety, StateBytesCountsEveryLayer) {
 TEST(KvCache, GrowsGeometrically) {
   // Decoding N tokens reallocates the cache O(log N) times, and never holds more than about
   // twice what it needs: memory follows the tokens made, not a requested maximum.
-  LanguageModel m = make_model(5);
+  const auto owned = make_model(5);
+  LanguageModel& m = *owned;
   ModelState st = m.new_state(1);
   std::vector<int32_t> p(7, 3);
   m.prefill(p.data(), 1, 7, st);

@@ -2,6 +2,8 @@
 
 #include <climits>
 #include <cstdio>
+#include <functional>
+#include <queue>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -198,13 +200,72 @@ std::vector<std::string_view> Gpt2Bpe::split_pieces(std::string_view text) {
   return pieces;
 }
 
+// The reference's rounds, without rescanning the word: symbols in a doubly linked list over
+// byte positions, and a min-heap of candidate pairs keyed by (rank, position) holding every
+// adjacent pair that has a merge, pushed when the pair forms and checked when popped (lazy
+// invalidation). Why this gives the reference's result:
+//  - A merged token's bytes are longer than either part's, so the id at a position only grows
+//    and never comes back: a popped entry whose two ids are still (left, right) at its position
+//    and the next live one is the very pair that was pushed, still adjacent.
+//  - Distinct pairs have distinct ranks, so one rank is one pair. A round takes every entry of
+//    the lowest rank out of the heap first and merges them in position order: the reference's
+//    left-to-right pass over all occurrences. Pairs formed during the round contain the new
+//    token, so they are other pairs with other ranks (even lower ones, with a hand-made
+//    vocab.bpe) and wait for later rounds, as in the reference.
+// Each merge pushes at most two entries: O(n log n) for a piece of n bytes.
 std::vector<int32_t> Gpt2Bpe::bpe(std::string_view piece) const {
+  const int32_t n = static_cast<int32_t>(piece.size());
+  HIPPO_CHECK(piece.size() <= static_cast<size_t>(INT32_MAX), "gpt2 tokenizer: a piece of ",
+              piece.size(), " bytes is too long");
+  std::vector<int32_t> id(n), next(n), prev(n);
+  for (int32_t i = 0; i < n; ++i) {
+    id[i] = byte_id_[static_cast<unsigned char>(piece[i])];
+    next[i] = i + 1 < n ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  struct Candidate {
+    int32_t rank, pos, left, right, merged;
+    bool operator>(const Candidate& o) const {
+      return rank != o.rank ? rank > o.rank : pos > o.pos;
+    }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
+  auto push = [&](int32_t pos) {
+    if (pos < 0 || next[pos] < 0) return;
+    const int32_t nx = next[pos];
+    auto it = merges_.find(pair_key(id[pos], id[nx]));
+    if (it != merges_.end())
+      heap.push(Candidate{it->second.rank, pos, id[pos], id[nx], it->second.merged});
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  std::vector<Candidate> round;
+  while (!heap.empty()) {
+    const int32_t rank = heap.top().rank;
+    round.clear();
+    for (; !heap.empty() && heap.top().rank == rank; heap.pop()) round.push_back(heap.top());
+    for (const Candidate& c : round) {
+      const int32_t i = c.pos, j = next[i];
+      if (id[i] != c.left || j < 0 || id[j] != c.right) continue;  // no longer this pair
+      id[i] = c.merged;
+      id[j] = -1;  // absorbed into i
+      next[i] = next[j];
+      if (next[j] >= 0) prev[next[j]] = i;
+      push(prev[i]);
+      push(i);
+    }
+  }
+  std::vector<int32_t> out;
+  for (int32_t i = n > 0 ? 0 : -1; i >= 0; i = next[i]) out.push_back(id[i]);  // 0 stays alive
+  return out;
+}
+
+std::vector<int32_t> Gpt2Bpe::bpe_reference(std::string_view piece) const {
   std::vector<int32_t> word(piece.size());
   for (size_t i = 0; i < piece.size(); ++i) word[i] = byte_id_[static_cast<unsigned char>(piece[i])];
   std::vector<int32_t> merged;
   merged.reserve(word.size());
   // The reference loop: find the adjacent pair with the lowest rank, merge all its
-  // occurrences left to right, repeat until no pair has a rank.
+  // occurrences left to right, repeat until no pair has a rank. O(n^2) on a piece of n bytes.
   while (word.size() > 1) {
     int32_t best_rank = INT32_MAX;
     uint64_t best_key = 0;
@@ -244,7 +305,15 @@ std::vector<int32_t> Gpt2Bpe::encode(std::string_view text) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 1);
   constexpr size_t kMaxCacheEntries = 1 << 18;
+  // Words repeat; long runs (a line of base64, a megabyte without spaces) hardly do, and
+  // caching them would let the cache hold gigabytes.
+  constexpr size_t kMaxCachedPiece = 64;
   for (std::string_view piece : split_pieces(text)) {
+    if (piece.size() > kMaxCachedPiece) {
+      const std::vector<int32_t> part = bpe(piece);
+      ids.insert(ids.end(), part.begin(), part.end());
+      continue;
+    }
     const std::string key(piece);
     {
       std::lock_guard<std::mutex> lock(cache_mutex_);
@@ -259,6 +328,16 @@ std::vector<int32_t> Gpt2Bpe::encode(std::string_view text) const {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_.size() >= kMaxCacheEntries) cache_.clear();
     cache_.emplace(key, std::move(part));
+  }
+  return ids;
+}
+
+std::vector<int32_t> Gpt2Bpe::encode_reference(std::string_view text) const {
+  const std::string clean = utf8::sanitize(text);
+  std::vector<int32_t> ids;
+  for (std::string_view piece : split_pieces(clean)) {
+    const std::vector<int32_t> part = bpe_reference(piece);
+    ids.insert(ids.end(), part.begin(), part.end());
   }
   return ids;
 }

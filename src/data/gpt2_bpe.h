@@ -38,8 +38,13 @@ class Gpt2Bpe final : public Tokenizer {
   // applied to valid UTF-8 text: the consecutive pieces it matches (they cover the text).
   static std::vector<std::string_view> split_pieces(std::string_view valid_utf8);
 
-  // BPE of one piece (raw bytes), without the cache.
+  // BPE of one piece (raw bytes), without the cache: O(n log n) in the piece's length.
   std::vector<int32_t> bpe(std::string_view piece) const;
+  // The plain paths bpe() and encode() are tested against (tests/bpe_scaling_test.cpp): the
+  // reference's loop, rescanning the word for its best pair after every merge (O(n^2)), and
+  // encode() with it and without the cache. Not for use outside tests.
+  std::vector<int32_t> bpe_reference(std::string_view piece) const;
+  std::vector<int32_t> encode_reference(std::string_view text) const;
 
   // The raw bytes of a token.
   const std::string& token_bytes(int32_t id) const;

@@ -106,7 +106,7 @@ void fill_from(const SafeTensors& st, const std::string& name, const Shape& shap
   const Tensor& t = st.tensors.at(name);
   HIPPO_CHECK(t.shape() == shape, path, ": state tensor \"", name, "\" has shape ",
               shape_str(t.shape()), ", expected ", shape_str(shape));
-  std::memcpy(dst, t.data(), sizeof(float) * static_cast<size_t>(t.numel()));
+  if (t.numel() > 0) std::memcpy(dst, t.data(), sizeof(float) * static_cast<size_t>(t.numel()));
 }
 
 // Bytes of one layer's state.

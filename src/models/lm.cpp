@@ -132,6 +132,7 @@ const float* LanguageModel::forward(const int32_t* tokens, int B, int L) {
   HIPPO_CHECK(B > 0 && L > 0, "forward: batch and length must be positive (got B=", B, ", L=", L, ")");
   HIPPO_CHECK(!cfg_.learned_pos || L <= cfg_.max_position, "sequence length ", L,
               " exceeds the model's max_position ", cfg_.max_position);
+  grad_ready_ = false;
   B_ = B;
   L_ = L;
   const int d = cfg_.d_model;
@@ -168,15 +169,21 @@ const float* LanguageModel::forward(const int32_t* tokens, int B, int L) {
 
 LossStats LanguageModel::loss(const int32_t* targets, bool want_grad) {
   const int64_t rows = static_cast<int64_t>(B_) * L_, V = cfg_.padded_vocab();
+  HIPPO_CHECK(rows > 0, "LanguageModel::loss: no forward() before it");
   float* dlogits = want_grad ? dlogits_.get(static_cast<size_t>(rows * V)) : nullptr;
+  grad_ready_ = false;  // dlogits_ is (being) replaced or no longer matches
   LossStats s;
   s.loss = cross_entropy(logits_.data(), targets, dlogits, rows, V, &s.correct, &s.count);
+  grad_ready_ = want_grad;
   return s;
 }
 
 void LanguageModel::backward(float scale) {
   HIPPO_CHECK(external_.empty(), "LanguageModel::backward: the weights were loaded for inference "
               "(memory-mapped or bf16); training needs a model loaded with load_model");
+  HIPPO_CHECK(grad_ready_, "LanguageModel::backward: no gradient to propagate; call forward() "
+              "then loss(targets, want_grad = true) first (a loss with want_grad = false, or a "
+              "prefill since, leaves none)");
   const int d = cfg_.d_model;
   const int64_t rows = static_cast<int64_t>(B_) * L_, n = rows * d, V = cfg_.padded_vocab();
   float* dfin = dbranch_.get(n);

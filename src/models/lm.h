@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/buffer.h"
@@ -30,6 +31,9 @@ struct ModelState {
   int batch = 0;
   int64_t position = 0;
   std::vector<std::unique_ptr<MixerState>> layers;
+  // step's scratch and the logits it returns: in the state, so that threads stepping separate
+  // states of one model share nothing writable.
+  Buffer resid, normed, branch, hidden, stats, final, logits;
 };
 
 struct LossStats {
@@ -38,9 +42,15 @@ struct LossStats {
   int64_t correct = 0;  // of those, argmax == target
 };
 
+// Not copyable or movable: params() points into the object itself (hold it in place or by
+// std::unique_ptr, as load_model does).
 class LanguageModel {
  public:
   explicit LanguageModel(ModelConfig cfg);
+  LanguageModel(const LanguageModel&) = delete;
+  LanguageModel& operator=(const LanguageModel&) = delete;
+  LanguageModel(LanguageModel&&) = delete;
+  LanguageModel& operator=(LanguageModel&&) = delete;
   const ModelConfig& config() const { return cfg_; }
 
   // Training initialisation (spec §4), deterministic in the seed.
@@ -59,20 +69,24 @@ class LanguageModel {
   // want_grad, also prepares the gradient of the mean loss for backward().
   LossStats loss(const int32_t* targets, bool want_grad = true);
   // Backpropagates `scale` times the mean loss of the last loss() call (scale < 1 for
-  // gradient accumulation); adds into every Param::grad.
+  // gradient accumulation); adds into every Param::grad. An Error unless the last forward was
+  // followed by loss(want_grad = true) (with nothing run in between, prefill included).
   void backward(float scale = 1.0f);
 
   const float* logits() const { return logits_.data(); }
 
-  // Recurrent generation (lm_generate.cpp); no dropout. Logits are (B, padded_vocab), valid
-  // until the next call. A fresh state is the state before position 0. Generating overwrites
-  // what backward() needs: do not run it between a forward and its backward.
+  // Recurrent generation (lm_generate.cpp); no dropout. Logits are (B, padded_vocab), held by
+  // the state, valid until its next prefill or step. A fresh state is the state before
+  // position 0. Threads: new_state and step are const and write only the state, so several
+  // threads may generate from one model at once, each with its own states; prefill uses the
+  // layers' buffers and runs one at a time (a lock). Training (forward, loss, backward) must
+  // not run alongside, and prefill overwrites what backward() needs.
   ModelState new_state(int B) const;
   // Runs prompts tokens (B, L) in convolution mode from a fresh state and leaves every layer's
   // recurrent state (or KV cache) after them; returns the logits of the last position.
   const float* prefill(const int32_t* tokens, int B, int L, ModelState& state);
   // One token per sequence (B); returns the logits that follow it.
-  const float* step(const int32_t* tokens, ModelState& state);
+  const float* step(const int32_t* tokens, ModelState& state) const;
   // When true, prefill frees each layer's saved activations as soon as the next layer runs,
   // so a long prompt's peak memory is one layer's activations instead of all layers' (at 2.7B,
   // about 0.25 MB instead of 7 MB per prompt token). The next prefill or forward then touches
@@ -100,8 +114,10 @@ class LanguageModel {
   Buffer resid_, normed_, branch_, dresid_, dbranch_, dnormed_, final_, logits_, dlogits_;
   std::vector<Buffer> masks_;  // dropout masks, one per site
   float loss_scale_ = 0;       // 1 / count of the last loss()
-  // Generation scratch. (The layers' saved activations are still overwritten by prefill/step.)
-  Buffer gen_resid_, gen_normed_, gen_branch_, gen_final_, gen_logits_;
+  bool grad_ready_ = false;    // dlogits_ belongs to the last forward (loss with want_grad)
+  // prefill's scratch (the layers' saved activations are overwritten by prefill too).
+  Buffer gen_resid_, gen_normed_, gen_branch_;
+  std::mutex prefill_mutex_;
 
   std::vector<std::shared_ptr<const void>> external_;
 
@@ -111,8 +127,8 @@ class LanguageModel {
   void tied_head(const float* x, int64_t rows, float* logits) const;
   // Embedding (+ learned positions from `pos0`) of rows = B*L tokens into r.
   void embed(const int32_t* tokens, int B, int L, int64_t pos0, float* r) const;
-  // LN_f and the tied head on B rows of r, into gen_logits_.
-  const float* head(const float* r, int B);
+  // LN_f and the tied head on B rows of r, into state.logits.
+  const float* head(const float* r, int B, ModelState& state) const;
 
   void dropout_forward(float* x, int64_t n, int site);
   void dropout_backward(float* dx, int64_t n, int site);

@@ -33,12 +33,12 @@ void LanguageModel::embed(const int32_t* tokens, int B, int L, int64_t pos0, flo
   }
 }
 
-const float* LanguageModel::head(const float* r, int B) {
+const float* LanguageModel::head(const float* r, int B, ModelState& state) const {
   const int d = cfg_.d_model;
   const int64_t V = cfg_.padded_vocab();
-  float* fin = gen_final_.get(static_cast<size_t>(B) * d);
-  ln_f_.forward(r, fin, B);
-  float* logits = gen_logits_.get(static_cast<size_t>(B * V));
+  float* fin = state.final.get(static_cast<size_t>(B) * d);
+  ln_f_.forward_inference(r, fin, B, state.stats);
+  float* logits = state.logits.get(static_cast<size_t>(B * V));
   // Batched: in blocks of vocabulary rows. One oneDNN call over the whole (V, d) embedding
   // with a few rows of activations measured about twice as slow at batch 8 as these blocks,
   // which also split evenly over threads. At batch 1 the single call (a GEMV) is as fast.
@@ -72,6 +72,8 @@ const float* LanguageModel::prefill(const int32_t* tokens, int B, int L, ModelSt
   HIPPO_CHECK(L >= 1, "prefill: prompt length must be >= 1, got ", L);
   HIPPO_CHECK(state.position == 0, "prefill needs a fresh state; this one is at position ",
               state.position, " (continue it with step)");
+  const std::lock_guard<std::mutex> lock(prefill_mutex_);  // the layers' buffers are shared
+  grad_ready_ = false;  // the layers' saved activations are about to change
   const int d = cfg_.d_model;
   const int64_t rows = static_cast<int64_t>(B) * L, n = rows * d;
   float* r = gen_resid_.get(static_cast<size_t>(n));
@@ -99,28 +101,30 @@ const float* LanguageModel::prefill(const int32_t* tokens, int B, int L, ModelSt
   for (int bi = 0; bi < B; ++bi)
     std::memcpy(last + static_cast<int64_t>(bi) * d, r + (static_cast<int64_t>(bi) * L + L - 1) * d,
                 sizeof(float) * d);
-  return head(last, B);
+  return head(last, B, state);
 }
 
-const float* LanguageModel::step(const int32_t* tokens, ModelState& state) {
+// Const, and every buffer it writes is the state's: see the thread rules in lm.h.
+const float* LanguageModel::step(const int32_t* tokens, ModelState& state) const {
   check_state(state, cfg_, "step");
   const int B = state.batch, d = cfg_.d_model;
   const int64_t n = static_cast<int64_t>(B) * d;
-  float* r = gen_resid_.get(static_cast<size_t>(n));
-  float* normed = gen_normed_.get(static_cast<size_t>(n));
-  float* branch = gen_branch_.get(static_cast<size_t>(n));
+  float* r = state.resid.get(static_cast<size_t>(n));
+  float* normed = state.normed.get(static_cast<size_t>(n));
+  float* branch = state.branch.get(static_cast<size_t>(n));
   embed(tokens, B, 1, state.position, r);
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    Block& b = *blocks_[i];
-    b.norm1.forward(r, normed, B);
-    b.mixer->step(normed, branch, *state.layers[i]);
+    const Block& b = *blocks_[i];
+    const Mixer& mixer = *b.mixer;
+    b.norm1.forward_inference(r, normed, B, state.stats);
+    mixer.step(normed, branch, *state.layers[i]);
     for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-    b.norm2.forward(r, normed, B);
-    b.mlp.forward(normed, branch, B);
+    b.norm2.forward_inference(r, normed, B, state.stats);
+    b.mlp.forward_inference(normed, branch, B, state.hidden);
     for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
   }
   ++state.position;
-  return head(r, B);
+  return head(r, B, state);
 }
 
 }  // namespace hippo

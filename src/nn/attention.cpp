@@ -220,15 +220,15 @@ void Attention::prefill(const float* x, float* y, int B, int L, MixerState& stat
   c.len = L;
 }
 
-void Attention::step(const float* x, float* y, MixerState& state) {
+void Attention::step(const float* x, float* y, MixerState& state) const {
   AttentionCache& c = as_cache(state);
   const int B = c.batch, pos = c.len, n = pos + 1;
   const int64_t d3 = 3 * d_;
   reserve_cache(c, heads_, dh_, n);
-  float* qkv = step_qkv_.get(static_cast<size_t>(B) * d3);
+  float* qkv = c.qkv.get(static_cast<size_t>(B) * d3);
   Wqkv.forward(x, qkv, B);
   if (rot_ > 0) {
-    float* cs = step_rot_.get(rot_);
+    float* cs = c.rot.get(rot_);
     rotary_angles(pos, cs, cs + rot_ / 2);
     for (int b = 0; b < B; ++b)
       for (int h = 0; h < heads_; ++h) {
@@ -236,10 +236,10 @@ void Attention::step(const float* x, float* y, MixerState& state) {
         rotate(qkv + b * d3 + d_ + h * dh_, cs, cs + rot_ / 2, false);
       }
   }
-  float* ctx = step_ctx_.get(static_cast<size_t>(B) * d_);
+  float* ctx = c.ctx.get(static_cast<size_t>(B) * d_);
   // Sized by the cache capacity, not n, so that the buffer grows with the cache (doubling)
   // rather than on every token.
-  float* scores = step_scores_.get(static_cast<size_t>(B) * heads_ * c.capacity);
+  float* scores = c.scores.get(static_cast<size_t>(B) * heads_ * c.capacity);
   // Reads the whole cache (keys and values): split over threads only when that is long.
   const int64_t pairs = static_cast<int64_t>(B) * heads_;
   parallel_range(pairs, worth_parallel_step(2 * pairs * n * dh_), [&](int64_t bh0, int64_t bh1) {

@@ -16,6 +16,7 @@ struct AttentionCache : MixerState {
   int len = 0;           // tokens cached per sequence
   int64_t capacity = 0;  // tokens that fit before the next growth (doubling)
   std::vector<float> k, v;
+  Buffer qkv, ctx, scores, rot;  // step's scratch: here so that threads share nothing writable
 };
 
 class Attention : public Mixer {
@@ -36,7 +37,7 @@ class Attention : public Mixer {
   // One batched forward over the prompt (no backward state, O(threads * L) score memory);
   // fills the cache of a fresh state.
   void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
-  void step(const float* x, float* y, MixerState& state) override;
+  void step(const float* x, float* y, MixerState& state) const override;
 
   // The plain path: triple loops in double precision, nothing kept. Tests hold forward to it.
   void forward_reference(const float* x, float* y, int B, int L) const;
@@ -67,7 +68,6 @@ class Attention : public Mixer {
   std::vector<double> inv_freq_;
   int B_ = 0, L_ = 0;
   Buffer x_, qkv_, probs_, ctx_, dctx_, dqkv_, block_, rot_table_;
-  Buffer step_qkv_, step_ctx_, step_scores_, step_rot_;
 };
 
 }  // namespace hippo

@@ -310,7 +310,7 @@ std::unique_ptr<MixerState> H3::new_state(int B) const {
   if (shift_) st->shift.assign(sz(static_cast<int64_t>(B) * d_ * N_), 0.0f);
   if (diag_) {
     st->diag.assign(sz(static_cast<int64_t>(B) * p_ * p_ * H_ * diag_->M()), {0.0f, 0.0f});
-    diag_->discretize();  // parameters may have changed since the last forward
+    st->diag_dynamics = diag_->step_params();  // parameters may have changed since a forward
   }
   return st;
 }
@@ -339,6 +339,7 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state) {
                              st.shift.data() + (static_cast<int64_t>(b) * d + c) * N);
   }
   if (diag_) {
+    st.diag_dynamics = diag_->step_params();  // what forward() just discretised
     const float* kv = saved_kv();  // the fused forward does not form k' ⊙ v
     const int M = diag_->M();
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * p * L * diag_->M()))
@@ -350,14 +351,16 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state) {
   }
 }
 
-void H3::step(const float* x, float* y, MixerState& state) {
+void H3::step(const float* x, float* y, MixerState& state) const {
   H3State& st = as_h3_state(state, 0, false);
   const int B = st.B, d = d_, p = p_, H = H_, N = N_;
   const int64_t n = static_cast<int64_t>(B) * d;
-  float* q = sq_.get(sz(n));
-  float* k = sk_.get(sz(n));
-  float* v = sv_.get(sz(n));
-  float* yp = sy_.get(sz(n));
+  float* q = st.q.get(sz(n));
+  float* k = st.k.get(sz(n));
+  float* v = st.v.get(sz(n));
+  float* yp = st.y.get(sz(n));
+  if (diag_ && !st.diag_dynamics) st.diag_dynamics = diag_->step_params();
+  const S4DStepParams* dyn = st.diag_dynamics.get();
   q_proj.forward(x, q, B);
   k_proj.forward(x, k, B);
   v_proj.forward(x, v, B);
@@ -387,7 +390,7 @@ void H3::step(const float* x, float* y, MixerState& state) {
           float z = kvv;
           if (diag_) {
             const int64_t idx = static_cast<int64_t>((b * p + i) * p + j) * H + h;
-            z = diag_->step(h, st.diag.data() + idx * M, kvv) + D.value[h] * kvv;
+            z = dyn->step(h, st.diag.data() + idx * M, kvv) + D.value[h] * kvv;
           }
           acc += q[ci] * z;
         }

@@ -22,6 +22,10 @@ struct H3State : MixerState {
   int B = 0;
   std::vector<float> shift;                // (B, d, N): shift SSM state per channel
   std::vector<std::complex<float>> diag;   // (B, p, p, H, M): diag SSM state per (i, j, head)
+  // The diagonal SSM's discretised dynamics this state steps with (read-only, shared): set by
+  // new_state and prefill, or by the first step of a state that was copied without them.
+  std::shared_ptr<const S4DStepParams> diag_dynamics;
+  Buffer q, k, v, y;  // step's scratch: in the state, so that threads share nothing writable
 };
 
 class H3 : public Mixer {
@@ -42,11 +46,11 @@ class H3 : public Mixer {
   void backward(const float* dy, float* dx) override;
   void init(Rng& rng, int n_layer, float std = 0.02f) override;
 
-  // new_state also refreshes the cached discretisation so that steps use current params.
+  // The state steps with the dynamics of the parameter values at new_state (or prefill).
   std::unique_ptr<MixerState> new_state(int B) const override;
   // Runs forward() on the prompt (replacing what backward would use), then sets the states.
   void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
-  void step(const float* x, float* y, MixerState& state) override;
+  void step(const float* x, float* y, MixerState& state) const override;
 
   int d() const { return d_; }
   int d_state() const { return N_; }
@@ -77,7 +81,6 @@ class H3 : public Mixer {
   Buffer x_, qT_, kT_, ks_, vT_, kv_, zD_, ypre_, Ks_, Kd_;
   // Temporaries.
   Buffer tmp_, yT_, dyT_, dzD_, dkv_, dks_, dk_, dKs_, dKd_;
-  Buffer sq_, sk_, sv_, sy_;  // step
 };
 
 }  // namespace hippo

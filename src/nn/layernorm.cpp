@@ -34,6 +34,12 @@ void LayerNorm::forward(const float* x, float* y, int64_t rows) {
                     rstd_.get(rows), rows, d_, eps_);
 }
 
+void LayerNorm::forward_inference(const float* x, float* y, int64_t rows, Buffer& stats) const {
+  float* mean = stats.get(2 * static_cast<size_t>(rows));
+  layernorm_forward(x, weight.value.data(), bias.value.data(), y, mean, mean + rows, rows, d_,
+                    eps_);
+}
+
 void LayerNorm::backward(const float* dy, float* dx) {
   HIPPO_CHECK(rows_ > 0, "LayerNorm: backward called before forward");
   layernorm_backward(dy, x_.data(), weight.value.data(), mean_.data(), rstd_.data(), dx,

@@ -15,6 +15,9 @@ class LayerNorm : public Module {
 
   // x, y: (rows, d); y may alias x. Keeps a copy of x and the row statistics for backward.
   void forward(const float* x, float* y, int64_t rows);
+  // The same y without keeping anything (recurrent steps; threads may call it at once).
+  // `stats`: scratch for the row statistics, owned by the caller.
+  void forward_inference(const float* x, float* y, int64_t rows, Buffer& stats) const;
   // dy for the last forward: dx overwritten (may alias dy), weight/bias grads accumulated.
   void backward(const float* dy, float* dx);
   void release_activations() override;

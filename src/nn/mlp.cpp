@@ -36,6 +36,15 @@ void Mlp::forward(const float* x, float* y, int64_t rows) {
   fc2.forward(act, y, rows);
 }
 
+void Mlp::forward_inference(const float* x, float* y, int64_t rows, Buffer& hidden) const {
+  HIPPO_CHECK(x != y, "Mlp: forward output must not alias its input");
+  const size_t h = static_cast<size_t>(rows) * 4 * d_;
+  float* act = hidden.get(h);
+  fc1.forward(x, act, rows);
+  gelu_forward(act, act, static_cast<int64_t>(h));  // elementwise: in place is fine
+  fc2.forward(act, y, rows);
+}
+
 void Mlp::backward(const float* dy, float* dx) {
   HIPPO_CHECK(rows_ > 0, "Mlp: backward called before forward");
   const size_t h = static_cast<size_t>(rows_) * 4 * d_;

@@ -17,6 +17,9 @@ class Mlp : public Module {
   // x, y: (rows, d); y must not alias x. Keeps a copy of x, the pre-activation and the
   // activation for backward.
   void forward(const float* x, float* y, int64_t rows);
+  // The same y without keeping anything (recurrent steps; threads may call it at once).
+  // `hidden`: scratch for the (rows, 4d) activations, owned by the caller.
+  void forward_inference(const float* x, float* y, int64_t rows, Buffer& hidden) const;
   // dy for the last forward: dx overwritten, parameter grads accumulated.
   void backward(const float* dy, float* dx);
   void release_activations() override;

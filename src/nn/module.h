@@ -66,11 +66,14 @@ class Mixer : public Module {
   virtual void init(Rng& rng, int n_layer, float std = 0.02f) = 0;
 
   // Recurrent mode. A fresh state is the state before position 0.
+  // new_state and step are const and write nothing but the state (its scratch included):
+  // threads may step separate states of one layer at once. prefill runs forward() and uses
+  // the layer's buffers like training does: one at a time.
   virtual std::unique_ptr<MixerState> new_state(int B) const = 0;
   // Runs a prompt x (B, L, d) from a fresh `state`, writes y, leaves the state after it.
   virtual void prefill(const float* x, float* y, int B, int L, MixerState& state) = 0;
   // One token per sequence: x, y are (B, d).
-  virtual void step(const float* x, float* y, MixerState& state) = 0;
+  virtual void step(const float* x, float* y, MixerState& state) const = 0;
 };
 
 }  // namespace hippo

@@ -99,7 +99,7 @@ std::unique_ptr<MixerState> S4DMixer::new_state(int B) const {
   auto st = std::make_unique<S4DState>();
   st->B = B;
   st->x.assign(sz(static_cast<int64_t>(B) * d_ * kernel_->M()), {0.0f, 0.0f});
-  kernel_->discretize();  // parameters may have changed since the last forward
+  st->dynamics = kernel_->step_params();  // parameters may have changed since a forward
   return st;
 }
 
@@ -108,6 +108,7 @@ void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state
   HIPPO_CHECK(st.B == B, "S4DMixer::prefill: state batch ", st.B, " does not match input batch ",
               B);
   forward(x, y, B, L);
+  st.dynamics = kernel_->step_params();  // what forward() just discretised
   if (L == 0) return;
   const int d = d_, M = kernel_->M();
   const float* uT = uT_.data();
@@ -119,17 +120,19 @@ void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state
     }
 }
 
-void S4DMixer::step(const float* x, float* y, MixerState& state) {
+void S4DMixer::step(const float* x, float* y, MixerState& state) const {
   S4DState& st = as_s4d_state(state);
   const int B = st.B, d = d_, M = kernel_->M();
-  float* g = sz_.get(sz(static_cast<int64_t>(B) * d));
+  float* g = st.g.get(sz(static_cast<int64_t>(B) * d));
+  if (!st.dynamics) st.dynamics = kernel_->step_params();
+  const S4DStepParams* dyn = st.dynamics.get();
   const float* Dv = D.value.data();
   const int64_t rows = static_cast<int64_t>(B) * d;
   parallel_range(rows, worth_parallel_step(rows * M), [&](int64_t r0, int64_t r1) {
     for (int64_t idx = r0; idx < r1; ++idx) {
       const int c = static_cast<int>(idx % d);
       const float u = x[idx];
-      g[idx] = kernel_->step(c, st.x.data() + idx * M, u) + Dv[c] * u;
+      g[idx] = dyn->step(c, st.x.data() + idx * M, u) + Dv[c] * u;
     }
   });
   gelu_forward(g, g, static_cast<int64_t>(B) * d);  // elementwise: in place is fine

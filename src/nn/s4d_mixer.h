@@ -16,6 +16,10 @@ namespace hippo {
 struct S4DState : MixerState {
   int B = 0;
   std::vector<std::complex<float>> x;  // (B, d, M)
+  // The discretised dynamics this state steps with (read-only, shared): set by new_state and
+  // prefill, or by the first step of a state that was copied without them.
+  std::shared_ptr<const S4DStepParams> dynamics;
+  Buffer g;  // step's scratch: in the state, so that threads share nothing writable
 };
 
 class S4DMixer : public Mixer {
@@ -34,11 +38,11 @@ class S4DMixer : public Mixer {
   // S4D-Lin, D ~ N(0,1), output_linear N(0, 0.02/sqrt(2*n_layer)) with zero bias.
   void init(Rng& rng, int n_layer, float std = 0.02f) override;
 
-  // new_state also refreshes the cached discretisation so that steps use current params.
+  // The state steps with the dynamics of the parameter values at new_state (or prefill).
   std::unique_ptr<MixerState> new_state(int B) const override;
   // Runs forward() on the prompt (replacing what backward would use), then sets the state.
   void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
-  void step(const float* x, float* y, MixerState& state) override;
+  void step(const float* x, float* y, MixerState& state) const override;
 
   int d() const { return d_; }
 
@@ -50,7 +54,7 @@ class S4DMixer : public Mixer {
   int d_;
   int B_ = 0, L_ = 0;
   Buffer uT_, zT_, g_, K_;           // saved: input (B,d,L), pre-GELU (B,d,L), GELU out (B,L,d)
-  Buffer tmp_, dT_, du_, dK_, sz_;   // temporaries
+  Buffer tmp_, dT_, du_, dK_;        // temporaries
 };
 
 }  // namespace hippo

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numbers>
 #include <vector>
 
@@ -59,9 +60,11 @@ S4DKernel::S4DKernel(int H, int N, Discretization disc) : H_(H), M_(N / 2), disc
   dA_.resize(hm);
   dB_.resize(hm);
   C_.resize(hm);
-  dAf_.resize(hm);
-  dBf_.resize(hm);
-  Cf_.resize(hm);
+  step_.H = H;
+  step_.M = M_;
+  step_.dA.resize(hm);
+  step_.dB.resize(hm);
+  step_.C.resize(hm);
   work_.resize(hm * 8);
 }
 
@@ -93,32 +96,73 @@ void S4DKernel::init(Rng& rng, S4DInit kind) {
   }
 }
 
+void S4DKernel::discretize_mode(size_t i, double dt, cd& A, cd& Bn, cd& dA, cd& dB) const {
+  A = cd(-std::exp(static_cast<double>(inv_A_real.value[i])), A_imag.value[i]);
+  Bn = cd(B.value[2 * i], B.value[2 * i + 1]);
+  const cd x = dt * A;
+  if (disc_ == Discretization::Bilinear) {
+    const cd den = 1.0 - 0.5 * x;
+    dA = (1.0 + 0.5 * x) / den;
+    dB = Bn * dt / den;
+  } else {
+    const cd e = std::exp(x);
+    dA = e;
+    dB = Bn * (e - 1.0) / A;
+  }
+}
+
 void S4DKernel::discretize() {
   for (int h = 0; h < H_; ++h) {
     const double dt = std::exp(static_cast<double>(log_dt.value[h]));
     dt_[h] = dt;
     for (int n = 0; n < M_; ++n) {
       const size_t i = static_cast<size_t>(h) * M_ + n;
-      const cd A(-std::exp(static_cast<double>(inv_A_real.value[i])), A_imag.value[i]);
-      const cd Bn(B.value[2 * i], B.value[2 * i + 1]);
-      A_[i] = A;
-      Bc_[i] = Bn;
+      discretize_mode(i, dt, A_[i], Bc_[i], dA_[i], dB_[i]);
       C_[i] = cd(C.value[2 * i], C.value[2 * i + 1]);
-      const cd x = dt * A;
-      if (disc_ == Discretization::Bilinear) {
-        const cd den = 1.0 - 0.5 * x;
-        dA_[i] = (1.0 + 0.5 * x) / den;
-        dB_[i] = Bn * dt / den;
-      } else {
-        const cd e = std::exp(x);
-        dA_[i] = e;
-        dB_[i] = Bn * (e - 1.0) / A;
-      }
-      dAf_[i] = cf(dA_[i]);
-      dBf_[i] = cf(dB_[i]);
-      Cf_[i] = cf(C_[i]);
+      step_.dA[i] = cf(dA_[i]);
+      step_.dB[i] = cf(dB_[i]);
+      step_.C[i] = cf(C_[i]);
     }
   }
+}
+
+std::vector<float> S4DKernel::param_values() const {
+  std::vector<float> v;
+  v.reserve(static_cast<size_t>(H_) * (1 + 6 * static_cast<size_t>(M_)));
+  for (const Param* p : {&log_dt, &inv_A_real, &A_imag, &B, &C})
+    v.insert(v.end(), p->value.data(), p->value.data() + p->value.numel());
+  return v;
+}
+
+std::shared_ptr<const S4DStepParams> S4DKernel::step_params() const {
+  std::vector<float> now = param_values();
+  std::lock_guard<std::mutex> lock(step_mutex_);
+  // Bitwise: a NaN parameter still matches itself, and -0.0 is not 0.0 to exp().
+  if (step_cache_ && step_cache_->source.size() == now.size() &&
+      std::memcmp(step_cache_->source.data(), now.data(), sizeof(float) * now.size()) == 0)
+    return step_cache_;
+  // The same arithmetic as discretize(), into a new object: bit-identical steps either way.
+  auto p = std::make_shared<S4DStepParams>();
+  const size_t hm = static_cast<size_t>(H_) * M_;
+  p->H = H_;
+  p->M = M_;
+  p->dA.resize(hm);
+  p->dB.resize(hm);
+  p->C.resize(hm);
+  for (int h = 0; h < H_; ++h) {
+    const double dt = std::exp(static_cast<double>(log_dt.value[h]));
+    for (int n = 0; n < M_; ++n) {
+      const size_t i = static_cast<size_t>(h) * M_ + n;
+      cd A, Bn, dA, dB;
+      discretize_mode(i, dt, A, Bn, dA, dB);
+      p->dA[i] = cf(dA);
+      p->dB[i] = cf(dB);
+      p->C[i] = cf(cd(C.value[2 * i], C.value[2 * i + 1]));
+    }
+  }
+  p->source = std::move(now);
+  step_cache_ = p;
+  return p;
 }
 
 void S4DKernel::kernel(float* K, int L) {

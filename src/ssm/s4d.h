@@ -5,6 +5,8 @@
 //   log_dt (H), inv_A_real (H,M), A_imag (H,M), B (H,M,2), C (1,H,M,2) as (re, im) pairs.
 #pragma once
 #include <complex>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/rng.h"
@@ -19,6 +21,56 @@ enum class S4DInit { Lin, Inv };
 // S4DKernel::step for M a multiple of 8 (s4d.cpp); a, b, c, s: M (re, im) pairs.
 float s4d_step_avx512(const float* a, const float* b, const float* c, float* s, float u, int M);
 #endif
+
+// The discretised dynamics the recurrent step uses, in single precision: dA, dB and C of every
+// mode of every channel, made from one snapshot of the parameter values. Immutable once made,
+// so that states stepped on several threads can share one (S4DKernel::step_params()).
+struct S4DStepParams {
+  using cf = std::complex<float>;
+  int H = 0, M = 0;
+  std::vector<cf> dA, dB, C;  // (H, M)
+  std::vector<float> source;  // the values they were made from: log_dt, inv_A_real, A_imag, B, C
+
+  // One recurrent step of channel h: x <- dA x + dB u, returns 2 Re(sum_n C_n x_n) (without D).
+  // x: M complex values.
+  // Written on (re, im) float pairs: std::complex<float> multiplication keeps a NaN/Inf
+  // fix-up branch (a libgcc call) that stops the loop from vectorising.
+  float step(int h, cf* x, float u) const {
+    const size_t off = static_cast<size_t>(h) * M;
+    const float* a = reinterpret_cast<const float*>(dA.data() + off);
+    const float* b = reinterpret_cast<const float*>(dB.data() + off);
+    const float* c = reinterpret_cast<const float*>(C.data() + off);
+    float* s = reinterpret_cast<float*>(x);
+#ifdef __AVX512F__
+    if (M % 8 == 0) return s4d_step_avx512(a, b, c, s, u, M);
+#endif
+    float y = 0.0f;
+#pragma omp simd reduction(+ : y)
+    for (int n = 0; n < M; ++n) {
+      const float xr = s[2 * n], xi = s[2 * n + 1];
+      const float ar = a[2 * n], ai = a[2 * n + 1];
+      const float nr = ar * xr - ai * xi + b[2 * n] * u;
+      const float ni = ar * xi + ai * xr + b[2 * n + 1] * u;
+      s[2 * n] = nr;
+      s[2 * n + 1] = ni;
+      y += c[2 * n] * nr - c[2 * n + 1] * ni;
+    }
+    return 2.0f * y;
+  }
+  // The same step with std::complex arithmetic: the plain path tests hold step() to.
+  float step_reference(int h, cf* x, float u) const {
+    const size_t off = static_cast<size_t>(h) * M;
+    const cf* a = dA.data() + off;
+    const cf* b = dB.data() + off;
+    const cf* c = C.data() + off;
+    float y = 0.0f;
+    for (int n = 0; n < M; ++n) {
+      x[n] = a[n] * x[n] + b[n] * u;
+      y += c[n].real() * x[n].real() - c[n].imag() * x[n].imag();
+    }
+    return 2.0f * y;
+  }
+};
 
 class S4DKernel : public Module {
  public:
@@ -45,9 +97,9 @@ class S4DKernel : public Module {
   const cd* dB(int h) const { return dB_.data() + static_cast<size_t>(h) * M_; }
   const cd* C_complex(int h) const { return C_.data() + static_cast<size_t>(h) * M_; }
   // Single-precision copies for the recurrent step.
-  const cf* dA_f(int h) const { return dAf_.data() + static_cast<size_t>(h) * M_; }
-  const cf* dB_f(int h) const { return dBf_.data() + static_cast<size_t>(h) * M_; }
-  const cf* C_f(int h) const { return Cf_.data() + static_cast<size_t>(h) * M_; }
+  const cf* dA_f(int h) const { return step_.dA.data() + static_cast<size_t>(h) * M_; }
+  const cf* dB_f(int h) const { return step_.dB.data() + static_cast<size_t>(h) * M_; }
+  const cf* C_f(int h) const { return step_.C.data() + static_cast<size_t>(h) * M_; }
 
   // K[h,l] = 2 Re(sum_n C dB dA^l), l < L. K: (H, L). Calls discretize().
   // In chunks of kKernelChunk positions, K[cT + j] = 2 Re(sum_n (W_n dA_n^(cT)) dA_n^j) with
@@ -62,43 +114,15 @@ class S4DKernel : public Module {
   // Uses the parameter values of the last kernel() call's discretize().
   void kernel_backward(const float* dK, int L);
 
-  // One recurrent step of channel h (relies on discretize()): x <- dA x + dB u, returns
-  // 2 Re(sum_n C_n x_n) (without D). x: M complex values.
-  // Written on (re, im) float pairs: std::complex<float> multiplication keeps a NaN/Inf
-  // fix-up branch (a libgcc call) that stops the loop from vectorising.
-  float step(int h, cf* x, float u) const {
-    const float* a = reinterpret_cast<const float*>(dA_f(h));
-    const float* b = reinterpret_cast<const float*>(dB_f(h));
-    const float* c = reinterpret_cast<const float*>(C_f(h));
-    float* s = reinterpret_cast<float*>(x);
-#ifdef __AVX512F__
-    if (M_ % 8 == 0) return s4d_step_avx512(a, b, c, s, u, M_);
-#endif
-    float y = 0.0f;
-#pragma omp simd reduction(+ : y)
-    for (int n = 0; n < M_; ++n) {
-      const float xr = s[2 * n], xi = s[2 * n + 1];
-      const float ar = a[2 * n], ai = a[2 * n + 1];
-      const float nr = ar * xr - ai * xi + b[2 * n] * u;
-      const float ni = ar * xi + ai * xr + b[2 * n + 1] * u;
-      s[2 * n] = nr;
-      s[2 * n + 1] = ni;
-      y += c[2 * n] * nr - c[2 * n + 1] * ni;
-    }
-    return 2.0f * y;
-  }
-  // The same step with std::complex arithmetic: the plain path tests hold step() to.
-  float step_reference(int h, cf* x, float u) const {
-    const cf* a = dA_f(h);
-    const cf* b = dB_f(h);
-    const cf* c = C_f(h);
-    float y = 0.0f;
-    for (int n = 0; n < M_; ++n) {
-      x[n] = a[n] * x[n] + b[n] * u;
-      y += c[n].real() * x[n].real() - c[n].imag() * x[n].imag();
-    }
-    return 2.0f * y;
-  }
+  // One recurrent step of channel h (relies on discretize()), see S4DStepParams::step.
+  float step(int h, cf* x, float u) const { return step_.step(h, x, u); }
+  float step_reference(int h, cf* x, float u) const { return step_.step_reference(h, x, u); }
+
+  // The step dynamics of the current parameter values, for recurrent states to hold. Safe to
+  // call from several threads and does not touch what discretize() writes: consecutive calls
+  // with unchanged values share one object (kept under a mutex, compared value by value), and a
+  // call after the values changed makes a new one (states holding the old one keep it).
+  std::shared_ptr<const S4DStepParams> step_params() const;
 
   // State of channel h after the prompt u[0..L) from the zero state (relies on discretize()):
   // x = sum_l dA^(L-1-l) dB u_l, accumulated in double. x: M complex values (overwritten).
@@ -122,8 +146,15 @@ class S4DKernel : public Module {
   Discretization disc_;
   std::vector<double> dt_;           // (H)
   std::vector<cd> A_, Bc_, dA_, dB_, C_;  // (H, M)
-  std::vector<cf> dAf_, dBf_, Cf_;
+  S4DStepParams step_;  // float copies of dA_, dB_, C_ (without `source`), for step()
   std::vector<double> work_;  // (H, 8, M): per-channel scratch of kernel() and kernel_backward()
+
+  // Discretisation of mode i (of channel i / M) with step dt; writes the continuous A and B too.
+  void discretize_mode(size_t i, double dt, cd& A, cd& Bn, cd& dA, cd& dB) const;
+  // The parameter values in S4DStepParams::source order.
+  std::vector<float> param_values() const;
+  mutable std::mutex step_mutex_;  // guards step_cache_ (step_params() is called by threads)
+  mutable std::shared_ptr<const S4DStepParams> step_cache_;
 };
 
 }  // namespace hippo
