@@ -42,11 +42,9 @@ else
   # The whole library, instrumented for the fuzzer's coverage (fuzzer-no-link) and sanitizers.
   launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  if [[ ! -f $out/lib/build.ninja ]]; then
-    cmake -S . -B "$out/lib" -G Ninja -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=Fuzz \
-      -DHIPPO_BUILD_TESTS=OFF -DHIPPO_BUILD_BENCH=OFF -DHIPPO_NATIVE=OFF "${launcher[@]}" \
-      -DCMAKE_CXX_FLAGS_FUZZ="${flags[*]} -fsanitize=fuzzer-no-link" >/dev/null
-  fi
+  cmake -S . -B "$out/lib" -G Ninja -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=Fuzz \
+    -DHIPPO_BUILD_TESTS=OFF -DHIPPO_BUILD_BENCH=OFF -DHIPPO_NATIVE=OFF "${launcher[@]}" \
+    -DCMAKE_CXX_FLAGS_FUZZ="${flags[*]} -fsanitize=fuzzer-no-link" >/dev/null
   ninja -C "$out/lib" -j"${FUZZ_JOBS:-2}" libhippo.a  # (the name "hippo" is also the CLI)
   bin=$out/fuzz_$target
   if [[ ! -x $bin || $src -nt $bin || fuzz/fuzz_common.h -nt $bin || $out/lib/libhippo.a -nt $bin ]]; then

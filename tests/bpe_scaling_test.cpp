@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -23,13 +24,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string gpt2_dir() {
-  return (fs::path(__FILE__).parent_path().parent_path() / "data" / "gpt2").string();
-}
-
-bool have_gpt2() {
-  return fs::exists(fs::path(gpt2_dir()) / "encoder.json") &&
-         fs::exists(fs::path(gpt2_dir()) / "vocab.bpe");
+// data/gpt2 (scripts/get_gpt2_vocab.sh), or "" when absent: $HIPPO_GPT2_DIR, else next to this
+// source file, else in the working folder or above it (ctest runs in build/tests, and with
+// ccache's base_dir __FILE__ is relative).
+std::string find_gpt2_dir() {
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("HIPPO_GPT2_DIR")) candidates.emplace_back(env);
+  candidates.push_back(fs::path(__FILE__).parent_path().parent_path() / "data" / "gpt2");
+  for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
+    candidates.push_back(p / "data" / "gpt2");
+    if (p == p.parent_path()) break;
+  }
+  for (const fs::path& c : candidates)
+    if (fs::exists(c / "encoder.json") && fs::exists(c / "vocab.bpe")) return c.string();
+  return "";
 }
 
 // GPT-2's byte-to-unicode map (as tests/tokenizer_test.cpp writes it out).
@@ -145,8 +153,9 @@ TEST(Gpt2BpeFastPath, NewPairsWaitForTheRoundToFinish) {
 }
 
 TEST(Gpt2BpeFastPath, EqualsReferenceOnLongRunsWithTheRealVocabulary) {
-  if (!have_gpt2()) GTEST_SKIP() << gpt2_dir() << " missing: run scripts/get_gpt2_vocab.sh";
-  Gpt2Bpe tok(gpt2_dir());
+  const std::string dir = find_gpt2_dir();
+  if (dir.empty()) GTEST_SKIP() << "data/gpt2 missing: run scripts/get_gpt2_vocab.sh";
+  Gpt2Bpe tok(dir);
   Rng rng(23);
   // 100 KB of letters without a space: one piece, the quadratic case (the reference takes
   // about 4 s on it, 17 s on 200 KB).

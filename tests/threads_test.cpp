@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -17,8 +18,25 @@
 #include "nn/s4d_mixer.h"
 
 using namespace hippo;
+namespace fs = std::filesystem;
 
 namespace {
+
+// data/gpt2 (scripts/get_gpt2_vocab.sh), or "" when absent: $HIPPO_GPT2_DIR, else next to this
+// source file, else in the working folder or above it (ctest runs in build/tests, and with
+// ccache's base_dir __FILE__ is relative).
+std::string find_gpt2_dir() {
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("HIPPO_GPT2_DIR")) candidates.emplace_back(env);
+  candidates.push_back(fs::path(__FILE__).parent_path().parent_path() / "data" / "gpt2");
+  for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
+    candidates.push_back(p / "data" / "gpt2");
+    if (p == p.parent_path()) break;
+  }
+  for (const fs::path& c : candidates)
+    if (fs::exists(c / "encoder.json") && fs::exists(c / "vocab.bpe")) return c.string();
+  return "";
+}
 
 ModelConfig config_with(nlohmann::json extra) {
   nlohmann::json j = {{"vocab_size", 37}, {"d_model", 16}, {"n_layer", 3}, {"d_state", 8},
@@ -176,10 +194,8 @@ TEST(Threads, NewStateAfterAParameterChangeStepsWithTheNewValues) {
 // The GPT-2 encoder's piece cache is shared by threads (one tokenizer feeds the corpus
 // workers): encoding from two threads at once gives what one thread gives.
 TEST(Threads, Gpt2EncodeFromTwoThreadsAsSequentially) {
-  const std::filesystem::path dir =
-      std::filesystem::path(__FILE__).parent_path().parent_path() / "data" / "gpt2";
-  if (!std::filesystem::exists(dir / "encoder.json"))
-    GTEST_SKIP() << dir << " missing: run scripts/get_gpt2_vocab.sh";
+  const std::string dir = find_gpt2_dir();
+  if (dir.empty()) GTEST_SKIP() << "data/gpt2 missing: run scripts/get_gpt2_vocab.sh";
   std::vector<std::string> texts;
   Rng rng(3);
   const std::string words[] = {" the", " cat", "'s", " 42", "\n", " caf\xC3\xA9", "!!", " hello",
@@ -191,10 +207,10 @@ TEST(Threads, Gpt2EncodeFromTwoThreadsAsSequentially) {
   }
   std::vector<std::vector<int32_t>> want;
   {
-    const Gpt2Bpe fresh(dir.string());
+    const Gpt2Bpe fresh(dir);
     for (const auto& s : texts) want.push_back(fresh.encode(s));
   }
-  const Gpt2Bpe tok(dir.string());  // a cold cache, filled by both threads at once
+  const Gpt2Bpe tok(dir);  // a cold cache, filled by both threads at once
   std::vector<std::vector<int32_t>> got(texts.size());
   auto worker = [&](size_t first) {
     for (size_t i = first; i < texts.size(); i += 2) got[i] = tok.encode(texts[i]);
