@@ -160,13 +160,13 @@ void check_recurrent(Mixer& m, int B, int L, int d, int P, uint64_t seed, double
   // Prefill P tokens (the prompt's own output must match too), then step.
   std::vector<float> xp(static_cast<size_t>(B) * P * d), yp(xp.size());
   for (int b = 0; b < B; ++b)
-    std::copy_n(&x[static_cast<size_t>(b) * L * d], static_cast<size_t>(P) * d,
-                &xp[static_cast<size_t>(b) * P * d]);
+    std::copy_n(x.data() + static_cast<size_t>(b) * L * d, static_cast<size_t>(P) * d,
+                xp.data() + static_cast<size_t>(b) * P * d);  // P may be 0: no &v[0] of empty
   auto st2 = m.new_state(B);
   m.prefill(xp.data(), yp.data(), B, P, *st2);
   for (int b = 0; b < B; ++b)
-    std::copy_n(&yp[static_cast<size_t>(b) * P * d], static_cast<size_t>(P) * d,
-                &yps[static_cast<size_t>(b) * L * d]);
+    std::copy_n(yp.data() + static_cast<size_t>(b) * P * d, static_cast<size_t>(P) * d,
+                yps.data() + static_cast<size_t>(b) * L * d);
   run_steps(*st2, P, yps);
   EXPECT_LE(rel_err(yps, y), tol) << "prefill + step vs convolution";
 }
