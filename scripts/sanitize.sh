@@ -36,6 +36,7 @@ run_asan() {
   (cd build-asan &&
     ASAN_OPTIONS=abort_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    HIPPO_SANITIZER=address \
     ctest -j"$jobs" --output-on-failure ${pattern:+-R "$pattern"})
 }
 
