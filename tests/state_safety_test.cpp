@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -182,6 +183,29 @@ TEST(StateSafety, ClaimsAreCheckedAgainstTheTensors) {
   // Consistent batch-2 state from batch-1 tensors repeated: accepted.
   const std::string two = saved_state(m, dir, 2);
   EXPECT_EQ(load_state(two, m).batch, 2);
+}
+
+// A state whose numbers are not finite (with a valid checksum: made so, not damaged) is refused
+// by name: stepping it would only spread NaN into every token (found by fuzz_state).
+TEST(StateSafety, NonFiniteValuesAreRefused) {
+  const auto owned = make_model(6);
+  LanguageModel& m = *owned;
+  TempDir dir("state_nonfinite");
+  const std::string good = saved_state(m, dir);
+  for (const std::string victim : {"layers.0.shift", "layers.1.k", "layers.2.x", "logits"}) {
+    const std::string bad = dir.file("bad.state");
+    rewrite(good, bad, [&](auto&, auto& tensors) {
+      tensors.at(victim).data()[tensors.at(victim).numel() - 1] = std::nanf("");
+    });
+    const std::string e = error_of([&] {
+      std::vector<float> lg;
+      load_state(bad, m, &lg);
+    });
+    EXPECT_NE(e.find(victim), std::string::npos) << victim << ": " << e;
+    EXPECT_NE(e.find("non-finite"), std::string::npos) << victim << ": " << e;
+  }
+  std::vector<float> lg;
+  EXPECT_NO_THROW(load_state(good, m, &lg));
 }
 
 TEST(StateSafety, StateBytesCountsEveryLayer) {

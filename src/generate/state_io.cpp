@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "data/hash.h"
 #include "io/safetensors.h"
+#include "models/load.h"
 #include "nn/attention.h"
 #include "nn/h3.h"
 #include "nn/s4d_mixer.h"
@@ -384,6 +385,8 @@ ModelState load_state(const std::string& path, const LanguageModel& model,
   }
   for (const auto& [name, t] : st.tensors)
     HIPPO_CHECK(want.count(name), path, ": unexpected state tensor \"", name, "\"");
+  // Finite numbers only: a NaN in a state or its logits would spread into every later token.
+  for (const auto& [name, t] : st.tensors) check_finite(t.data(), t.numel(), name, path);
 
   ModelState s = model.new_state(static_cast<int>(B));
   s.position = pos;
