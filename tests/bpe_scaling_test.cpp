@@ -21,24 +21,9 @@
 using namespace hippo;
 using hippo::test_util::TempDir;
 namespace fs = std::filesystem;
+using hippo::test_util::find_gpt2_dir;
 
 namespace {
-
-// data/gpt2 (scripts/get_gpt2_vocab.sh), or "" when absent: $HIPPO_GPT2_DIR, else next to this
-// source file, else in the working folder or above it (ctest runs in build/tests, and with
-// ccache's base_dir __FILE__ is relative).
-std::string find_gpt2_dir() {
-  std::vector<fs::path> candidates;
-  if (const char* env = std::getenv("HIPPO_GPT2_DIR")) candidates.emplace_back(env);
-  candidates.push_back(fs::path(__FILE__).parent_path().parent_path() / "data" / "gpt2");
-  for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
-    candidates.push_back(p / "data" / "gpt2");
-    if (p == p.parent_path()) break;
-  }
-  for (const fs::path& c : candidates)
-    if (fs::exists(c / "encoder.json") && fs::exists(c / "vocab.bpe")) return c.string();
-  return "";
-}
 
 // GPT-2's byte-to-unicode map (as tests/tokenizer_test.cpp writes it out).
 std::string byte_token(unsigned char b) {

@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -34,6 +36,23 @@ std::string error_of(F&& f) {
   } catch (const Error& e) {
     return e.what();
   }
+  return "";
+}
+
+// data/gpt2 (scripts/get_gpt2_vocab.sh), or "" when absent: $HIPPO_GPT2_DIR, else in the
+// source tree of this file, else in the working folder or above it (ctest runs in build/tests,
+// and with ccache's base_dir __FILE__ is relative).
+inline std::string find_gpt2_dir() {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("HIPPO_GPT2_DIR")) candidates.emplace_back(env);
+  candidates.push_back(fs::path(__FILE__).parent_path().parent_path() / "data" / "gpt2");
+  for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
+    candidates.push_back(p / "data" / "gpt2");
+    if (p == p.parent_path()) break;
+  }
+  for (const fs::path& c : candidates)
+    if (fs::exists(c / "encoder.json") && fs::exists(c / "vocab.bpe")) return c.string();
   return "";
 }
 

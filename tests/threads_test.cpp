@@ -13,30 +13,16 @@
 
 #include "core/rng.h"
 #include "data/gpt2_bpe.h"
+#include "test_util.h"
 #include "models/lm.h"
 #include "nn/h3.h"
 #include "nn/s4d_mixer.h"
 
 using namespace hippo;
 namespace fs = std::filesystem;
+using hippo::test_util::find_gpt2_dir;
 
 namespace {
-
-// data/gpt2 (scripts/get_gpt2_vocab.sh), or "" when absent: $HIPPO_GPT2_DIR, else next to this
-// source file, else in the working folder or above it (ctest runs in build/tests, and with
-// ccache's base_dir __FILE__ is relative).
-std::string find_gpt2_dir() {
-  std::vector<fs::path> candidates;
-  if (const char* env = std::getenv("HIPPO_GPT2_DIR")) candidates.emplace_back(env);
-  candidates.push_back(fs::path(__FILE__).parent_path().parent_path() / "data" / "gpt2");
-  for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
-    candidates.push_back(p / "data" / "gpt2");
-    if (p == p.parent_path()) break;
-  }
-  for (const fs::path& c : candidates)
-    if (fs::exists(c / "encoder.json") && fs::exists(c / "vocab.bpe")) return c.string();
-  return "";
-}
 
 ModelConfig config_with(nlohmann::json extra) {
   nlohmann::json j = {{"vocab_size", 37}, {"d_model", 16}, {"n_layer", 3}, {"d_state", 8},
