@@ -8,10 +8,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/strict_json.h"
 #include "kernels/bf16.h"
 
 namespace hippo {
@@ -86,26 +88,15 @@ SafeTensorsHeader parse_safetensors_header(const unsigned char* bytes, size_t si
               " bytes given)");
   // nlohmann keeps the last of duplicate keys silently; a file that names a tensor twice is
   // ambiguous, so the parser callback refuses it (a stack of key sets, one per open object).
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  auto track_keys = [&](int, json::parse_event_t ev, json& parsed) {
-    if (ev == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (ev == json::parse_event_t::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (ev == json::parse_event_t::key && !open_objects.empty() && duplicate.empty()) {
-      const std::string& k = parsed.get_ref<const std::string&>();
-      if (!open_objects.back().insert(k).second) duplicate = k;
-    }
-    return true;
-  };
+  DuplicateKeyTracker keys;
   json header;
   try {
-    header = json::parse(bytes + 8, bytes + 8 + hlen, track_keys);
+    header = json::parse(bytes + 8, bytes + 8 + hlen, std::ref(keys));
   } catch (const json::exception& e) {
     fail(file, ": header is not valid JSON: ", e.what());
   }
-  HIPPO_CHECK(duplicate.empty(), file, ": header names '", duplicate, "' more than once");
+  HIPPO_CHECK(keys.duplicate().empty(), file, ": header names '", keys.duplicate(),
+              "' more than once");
   HIPPO_CHECK(header.is_object(), file, ": header is not a JSON object");
 
   SafeTensorsHeader h;

@@ -1,7 +1,6 @@
 #include "io/strict_json.h"
 
-#include <set>
-#include <vector>
+#include <functional>
 
 #include "core/error.h"
 
@@ -20,27 +19,14 @@ std::string json_error_text(const std::exception& e) {
 }
 
 json parse_json_strict(std::string_view text, const std::string& source) {
-  // A stack of the keys seen in each open object; an array pushes nothing.
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  auto track_keys = [&](int, json::parse_event_t ev, json& parsed) {
-    if (ev == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (ev == json::parse_event_t::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (ev == json::parse_event_t::key && !open_objects.empty() && duplicate.empty()) {
-      const std::string k = parsed.get<std::string>();
-      if (!open_objects.back().insert(k).second) duplicate = k;
-    }
-    return true;
-  };
+  DuplicateKeyTracker keys;
   json j;
   try {
-    j = json::parse(text.begin(), text.end(), track_keys);
+    j = json::parse(text.begin(), text.end(), std::ref(keys));
   } catch (const json::exception& e) {
     fail(source, ": not valid JSON: ", json_error_text(e));
   }
-  HIPPO_CHECK(duplicate.empty(), source, ": duplicate key '", duplicate,
+  HIPPO_CHECK(keys.duplicate().empty(), source, ": duplicate key '", keys.duplicate(),
               "' (a key may appear only once in an object)");
   return j;
 }
