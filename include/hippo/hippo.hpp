@@ -1,0 +1,161 @@
+// hippo's public C++ API: load a model once, run many sequences against it.
+//
+//   auto model = hippo::Model::load("model.safetensors");   // shared, immutable, thread-safe
+//   hippo::Session s(model);                                 // one sequence's state
+//   s.prefill(model->tokenizer().encode("The"));
+//   for (int i = 0; i < 20; ++i) s.step(s.sample());
+//
+// A Model holds only weights, config and tokenizer; it never changes after load, so any number
+// of threads may use it at once. A Session holds one sequence's recurrent states (SSM states,
+// attention KV caches), its scratch, its last logits and its sampler; a Session is used by one
+// thread at a time. Memory grows with what a session has processed, never with what it might.
+// Every failure is a hippo::Error (hippo/error.hpp) naming the file or the argument at fault.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hippo/error.hpp"
+
+namespace hippo {
+
+inline constexpr int kApiVersion = 1;
+// "0.5.0"
+const char* version();
+
+// Threads used by every parallel kernel (one process-wide setting). n <= 0: all cores.
+void set_num_threads(int n);
+int num_threads();
+// The instruction set the kernels dispatched to on this CPU: "avx512_bf16", "avx512", "avx2"
+// or "scalar".
+std::string cpu_features();
+
+// Text to token ids and back: byte-level or GPT-2 BPE, as recorded in the model file.
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Plain text to ids; the text "<|endoftext|>" is ordinary text here.
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // Like encode, but each literal "<|endoftext|>" becomes eot_id().
+  virtual std::vector<int32_t> encode_with_special(std::string_view text) const = 0;
+  // Ids to bytes; an id outside [0, vocab_size()) is an Error.
+  virtual std::string decode(std::span<const int32_t> ids) const = 0;
+  virtual int32_t vocab_size() const = 0;
+  virtual int32_t eot_id() const = 0;
+  // "byte-v1", "gpt2-bpe:<hash>"
+  virtual std::string id() const = 0;
+};
+// "byte", or "gpt2:DIR" (DIR holds encoder.json and vocab.bpe).
+std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& spec);
+
+struct ModelInfo {
+  std::string layers;      // "h3,attention,h3,h3"
+  int vocab_size = 0;      // logits have this many entries
+  int d_model = 0;
+  int n_layer = 0;
+  int d_state = 0;
+  int64_t num_params = 0;
+  bool bf16_weights = false;
+  std::string config_json;  // the full config, as stored in the file
+};
+
+struct LoadOptions {
+  // Memory-map the file (fp32 used in place, bf16 weights stay bf16). false: read into fp32.
+  bool mmap = true;
+  // Overrides the tokenizer stored in the file ("byte", "gpt2:DIR"); empty: the file's.
+  std::string tokenizer;
+};
+
+namespace detail {
+struct ModelImpl;
+struct SessionImpl;
+}  // namespace detail
+
+class Model {
+ public:
+  // Loads a hippo safetensors file (weights, checkpoint, or a converted H3 checkpoint). The
+  // config and tokenizer come from the file. Errors name the file and the tensor or field.
+  static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& opts = {});
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelInfo& info() const;
+  const Tokenizer& tokenizer() const;
+  std::shared_ptr<const Tokenizer> tokenizer_ptr() const;
+  const std::string& path() const;
+
+  const detail::ModelImpl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<detail::ModelImpl> impl);
+  std::unique_ptr<detail::ModelImpl> impl_;
+};
+
+// temperature 0 is greedy (argmax, lowest id on ties); then top-k, then top-p.
+struct SamplingParams {
+  float temperature = 1.0f;
+  int top_k = 0;        // 0: no limit
+  float top_p = 1.0f;   // 1: no limit
+  uint64_t seed = 0;
+};
+
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const Model> model, const SamplingParams& sampling = {});
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const Model& model() const;
+  // Tokens consumed so far.
+  int64_t position() const;
+
+  // Runs tokens through the model and returns the logits after the last one. From a fresh
+  // session the prompt runs in convolution mode (FlashConv); later calls continue the state.
+  // An empty span or an id outside the vocabulary is an Error.
+  std::span<const float> prefill(std::span<const int32_t> tokens);
+  // One token; returns the logits that follow it. Constant cost for SSM layers.
+  std::span<const float> step(int32_t token);
+  // The logits after the last token consumed (vocab_size entries); empty before any token.
+  std::span<const float> logits() const;
+
+  // Next token from logits() with this session's sampler (seeded by SamplingParams::seed).
+  int32_t sample();
+  void set_sampling(const SamplingParams& sampling);
+  const SamplingParams& sampling() const;
+
+  // An independent copy: same state, logits and sampler position.
+  Session fork() const;
+  // Back to the state before any token (sampler reseeded).
+  void reset();
+
+  // The state (and last logits) to a file or to bytes (safetensors, format hippo-state-v2,
+  // checksummed, tied to this model's config and weights); restore refuses anything else.
+  void save(const std::string& path) const;
+  void restore(const std::string& path);
+  std::vector<uint8_t> save_bytes() const;
+  void restore_bytes(std::span<const uint8_t> bytes);
+
+  // Bytes held by this session's state (SSM states, KV caches).
+  int64_t state_bytes() const;
+
+  detail::SessionImpl& impl() { return *impl_; }
+  const detail::SessionImpl& impl() const { return *impl_; }
+
+ private:
+  explicit Session(std::unique_ptr<detail::SessionImpl> impl);
+  std::unique_ptr<detail::SessionImpl> impl_;
+};
+
+// One decoding step of many sessions of one model, each at its own position: session i
+// consumes tokens[i]. Results equal stepping each session alone; the projections of all
+// sessions run as one batched product. The continuous-batching server builds on this.
+void step_batch(std::span<Session* const> sessions, std::span<const int32_t> tokens);
+
+}  // namespace hippo
