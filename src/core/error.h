@@ -2,14 +2,11 @@
 // field at fault; the CLI prints it and exits non-zero.
 #pragma once
 #include <sstream>
-#include <stdexcept>
 #include <string>
 
-namespace hippo {
+#include "hippo/error.hpp"  // hippo::Error: one type for the library and its public API
 
-struct Error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+namespace hippo {
 
 template <typename... Args>
 std::string str(const Args&... args) {
