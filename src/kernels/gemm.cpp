@@ -2,8 +2,6 @@
 
 #include <dnnl.h>
 
-#include <atomic>
-
 #include "core/buffer.h"
 #include "core/error.h"
 #include "kernels/gemm_small.h"
@@ -37,11 +35,7 @@ void gemm_few_rows_nt(int64_t M, int64_t N, int64_t K, float alpha, const float*
   }
 }
 
-std::atomic<bool> g_small_rows{true};
-
 }  // namespace
-
-void set_small_rows_kernel_enabled(bool enabled) { g_small_rows.store(enabled); }
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
@@ -49,8 +43,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   if (M == 0 || N == 0) return;
   // Decoding's linear layers (one row per sequence): our kernel streams B once for all rows,
   // 1.3-1.4x oneDNN's bandwidth at 1 and 8 rows (kernels/gemm_small.h).
-  if (!trans_a && trans_b && M <= kSmallRowsMax && small_rows_kernel_available() &&
-      g_small_rows.load(std::memory_order_relaxed)) {
+  if (!trans_a && trans_b && M <= kSmallRowsMax && small_rows_kernel_available()) {
     gemm_small_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }

@@ -110,55 +110,24 @@ void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
   gemm_small_nt_bf16_hilo(rows, out, in, xs, st, W, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 
-Bf16Isa best_isa() {
-  // Both paths run on the small-rows kernel (kernels/gemm_small.h). On this Zen 5
-  // (bench/bench_gemm_bf16.cpp, weights streamed, 1 thread) VDPBF16PS on x = hi + lo read the
-  // weights at 13-16 GB/s at 8 rows against 7-9 for the shift+FMA path, and as fast at one row
-  // (23-27 GB/s both).
-  static const Bf16Isa best = bf16_isa_available(Bf16Isa::Avx512Bf16) ? Bf16Isa::Avx512Bf16
-                              : bf16_isa_available(Bf16Isa::Avx512)   ? Bf16Isa::Avx512
-                                                                      : Bf16Isa::Scalar;
-  return best;
-}
-
 }  // namespace
 
-bool bf16_isa_available(Bf16Isa isa) {
-  switch (isa) {
-    case Bf16Isa::Auto:
-    case Bf16Isa::Scalar: return true;
-    case Bf16Isa::Avx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512dq");
-    case Bf16Isa::Avx512Bf16:
-      return bf16_isa_available(Bf16Isa::Avx512) && __builtin_cpu_supports("avx512bf16");
-  }
-  return false;
-}
-
-const char* bf16_isa_name(Bf16Isa isa) {
-  switch (isa) {
-    case Bf16Isa::Auto: return "auto";
-    case Bf16Isa::Scalar: return "scalar";
-    case Bf16Isa::Avx512: return "avx512";
-    case Bf16Isa::Avx512Bf16: return "avx512_bf16";
-  }
-  return "?";
-}
-
 void matmul_xwt_bf16_gemv(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
-                          int64_t out, bool accumulate, Bf16Isa isa) {
-  if (isa == Bf16Isa::Auto) isa = best_isa();
-  HIPPO_CHECK(bf16_isa_available(isa), "bf16 matmul: this CPU lacks the ", bf16_isa_name(isa),
-              " instructions");
+                          int64_t out, bool accumulate, Isa level) {
+  HIPPO_CHECK(isa_enabled(level), "bf16 matmul: the ", isa_name(level), " path is not enabled (",
+              cpu_features_summary(), ")");
   if (rows <= 0 || out <= 0) return;
   if (in <= 0) {
     if (!accumulate) std::fill(y, y + rows * out, 0.0f);
     return;
   }
-  switch (isa) {
-    case Bf16Isa::Avx512: return gemv_avx512(x, W, y, rows, in, out, accumulate);
-    case Bf16Isa::Avx512Bf16: return gemv_avx512bf16(x, W, y, rows, in, out, accumulate);
+  // Both AVX-512 paths run on the small-rows kernel (kernels/gemm_small.h). On this Zen 5
+  // (bench/bench_gemm_bf16.cpp, weights streamed, 1 thread) VDPBF16PS on x = hi + lo read the
+  // weights at 13-16 GB/s at 8 rows against 7-9 for the shift+FMA path, and as fast at one row
+  // (23-27 GB/s both).
+  switch (level) {
+    case Isa::Avx512Bf16: return gemv_avx512bf16(x, W, y, rows, in, out, accumulate);
+    case Isa::Avx512: return gemv_avx512(x, W, y, rows, in, out, accumulate);
     default: return gemv_scalar(x, W, y, rows, in, out, accumulate);
   }
 }
@@ -211,7 +180,7 @@ void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
       small_rows_bf16_dot_available())
     matmul_xwt_bf16_rounded_x(x, W, y, rows, in, out, accumulate);
   else if (rows <= kBf16GemvRows)
-    matmul_xwt_bf16_gemv(x, W, y, rows, in, out, accumulate, Bf16Isa::Auto);
+    matmul_xwt_bf16_gemv(x, W, y, rows, in, out, accumulate, active_isa());
   else
     matmul_xwt_bf16_blocked(x, W, y, rows, in, out, accumulate);
 }

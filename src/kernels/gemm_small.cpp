@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "kernels/parallel_work.h"
 
@@ -257,16 +258,9 @@ void run_any_rows(Operands<WT> op, int64_t M, int64_t N, int64_t K, float beta) 
 
 }  // namespace
 
-bool small_rows_bf16_dot_available() {
-  static const bool ok = small_rows_kernel_available() && __builtin_cpu_supports("avx512bf16");
-  return ok;
-}
+bool small_rows_bf16_dot_available() { return isa_enabled(Isa::Avx512Bf16); }
 
-bool small_rows_kernel_available() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512bw");
-  return ok;
-}
+bool small_rows_kernel_available() { return isa_enabled(Isa::Avx512); }
 
 void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

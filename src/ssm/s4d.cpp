@@ -5,9 +5,7 @@
 #include "ssm/s4d.h"
 
 #include <climits>
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -20,12 +18,42 @@
 
 namespace hippo {
 
-#ifdef __AVX512F__
+namespace {
+
+// The portable step, written on (re, im) float pairs: std::complex<float> multiplication keeps
+// a NaN/Inf fix-up branch (a libgcc call) that stops the loop from vectorising. Inlined into
+// each target below, so it is compiled once per level.
+[[gnu::always_inline]] inline float step_portable(const float* a, const float* b,
+                                                  const float* c, float* s, float u, int M) {
+  float y = 0.0f;
+#pragma omp simd reduction(+ : y)
+  for (int n = 0; n < M; ++n) {
+    const float xr = s[2 * n], xi = s[2 * n + 1];
+    const float ar = a[2 * n], ai = a[2 * n + 1];
+    const float nr = ar * xr - ai * xi + b[2 * n] * u;
+    const float ni = ar * xi + ai * xr + b[2 * n + 1] * u;
+    s[2 * n] = nr;
+    s[2 * n + 1] = ni;
+    y += c[2 * n] * nr - c[2 * n + 1] * ni;
+  }
+  return 2.0f * y;
+}
+
+float step_scalar(const float* a, const float* b, const float* c, float* s, float u, int M) {
+  return step_portable(a, b, c, s, u, M);
+}
+
+__attribute__((target("avx2,fma"))) float step_avx2(const float* a, const float* b,
+                                                    const float* c, float* s, float u, int M) {
+  return step_portable(a, b, c, s, u, M);
+}
+
 // 8 modes per vector as interleaved (re, im) pairs; the complex product dA x by fmaddsub on
 // the duplicated real and imaginary parts of dA and the pair-swapped x. The plain loop
 // compiled to a scalar horizontal sum of 16 dependent adds per call (perf of batch-8
 // decoding: H3::step was 9% of the run).
-float s4d_step_avx512(const float* a, const float* b, const float* c, float* s, float u, int M) {
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))) float step_avx512(
+    const float* a, const float* b, const float* c, float* s, float u, int M) {
   const __m512 uv = _mm512_set1_ps(u);
   // The real part of C x is c_re x_re - c_im x_im: the odd (imaginary) lanes of C negated.
   const __m512 odd_neg = _mm512_castsi512_ps(_mm512_set_epi32(
@@ -43,7 +71,15 @@ float s4d_step_avx512(const float* a, const float* b, const float* c, float* s, 
   }
   return 2.0f * _mm512_reduce_add_ps(acc);
 }
-#endif
+
+}  // namespace
+
+float s4d_step(const float* a, const float* b, const float* c, float* s, float u, int M) {
+  const Isa level = active_isa();
+  if (level >= Isa::Avx512 && M % 8 == 0) return step_avx512(a, b, c, s, u, M);
+  if (level >= Isa::Avx2) return step_avx2(a, b, c, s, u, M);
+  return step_scalar(a, b, c, s, u, M);
+}
 
 S4DKernel::S4DKernel(int H, int N, Discretization disc) : H_(H), M_(N / 2), disc_(disc) {
   HIPPO_CHECK(H >= 1, "S4DKernel: channels H=", H, " must be >= 1");
