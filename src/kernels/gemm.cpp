@@ -2,8 +2,8 @@
 
 #include <dnnl.h>
 
-#include "core/buffer.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/gemm_small.h"
 
 namespace hippo {
@@ -19,7 +19,7 @@ constexpr int64_t kFewRowsMin = 8, kFewRowsMax = 16, kWideMin = 256;
 // C^T = B A^T, where the wide matrix is the M side. The (N, M) result is transposed into C.
 void gemm_few_rows_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                       const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  thread_local Buffer scratch;  // thread_local: callers may run gemm from parallel regions
+  thread_local ScratchBuffer scratch;  // thread_local: callers may run gemm from parallel regions
   float* T = scratch.get(static_cast<size_t>(N * M));
   const dnnl_status_t st =
       dnnl_sgemm('N', 'T', N, M, K, alpha, B, ldb, A, lda, 0.0f, T, M);

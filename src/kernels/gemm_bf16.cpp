@@ -11,8 +11,8 @@
 #include <atomic>
 #include <vector>
 
-#include "core/buffer.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/bf16.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_small.h"
@@ -34,13 +34,6 @@ constexpr int64_t kParallelWork = int64_t{1} << 20;
 constexpr int64_t kChunk = 32;  // bf16 weights per 512-bit load
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
-
-// Grow-only per-thread scratch (decode calls this hundreds of times per token).
-template <class T>
-T* scratch(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 void store(float* y, float v, bool accumulate) { *y = accumulate ? *y + v : v; }
 
@@ -93,7 +86,7 @@ void split_hi_lo(const float* x, uint16_t* out, int64_t in) {
 
 void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                  int64_t out, bool accumulate) {
-  thread_local Buffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
+  thread_local ScratchBuffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
   const int64_t st = round_up(in, kChunk);
   float* xs = buf.get(static_cast<size_t>(rows * st));
   for (int64_t r = 0; r < rows; ++r) split_even_odd(x + r * in, xs + r * st, in);
@@ -102,7 +95,7 @@ void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int6
 
 void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                      int64_t out, bool accumulate) {
-  thread_local Buffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
+  thread_local ScratchBuffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
   const int64_t st = round_up(in, kChunk);  // floats per row: 2 bf16 per input
   float* xs = buf.get(static_cast<size_t>(rows * st));
   for (int64_t r = 0; r < rows; ++r)
@@ -139,8 +132,8 @@ void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_
   // 1 MiB blocks, narrow blocks (85 outputs at in = 3072) put oneDNN on a path 2-4x slower.
   constexpr int64_t kBlockFloats = int64_t{1} << 20;
   const int64_t nb = std::min(out, std::max<int64_t>(64, kBlockFloats / std::max<int64_t>(in, 1)));
-  thread_local std::vector<float> buf;
-  float* w = scratch(buf, static_cast<size_t>(nb * in));
+  thread_local ScratchBuffer buf;
+  float* w = buf.get(static_cast<size_t>(nb * in));
   for (int64_t o0 = 0; o0 < out; o0 += nb) {
     const int64_t n = std::min(nb, out - o0);
     const uint16_t* src = W + o0 * in;
@@ -166,7 +159,7 @@ void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int6
     if (!accumulate) std::fill(y, y + rows * out, 0.0f);
     return;
   }
-  thread_local Buffer buf;  // 64-byte aligned rows of bf16, zero padded to 32
+  thread_local ScratchBuffer buf;  // 64-byte aligned rows of bf16, zero padded to 32
   const int64_t st = round_up(in, kChunk);
   uint16_t* xb = reinterpret_cast<uint16_t*>(buf.get(static_cast<size_t>(rows * st / 2 + 16)));
   for (int64_t r = 0; r < rows; ++r)

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/parallel_work.h"
 
 namespace hippo {
@@ -209,11 +210,9 @@ void S4DKernel::kernel(float* K, int L) {
   for (int h = 0; h < H_; ++h) {
     // Per thread, grow-only: P (2M, T) holds Re then Im of dA^j; Q (chunks, 2M) holds
     // Re(2W dA^(cT)) and -Im(2W dA^(cT)), so that K[cT + j] = sum_k Q[c,k] P[k,j].
-    thread_local std::vector<float> Pbuf, Qbuf;
-    if (Pbuf.size() < static_cast<size_t>(2 * M * T)) Pbuf.resize(static_cast<size_t>(2 * M * T));
-    if (Qbuf.size() < static_cast<size_t>(chunks) * 2 * M) Qbuf.resize(static_cast<size_t>(chunks) * 2 * M);
-    float* P = Pbuf.data();
-    float* Q = Qbuf.data();
+    thread_local ScratchBuffer Pbuf, Qbuf;
+    float* P = Pbuf.get(static_cast<size_t>(2 * M * T));
+    float* Q = Qbuf.get(static_cast<size_t>(chunks) * 2 * M);
     for (int n = 0; n < M; ++n) {
       const size_t i = static_cast<size_t>(h) * M + n;
       // Complex products written out: std::complex's operator* checks for NaN on every call.
