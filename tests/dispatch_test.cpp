@@ -199,6 +199,26 @@ TEST(Dispatch, Bf16MatmulEveryLevelMatchesTheReference) {
   }
 }
 
+// The rounded-activation mode is an argument; below Avx512Bf16 it falls back to the exact path.
+TEST(Dispatch, Bf16RoundedActivationsFollowTheLevel) {
+  Rng rng(6);
+  const int64_t rows = 4, in = 100, out = 20;
+  const std::vector<float> x = randn(rows * in, rng), w = randn(out * in, rng);
+  std::vector<uint16_t> W(w.size());
+  f32_to_bf16(w.data(), W.data(), static_cast<int64_t>(w.size()));
+  for (Isa level : levels()) {
+    ScopedIsa scoped(level);
+    std::vector<float> y(rows * out), expect(rows * out);
+    matmul_xwt_bf16(x.data(), W.data(), y.data(), rows, in, out, false,
+                    Bf16Activations::RoundedToBf16);
+    if (level >= Isa::Avx512Bf16)
+      matmul_xwt_bf16_rounded_x(x.data(), W.data(), expect.data(), rows, in, out, false);
+    else
+      matmul_xwt_bf16_gemv(x.data(), W.data(), expect.data(), rows, in, out, false, level);
+    EXPECT_EQ(y, expect) << isa_name(level);
+  }
+}
+
 // The FlashConv engine of each level against the direct convolution.
 TEST(Dispatch, FlashConvEveryLevelMatchesTheReference) {
   Rng rng(5);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/parallel_work.h"
 #include "kernels/vec_math.h"
 
 namespace hippo {
@@ -9,7 +10,6 @@ namespace hippo {
 namespace {
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
-constexpr int64_t kParallelMin = 1 << 15;
 // Elements per parallel chunk.
 constexpr int64_t kChunk = 1 << 12;
 
@@ -37,13 +37,13 @@ void gelu_backward_serial(const float* x, const float* dy, float* dx, int64_t n)
 // GCC 12 ran that construct's if-false case about 10x slower than the plain loop (7 ns vs
 // 0.6 ns per element at 3072-24576 elements, the sizes of decoding steps).
 void gelu_forward(const float* x, float* y, int64_t n) {
-  if (n <= kParallelMin) return gelu_forward_serial(x, y, n);
+  if (!worth_parallel(n)) return gelu_forward_serial(x, y, n);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < n; c += kChunk) gelu_forward_serial(x + c, y + c, std::min(kChunk, n - c));
 }
 
 void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
-  if (n <= kParallelMin) return gelu_backward_serial(x, dy, dx, n);
+  if (!worth_parallel(n)) return gelu_backward_serial(x, dy, dx, n);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < n; c += kChunk)
     gelu_backward_serial(x + c, dy + c, dx + c, std::min(kChunk, n - c));

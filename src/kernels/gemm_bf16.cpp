@@ -16,6 +16,7 @@
 #include "kernels/bf16.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_small.h"
+#include "kernels/parallel_work.h"
 
 namespace hippo {
 
@@ -29,8 +30,6 @@ void bf16_to_f32(const uint16_t* x, float* out, int64_t n) {
 
 namespace {
 
-// Below this many multiply-adds a call stays on one thread (a parallel region costs more).
-constexpr int64_t kParallelWork = int64_t{1} << 20;
 constexpr int64_t kChunk = 32;  // bf16 weights per 512-bit load
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
@@ -39,7 +38,7 @@ void store(float* y, float v, bool accumulate) { *y = accumulate ? *y + v : v; }
 
 void gemv_scalar(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                  int64_t out, bool accumulate) {
-#pragma omp parallel for schedule(static) if (rows * in * out > kParallelWork)
+#pragma omp parallel for schedule(static) if (worth_parallel_step(rows * in * out))
   for (int64_t o = 0; o < out; ++o) {
     const uint16_t* w = W + o * in;
     for (int64_t r = 0; r < rows; ++r) {
@@ -137,7 +136,7 @@ void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_
   for (int64_t o0 = 0; o0 < out; o0 += nb) {
     const int64_t n = std::min(nb, out - o0);
     const uint16_t* src = W + o0 * in;
-#pragma omp parallel for schedule(static) if (n * in > kParallelWork / 4)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * in))
     for (int64_t i = 0; i < n * in; ++i) w[i] = bf16_to_f32(src[i]);
     gemm(false, true, rows, n, in, 1.0f, x, in, w, in, accumulate ? 1.0f : 0.0f, y + o0, out);
   }
@@ -168,8 +167,8 @@ void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int6
 }
 
 void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
-                     int64_t out, bool accumulate) {
-  if (rows <= kBf16GemvRows && bf16_activations() == Bf16Activations::RoundedToBf16 &&
+                     int64_t out, bool accumulate, Bf16Activations act) {
+  if (rows <= kBf16GemvRows && act == Bf16Activations::RoundedToBf16 &&
       small_rows_bf16_dot_available())
     matmul_xwt_bf16_rounded_x(x, W, y, rows, in, out, accumulate);
   else if (rows <= kBf16GemvRows)

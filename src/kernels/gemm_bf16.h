@@ -21,14 +21,17 @@ constexpr int64_t kBf16GemvRows = 16;
 //    with fp32 sums, as llama.cpp does for bf16 models and PyTorch's bf16 autocast does for
 //    every matmul. About twice the batch-8 decode speed (docs/performance.md); logits move by
 //    about 1e-3 relative. Only where the CPU has AVX512_BF16; elsewhere Exact.
-// Process-wide; prompts (more than kBf16GemvRows rows) are always exact.
+// Prompts (more than kBf16GemvRows rows) are always exact. The mode is an argument of
+// matmul_xwt_bf16; set_bf16_activations only sets the default its callers pass today
+// (nn/linear.cpp, models/lm.cpp, set by --fast-bf16) until a model/session option carries it.
 enum class Bf16Activations { Exact, RoundedToBf16 };
 void set_bf16_activations(Bf16Activations mode);
 Bf16Activations bf16_activations();
 
-// y = x W^T, or y += x W^T when accumulate.
+// y = x W^T, or y += x W^T when accumulate; activations per `act` (above).
 void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
-                     int64_t out, bool accumulate = false);
+                     int64_t out, bool accumulate = false,
+                     Bf16Activations act = bf16_activations());
 
 // The small-rows kernel on the path of instruction-set level `level` (core/cpu_features.h), any
 // rows count; Error if the level is not enabled. The paths:
