@@ -2,7 +2,6 @@
 // release_thread_scratch() gives all of it back (the OpenMP pool threads' too), and the kernels
 // compute the same results after a release as before it.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <thread>
 #include <vector>
@@ -10,6 +9,7 @@
 #include "core/cpu_features.h"
 #include "core/rng.h"
 #include "core/scratch.h"
+#include "core/threads.h"
 #include "kernels/bf16.h"
 #include "kernels/fft_conv.h"
 #include "kernels/flashconv/flashconv.h"
@@ -72,9 +72,9 @@ std::vector<float> run_kernels() {
 }  // namespace
 
 TEST(Scratch, ReleaseReturnsEveryThreadsMemoryAndResultsStayEqual) {
-  const int saved = omp_get_max_threads();
+  const int saved = num_threads();
   for (int threads : {1, 2}) {
-    omp_set_num_threads(threads);
+    set_num_threads(threads);
     release_thread_scratch();
     ASSERT_EQ(thread_scratch_bytes(), 0u);
     const std::vector<float> first = run_kernels();
@@ -89,7 +89,7 @@ TEST(Scratch, ReleaseReturnsEveryThreadsMemoryAndResultsStayEqual) {
     EXPECT_EQ(thread_scratch_bytes(), 0u) << threads << " threads";
     EXPECT_EQ(run_kernels(), first) << "results after a release";
   }
-  omp_set_num_threads(saved);
+  set_num_threads(saved);
   release_thread_scratch();
 }
 
