@@ -14,10 +14,12 @@
 #include "core/cpu_features.h"
 #include "core/rng.h"
 #include "kernels/bf16.h"
+#include "kernels/causal_conv_direct.h"
 #include "kernels/flashconv/flashconv.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/gemm_small.h"
+#include "kernels/gelu.h"
 #include "ssm/s4d.h"
 #include "ssm/shift.h"
 #include "test_util.h"
@@ -144,6 +146,71 @@ TEST(Dispatch, S4DStepEveryLevelMatchesTheReference) {
         EXPECT_LT(std::abs(x[n] - x_ref[n]), 1e-5 * (1 + std::abs(x_ref[n])))
             << isa_name(level) << " N=" << N << " mode " << n;
     }
+  }
+}
+
+// S4D's prompt-state recurrence (advance_state) against the one-mode-at-a-time loop in double.
+TEST(Dispatch, S4DAdvanceStateEveryLevelMatchesTheReference) {
+  Rng rng(7);
+  const int H = 2, N = 80, L = 50;  // M = 40: a full block of 32 modes and a partial one
+  S4DKernel k(H, N);
+  k.init(rng);
+  k.discretize();
+  const std::vector<float> u = randn(L, rng);
+  for (Isa level : levels()) {
+    ScopedIsa scoped(level);
+    std::vector<std::complex<float>> x(N / 2, {0.5f, -0.25f}), x_ref = x;
+    k.advance_state(1, u.data(), L, x.data());
+    k.advance_state_reference(1, u.data(), L, x_ref.data());
+    for (int n = 0; n < N / 2; ++n)
+      EXPECT_LT(std::abs(x[n] - x_ref[n]), 1e-5 * (1 + std::abs(x_ref[n])))
+          << isa_name(level) << " mode " << n;
+  }
+}
+
+// GELU (tanh form) against the formula in double with std::tanh, forward and backward.
+TEST(Dispatch, GeluEveryLevelMatchesTheReference) {
+  Rng rng(8);
+  const int64_t n = 1000;
+  std::vector<float> x = randn(n, rng), dy = randn(n, rng);
+  for (float& v : x) v *= 4.0f;
+  std::vector<float> y_ref(n), dx_ref(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i], c = std::sqrt(2.0 / M_PI), a = 0.044715;
+    const double t = std::tanh(c * (v + a * v * v * v));
+    y_ref[i] = static_cast<float>(0.5 * v * (1 + t));
+    dx_ref[i] = static_cast<float>(dy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * a * v * v)));
+  }
+  for (Isa level : levels()) {
+    ScopedIsa scoped(level);
+    std::vector<float> y(n), dx(n);
+    gelu_forward(x.data(), y.data(), n);
+    gelu_backward(x.data(), dy.data(), dx.data(), n);
+    EXPECT_LT(worst_err(y, y_ref, 1.0), 2e-6) << isa_name(level);
+    EXPECT_LT(worst_err(dx, dx_ref, 1.0), 1e-5) << isa_name(level);
+  }
+}
+
+// The short direct convolution (the shift SSM's prefill) against the per-output sum.
+TEST(Dispatch, CausalConvDirectEveryLevelMatchesTheReference) {
+  Rng rng(9);
+  const int B = 2, H = 3, L = 37, N = 8;
+  const std::vector<float> u = randn(static_cast<size_t>(B) * H * L, rng),
+                           K = randn(static_cast<size_t>(H) * N, rng);
+  std::vector<float> ref(u.size());
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int t = 0; t < L; ++t) {
+        double acc = 0;
+        for (int j = 0; j < N && j <= t; ++j)
+          acc += static_cast<double>(K[h * N + j]) * u[(b * H + h) * L + t - j];
+        ref[(b * H + h) * L + t] = static_cast<float>(acc);
+      }
+  for (Isa level : levels()) {
+    ScopedIsa scoped(level);
+    std::vector<float> y(u.size());
+    causal_conv_direct(u.data(), K.data(), y.data(), B, H, L, N);
+    EXPECT_LT(worst_err(y, ref, 3.0), 1e-6) << isa_name(level);
   }
 }
 

@@ -8,6 +8,11 @@
 #include <string>
 #include <string_view>
 
+// Target attributes of the levels' paths. A portable loop written once as an always_inline
+// function and called from one function per attribute is compiled (vectorised) once per level.
+#define HIPPO_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define HIPPO_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+
 namespace hippo {
 
 // What the CPU (and the operating system, which must save the wider registers) supports.

@@ -30,7 +30,7 @@ float step_scalar(const float* b, const float* c, float* s, float u, int N) {
   return step_portable(b, c, s, u, N);
 }
 
-__attribute__((target("avx2,fma"))) float step_avx2(const float* b, const float* c, float* s,
+HIPPO_TARGET_AVX2 float step_avx2(const float* b, const float* c, float* s,
                                                     float u, int N) {
   return step_portable(b, c, s, u, N);
 }
@@ -39,7 +39,7 @@ __attribute__((target("avx2,fma"))) float step_avx2(const float* b, const float*
 // (valignd), top down so that each vector is read before it is overwritten; one reduction at
 // the end. The plain loop compiled to a scalar horizontal sum of 16 dependent adds per call
 // (perf of batch-8 decoding: H3::step was 9% of the run).
-__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))) float step_avx512(
+HIPPO_TARGET_AVX512 float step_avx512(
     const float* b, const float* c, float* s, float u, int N) {
   const __m512 uv = _mm512_set1_ps(u);
   __m512 acc = _mm512_setzero_ps();
