@@ -207,3 +207,59 @@ TEST(StepMany, RefusesRepeatedStatesAndPositionsPastTheEndWithoutChangingAny) {
   std::vector<ModelState*> none;
   EXPECT_THROW(m.step_many(two.data(), none), Error);
 }
+
+// More stacked rows than the small-rows kernel takes (> 16): the stacked products run through
+// oneDNN, whose blocking depends on the row count, so agreement is to rounding (1e-6 of the
+// largest logit) with the same greedy token for every row, not bit for bit.
+TEST(StepMany, ManyRowsAgreeWithSteppingAloneToRounding) {
+  LanguageModel m(config_with({{"layers", {"h3", "attention", "s4d"}}, {"n_layer", 3},
+                               {"rotary_dim", 4}}));
+  init_model(m, 6);
+  const int64_t PV = m.config().padded_vocab();
+  const int V = m.config().vocab_size, kStates = 7, kB = 3, kSteps = 4;
+  const auto pool = random_tokens(kStates * kB * 40, V, 23);
+  auto prompt_of = [&](int s) {  // state s: batch kB, prompt of 1 + 2s tokens
+    const int P = 1 + 2 * s;
+    return std::vector<int32_t>(pool.begin() + s * kB * 40, pool.begin() + s * kB * 40 + kB * P);
+  };
+  auto col = [&](int s, int t) {
+    std::vector<int32_t> c(kB);
+    for (int b = 0; b < kB; ++b) c[b] = pool[(s * 131 + b * 17 + t * 7) % pool.size()];
+    return c;
+  };
+  std::vector<ModelState> alone, joint;
+  for (int s = 0; s < kStates; ++s) {
+    const auto p = prompt_of(s);
+    alone.push_back(m.new_state(kB));
+    joint.push_back(m.new_state(kB));
+    m.prefill(p.data(), kB, 1 + 2 * s, alone.back());
+    m.prefill(p.data(), kB, 1 + 2 * s, joint.back());
+  }
+  std::vector<ModelState*> ptrs;
+  for (auto& st : joint) ptrs.push_back(&st);
+  double err = 0, scale = 0;
+  int argmax_differs = 0;
+  for (int t = 0; t < kSteps; ++t) {
+    std::vector<int32_t> all;
+    for (int s = 0; s < kStates; ++s) {
+      const auto c = col(s, t);
+      all.insert(all.end(), c.begin(), c.end());
+      m.step(c.data(), alone[s]);
+    }
+    m.step_many(all.data(), ptrs);
+    for (int s = 0; s < kStates; ++s)
+      for (int b = 0; b < kB; ++b) {
+        const float* a = alone[s].logits.data() + b * PV;
+        const float* j = joint[s].logits.data() + b * PV;
+        for (int v = 0; v < V; ++v) {
+          err = std::max(err, std::abs(static_cast<double>(a[v]) - j[v]));
+          scale = std::max(scale, std::abs(static_cast<double>(a[v])));
+        }
+        argmax_differs += (std::max_element(a, a + V) - a) != (std::max_element(j, j + V) - j);
+      }
+  }
+  std::printf("[ step_many ] %d rows: max abs diff %.3g (largest logit %.3g)\n", kStates * kB,
+              err, scale);
+  EXPECT_LE(err, 1e-6 * scale);
+  EXPECT_EQ(argmax_differs, 0);
+}

@@ -44,9 +44,8 @@ class Module {
   virtual ~Module() = default;
   // Appends every parameter, its name prefixed by `prefix` (which ends in '.' or is empty).
   virtual void collect_params(const std::string& prefix, ParamList& out) = 0;
-  // Frees what forward keeps for backward and the forward/backward temporaries (not
-  // recurrent-step scratch). Inference calls it after each layer of a long prompt so that a
-  // prompt costs one layer's activations at a time, not all layers' (docs/checkpoints.md).
+  // Frees what forward keeps for backward and the forward/backward temporaries (training's
+  // buffers; generation has none in the layers: its scratch is the state's Workspace).
   virtual void release_activations() {}
 };
 
@@ -90,8 +89,9 @@ class Mixer : public Module {
   // workspace they are given: threads may run separate states of one layer at once, and
   // none of them touches what forward() keeps for backward().
   virtual std::unique_ptr<MixerState> new_state(int B) const = 0;
-  // Runs a prompt x (B, L, d) from a fresh `state` (an Error otherwise), writes y, leaves the
-  // state after it. Scratch comes from `ws` (same numbers as the training forward).
+  // Runs a prompt x (B, L, d) from a fresh `state`, writes y (the numbers of the training
+  // forward), leaves the state after it. Scratch comes from `ws`. SSM states are overwritten
+  // (as if fresh); an attention cache that holds tokens is an Error.
   virtual void prefill(const float* x, float* y, int B, int L, MixerState& state,
                        Workspace& ws) const = 0;
   // The same with a workspace of its own.
