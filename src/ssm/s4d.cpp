@@ -196,6 +196,8 @@ void S4DKernel::kernel(float* K, int L) {
   kernel_from(dA_.data(), dB_.data(), C_.data(), K, L);
 }
 
+// The body of kernel() on given dynamics: the members' snapshot (training) or a Discrete
+// (const prefill). The parameters carry the members' names so that the body reads as before.
 void S4DKernel::kernel_from(const cd* dA_, const cd* dB_, const cd* C_, float* K, int L) const {
   const int M = M_, T = kKernelChunk, chunks = (L + T - 1) / T;
 #pragma omp parallel for schedule(static) if (worth_parallel(int64_t{H_} * M_ * L))
