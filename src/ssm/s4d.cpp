@@ -202,9 +202,40 @@ std::shared_ptr<const S4DStepParams> S4DKernel::step_params() const {
   return p;
 }
 
+S4DKernel::Discrete S4DKernel::discretized() const {
+  const size_t hm = static_cast<size_t>(H_) * M_;
+  Discrete d{std::vector<cd>(hm), std::vector<cd>(hm), std::vector<cd>(hm)};
+  for (int h = 0; h < H_; ++h) {
+    const double dt = std::exp(static_cast<double>(log_dt.value[h]));
+    for (int n = 0; n < M_; ++n) {
+      const size_t i = static_cast<size_t>(h) * M_ + n;
+      cd A, Bn;
+      discretize_mode(i, dt, A, Bn, d.dA[i], d.dB[i]);
+      d.C[i] = cd(C.value[2 * i], C.value[2 * i + 1]);
+    }
+  }
+  return d;
+}
+
+void S4DKernel::kernel(const Discrete& dyn, float* K, int L) const {
+  HIPPO_CHECK(L >= 0, "S4DKernel::kernel: L=", L, " must be >= 0");
+  kernel_from(dyn.dA.data(), dyn.dB.data(), dyn.C.data(), K, L);
+}
+
+void S4DKernel::prompt_state(const Discrete& dyn, int h, const float* u, int L, cf* x) const {
+  for (int n = 0; n < M_; ++n) x[n] = 0.0f;
+  advance_from(dyn.dA.data(), dyn.dB.data(), h, u, L, x);
+}
+
 void S4DKernel::kernel(float* K, int L) {
   HIPPO_CHECK(L >= 0, "S4DKernel::kernel: L=", L, " must be >= 0");
   discretize();
+  kernel_from(dA_.data(), dB_.data(), C_.data(), K, L);
+}
+
+// The body of kernel() on given dynamics: the members' snapshot (training) or a Discrete
+// (const prefill). The parameters carry the members' names so that the body reads as before.
+void S4DKernel::kernel_from(const cd* dA_, const cd* dB_, const cd* C_, float* K, int L) const {
   const int M = M_, T = kKernelChunk, chunks = (L + T - 1) / T;
 #pragma omp parallel for schedule(static) if (worth_parallel(int64_t{H_} * M_ * L))
   for (int h = 0; h < H_; ++h) {
@@ -417,7 +448,12 @@ HIPPO_TARGET_AVX512 void advance_avx512(const double* ar, const double* ai, cons
 }  // namespace
 
 void S4DKernel::advance_state(int h, const float* u, int L, cf* x) const {
-  // Modes in blocks of kAdvanceBlock: per token, one complex multiply-add per mode with no
+  advance_from(dA_.data(), dB_.data(), h, u, L, x);
+}
+
+void S4DKernel::advance_from(const cd* dA_, const cd* dB_, int h, const float* u, int L,
+                             cf* x) const {
+  // Modes in blocks of kBlock: per token, one complex multiply-add per mode with no
   // dependence between modes, so the block is a few vector operations per token.
   constexpr int kBlock = kAdvanceBlock;
   const Isa level = active_isa();

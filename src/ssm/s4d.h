@@ -86,6 +86,16 @@ class S4DKernel : public Module {
   const cf* dB_f(int h) const { return step_.dB.data() + static_cast<size_t>(h) * M_; }
   const cf* C_f(int h) const { return step_.C.data() + static_cast<size_t>(h) * M_; }
 
+  // The discretised dynamics in double of the current parameter values (what discretize()
+  // writes into the kernel), for callers that must not write the kernel: const prefill.
+  struct Discrete {
+    std::vector<cd> dA, dB, C;  // (H, M)
+  };
+  Discrete discretized() const;
+  // kernel() and prompt_state() on such a snapshot; same arithmetic, same results.
+  void kernel(const Discrete& dyn, float* K, int L) const;
+  void prompt_state(const Discrete& dyn, int h, const float* u, int L, cf* x) const;
+
   // K[h,l] = 2 Re(sum_n C dB dA^l), l < L. K: (H, L). Calls discretize().
   // In chunks of kKernelChunk positions, K[cT + j] = 2 Re(sum_n (W_n dA_n^(cT)) dA_n^j) with
   // W = C dB: the powers within a chunk and the chunk starts come from recurrences in double,
@@ -134,6 +144,8 @@ class S4DKernel : public Module {
   S4DStepParams step_;  // float copies of dA_, dB_, C_ (without `source`), for step()
   std::vector<double> work_;  // (H, 8, M): per-channel scratch of kernel() and kernel_backward()
 
+  void kernel_from(const cd* dA, const cd* dB, const cd* C, float* K, int L) const;
+  void advance_from(const cd* dA, const cd* dB, int h, const float* u, int L, cf* x) const;
   // Discretisation of mode i (of channel i / M) with step dt; writes the continuous A and B too.
   void discretize_mode(size_t i, double dt, cd& A, cd& Bn, cd& dA, cd& dB) const;
   // The parameter values in S4DStepParams::source order.
