@@ -27,6 +27,8 @@ struct Kind {
   nlohmann::json extra;
 };
 
+void PrintTo(const Kind& k, std::ostream* os) { *os << k.name; }
+
 const std::vector<Kind>& kinds() {
   static const std::vector<Kind> k = {
       {"h3", {{"layers", {"h3", "h3"}}}},
