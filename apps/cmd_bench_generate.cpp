@@ -229,7 +229,7 @@ int bench_generate(BenchGenOptions o) {
     // Bytes a batch-1 step must read: every parameter except the unused position rows and all
     // but one embedding row (the tied head reads the whole embedding once).
     weight_bytes[k] = 0;
-    for (auto& p : m.params()) weight_bytes[k] += p.param->value.numel() * (p.param->bf16 ? 2 : 4);
+    for (auto& p : m.params()) weight_bytes[k] += p.param->value.numel() * (p.param->has_stored() ? 2 : 4);
     if (k == kTransformer) weight_bytes[k] -= static_cast<int64_t>(max_pos - 1) * 768 * 4;
     std::fprintf(stderr, "%s: %.1fM parameters\n", kNames[k], m.num_params() / 1e6);
     res[k] = bench_model(m, o);

@@ -119,7 +119,7 @@ int generate(const GenerateOptions& o) {
   const ModelConfig& cfg = model.config();
   if (o.fast_bf16) {
     bool any_bf16 = false;
-    for (const auto& p : model.params()) any_bf16 = any_bf16 || p.param->bf16 != nullptr;
+    for (const auto& p : model.params()) any_bf16 = any_bf16 || p.param->has_stored();
     if (!any_bf16)
       std::fprintf(stderr, "[generate] --fast-bf16 has no effect: %s holds fp32 weights "
                    "(convert with --dtype bf16)\n", o.model.c_str());

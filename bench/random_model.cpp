@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     int64_t total = 0, capable = 0;
     for (auto& p : m.params()) {
       total += p.param->value.numel();
-      if (p.param->accepts_bf16) capable += p.param->value.numel();
+      if (p.param->accepts_stored) capable += p.param->value.numel();
     }
     std::printf("%s: %lld parameters, %lld of them linear/embedding weights (bf16-capable), "
                 "%lld others; fp32 %.3f GB, bf16 file %.3f GB\n",

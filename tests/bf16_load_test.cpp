@@ -109,8 +109,8 @@ TEST(Bf16Load, Bf16FileMatchesRoundedFp32Model) {
   EXPECT_EQ(meta.at("format"), "hippo");
   int bf16_params = 0;
   for (auto& p : m->params()) {
-    const bool want = p.param->accepts_bf16;
-    EXPECT_EQ(p.param->bf16 != nullptr, want) << p.name;
+    const bool want = p.param->accepts_stored;
+    EXPECT_EQ(p.param->stored.dtype == DType::BF16 && p.param->has_stored(), want) << p.name;
     bf16_params += want;
     if (!want) {
       EXPECT_FALSE(p.param->value.owned()) << p.name << " should be used in place";
@@ -148,7 +148,7 @@ TEST(Bf16Load, MappedFp32FileIsBitIdenticalToLoadModel) {
   auto copied = load_model(path);
   auto mapped = load_model_mapped(path);
   for (auto& p : mapped->params()) {
-    EXPECT_EQ(p.param->bf16, nullptr) << p.name;
+    EXPECT_FALSE(p.param->has_stored()) << p.name;
     EXPECT_FALSE(p.param->value.owned()) << p.name << " should be used in place";
   }
   const int B = 2, L = 17;
@@ -171,7 +171,7 @@ TEST(Bf16Load, MisalignedFileIsCopiedNotMisread) {
   auto a = load_model_mapped(good);
   auto b = load_model_mapped(odd);
   for (auto& p : b->params())
-    if (!p.param->bf16) {
+    if (!p.param->has_stored()) {
       EXPECT_TRUE(p.param->value.owned()) << p.name << " should be a copy";
     }
   const int B = 1, L = 9;

@@ -64,7 +64,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   info.d_state = cfg.d_state;
   info.num_params = impl->lm->num_params();
   info.bf16_weights = std::any_of(impl->lm->params().begin(), impl->lm->params().end(),
-                                  [](const ParamRef& p) { return p.param->bf16 != nullptr; });
+                                  [](const ParamRef& p) { return p.param->has_stored(); });
   info.config_json = cfg.to_json().dump();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }

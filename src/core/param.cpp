@@ -13,3 +13,14 @@ Param make_param(Shape shape, ParamKind kind) {
 }
 
 }  // namespace hippo
+
+namespace hippo {
+
+WeightView Param::view() const {
+  if (has_stored()) return stored;
+  const int64_t n = value.numel();
+  const int64_t rows = value.shape().empty() ? 1 : value.shape()[0];
+  return {DType::F32, value.data(), rows, rows > 0 ? n / rows : 0};
+}
+
+}  // namespace hippo

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/weight.h"
 
 namespace hippo {
 
@@ -20,12 +21,18 @@ struct Param {
   Tensor value;
   Tensor grad;  // same shape; accumulated (+=) by backward
   ParamKind kind = ParamKind::Decay;
-  // Inference with bf16 weights (models/load.h): when set, the value is this read-only bf16
-  // array (row-major, value's shape) in memory the model keeps alive, and `value` has the shape
-  // but no storage. Only parameters whose layer reads it (Linear weights, the token embedding)
-  // accept one; such a model cannot be trained or saved.
-  const uint16_t* bf16 = nullptr;
-  bool accepts_bf16 = false;
+  // Inference weights kept in another dtype (models/load.h: bf16 files): when stored.data is
+  // set, the value is that read-only array (value's shape as (rows, cols)) in memory the model
+  // keeps alive, and `value` has the shape but no storage. Only parameters whose layer reads
+  // them through view() (Linear weights, the token embedding) accept one; such a model cannot
+  // be trained or saved.
+  WeightView stored;
+  bool accepts_stored = false;
+
+  bool has_stored() const { return stored.data != nullptr; }
+  // What the kernels read: the stored array, else the fp32 value as a (rows, cols) matrix
+  // (rows = first dimension).
+  WeightView view() const;
 };
 
 Param make_param(Shape shape, ParamKind kind);

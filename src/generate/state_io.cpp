@@ -243,8 +243,11 @@ uint64_t weights_fingerprint(const LanguageModel& model) {
     h = fnv1a64(p.name, h);
     const Tensor& t = p.param->value;
     const int64_t n = t.numel(), stride = std::max<int64_t>(1, n / 4096);
-    if (p.param->bf16) {  // bf16 inference weights: different weights, different states
-      for (int64_t i = 0; i < n; i += stride) h = fnv1a64(p.param->bf16 + i, sizeof(uint16_t), h);
+    if (p.param->has_stored()) {  // e.g. bf16 inference weights: different weights, different states
+      const WeightView w = p.param->stored;
+      const int sz = dtype_size(w.dtype);
+      for (int64_t i = 0; i < n; i += stride)
+        h = fnv1a64(static_cast<const char*>(w.data) + i * sz, static_cast<size_t>(sz), h);
       continue;
     }
     for (int64_t i = 0; i < n; i += stride) h = fnv1a64(t.data() + i, sizeof(float), h);

@@ -11,7 +11,7 @@ namespace hippo {
 
 void round_weights_to_bf16(LanguageModel& model) {
   for (auto& p : model.params()) {
-    if (!p.param->accepts_bf16 || p.param->bf16) continue;
+    if (!p.param->accepts_stored || p.param->has_stored()) continue;
     float* v = p.param->value.data();
     for (int64_t i = 0; i < p.param->value.numel(); ++i) v[i] = bf16_to_f32(f32_to_bf16(v[i]));
   }
@@ -20,10 +20,10 @@ void round_weights_to_bf16(LanguageModel& model) {
 void convert_weights_to_bf16(LanguageModel& model) {
   for (auto& p : model.params()) {
     Param& q = *p.param;
-    if (!q.accepts_bf16 || q.bf16) continue;
+    if (!q.accepts_stored || q.has_stored()) continue;
     auto copy = std::make_shared<std::vector<uint16_t>>(static_cast<size_t>(q.value.numel()));
     f32_to_bf16(q.value.data(), copy->data(), q.value.numel());
-    q.bf16 = copy->data();
+    q.stored = {DType::BF16, copy->data(), q.view().rows, q.view().cols};
     q.value = Tensor::borrow(nullptr, q.value.shape());
     model.keep_alive(std::move(copy));
   }
@@ -33,10 +33,10 @@ void save_weights_bf16(const std::string& path, const LanguageModel& model) {
   std::vector<NamedTensor> list;
   std::set<std::string> as_bf16;
   for (auto& p : model.params()) {
-    HIPPO_CHECK(!p.param->bf16, path, ": cannot save '", p.name,
+    HIPPO_CHECK(!p.param->has_stored(), path, ": cannot save '", p.name,
                 "': it is already a bf16 inference view (save the fp32 model)");
     list.push_back({p.name, &p.param->value});
-    if (p.param->accepts_bf16) as_bf16.insert(p.name);
+    if (p.param->accepts_stored) as_bf16.insert(p.name);
   }
   save_safetensors(path, list,
                    {{"format", "hippo"}, {"config", model.config().to_json().dump()}}, as_bf16);

@@ -1,6 +1,6 @@
 // bf16 weights for inference: the linear layers' weights and the token embedding (which is also
 // the tied head) in bf16 halve the bytes a decoding step reads. SSM parameters, norms, biases
-// and position embeddings stay fp32 (Param::accepts_bf16 says which is which).
+// and position embeddings stay fp32 (Param::accepts_stored says which is which).
 #pragma once
 #include <string>
 

@@ -7,7 +7,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
-#include "kernels/gemm_bf16.h"
+#include "kernels/matmul.h"
 #include "models/memory_check.h"
 #include "nn/attention.h"
 #include "nn/h3.h"
@@ -40,7 +40,7 @@ LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)), ln_f_(cfg_
   check_model_memory(cfg_, ModelUse::Any, "model config");  // before anything is allocated
   const int d = cfg_.d_model;
   wte_ = make_param({cfg_.padded_vocab(), d}, ParamKind::Decay);
-  wte_.accepts_bf16 = true;
+  wte_.accepts_stored = true;
   params_.push_back({"backbone.embeddings.word_embeddings.weight", &wte_});
   if (cfg_.learned_pos) {
     wpe_ = make_param({cfg_.max_position, d}, ParamKind::Decay);
@@ -60,18 +60,11 @@ LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)), ln_f_(cfg_
 }
 
 void LanguageModel::embed_tokens(const int32_t* tokens, int64_t rows, float* r) const {
-  if (wte_.bf16)
-    embedding_forward_bf16(tokens, wte_.bf16, r, rows, cfg_.padded_vocab(), cfg_.d_model);
-  else
-    embedding_forward(tokens, wte_.value.data(), r, rows, cfg_.padded_vocab(), cfg_.d_model);
+  gather_rows(tokens, rows, wte_.view(), r);
 }
 
 void LanguageModel::tied_head(const float* x, int64_t rows, float* logits) const {
-  const int64_t V = cfg_.padded_vocab(), d = cfg_.d_model;
-  if (wte_.bf16)
-    matmul_xwt_bf16(x, wte_.bf16, logits, rows, d, V);
-  else
-    gemm(false, true, rows, V, d, 1.0f, x, d, wte_.value.data(), d, 0.0f, logits, V);
+  matmul_xwt(x, rows, wte_.view(), logits);
 }
 
 void LanguageModel::init(uint64_t seed) {

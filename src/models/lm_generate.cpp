@@ -43,7 +43,7 @@ const float* LanguageModel::head(const float* r, int64_t rows, ModelState& state
   // with a few rows of activations measured about twice as slow at batch 8 as these blocks,
   // which also split evenly over threads. At batch 1 the single call (a GEMV) is as fast.
   // bf16 weights: the bf16 kernel streams the embedding once for all rows already.
-  if (rows == 1 || wte_.bf16) {
+  if (rows == 1 || wte_.view().dtype != DType::F32) {
     tied_head(fin, rows, logits);
     return logits;
   }

@@ -96,16 +96,18 @@ std::unique_ptr<LanguageModel> load_model_mapped(const std::string& path,
     unsigned char* src = file->data() + h.data_offset + e.begin;
     const int64_t n = q.value.numel();
     const auto addr = reinterpret_cast<uintptr_t>(src);
-    if (e.dtype == "BF16" && q.accepts_bf16) {
+    if (e.dtype == "BF16" && q.accepts_stored) {
+      const uint16_t* bf16 = nullptr;
       if (addr % alignof(uint16_t) == 0) {
-        q.bf16 = reinterpret_cast<const uint16_t*>(src);
+        bf16 = reinterpret_cast<const uint16_t*>(src);
       } else {  // a valid but oddly packed file: one aligned copy of this tensor
         auto copy = std::make_shared<std::vector<uint16_t>>(static_cast<size_t>(n));
         std::memcpy(copy->data(), src, static_cast<size_t>(n) * 2);
-        q.bf16 = copy->data();
+        bf16 = copy->data();
         model->keep_alive(std::move(copy));
       }
-      check_finite_bf16(q.bf16, n, p.name, path);
+      check_finite_bf16(bf16, n, p.name, path);
+      q.stored = {DType::BF16, bf16, q.view().rows, q.view().cols};
       // Frees the (untouched) fp32 storage made by the constructor; the shape stays.
       q.value = Tensor::borrow(nullptr, q.value.shape());
     } else if (e.dtype == "F32" && addr % alignof(float) == 0) {

@@ -2,13 +2,13 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
-#include "kernels/gemm_bf16.h"
+#include "kernels/matmul.h"
 
 namespace hippo {
 
 Linear::Linear(int in, int out, bool bias) : in_(in), out_(out), has_bias_(bias) {
   weight = make_param({out, in}, ParamKind::Decay);
-  weight.accepts_bf16 = true;
+  weight.accepts_stored = true;
   if (bias) this->bias = make_param({out}, ParamKind::NoDecay);
 }
 
@@ -18,7 +18,7 @@ void Linear::collect_params(const std::string& prefix, ParamList& out) {
 }
 
 void Linear::init(Rng& rng, float std) {
-  HIPPO_CHECK(!weight.bf16, "Linear::init: the weights are a read-only bf16 view (inference)");
+  HIPPO_CHECK(!weight.has_stored(), "Linear::init: the weights are a read-only inference view");
   float* w = weight.value.data();
   for (int64_t i = 0; i < weight.value.numel(); ++i) w[i] = static_cast<float>(rng.normal() * std);
   if (has_bias_) bias.value.fill(0.0f);
@@ -31,16 +31,12 @@ void Linear::forward(const float* x, float* y, int64_t rows) const {
     for (int64_t r = 0; r < rows; ++r)
       for (int o = 0; o < out_; ++o) y[r * out_ + o] = b[o];
   }
-  if (weight.bf16)
-    matmul_xwt_bf16(x, weight.bf16, y, rows, in_, out_, has_bias_);
-  else
-    gemm(false, true, rows, out_, in_, 1.0f, x, in_, weight.value.data(), in_,
-         has_bias_ ? 1.0f : 0.0f, y, out_);
+  matmul_xwt(x, rows, weight.view(), y, /*accumulate=*/has_bias_);
 }
 
 void Linear::backward(const float* x, const float* dy, float* dx, int64_t rows,
                       bool accumulate_dx) {
-  HIPPO_CHECK(!weight.bf16, "Linear::backward: the weights are a read-only bf16 view loaded for "
+  HIPPO_CHECK(!weight.has_stored(), "Linear::backward: the weights are a read-only bf16 view loaded for "
               "inference; training needs fp32 weights (load_model, not load_model_mapped)");
   // dW (out, in) += dy^T (out, rows) x (rows, in)
   gemm(true, false, out_, in_, rows, 1.0f, dy, out_, x, in_, 1.0f, weight.grad.data(), in_);

@@ -13,7 +13,7 @@ class Linear : public Module {
   void init(Rng& rng, float std);
 
   // x: (rows, in) -> y: (rows, out). Does not keep x: callers pass it again to backward.
-  // Uses weight.bf16 when set (inference with bf16 weights, see Param).
+  // Reads the weight through Param::view() (fp32, or bf16 inference weights).
   void forward(const float* x, float* y, int64_t rows) const;
   // dx = dy W (overwrites, or adds if accumulate_dx), dW += dy^T x, db += sum_rows dy.
   // dx may be null when the input gradient is not needed. An Error with bf16 weights.

@@ -14,7 +14,7 @@ void save_checkpoint(const std::string& path, const LanguageModel& model, const 
   std::vector<NamedTensor> list;
   std::vector<std::string> names;  // keeps the optimizer names alive
   for (auto& p : model.params()) {
-    HIPPO_CHECK(!p.param->bf16, path, ": cannot save '", p.name, "': the model holds bf16 "
+    HIPPO_CHECK(!p.param->has_stored(), path, ": cannot save '", p.name, "': the model holds bf16 "
                 "inference weights (save the fp32 model it came from)");
     list.push_back({p.name, &p.param->value});
   }

@@ -1,0 +1,54 @@
+#include "kernels/matmul.h"
+
+#include "core/error.h"
+#include "kernels/embedding.h"
+#include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
+
+namespace hippo {
+
+namespace {
+
+void xwt_f32(const float* x, int64_t rows, const WeightView& W, float* y, bool acc) {
+  gemm(false, true, rows, W.rows, W.cols, 1.0f, x, W.cols, static_cast<const float*>(W.data),
+       W.cols, acc ? 1.0f : 0.0f, y, W.rows);
+}
+void xwt_bf16(const float* x, int64_t rows, const WeightView& W, float* y, bool acc) {
+  matmul_xwt_bf16(x, static_cast<const uint16_t*>(W.data), y, rows, W.cols, W.rows, acc);
+}
+void gather_f32(const int32_t* ids, int64_t n, const WeightView& W, float* y) {
+  embedding_forward(ids, static_cast<const float*>(W.data), y, n, W.rows, W.cols);
+}
+void gather_bf16(const int32_t* ids, int64_t n, const WeightView& W, float* y) {
+  embedding_forward_bf16(ids, static_cast<const uint16_t*>(W.data), y, n, W.rows, W.cols);
+}
+
+struct DTypeKernels {
+  void (*xwt)(const float*, int64_t, const WeightView&, float*, bool);
+  void (*gather)(const int32_t*, int64_t, const WeightView&, float*);
+};
+
+// One row per DType, in enum order.
+constexpr DTypeKernels kKernels[kNumDTypes] = {
+    {xwt_f32, gather_f32},    // F32
+    {xwt_bf16, gather_bf16},  // BF16
+};
+
+const DTypeKernels& kernels_for(const WeightView& W) {
+  const auto i = static_cast<int>(W.dtype);
+  HIPPO_CHECK(i >= 0 && i < kNumDTypes && W.data != nullptr, "matmul: weight of dtype ", i,
+              W.data ? "" : " has no data");
+  return kKernels[i];
+}
+
+}  // namespace
+
+void matmul_xwt(const float* x, int64_t rows, const WeightView& W, float* y, bool accumulate) {
+  kernels_for(W).xwt(x, rows, W, y, accumulate);
+}
+
+void gather_rows(const int32_t* ids, int64_t n, const WeightView& W, float* y) {
+  kernels_for(W).gather(ids, n, W, y);
+}
+
+}  // namespace hippo
