@@ -1,4 +1,5 @@
-// `hippo convert IN.pt OUT.safetensors [--dtype fp32|bf16] [--heads N] [--vocab-size V]`:
+// `hippo convert IN.pt OUT.safetensors [--dtype fp32|bf16] [--heads N] [--vocab-size V]
+// [--tokenizer byte|gpt2:DIR]`:
 // converts a released H3 PyTorch checkpoint with scripts/convert_h3.py, which needs PyTorch.
 // The script is looked up next to the executable's tree, then in the source tree this was
 // built from; HIPPO_CONVERT_SCRIPT and HIPPO_TORCH_PYTHON (default /usr/bin/python3) override.
@@ -27,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ConvertOptions {
-  std::string input, output, dtype = "fp32";
+  std::string input, output, dtype = "fp32", tokenizer;
   int heads = 0, vocab_size = 0;
 };
 
@@ -115,6 +116,7 @@ int run_convert(const ConvertOptions& o) {
   std::vector<std::string> args = {python, script, o.input, o.output, "--dtype", o.dtype};
   if (o.heads > 0) args.insert(args.end(), {"--heads", std::to_string(o.heads)});
   if (o.vocab_size > 0) args.insert(args.end(), {"--vocab-size", std::to_string(o.vocab_size)});
+  if (!o.tokenizer.empty()) args.insert(args.end(), {"--tokenizer", o.tokenizer});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -168,6 +170,9 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
                 "attention heads (required unless the checkpoint has exactly the shapes of a "
                 "released H3 model, whose value is then used)")
       ->check(CLI::PositiveNumber);
+  c->add_option("--tokenizer", o->tokenizer,
+                "embed this tokenizer in the output (byte | gpt2:DIR; the released H3 models use "
+                "GPT-2's), so the file runs from any folder");
   c->add_option("--vocab-size", o->vocab_size, "true vocabulary size (default from the embedding)")
       ->check(CLI::PositiveNumber);
   c->callback([o, &run] { run = [o] { return run_convert(*o); }; });

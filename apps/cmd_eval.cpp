@@ -13,6 +13,7 @@
 #include "core/threads.h"
 #include "data/corpus.h"
 #include "data/lm_batches.h"
+#include "data/tokenizer.h"
 #include "models/load.h"
 #include "models/memory_check.h"
 #include "train/checkpoint.h"
@@ -40,13 +41,11 @@ int run_eval(const EvalCli& o) {
   std::map<std::string, std::string> meta;
   const std::unique_ptr<LanguageModel> loaded = load_model_mapped(o.model, &meta);
   LanguageModel& model = *loaded;
-  std::string tok_spec = o.tokenizer;
-  if (tok_spec.empty()) {
-    HIPPO_CHECK(meta.count("tokenizer"), o.model,
-                ": no tokenizer recorded in __metadata__.tokenizer; pass --tokenizer");
-    tok_spec = meta["tokenizer"];
-  }
-  auto tok = load_tokenizer(tok_spec);
+  if (o.tokenizer.empty())
+    HIPPO_CHECK(meta.count(kTokenizerKey), o.model, ": no tokenizer recorded in __metadata__.",
+                kTokenizerKey, "; pass --tokenizer");
+  const std::string tok_spec = o.tokenizer.empty() ? meta[kTokenizerKey] : o.tokenizer;
+  auto tok = o.tokenizer.empty() ? tokenizer_from_metadata(meta, o.model) : load_tokenizer(o.tokenizer);
   HIPPO_CHECK(tok->vocab_size() <= model.config().vocab_size, o.model, ": the model's vocab_size ",
               model.config().vocab_size, " is smaller than tokenizer ", tok_spec, "'s ", tok->vocab_size());
   const std::string path = resolve_corpus_path(o.data);

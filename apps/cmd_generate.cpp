@@ -125,12 +125,12 @@ int generate(const GenerateOptions& o) {
       std::fprintf(stderr, "[generate] --fast-bf16 has no effect: %s holds fp32 weights "
                    "(convert with --dtype bf16)\n", o.model.c_str());
   }
-  // --tokenizer, else the one recorded in the model file, else a guess from the vocab size.
-  std::string tok_spec = o.tokenizer;
-  if (tok_spec.empty()) tok_spec = meta.count("tokenizer") ? meta["tokenizer"] : "";
-  if (tok_spec.empty()) tok_spec = cfg.vocab_size >= 50257 ? "gpt2:data/gpt2" : "byte";
-  const auto tok = load_tokenizer(tok_spec);
-  HIPPO_CHECK(tok->vocab_size() <= cfg.vocab_size, "--tokenizer ", tok_spec, " has ",
+  // --tokenizer, else the one embedded in the model file (data/tokenizer.h; older files: the
+  // folder they name, or a guess from the vocab size).
+  const auto tok = !o.tokenizer.empty() ? load_tokenizer(o.tokenizer) : tokenizer_from_metadata(meta, o.model);
+  const std::string tok_desc = !o.tokenizer.empty() ? "--tokenizer " + o.tokenizer
+                                                    : o.model + ": the model file's tokenizer";
+  HIPPO_CHECK(tok->vocab_size() <= cfg.vocab_size, tok_desc, " has ",
               tok->vocab_size(), " tokens, more than the model's vocab_size ", cfg.vocab_size);
   const int V = cfg.padded_vocab();
   const int32_t eot = tok->eot_id();
@@ -289,7 +289,7 @@ int generate(const GenerateOptions& o) {
   std::fprintf(stderr, "[generate] %d sequence(s), prompt %lld tokens in %.2f s, %lld tokens made in "
                "%.2f s (%.1f tokens/s), tokenizer %s\n", B, static_cast<long long>(prompt_tokens),
                prefill_s, static_cast<long long>(decoded), decode_s,
-               decode_s > 0 ? decoded / decode_s : 0.0, tok_spec.c_str());
+               decode_s > 0 ? decoded / decode_s : 0.0, tok->id().c_str());
   return 0;
 }
 
@@ -312,8 +312,7 @@ void add_generate(CLI::App& app, std::function<int()>& run) {
   c->add_option("-s,--seed", o->seed, "Sampling seed")->capture_default_str();
   c->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("--tokenizer", o->tokenizer,
-                "byte | gpt2:DIR (default: the model file's, else gpt2:data/gpt2 for a GPT-2-size "
-                "vocab, else byte)");
+                "byte | gpt2:DIR (default: the one embedded in the model file)");
   c->add_flag("--fast-bf16", o->fast_bf16,
               "With bf16 weights: round decoding's activations to bf16 and multiply pairs with "
               "VDPBF16PS, as llama.cpp and PyTorch bf16 autocast do (faster batched decoding; "

@@ -14,6 +14,7 @@
 #include "data/hash.h"
 #include "data/lm_batches.h"
 #include "data/synthetic_batches.h"
+#include "data/tokenizer.h"
 #include "models/lm.h"
 #include "train/lm_eval.h"
 #include "train/int_option.h"
@@ -149,7 +150,7 @@ int train_text(TrainCli& o, RunFolder* folder) {
                path.c_str(), tok->id().c_str(), train_toks.size(), val_toks.size(), test_toks.size());
   const std::unique_ptr<LanguageModel> owned = make_model(o, tok->vocab_size(), false);
   LanguageModel& model = *owned;
-  o.t.metadata["tokenizer"] = o.tokenizer;
+  embed_tokenizer(*tok, o.t.metadata);  // the model file needs no vocabulary folder to run
   o.t.metadata["data"] = path;  // for the record; resume compares the content (below)
   o.t.run_settings["data"] = data_fingerprint(train_toks);
   o.t.run_settings["tokenizer"] = tok->id();

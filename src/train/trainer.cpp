@@ -144,7 +144,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
   int64_t start = 0;
   if (folder) {
     saver.path = folder->checkpoint();
-    folder->check_room(checkpoint_bytes(model, true), checkpoint_bytes(model, false));
+    folder->check_room(checkpoint_bytes(model, true, meta), checkpoint_bytes(model, false, meta));
     if (opt.resume) {
       const auto ck_meta = read_metadata(saver.path);
       check_resume_compatible(saver.path, ck_meta, model.config(), settings);
