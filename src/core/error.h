@@ -5,11 +5,9 @@
 #include <stdexcept>
 #include <string>
 
-namespace hippo {
+#include "hippo/error.hpp"  // hippo::Error, the public exception type
 
-struct Error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+namespace hippo {
 
 template <typename... Args>
 std::string str(const Args&... args) {
