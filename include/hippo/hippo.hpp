@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "hippo/error.hpp"
+#include "hippo/tokenizer.hpp"
 
 namespace hippo {
 
@@ -32,24 +33,6 @@ int num_threads();
 // The instruction set the kernels dispatched to on this CPU: "avx512_bf16", "avx512", "avx2"
 // or "scalar".
 std::string cpu_features();
-
-// Text to token ids and back: byte-level or GPT-2 BPE, as recorded in the model file.
-class Tokenizer {
- public:
-  virtual ~Tokenizer() = default;
-  // Plain text to ids; the text "<|endoftext|>" is ordinary text here.
-  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
-  // Like encode, but each literal "<|endoftext|>" becomes eot_id().
-  virtual std::vector<int32_t> encode_with_special(std::string_view text) const = 0;
-  // Ids to bytes; an id outside [0, vocab_size()) is an Error.
-  virtual std::string decode(std::span<const int32_t> ids) const = 0;
-  virtual int32_t vocab_size() const = 0;
-  virtual int32_t eot_id() const = 0;
-  // "byte-v1", "gpt2-bpe:<hash>"
-  virtual std::string id() const = 0;
-};
-// "byte", or "gpt2:DIR" (DIR holds encoder.json and vocab.bpe).
-std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& spec);
 
 struct ModelInfo {
   std::string layers;      // "h3,attention,h3,h3"
@@ -85,7 +68,6 @@ class Model {
 
   const ModelInfo& info() const;
   const Tokenizer& tokenizer() const;
-  std::shared_ptr<const Tokenizer> tokenizer_ptr() const;
   const std::string& path() const;
 
   const detail::ModelImpl& impl() const { return *impl_; }

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "hippo/error.hpp"  // hippo::Error, the public exception type
+#include "hippo/error.hpp"  // hippo::Error, the one exception type (public)
 
 namespace hippo {
 

@@ -1,0 +1,77 @@
+// hippo::Model: loading a model file into shared, immutable weights + config + tokenizer.
+#include <algorithm>
+
+#include "api/impl.h"
+#include "core/error.h"
+#include "data/tokenizer.h"
+#include "io/output_path.h"
+#include "models/load.h"
+
+namespace hippo {
+
+const char* version() { return "0.5.0"; }
+
+// set_num_threads / num_threads: declared in both hippo.hpp and core/threads.h, defined once
+// in core/threads.cpp.
+
+std::string cpu_features() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")) return "avx512_bf16";
+  if (__builtin_cpu_supports("avx512f")) return "avx512";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+  return "scalar";
+}
+
+namespace {
+
+// The tokenizer: the caller's override, else the one the file records, else (files written
+// before tokenizers were recorded) a guess from the vocabulary size.
+std::unique_ptr<Tokenizer> model_tokenizer(const std::map<std::string, std::string>& meta,
+                                           const LoadOptions& opts, const ModelConfig& cfg,
+                                           const std::string& path) {
+  std::string spec = opts.tokenizer;
+  if (spec.empty()) {
+    auto it = meta.find("tokenizer");
+    if (it != meta.end()) spec = it->second;
+  }
+  if (spec.empty()) spec = cfg.vocab_size >= 50257 ? "gpt2:data/gpt2" : "byte";
+  std::unique_ptr<Tokenizer> tok = load_tokenizer(spec);
+  HIPPO_CHECK(tok->vocab_size() <= cfg.vocab_size, path, ": tokenizer ", spec, " has ",
+              tok->vocab_size(), " tokens, more than the model's vocab_size ", cfg.vocab_size);
+  return tok;
+}
+
+}  // namespace
+
+Model::Model(std::unique_ptr<detail::ModelImpl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& opts) {
+  auto impl = std::make_unique<detail::ModelImpl>();
+  impl->path = path;
+  if (opts.mmap) {
+    impl->lm = load_model_mapped(path, &impl->metadata);
+  } else {
+    impl->lm = load_model(path);
+    if (auto meta = read_safetensors_metadata(path)) impl->metadata = std::move(*meta);
+  }
+  const ModelConfig& cfg = impl->lm->config();
+  impl->tokenizer = model_tokenizer(impl->metadata, opts, cfg, path);
+  ModelInfo& info = impl->info;
+  info.layers = layers_summary(cfg);
+  info.vocab_size = cfg.vocab_size;
+  info.d_model = cfg.d_model;
+  info.n_layer = cfg.n_layer;
+  info.d_state = cfg.d_state;
+  info.num_params = impl->lm->num_params();
+  info.bf16_weights = std::any_of(impl->lm->params().begin(), impl->lm->params().end(),
+                                  [](const ParamRef& p) { return p.param->bf16 != nullptr; });
+  info.config_json = cfg.to_json().dump();
+  return std::shared_ptr<const Model>(new Model(std::move(impl)));
+}
+
+const ModelInfo& Model::info() const { return impl_->info; }
+const Tokenizer& Model::tokenizer() const { return *impl_->tokenizer; }
+const std::string& Model::path() const { return impl_->path; }
+
+}  // namespace hippo
