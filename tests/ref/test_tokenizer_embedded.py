@@ -142,5 +142,38 @@ class EmbeddedTokenizerCli(unittest.TestCase):
         self.assertIn("older hippo", r.stderr)
 
 
+@unittest.skipUnless(HAVE_GPT2, f"{GPT2} missing: run scripts/get_gpt2_vocab.sh")
+class ConvertEmbedsTokenizer(unittest.TestCase):
+    def test_convert_with_tokenizer_runs_from_another_folder(self):
+        import torch
+        from test_convert import build_model, released_state_dict
+        cfg = {"vocab_size": 50257, "d_model": 32, "n_layer": 2, "d_state": 64, "attn_heads": 2,
+               "layers": ["h3", "attention"]}
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(released_state_dict(build_model(cfg, seed=3), cfg), os.path.join(d, "m.pt"))
+            out = os.path.join(d, "m.safetensors")
+            r = subprocess.run([refcommon.ARGS.hippo_bin, "convert", os.path.join(d, "m.pt"), out,
+                                "--heads", "2", "--tokenizer", "gpt2:" + GPT2], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            meta = read_header(out)[0]["__metadata__"]
+            self.assertEqual(meta["tokenizer"], "gpt2-bpe")
+            with open(os.path.join(GPT2, "vocab.bpe"), encoding="utf-8") as f:
+                self.assertEqual(meta["tokenizer.vocab_bpe"], f.read())
+            gen = ["generate", "-t", "1", "-p", "Hello world", "-n", "6", "--temp", "0"]
+            there = subprocess.run([refcommon.ARGS.hippo_bin, *gen, "-m", "m.safetensors"], cwd=d,
+                                   capture_output=True, text=True)
+            explicit = subprocess.run([refcommon.ARGS.hippo_bin, *gen, "-m", out, "--tokenizer", "gpt2:" + GPT2],
+                                      capture_output=True, text=True)
+            self.assertEqual(there.returncode, 0, there.stderr)
+            self.assertEqual(there.stdout, explicit.stdout)
+            # The id the converter computed is the one hippo computes (checked on load).
+            self.assertIn(meta["tokenizer.id"], there.stderr)
+            bad = subprocess.run([refcommon.ARGS.hippo_bin, "convert", os.path.join(d, "m.pt"),
+                                  os.path.join(d, "n.safetensors"), "--heads", "2", "--tokenizer", "gpt2:/no/such"],
+                                 capture_output=True, text=True)
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertIn("/no/such/encoder.json", bad.stderr)
+
+
 if __name__ == "__main__":
     refcommon.main()
