@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "api/bf16_activations_scope.h"
 #include "core/buffer.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -17,7 +18,6 @@
 #include "generate/sampler.h"
 #include "generate/state_io.h"
 #include "hippo/bench.hpp"
-#include "kernels/gemm_bf16.h"
 #include "models/bf16_weights.h"
 #include "models/lm.h"
 
@@ -195,7 +195,7 @@ void bench_generate(const BenchGenerateOptions& options) {
   if (o.long_prompt) o.prompts.push_back(8192);
   set_num_threads(o.threads);
   HIPPO_CHECK(!o.fast_bf16 || o.bf16, "--fast-bf16 needs --bf16 (it concerns bf16 weights)");
-  if (o.fast_bf16) set_bf16_activations(Bf16Activations::RoundedToBf16);
+  const api::Bf16ActivationsScope bf16_mode(o.fast_bf16);
   const auto wall0 = Clock::now();
   const std::clock_t cpu0 = std::clock();
   const int max_pos = *std::max_element(o.prompts.begin(), o.prompts.end()) + o.tokens + 8;

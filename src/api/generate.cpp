@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "api/bf16_activations_scope.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "data/read_file.h"
@@ -25,7 +26,6 @@
 #include "generate/state_io.h"
 #include "io/output_path.h"
 #include "io/run_dir.h"
-#include "kernels/gemm_bf16.h"
 #include "models/lm.h"
 #include "models/load.h"
 
@@ -97,7 +97,7 @@ void check_state_memory(const LanguageModel& model, const ModelState& state, int
 void generate(const GenerateOptions& o) {
   check_options(o);
   set_num_threads(o.threads);
-  if (o.fast_bf16) set_bf16_activations(Bf16Activations::RoundedToBf16);
+  const api::Bf16ActivationsScope bf16_mode(o.fast_bf16);
   // Memory-mapped: fp32 weights used in place, bf16 files stay bf16 (models/load.h).
   std::map<std::string, std::string> meta;
   const std::unique_ptr<LanguageModel> loaded = load_model_mapped(o.model, &meta);
