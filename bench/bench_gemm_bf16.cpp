@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "bench_timing.h"
+#include "core/bf16.h"
 #include "core/rng.h"
-#include "kernels/bf16.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/gemm_small.h"

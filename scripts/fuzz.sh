@@ -35,7 +35,7 @@ if [[ $target == safetensors ]]; then
   # The parser alone: three files, no library build.
   bin=$out/fuzz_safetensors
   if [[ ! -x $bin || $src -nt $bin || src/io/safetensors.cpp -nt $bin || src/io/safetensors.h -nt $bin ]]; then
-    "$CXX" "${flags[@]}" -fsanitize=fuzzer -Isrc -I. "$src" src/io/safetensors.cpp \
+    "$CXX" "${flags[@]}" -fsanitize=fuzzer -Iinclude -Isrc -I. "$src" src/io/safetensors.cpp \
       src/core/tensor.cpp -o "$bin"
   fi
 else
@@ -48,7 +48,7 @@ else
   ninja -C "$out/lib" -j"${FUZZ_JOBS:-2}" libhippo.a  # (the name "hippo" is also the CLI)
   bin=$out/fuzz_$target
   if [[ ! -x $bin || $src -nt $bin || fuzz/fuzz_common.h -nt $bin || $out/lib/libhippo.a -nt $bin ]]; then
-    "$CXX" "${flags[@]}" -fsanitize=fuzzer -fopenmp -Isrc -I. "$src" "$out/lib/libhippo.a" \
+    "$CXX" "${flags[@]}" -fsanitize=fuzzer -fopenmp -Iinclude -Isrc -I. "$src" "$out/lib/libhippo.a" \
       -ldnnl -lfftw3f -o "$bin"
   fi
 fi

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/rng.h"
-#include "kernels/bf16.h"
 #include "kernels/gemm_bf16.h"
 
 using namespace hippo;

@@ -11,6 +11,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "core/bf16.h"
 #include "core/error.h"
 #include "core/finite.h"
 #include "data/byte_tokenizer.h"
@@ -19,7 +20,6 @@
 #include "generate/sampler.h"
 #include "io/safetensors.h"
 #include "io/strict_json.h"
-#include "kernels/bf16.h"
 #include "models/bf16_weights.h"
 #include "models/load.h"
 #include "models/memory_check.h"

@@ -2,10 +2,9 @@
 // field at fault; the CLI prints it and exits non-zero.
 #pragma once
 #include <sstream>
-#include <stdexcept>
 #include <string>
 
-#include "hippo/error.hpp"  // hippo::Error, the one exception type (public)
+#include "hippo/error.hpp"  // hippo::Error: one type for the library and its public API
 
 namespace hippo {
 

@@ -12,9 +12,9 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "core/bf16.h"
 #include "core/error.h"
 #include "io/strict_json.h"
-#include "kernels/bf16.h"
 
 namespace hippo {
 

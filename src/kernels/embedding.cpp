@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/bf16.h"
 #include "core/error.h"
-#include "kernels/bf16.h"
 
 namespace hippo {
 

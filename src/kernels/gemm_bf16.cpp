@@ -11,21 +11,13 @@
 #include <atomic>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/buffer.h"
 #include "core/error.h"
-#include "kernels/bf16.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_small.h"
 
 namespace hippo {
-
-void f32_to_bf16(const float* x, uint16_t* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
-}
-
-void bf16_to_f32(const uint16_t* x, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(x[i]);
-}
 
 namespace {
 

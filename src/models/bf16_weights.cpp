@@ -3,9 +3,9 @@
 #include <set>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "kernels/bf16.h"
 
 namespace hippo {
 

@@ -4,12 +4,12 @@
 #include <set>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/error.h"
 #include "core/finite.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "io/strict_json.h"
-#include "kernels/bf16.h"
 #include "models/memory_check.h"
 
 namespace hippo {

@@ -9,8 +9,8 @@
 #include <mutex>
 #include <vector>
 
+#include "core/param.h"
 #include "core/rng.h"
-#include "nn/module.h"
 
 namespace hippo {
 

@@ -4,8 +4,8 @@
 #pragma once
 #include <cstring>
 
+#include "core/param.h"
 #include "core/rng.h"
-#include "nn/module.h"
 
 namespace hippo {
 

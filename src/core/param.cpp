@@ -1,4 +1,4 @@
-#include "nn/module.h"
+#include "core/param.h"
 
 namespace hippo {
 

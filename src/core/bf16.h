@@ -21,7 +21,12 @@ inline uint16_t f32_to_bf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-void f32_to_bf16(const float* x, uint16_t* out, int64_t n);
-void bf16_to_f32(const uint16_t* x, float* out, int64_t n);
+inline void f32_to_bf16(const float* x, uint16_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
+}
+
+inline void bf16_to_f32(const uint16_t* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(x[i]);
+}
 
 }  // namespace hippo
