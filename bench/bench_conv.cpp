@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
     std::printf(", %% peak below against --peak %.1f", peak_override);
     peak.gflops = peak_override;
   }
-  std::printf("; hippo path %s, median of %d reps\n", flashconv_isa_name(flashconv_active_isa()),
+  std::printf("; hippo path %s, median of %d reps\n", isa_name(flashconv_engine_isa(active_isa())),
               reps);
   if (roofline) {
     ::roofline(reps, peak.gflops);

@@ -84,17 +84,17 @@ int main(int argc, char** argv) {
                               })
                             : -1.0;
       const double aut = t([&](int k) { matmul_xwt_bf16(x.data(), W16.data() + k * n, y.data(), rows, in, out); });
-      auto isa = [&](Bf16Isa i) {
-        if (!bf16_isa_available(i) || (rows > 16 && i == Bf16Isa::Scalar)) return -1.0;
+      auto isa = [&](Isa i) {
+        if (!isa_enabled(i) || (rows > 16 && i == Isa::Scalar)) return -1.0;
         return t([&](int k) {
           matmul_xwt_bf16_gemv(x.data(), W16.data() + k * n, y.data(), rows, in, out, false, i);
         });
       };
-      const double a5 = isa(Bf16Isa::Avx512), ab = isa(Bf16Isa::Avx512Bf16);
+      const double a5 = isa(Isa::Avx512), ab = isa(Isa::Avx512Bf16);
       const double bl = t([&](int k) {
         matmul_xwt_bf16_blocked(x.data(), W16.data() + k * n, y.data(), rows, in, out, false);
       });
-      const double sc = rows <= 1 ? isa(Bf16Isa::Scalar) : -1.0;
+      const double sc = rows <= 1 ? isa(Isa::Scalar) : -1.0;
       std::printf("%5lld x %-5lld %5lld %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f\n",
                   static_cast<long long>(in), static_cast<long long>(out),
                   static_cast<long long>(rows), f32, sm, aut, a5, ab, bl, sc);

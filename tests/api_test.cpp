@@ -27,6 +27,8 @@ struct Kind {
   nlohmann::json extra;
 };
 
+void PrintTo(const Kind& k, std::ostream* os) { *os << k.name; }
+
 const std::vector<Kind>& kinds() {
   static const std::vector<Kind> k = {
       {"h3", {{"layers", {"h3", "h3"}}}},
@@ -265,6 +267,22 @@ TEST(Api, ModelInfoAndTokenizer) {
   const auto mem = Model::load(dir.file("m.safetensors"), in_memory);
   Session a(m), b(mem);
   EXPECT_EQ(copy(a.prefill(ids)), copy(b.prefill(ids)));
+}
+
+}  // namespace
+
+namespace {
+
+// Freeing the kernels' per-thread scratch between calls changes no result.
+TEST(Api, ReleaseThreadScratchKeepsResults) {
+  TempDir dir("api_scratch");
+  write_model(dir.file("m.safetensors"), {{"layers", {"h3", "attention"}}});
+  const auto m = Model::load(dir.file("m.safetensors"));
+  const auto prompt = random_tokens(40, 9);
+  const auto expect = generate(m, prompt, 8);
+  release_thread_scratch();
+  EXPECT_EQ(generate(m, prompt, 8), expect);
+  EXPECT_NE(cpu_features(), "");
 }
 
 }  // namespace

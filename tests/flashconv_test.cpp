@@ -50,15 +50,16 @@ Vec make_kernel(int H, int L, Rng& rng) {
   return K;
 }
 
-std::vector<FlashIsa> isas() {
-  std::vector<FlashIsa> r;
-  for (FlashIsa i : {FlashIsa::Scalar, FlashIsa::Avx2, FlashIsa::Avx512})
-    if (flashconv_isa_supported(i)) r.push_back(i);
+// The engine levels this CPU has (core/cpu_features.h).
+std::vector<Isa> isas() {
+  std::vector<Isa> r;
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+    if (i <= detected_isa()) r.push_back(i);
   return r;
 }
 
 struct IsaGuard {
-  ~IsaGuard() { flashconv_set_isa(FlashIsa::Auto); }
+  ~IsaGuard() { clear_isa_override(); }
 };
 
 struct Shape3 {
@@ -76,8 +77,8 @@ constexpr double kTol = 2e-5;  // fp32 FFT vs double direct sum, relative max-no
 TEST(FlashConv, ForwardMatchesDirect) {
   IsaGuard guard;
   Rng rng(1);
-  for (FlashIsa isa : isas()) {
-    flashconv_set_isa(isa);
+  for (Isa isa : isas()) {
+    set_isa_override(isa);
     for (auto s : kShapes)
       for (bool withD : {false, true}) {
         size_t n = static_cast<size_t>(s.B) * s.H * s.L;
@@ -86,7 +87,7 @@ TEST(FlashConv, ForwardMatchesDirect) {
         const float* Dp = withD ? D.data() : nullptr;
         flashconv_fwd(u.data(), K.data(), Dp, y.data(), s.B, s.H, s.L);
         flashconv_ref_fwd(u.data(), K.data(), Dp, yr.data(), s.B, s.H, s.L);
-        EXPECT_LT(rel_err(y, yr), kTol) << flashconv_isa_name(isa) << " B=" << s.B
+        EXPECT_LT(rel_err(y, yr), kTol) << isa_name(isa) << " B=" << s.B
                                         << " H=" << s.H << " L=" << s.L << " D=" << withD;
       }
   }
@@ -95,8 +96,8 @@ TEST(FlashConv, ForwardMatchesDirect) {
 TEST(FlashConv, BackwardMatchesDirect) {
   IsaGuard guard;
   Rng rng(2);
-  for (FlashIsa isa : isas()) {
-    flashconv_set_isa(isa);
+  for (Isa isa : isas()) {
+    set_isa_override(isa);
     for (auto s : kShapes) {
       size_t n = static_cast<size_t>(s.B) * s.H * s.L;
       Vec u = randn(n, rng), K = make_kernel(s.H, s.L, rng), D = randn(s.H, rng),
@@ -108,7 +109,7 @@ TEST(FlashConv, BackwardMatchesDirect) {
                     s.H, s.L);
       flashconv_ref_bwd(u.data(), K.data(), D.data(), dy.data(), dur.data(), dKr.data(),
                         dDr.data(), s.B, s.H, s.L);
-      std::string where = std::string(flashconv_isa_name(isa)) + " B=" + std::to_string(s.B) +
+      std::string where = std::string(isa_name(isa)) + " B=" + std::to_string(s.B) +
                           " H=" + std::to_string(s.H) + " L=" + std::to_string(s.L);
       EXPECT_LT(rel_err(du, dur), kTol) << "du " << where;
       EXPECT_LT(rel_err(dK, dKr), kTol) << "dK " << where;
@@ -120,13 +121,13 @@ TEST(FlashConv, BackwardMatchesDirect) {
 TEST(FlashConv, H3ForwardBackwardMatchDirect) {
   IsaGuard guard;
   Rng rng(3);
-  for (FlashIsa isa : isas()) {
-    flashconv_set_isa(isa);
+  for (Isa isa : isas()) {
+    set_isa_override(isa);
     for (auto s : kShapes) {
       size_t n = static_cast<size_t>(s.B) * s.H * s.L;
       Vec q = randn(n, rng), k = randn(n, rng), v = randn(n, rng), dy = randn(n, rng);
       Vec K = make_kernel(s.H, s.L, rng), D = randn(s.H, rng);
-      std::string where = std::string(flashconv_isa_name(isa)) + " B=" + std::to_string(s.B) +
+      std::string where = std::string(isa_name(isa)) + " B=" + std::to_string(s.B) +
                           " H=" + std::to_string(s.H) + " L=" + std::to_string(s.L);
       Vec y(n), yr(n);
       flashconv_h3_fwd(q.data(), k.data(), v.data(), K.data(), D.data(), y.data(), s.B, s.H, s.L);
@@ -161,8 +162,8 @@ TEST(FlashConv, IsaPathsAgree) {
   Vec q = randn(n, rng), k = randn(n, rng), v = randn(n, rng), dy = randn(n, rng);
   Vec K = make_kernel(H, L, rng), D = randn(H, rng);
   std::vector<std::vector<Vec>> outs;
-  for (FlashIsa isa : paths) {
-    flashconv_set_isa(isa);
+  for (Isa isa : paths) {
+    set_isa_override(isa);
     Vec y(n), dq(n), dk(n), dv(n), dK(K.size()), dD(H);
     flashconv_h3_fwd(q.data(), k.data(), v.data(), K.data(), D.data(), y.data(), B, H, L);
     flashconv_h3_bwd(q.data(), k.data(), v.data(), K.data(), D.data(), dy.data(), dq.data(),
@@ -173,8 +174,8 @@ TEST(FlashConv, IsaPathsAgree) {
   for (size_t p = 1; p < paths.size(); ++p)
     for (int i = 0; i < 6; ++i)
       EXPECT_LT(rel_err(outs[p][i], outs[0][i]), 2e-6)
-          << names[i] << ": " << flashconv_isa_name(paths[p]) << " vs "
-          << flashconv_isa_name(paths[0]);
+          << names[i] << ": " << isa_name(paths[p]) << " vs "
+          << isa_name(paths[0]);
 }
 
 TEST(FlashConv, ThreadCountDoesNotChangeResults) {

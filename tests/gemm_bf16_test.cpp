@@ -46,7 +46,7 @@ void expect_close(const std::vector<float>& y, const std::vector<float>& ref, co
   EXPECT_LT(worst, 2e-5) << what;
 }
 
-const Bf16Isa kIsas[] = {Bf16Isa::Scalar, Bf16Isa::Avx512, Bf16Isa::Avx512Bf16, Bf16Isa::Auto};
+const Isa kIsas[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16};
 
 }  // namespace
 
@@ -63,12 +63,12 @@ TEST(GemmBf16, EveryPathMatchesTheReference) {
           matmul_xwt_bf16_ref(c.x.data(), c.W.data(), ref.data(), rows, in, out, acc);
           const std::string shape = "rows " + std::to_string(rows) + " in " + std::to_string(in) +
                                     " out " + std::to_string(out) + (acc ? " accumulate" : "");
-          for (Bf16Isa isa : kIsas) {
-            if (!bf16_isa_available(isa)) continue;
+          for (Isa isa : kIsas) {
+            if (!isa_enabled(isa)) continue;
             std::vector<float> y = y0;
             if (!acc) std::fill(y.begin(), y.end(), NAN);  // must be overwritten
             matmul_xwt_bf16_gemv(c.x.data(), c.W.data(), y.data(), rows, in, out, acc, isa);
-            expect_close(y, ref, c, y0, std::string(bf16_isa_name(isa)) + " " + shape);
+            expect_close(y, ref, c, y0, std::string(isa_name(isa)) + " " + shape);
             ++checked;
           }
           std::vector<float> y = y0;
@@ -81,8 +81,8 @@ TEST(GemmBf16, EveryPathMatchesTheReference) {
         }
       }
   EXPECT_GT(checked, 0);
-  std::printf("  paths on this CPU: scalar%s%s\n", bf16_isa_available(Bf16Isa::Avx512) ? ", avx512" : "",
-              bf16_isa_available(Bf16Isa::Avx512Bf16) ? ", avx512_bf16" : "");
+  std::printf("  paths on this CPU: scalar%s%s\n", isa_enabled(Isa::Avx512) ? ", avx512" : "",
+              isa_enabled(Isa::Avx512Bf16) ? ", avx512_bf16" : "");
 }
 
 // Large enough that the OpenMP split over output rows and the multi-block widening both run.
@@ -92,10 +92,10 @@ TEST(GemmBf16, LargeShapesMatchTheReference) {
     const Case c = make_case(rows, in, out, 77 + rows);
     std::vector<float> ref(rows * out), y(rows * out), zero(rows * out, 0.0f);
     matmul_xwt_bf16_ref(c.x.data(), c.W.data(), ref.data(), rows, in, out);
-    for (Bf16Isa isa : kIsas) {
-      if (!bf16_isa_available(isa) || (isa == Bf16Isa::Scalar && rows > 3)) continue;
+    for (Isa isa : kIsas) {
+      if (!isa_enabled(isa) || (isa <= Isa::Avx2 && rows > 3)) continue;
       matmul_xwt_bf16_gemv(c.x.data(), c.W.data(), y.data(), rows, in, out, false, isa);
-      expect_close(y, ref, c, zero, std::string(bf16_isa_name(isa)) + " rows " + std::to_string(rows));
+      expect_close(y, ref, c, zero, std::string(isa_name(isa)) + " rows " + std::to_string(rows));
     }
     matmul_xwt_bf16_blocked(c.x.data(), c.W.data(), y.data(), rows, in, out, false);
     expect_close(y, ref, c, zero, "blocked rows " + std::to_string(rows));
@@ -116,7 +116,7 @@ TEST(GemmBf16, RoundingIsToNearestEven) {
 // x (so the test sees every element, mask and tail); the mode switch must route decoding's
 // products there and leave prompts exact.
 TEST(GemmBf16, RoundedActivationsMatchTheReferenceOnRoundedX) {
-  if (!bf16_isa_available(Bf16Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  if (!isa_enabled(Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
   for (int64_t rows : {1, 2, 3, 5, 8, 16})
     for (int64_t in : {1, 31, 32, 33, 100, 3000})
       for (int64_t out : {1, 9, 50}) {
@@ -138,7 +138,7 @@ TEST(GemmBf16, RoundedActivationsMatchTheReferenceOnRoundedX) {
 }
 
 TEST(GemmBf16, ActivationModeRoutesDecodingOnly) {
-  if (!bf16_isa_available(Bf16Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  if (!isa_enabled(Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
   const int64_t in = 300, out = 70;
   for (int64_t rows : {8, 40}) {
     const Case c = make_case(rows, in, out, 99 + rows);

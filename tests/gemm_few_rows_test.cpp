@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
 
@@ -42,10 +43,9 @@ void check_shape(Rng& rng, int64_t M, int64_t N, int64_t K, float beta) {
 }  // namespace
 
 namespace {
-// Switches the small-rows kernel off for one test.
+// Switches the small-rows kernel off for one test: below the Avx512 level gemm() takes oneDNN.
 struct OneDnnPaths {
-  OneDnnPaths() { set_small_rows_kernel_enabled(false); }
-  ~OneDnnPaths() { set_small_rows_kernel_enabled(true); }
+  ScopedIsa below_avx512{Isa::Avx2};
 };
 }  // namespace
 

@@ -30,9 +30,12 @@ const char* version();
 // Threads used by every parallel kernel (one process-wide setting). n <= 0: all cores.
 void set_num_threads(int n);
 int num_threads();
-// The instruction set the kernels dispatched to on this CPU: "avx512_bf16", "avx512", "avx2"
-// or "scalar".
+// The CPU's features and the instruction-set level the kernels dispatch to at run time
+// (AVX-512 with BF16, AVX-512, AVX2 or scalar; capped by the environment variable HIPPO_ISA).
 std::string cpu_features();
+// Frees the per-thread scratch every kernel keeps between calls (FFT buffers, packed weights).
+// Call only while no hippo work runs on any thread; the next call allocates again.
+void release_thread_scratch();
 
 struct ModelInfo {
   std::string layers;      // "h3,attention,h3,h3"

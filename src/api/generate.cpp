@@ -102,7 +102,6 @@ void generate(const GenerateOptions& o) {
   std::map<std::string, std::string> meta;
   const std::unique_ptr<LanguageModel> loaded = load_model_mapped(o.model, &meta);
   LanguageModel& model = *loaded;
-  model.release_prefill_activations = true;  // one prefill per run: keep its peak memory low
   const ModelConfig& cfg = model.config();
   if (o.fast_bf16) {
     bool any_bf16 = false;

@@ -2,7 +2,9 @@
 #include <algorithm>
 
 #include "api/impl.h"
+#include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "data/tokenizer.h"
 #include "io/output_path.h"
 #include "models/load.h"
@@ -14,13 +16,10 @@ const char* version() { return "0.5.0"; }
 // set_num_threads / num_threads: declared in both hippo.hpp and core/threads.h, defined once
 // in core/threads.cpp.
 
-std::string cpu_features() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")) return "avx512_bf16";
-  if (__builtin_cpu_supports("avx512f")) return "avx512";
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
-  return "scalar";
-}
+std::string cpu_features() { return cpu_features_summary(); }
+
+// release_thread_scratch: declared in both hippo.hpp and core/scratch.h, defined in
+// core/scratch.cpp.
 
 namespace {
 

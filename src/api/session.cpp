@@ -5,7 +5,6 @@
 #include <unordered_set>
 
 #include "api/impl.h"
-#include "api/state_bytes.h"
 #include "core/error.h"
 #include "generate/state_io.h"
 
@@ -58,7 +57,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens) {
   if (s.state.position == 0) {
     HIPPO_CHECK(tokens.size() <= static_cast<size_t>(INT32_MAX), "Session::prefill: ",
                 tokens.size(), " tokens in one call; at most ", INT32_MAX);
-    keep_logits(s, api::prefill_state(s.lm(), tokens.data(), static_cast<int>(tokens.size()), s.state));
+    keep_logits(s, s.lm().prefill(tokens.data(), 1, static_cast<int>(tokens.size()), s.state));
   } else {
     // A session that already holds tokens continues its recurrent state one token at a time.
     for (int32_t t : tokens) keep_logits(s, s.lm().step(&t, s.state));
@@ -133,12 +132,12 @@ void Session::restore(const std::string& path) {
 std::vector<uint8_t> Session::save_bytes() const {
   HIPPO_CHECK(!impl_->logits.empty(),
               "Session::save_bytes: nothing to save (no token consumed yet)");
-  return api::state_to_bytes(impl_->lm(), impl_->state, impl_->logits.data());
+  return save_state_bytes(impl_->lm(), impl_->state, impl_->logits.data());
 }
 
 void Session::restore_bytes(std::span<const uint8_t> bytes) {
   std::vector<float> logits;
-  ModelState st = api::state_from_bytes(bytes, impl_->lm(), &logits);
+  ModelState st = load_state_bytes(bytes, impl_->lm(), &logits, "Session::restore_bytes");
   adopt_state(*impl_, std::move(st), std::move(logits), "Session::restore_bytes");
 }
 
@@ -163,7 +162,7 @@ void step_batch(std::span<Session* const> sessions, std::span<const int32_t> tok
   const LanguageModel& lm = sessions[0]->impl().lm();
   std::vector<ModelState*> states(sessions.size());
   for (size_t i = 0; i < sessions.size(); ++i) states[i] = &sessions[i]->impl().state;
-  api::step_states(lm, tokens.data(), states);
+  lm.step_many(tokens.data(), states);
   for (Session* s : sessions) keep_logits(s->impl(), s->impl().state.logits.data());
 }
 

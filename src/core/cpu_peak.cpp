@@ -6,6 +6,8 @@
 #include <chrono>
 #include <vector>
 
+#include "core/cpu_features.h"
+
 namespace hippo {
 
 namespace {
@@ -58,10 +60,11 @@ __attribute__((target("avx2,fma"))) double peak_avx2(long iters) {
 CpuPeak measure_fma_peak() {
   CpuPeak p{0, "scalar"};
   double (*fn)(long) = nullptr;
-  if (__builtin_cpu_supports("avx512f")) {
+  const CpuFeatures& f = cpu_features_detected();
+  if (f.avx512f && f.fma) {
     fn = peak_avx512;
     p.isa = "avx512";
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+  } else if (f.avx2 && f.fma) {
     fn = peak_avx2;
     p.isa = "avx2";
   }

@@ -42,9 +42,8 @@ class Module {
   virtual ~Module() = default;
   // Appends every parameter, its name prefixed by `prefix` (which ends in '.' or is empty).
   virtual void collect_params(const std::string& prefix, ParamList& out) = 0;
-  // Frees what forward keeps for backward and the forward/backward temporaries (not
-  // recurrent-step scratch). Inference calls it after each layer of a long prompt so that a
-  // prompt costs one layer's activations at a time, not all layers' (docs/checkpoints.md).
+  // Frees what forward keeps for backward and the forward/backward temporaries (training's
+  // buffers; generation has none in the layers: its scratch is the state's Workspace).
   virtual void release_activations() {}
 };
 

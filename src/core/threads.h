@@ -1,4 +1,7 @@
-// Thread control. All parallel work uses OpenMP; oneDNN's GEMM follows the same setting.
+// Thread control: the one thread-count setting. All parallel work uses OpenMP (oneDNN's GEMM
+// follows the same setting); a loop runs on several threads only above the work thresholds of
+// kernels/parallel_work.h (worth_parallel, worth_parallel_step, parallel_range). Per-thread
+// kernel scratch is owned by core/scratch.h (release_thread_scratch gives it back).
 #pragma once
 
 namespace hippo {

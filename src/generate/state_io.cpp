@@ -80,12 +80,6 @@ std::unique_ptr<MixerState> repeat_layer(const MixerState& m, int copies, size_t
   fail("state of layer ", layer, " is of a kind that cannot be copied or saved");
 }
 
-// Borrowed (read-only) view for saving; safetensors writing does not modify it.
-template <typename T>
-Tensor view_of(const std::vector<T>& v, Shape shape) {
-  return Tensor::borrow(reinterpret_cast<float*>(const_cast<T*>(v.data())), std::move(shape));
-}
-
 int64_t meta_int(const SafeTensors& st, const std::string& key, const std::string& path) {
   auto it = st.metadata.find(key);
   HIPPO_CHECK(it != st.metadata.end(), path, ": state metadata \"", key, "\" is missing");
@@ -108,6 +102,68 @@ void fill_from(const SafeTensors& st, const std::string& name, const Shape& shap
   HIPPO_CHECK(t.shape() == shape, path, ": state tensor \"", name, "\" has shape ",
               shape_str(t.shape()), ", expected ", shape_str(shape));
   if (t.numel() > 0) std::memcpy(dst, t.data(), sizeof(float) * static_cast<size_t>(t.numel()));
+}
+
+// One tensor of a saved state and the part of a layer's state it holds.
+enum class Part { Shift, Diag, X, K, V };
+struct StatePart {
+  std::string name;
+  Shape shape;
+  size_t layer;
+  Part part;
+};
+
+// The tensors a state of batch B at position pos has, in layer order, from the model alone:
+// what save writes and load requires (one list for both, so they cannot drift apart).
+std::vector<StatePart> state_parts(const LanguageModel& model, int64_t B, int64_t pos,
+                                   const std::string& what) {
+  std::vector<StatePart> parts;
+  const auto& blocks = model.blocks();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const std::string pre = "layers." + std::to_string(i) + ".";
+    const Mixer& mixer = *blocks[i]->mixer;
+    if (auto* h = dynamic_cast<const H3*>(&mixer)) {
+      const int64_t d = h->d(), N = h->d_state(), p = h->head_dim(), H = h->heads();
+      if (h->use_shift()) parts.push_back({pre + "shift", {B, d, N}, i, Part::Shift});
+      if (h->use_diag()) parts.push_back({pre + "diag", {B, p, p, H, h->diag_->M(), 2}, i, Part::Diag});
+    } else if (auto* x = dynamic_cast<const S4DMixer*>(&mixer)) {
+      parts.push_back({pre + "x", {B, x->d(), x->kernel_->M(), 2}, i, Part::X});
+    } else if (auto* at = dynamic_cast<const Attention*>(&mixer)) {
+      parts.push_back({pre + "k", {B, at->heads(), pos, at->head_dim()}, i, Part::K});
+      parts.push_back({pre + "v", {B, at->heads(), pos, at->head_dim()}, i, Part::V});
+    } else {
+      fail(what, ": layer ", i, " has a state of a kind that cannot be saved or loaded");
+    }
+  }
+  return parts;
+}
+
+// The storage of a contiguous part (not K/V, which the cache keeps at its capacity stride).
+template <typename S>
+S& layer_as(MixerState& m, size_t layer, const std::string& what) {
+  auto* s = dynamic_cast<S*>(&m);
+  HIPPO_CHECK(s != nullptr, what, ": the state of layer ", layer,
+              " is not of the kind the model's layer makes");
+  return *s;
+}
+
+template <typename T>
+float* part_data(std::vector<T>& v, const Shape& shape, size_t layer, const std::string& what) {
+  int64_t n = 1;
+  for (int64_t e : shape) n *= e;
+  HIPPO_CHECK(static_cast<int64_t>(v.size() * sizeof(T) / sizeof(float)) == n, what,
+              ": the state of layer ", layer, " holds ", v.size() * sizeof(T) / sizeof(float),
+              " values, its shape ", shape_str(shape), " needs ", n);
+  return reinterpret_cast<float*>(v.data());
+}
+
+float* contiguous_part(MixerState& m, const StatePart& p, const std::string& what) {
+  switch (p.part) {
+    case Part::Shift: return part_data(layer_as<H3State>(m, p.layer, what).shift, p.shape, p.layer, what);
+    case Part::Diag: return part_data(layer_as<H3State>(m, p.layer, what).diag, p.shape, p.layer, what);
+    case Part::X: return part_data(layer_as<S4DState>(m, p.layer, what).x, p.shape, p.layer, what);
+    default: fail(what, ": part ", p.name, " is not contiguous");
+  }
 }
 
 // Bytes of one layer's state.
@@ -227,57 +283,41 @@ void reserve_state(const LanguageModel& model, ModelState& s, int64_t total_toke
   }
 }
 
-void save_state(const std::string& path, const LanguageModel& model, const ModelState& s,
-                const float* logits) {
+namespace {
+
+// The safetensors bytes of a state (see the format in state_io.h).
+std::string state_to_bytes(const LanguageModel& model, const ModelState& s, const float* logits) {
+  const char* what = "save_state";
   const ModelConfig& cfg = model.config();
   HIPPO_CHECK(static_cast<int>(s.layers.size()) == cfg.n_layer, "save_state: the state has ",
               s.layers.size(), " layers, the model ", cfg.n_layer);
+  const std::vector<StatePart> parts = state_parts(model, s.batch, s.position, what);
   std::vector<Tensor> keep;  // owns compacted KV caches and views until written
-  std::vector<std::pair<std::string, size_t>> names;
-  keep.reserve(3 * s.layers.size());
-  for (size_t i = 0; i < s.layers.size(); ++i) {
-    const std::string pre = "layers." + std::to_string(i) + ".";
-    const auto& mixer = *model.blocks()[i]->mixer;
-    const MixerState& m = *s.layers[i];
-    if (auto* h = dynamic_cast<const H3State*>(&m)) {
-      const auto& mx = dynamic_cast<const H3&>(mixer);
-      const int64_t d = mx.d(), N = mx.d_state(), p = mx.head_dim(), H = mx.heads();
-      if (!h->shift.empty()) {
-        keep.push_back(view_of(h->shift, {s.batch, d, N}));
-        names.push_back({pre + "shift", keep.size() - 1});
-      }
-      if (!h->diag.empty()) {
-        const int64_t M = static_cast<int64_t>(h->diag.size()) / (s.batch * p * p * H);
-        keep.push_back(view_of(h->diag, {s.batch, p, p, H, M, 2}));
-        names.push_back({pre + "diag", keep.size() - 1});
-      }
-    } else if (auto* x = dynamic_cast<const S4DState*>(&m)) {
-      const int64_t d = cfg.d_model, M = static_cast<int64_t>(x->x.size()) / (s.batch * d);
-      keep.push_back(view_of(x->x, {s.batch, d, M, 2}));
-      names.push_back({pre + "x", keep.size() - 1});
-    } else if (auto* c = dynamic_cast<const AttentionCache*>(&m)) {
-      const auto& at = dynamic_cast<const Attention&>(mixer);
-      const int64_t heads = at.heads(), dh = at.head_dim(), len = c->len;
-      HIPPO_CHECK(len == s.position, "save_state: layer ", i, " caches ", len,
+  keep.reserve(parts.size() + 1);
+  std::vector<NamedTensor> out;
+  for (const StatePart& p : parts) {
+    MixerState& m = *s.layers[p.layer];  // read only: views for the writer
+    if (p.part == Part::K || p.part == Part::V) {
+      const auto& c = layer_as<AttentionCache>(m, p.layer, what);
+      HIPPO_CHECK(c.len == s.position, "save_state: layer ", p.layer, " caches ", c.len,
                   " tokens but the state is at position ", s.position);
-      for (int kv = 0; kv < 2; ++kv) {
-        const std::vector<float>& src = kv == 0 ? c->k : c->v;
-        Tensor t = Tensor::zeros({s.batch, heads, std::max<int64_t>(len, 0), dh});
-        for (int64_t bh = 0; bh < s.batch * heads; ++bh)
-          std::copy_n(src.data() + bh * c->capacity * dh, len * dh, t.data() + bh * len * dh);
-        keep.push_back(std::move(t));
-        names.push_back({pre + (kv == 0 ? "k" : "v"), keep.size() - 1});
-      }
+      HIPPO_CHECK(c.batch == s.batch, "save_state: layer ", p.layer, " has batch ", c.batch,
+                  ", the state ", s.batch);
+      const std::vector<float>& src = p.part == Part::K ? c.k : c.v;
+      const int64_t dh = p.shape[3], len = c.len;
+      Tensor t = Tensor::zeros(p.shape);
+      for (int64_t bh = 0; bh < p.shape[0] * p.shape[1]; ++bh)
+        std::copy_n(src.data() + bh * c.capacity * dh, len * dh, t.data() + bh * len * dh);
+      keep.push_back(std::move(t));
     } else {
-      fail("save_state: layer ", i, " has a state of unknown kind");
+      keep.push_back(Tensor::borrow(contiguous_part(m, p, what), p.shape));
     }
+    out.push_back({p.name, &keep.back()});
   }
   if (logits != nullptr) {
     keep.push_back(Tensor::borrow(const_cast<float*>(logits), {s.batch, cfg.padded_vocab()}));
-    names.push_back({"logits", keep.size() - 1});
+    out.push_back({"logits", &keep.back()});
   }
-  std::vector<NamedTensor> out;
-  for (auto& [name, idx] : names) out.push_back({name, &keep[idx]});
   std::map<std::string, std::string> meta = {
       {"format", kFormat},
       {"config", identity_json(cfg).dump()},
@@ -286,14 +326,12 @@ void save_state(const std::string& path, const LanguageModel& model, const Model
       {"position", std::to_string(s.position)},
       {"batch", std::to_string(s.batch)}};
   meta["checksum"] = state_checksum(meta, out);
-  save_safetensors(path, out, meta);
+  return safetensors_bytes(out, meta);
 }
 
-ModelState load_state(const std::string& path, const LanguageModel& model,
-                      std::vector<float>* logits) {
-  // Reading the file costs what the file is; nothing below allocates by a number the file
-  // merely claims before that number is checked against the tensors it really holds.
-  const SafeTensors st = load_safetensors(path);
+// A state from a parsed state file; `path` names it in messages.
+ModelState state_from(const SafeTensors& st, const LanguageModel& model,
+                      std::vector<float>* logits, const std::string& path) {
   auto fmt = st.metadata.find("format");
   HIPPO_CHECK(fmt != st.metadata.end() && fmt->second.rfind(kFormatPrefix, 0) == 0, path,
               ": not a hippo generation state (metadata \"format\" should be \"", kFormat, "\")");
@@ -347,33 +385,12 @@ ModelState load_state(const std::string& path, const LanguageModel& model,
   HIPPO_CHECK(!cfg.learned_pos || pos <= cfg.max_position, path, ": state metadata \"position\" = ",
               pos, " is beyond the model's max_position ", cfg.max_position);
 
-  // The tensors a state of batch B at this position has, from the sizes of a one-sequence
-  // state; all must be in the file with exactly these shapes (so the claimed batch and
-  // position are backed by real data) before the batch-B state is allocated.
+  // The tensors a state of batch B at this position has; all must be in the file with exactly
+  // these shapes (so the claimed batch and position are backed by real data) before the
+  // batch-B state is allocated.
+  const std::vector<StatePart> parts = state_parts(model, B, pos, path);
   std::map<std::string, Shape> want;
-  {
-    const ModelState one = model.new_state(1);
-    for (size_t i = 0; i < one.layers.size(); ++i) {
-      const std::string pre = "layers." + std::to_string(i) + ".";
-      const auto& mixer = *model.blocks()[i]->mixer;
-      const MixerState& m = *one.layers[i];
-      if (auto* h = dynamic_cast<const H3State*>(&m)) {
-        const auto& mx = dynamic_cast<const H3&>(mixer);
-        const int64_t d = mx.d(), N = mx.d_state(), p = mx.head_dim(), H = mx.heads();
-        if (!h->shift.empty()) want[pre + "shift"] = {B, d, N};
-        if (!h->diag.empty())
-          want[pre + "diag"] = {B, p, p, H, static_cast<int64_t>(h->diag.size()) / (p * p * H), 2};
-      } else if (auto* x = dynamic_cast<const S4DState*>(&m)) {
-        want[pre + "x"] = {B, cfg.d_model, static_cast<int64_t>(x->x.size()) / cfg.d_model, 2};
-      } else if (dynamic_cast<const AttentionCache*>(&m)) {
-        const auto& at = dynamic_cast<const Attention&>(mixer);
-        want[pre + "k"] = {B, at.heads(), pos, at.head_dim()};
-        want[pre + "v"] = {B, at.heads(), pos, at.head_dim()};
-      } else {
-        fail(path, ": layer ", i, " has a state of a kind that cannot be loaded");
-      }
-    }
-  }
+  for (const StatePart& p : parts) want[p.name] = p.shape;
   if (logits != nullptr || st.has("logits")) want["logits"] = {B, cfg.padded_vocab()};
   for (const auto& [name, shape] : want) {
     if (name == "logits" && !st.has(name))
@@ -390,23 +407,17 @@ ModelState load_state(const std::string& path, const LanguageModel& model,
 
   ModelState s = model.new_state(static_cast<int>(B));
   s.position = pos;
-  for (size_t i = 0; i < s.layers.size(); ++i) {
-    const std::string pre = "layers." + std::to_string(i) + ".";
-    MixerState& m = *s.layers[i];
-    if (auto* h = dynamic_cast<H3State*>(&m)) {
-      if (!h->shift.empty()) fill_from(st, pre + "shift", want.at(pre + "shift"), h->shift.data(), path);
-      if (!h->diag.empty())
-        fill_from(st, pre + "diag", want.at(pre + "diag"), reinterpret_cast<float*>(h->diag.data()),
-                  path);
-    } else if (auto* x = dynamic_cast<S4DState*>(&m)) {
-      fill_from(st, pre + "x", want.at(pre + "x"), reinterpret_cast<float*>(x->x.data()), path);
-    } else if (auto* c = dynamic_cast<AttentionCache*>(&m)) {
-      c->len = static_cast<int>(pos);
-      c->capacity = pos;
-      c->k.resize(st.tensors.at(pre + "k").numel());
-      c->v.resize(c->k.size());
-      fill_from(st, pre + "k", want.at(pre + "k"), c->k.data(), path);
-      fill_from(st, pre + "v", want.at(pre + "v"), c->v.data(), path);
+  for (const StatePart& p : parts) {
+    MixerState& m = *s.layers[p.layer];
+    if (p.part == Part::K || p.part == Part::V) {
+      auto& c = layer_as<AttentionCache>(m, p.layer, path);
+      c.len = static_cast<int>(pos);
+      c.capacity = pos;
+      std::vector<float>& dst = p.part == Part::K ? c.k : c.v;
+      dst.resize(static_cast<size_t>(st.tensors.at(p.name).numel()));
+      fill_from(st, p.name, p.shape, dst.data(), path);
+    } else {
+      fill_from(st, p.name, p.shape, contiguous_part(m, p, path), path);
     }
   }
   if (logits != nullptr) {
@@ -414,6 +425,31 @@ ModelState load_state(const std::string& path, const LanguageModel& model,
     fill_from(st, "logits", want.at("logits"), logits->data(), path);
   }
   return s;
+}
+
+}  // namespace
+
+void save_state(const std::string& path, const LanguageModel& model, const ModelState& s,
+                const float* logits) {
+  write_file_atomic(path, state_to_bytes(model, s, logits));
+}
+
+std::vector<uint8_t> save_state_bytes(const LanguageModel& model, const ModelState& s,
+                                      const float* logits) {
+  const std::string bytes = state_to_bytes(model, s, logits);
+  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+}
+
+ModelState load_state(const std::string& path, const LanguageModel& model,
+                      std::vector<float>* logits) {
+  // Reading the file costs what the file is; nothing below allocates by a number the file
+  // merely claims before that number is checked against the tensors it really holds.
+  return state_from(load_safetensors(path), model, logits, path);
+}
+
+ModelState load_state_bytes(std::span<const uint8_t> bytes, const LanguageModel& model,
+                            std::vector<float>* logits, const std::string& what) {
+  return state_from(parse_safetensors(bytes.data(), bytes.size(), what), model, logits, what);
 }
 
 }  // namespace hippo

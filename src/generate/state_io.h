@@ -15,6 +15,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,13 @@ void save_state(const std::string& path, const LanguageModel& model, const Model
 // (an error if the file has none).
 ModelState load_state(const std::string& path, const LanguageModel& model,
                       std::vector<float>* logits = nullptr);
+
+// The same file format as bytes in memory (for a session saved elsewhere than a file): the
+// same checksum and the same checks on loading; `what` names the bytes in messages.
+std::vector<uint8_t> save_state_bytes(const LanguageModel& model, const ModelState& s,
+                                      const float* logits = nullptr);
+ModelState load_state_bytes(std::span<const uint8_t> bytes, const LanguageModel& model,
+                            std::vector<float>* logits, const std::string& what);
 
 // Bytes held by a state (SSM states, KV caches at their capacity).
 int64_t state_bytes(const ModelState& s);

@@ -277,11 +277,19 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                       const std::map<std::string, std::string>& metadata,
                       const std::set<std::string>& as_bf16) {
+  for (auto& nt : tensors)
+    HIPPO_CHECK(nt.tensor->contiguous(), path, ": tensor '", nt.name, "' is not contiguous");
+  write_file_atomic(path, safetensors_bytes(tensors, metadata, as_bf16));
+}
+
+std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
+                              const std::map<std::string, std::string>& metadata,
+                              const std::set<std::string>& as_bf16) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t off = 0;
   for (auto& nt : tensors) {
-    HIPPO_CHECK(nt.tensor->contiguous(), path, ": tensor '", nt.name, "' is not contiguous");
+    HIPPO_CHECK(nt.tensor->contiguous(), "safetensors: tensor '", nt.name, "' is not contiguous");
     const bool bf16 = as_bf16.count(nt.name) != 0;
     uint64_t n = static_cast<uint64_t>(nt.tensor->numel()) * (bf16 ? 2 : 4);
     header[nt.name] = {{"dtype", bf16 ? "BF16" : "F32"}, {"shape", nt.tensor->shape()},
@@ -308,7 +316,7 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
       bytes.append(reinterpret_cast<const char*>(nt.tensor->data()), nt.tensor->numel() * 4);
     }
   }
-  write_file_atomic(path, bytes);
+  return bytes;
 }
 
 }  // namespace hippo

@@ -72,8 +72,13 @@ struct NamedTensor {
   std::string name;
   const Tensor* tensor;
 };
-// Written atomically: a temporary file in the same folder, fsync, then rename over `path`.
+// The bytes of a safetensors file holding these tensors (in this order) and metadata.
 // Tensors named in `as_bf16` are stored as BF16 (rounded to nearest even), the rest as F32.
+std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
+                              const std::map<std::string, std::string>& metadata = {},
+                              const std::set<std::string>& as_bf16 = {});
+// safetensors_bytes written atomically: a temporary file in the same folder, fsync, then
+// rename over `path`.
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {},
                       const std::set<std::string>& as_bf16 = {});

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/parallel_work.h"
 #include "kernels/vec_math.h"
 
 namespace hippo {
@@ -21,7 +22,7 @@ double cross_entropy(const float* logits, const int32_t* targets, float* dlogits
   const double scale = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
   double loss = 0;
   int64_t correct = 0;
-#pragma omp parallel for schedule(static) reduction(+ : loss, correct) if (rows * V > 32768)
+#pragma omp parallel for schedule(static) reduction(+ : loss, correct) if (worth_parallel(rows * V))
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = logits + r * V;
     float* g = dlogits ? dlogits + r * V : nullptr;

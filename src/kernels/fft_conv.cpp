@@ -9,6 +9,7 @@
 
 #include "core/buffer.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/parallel_work.h"
 
 namespace hippo {
@@ -67,7 +68,7 @@ using cf = std::complex<float>;
 
 // Per-thread scratch, grown once and reused across calls.
 struct Scratch {
-  Buffer real, a, b, c, d;
+  ScratchBuffer real, a, b, c, d;
   float* r(int n) { return real.get(n); }
   cf* ca(int m) { return reinterpret_cast<cf*>(a.get(2 * static_cast<size_t>(m))); }
   cf* cb(int m) { return reinterpret_cast<cf*>(b.get(2 * static_cast<size_t>(m))); }

@@ -2,10 +2,8 @@
 
 #include <dnnl.h>
 
-#include <atomic>
-
-#include "core/buffer.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/gemm_small.h"
 
 namespace hippo {
@@ -21,7 +19,7 @@ constexpr int64_t kFewRowsMin = 8, kFewRowsMax = 16, kWideMin = 256;
 // C^T = B A^T, where the wide matrix is the M side. The (N, M) result is transposed into C.
 void gemm_few_rows_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                       const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  thread_local Buffer scratch;  // thread_local: callers may run gemm from parallel regions
+  thread_local ScratchBuffer scratch;  // thread_local: callers may run gemm from parallel regions
   float* T = scratch.get(static_cast<size_t>(N * M));
   const dnnl_status_t st =
       dnnl_sgemm('N', 'T', N, M, K, alpha, B, ldb, A, lda, 0.0f, T, M);
@@ -37,11 +35,7 @@ void gemm_few_rows_nt(int64_t M, int64_t N, int64_t K, float alpha, const float*
   }
 }
 
-std::atomic<bool> g_small_rows{true};
-
 }  // namespace
-
-void set_small_rows_kernel_enabled(bool enabled) { g_small_rows.store(enabled); }
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
@@ -49,8 +43,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   if (M == 0 || N == 0) return;
   // Decoding's linear layers (one row per sequence): our kernel streams B once for all rows,
   // 1.3-1.4x oneDNN's bandwidth at 1 and 8 rows (kernels/gemm_small.h).
-  if (!trans_a && trans_b && M <= kSmallRowsMax && small_rows_kernel_available() &&
-      g_small_rows.load(std::memory_order_relaxed)) {
+  if (!trans_a && trans_b && M <= kSmallRowsMax && small_rows_kernel_available()) {
     gemm_small_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }

@@ -9,10 +9,9 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
           int64_t ldc);
 
-// Whether gemm() sends products with at most 16 rows to the small-rows kernel
-// (kernels/gemm_small.h) where the CPU has AVX-512 (default true). Off, they take oneDNN's
-// paths: for tests of those paths and for comparisons. Process-wide.
-void set_small_rows_kernel_enabled(bool enabled);
+// gemm() sends products with at most 16 rows to the small-rows kernel (kernels/gemm_small.h)
+// where active_isa() enables AVX-512; below that level (set_isa_override, HIPPO_ISA) they take
+// oneDNN's paths, which dispatch on the CPU themselves.
 
 // Triple loop in double precision: the obviously-correct reference the tests compare with.
 void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

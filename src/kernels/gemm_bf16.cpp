@@ -12,33 +12,25 @@
 #include <vector>
 
 #include "core/bf16.h"
-#include "core/buffer.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_small.h"
+#include "kernels/parallel_work.h"
 
 namespace hippo {
 
 namespace {
 
-// Below this many multiply-adds a call stays on one thread (a parallel region costs more).
-constexpr int64_t kParallelWork = int64_t{1} << 20;
 constexpr int64_t kChunk = 32;  // bf16 weights per 512-bit load
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
-
-// Grow-only per-thread scratch (decode calls this hundreds of times per token).
-template <class T>
-T* scratch(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 void store(float* y, float v, bool accumulate) { *y = accumulate ? *y + v : v; }
 
 void gemv_scalar(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                  int64_t out, bool accumulate) {
-#pragma omp parallel for schedule(static) if (rows * in * out > kParallelWork)
+#pragma omp parallel for schedule(static) if (worth_parallel_step(rows * in * out))
   for (int64_t o = 0; o < out; ++o) {
     const uint16_t* w = W + o * in;
     for (int64_t r = 0; r < rows; ++r) {
@@ -85,7 +77,7 @@ void split_hi_lo(const float* x, uint16_t* out, int64_t in) {
 
 void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                  int64_t out, bool accumulate) {
-  thread_local Buffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
+  thread_local ScratchBuffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
   const int64_t st = round_up(in, kChunk);
   float* xs = buf.get(static_cast<size_t>(rows * st));
   for (int64_t r = 0; r < rows; ++r) split_even_odd(x + r * in, xs + r * st, in);
@@ -94,7 +86,7 @@ void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int6
 
 void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                      int64_t out, bool accumulate) {
-  thread_local Buffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
+  thread_local ScratchBuffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
   const int64_t st = round_up(in, kChunk);  // floats per row: 2 bf16 per input
   float* xs = buf.get(static_cast<size_t>(rows * st));
   for (int64_t r = 0; r < rows; ++r)
@@ -102,55 +94,24 @@ void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
   gemm_small_nt_bf16_hilo(rows, out, in, xs, st, W, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 
-Bf16Isa best_isa() {
-  // Both paths run on the small-rows kernel (kernels/gemm_small.h). On this Zen 5
-  // (bench/bench_gemm_bf16.cpp, weights streamed, 1 thread) VDPBF16PS on x = hi + lo read the
-  // weights at 13-16 GB/s at 8 rows against 7-9 for the shift+FMA path, and as fast at one row
-  // (23-27 GB/s both).
-  static const Bf16Isa best = bf16_isa_available(Bf16Isa::Avx512Bf16) ? Bf16Isa::Avx512Bf16
-                              : bf16_isa_available(Bf16Isa::Avx512)   ? Bf16Isa::Avx512
-                                                                      : Bf16Isa::Scalar;
-  return best;
-}
-
 }  // namespace
 
-bool bf16_isa_available(Bf16Isa isa) {
-  switch (isa) {
-    case Bf16Isa::Auto:
-    case Bf16Isa::Scalar: return true;
-    case Bf16Isa::Avx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512dq");
-    case Bf16Isa::Avx512Bf16:
-      return bf16_isa_available(Bf16Isa::Avx512) && __builtin_cpu_supports("avx512bf16");
-  }
-  return false;
-}
-
-const char* bf16_isa_name(Bf16Isa isa) {
-  switch (isa) {
-    case Bf16Isa::Auto: return "auto";
-    case Bf16Isa::Scalar: return "scalar";
-    case Bf16Isa::Avx512: return "avx512";
-    case Bf16Isa::Avx512Bf16: return "avx512_bf16";
-  }
-  return "?";
-}
-
 void matmul_xwt_bf16_gemv(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
-                          int64_t out, bool accumulate, Bf16Isa isa) {
-  if (isa == Bf16Isa::Auto) isa = best_isa();
-  HIPPO_CHECK(bf16_isa_available(isa), "bf16 matmul: this CPU lacks the ", bf16_isa_name(isa),
-              " instructions");
+                          int64_t out, bool accumulate, Isa level) {
+  HIPPO_CHECK(isa_enabled(level), "bf16 matmul: the ", isa_name(level), " path is not enabled (",
+              cpu_features_summary(), ")");
   if (rows <= 0 || out <= 0) return;
   if (in <= 0) {
     if (!accumulate) std::fill(y, y + rows * out, 0.0f);
     return;
   }
-  switch (isa) {
-    case Bf16Isa::Avx512: return gemv_avx512(x, W, y, rows, in, out, accumulate);
-    case Bf16Isa::Avx512Bf16: return gemv_avx512bf16(x, W, y, rows, in, out, accumulate);
+  // Both AVX-512 paths run on the small-rows kernel (kernels/gemm_small.h). On this Zen 5
+  // (bench/bench_gemm_bf16.cpp, weights streamed, 1 thread) VDPBF16PS on x = hi + lo read the
+  // weights at 13-16 GB/s at 8 rows against 7-9 for the shift+FMA path, and as fast at one row
+  // (23-27 GB/s both).
+  switch (level) {
+    case Isa::Avx512Bf16: return gemv_avx512bf16(x, W, y, rows, in, out, accumulate);
+    case Isa::Avx512: return gemv_avx512(x, W, y, rows, in, out, accumulate);
     default: return gemv_scalar(x, W, y, rows, in, out, accumulate);
   }
 }
@@ -162,12 +123,12 @@ void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_
   // 1 MiB blocks, narrow blocks (85 outputs at in = 3072) put oneDNN on a path 2-4x slower.
   constexpr int64_t kBlockFloats = int64_t{1} << 20;
   const int64_t nb = std::min(out, std::max<int64_t>(64, kBlockFloats / std::max<int64_t>(in, 1)));
-  thread_local std::vector<float> buf;
-  float* w = scratch(buf, static_cast<size_t>(nb * in));
+  thread_local ScratchBuffer buf;
+  float* w = buf.get(static_cast<size_t>(nb * in));
   for (int64_t o0 = 0; o0 < out; o0 += nb) {
     const int64_t n = std::min(nb, out - o0);
     const uint16_t* src = W + o0 * in;
-#pragma omp parallel for schedule(static) if (n * in > kParallelWork / 4)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * in))
     for (int64_t i = 0; i < n * in; ++i) w[i] = bf16_to_f32(src[i]);
     gemm(false, true, rows, n, in, 1.0f, x, in, w, in, accumulate ? 1.0f : 0.0f, y + o0, out);
   }
@@ -189,7 +150,7 @@ void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int6
     if (!accumulate) std::fill(y, y + rows * out, 0.0f);
     return;
   }
-  thread_local Buffer buf;  // 64-byte aligned rows of bf16, zero padded to 32
+  thread_local ScratchBuffer buf;  // 64-byte aligned rows of bf16, zero padded to 32
   const int64_t st = round_up(in, kChunk);
   uint16_t* xb = reinterpret_cast<uint16_t*>(buf.get(static_cast<size_t>(rows * st / 2 + 16)));
   for (int64_t r = 0; r < rows; ++r)
@@ -198,12 +159,12 @@ void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int6
 }
 
 void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
-                     int64_t out, bool accumulate) {
-  if (rows <= kBf16GemvRows && bf16_activations() == Bf16Activations::RoundedToBf16 &&
+                     int64_t out, bool accumulate, Bf16Activations act) {
+  if (rows <= kBf16GemvRows && act == Bf16Activations::RoundedToBf16 &&
       small_rows_bf16_dot_available())
     matmul_xwt_bf16_rounded_x(x, W, y, rows, in, out, accumulate);
   else if (rows <= kBf16GemvRows)
-    matmul_xwt_bf16_gemv(x, W, y, rows, in, out, accumulate, Bf16Isa::Auto);
+    matmul_xwt_bf16_gemv(x, W, y, rows, in, out, accumulate, active_isa());
   else
     matmul_xwt_bf16_blocked(x, W, y, rows, in, out, accumulate);
 }

@@ -8,6 +8,8 @@
 #pragma once
 #include <cstdint>
 
+#include "core/cpu_features.h"
+
 namespace hippo {
 
 constexpr int64_t kBf16GemvRows = 16;
@@ -19,27 +21,26 @@ constexpr int64_t kBf16GemvRows = 16;
 //    with fp32 sums, as llama.cpp does for bf16 models and PyTorch's bf16 autocast does for
 //    every matmul. About twice the batch-8 decode speed (docs/performance.md); logits move by
 //    about 1e-3 relative. Only where the CPU has AVX512_BF16; elsewhere Exact.
-// Process-wide; prompts (more than kBf16GemvRows rows) are always exact.
+// Prompts (more than kBf16GemvRows rows) are always exact. The mode is an argument of
+// matmul_xwt_bf16; set_bf16_activations only sets the default its callers pass today
+// (nn/linear.cpp, models/lm.cpp, set by --fast-bf16) until a model/session option carries it.
 enum class Bf16Activations { Exact, RoundedToBf16 };
 void set_bf16_activations(Bf16Activations mode);
 Bf16Activations bf16_activations();
 
-// y = x W^T, or y += x W^T when accumulate.
+// y = x W^T, or y += x W^T when accumulate; activations per `act` (above).
 void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
-                     int64_t out, bool accumulate = false);
+                     int64_t out, bool accumulate = false,
+                     Bf16Activations act = bf16_activations());
 
-// The instruction paths of the small-rows kernel, for tests and benchmarks.
-enum class Bf16Isa {
-  Auto,        // the best one this CPU has
-  Scalar,      // portable C++
-  Avx512,      // widen W by a 16-bit shift, fp32 FMA
-  Avx512Bf16,  // VDPBF16PS on x split into two bf16 parts (x = hi + lo), see gemm_bf16.cpp
-};
-bool bf16_isa_available(Bf16Isa isa);
-const char* bf16_isa_name(Bf16Isa isa);
-// The small-rows kernel on a given path (any rows count); Error if the CPU lacks it.
+// The small-rows kernel on the path of instruction-set level `level` (core/cpu_features.h), any
+// rows count; Error if the level is not enabled. The paths:
+//   Scalar, Avx2  portable C++
+//   Avx512        widen W by a 16-bit shift, fp32 FMA
+//   Avx512Bf16    VDPBF16PS on x split into two bf16 parts (x = hi + lo), see gemm_bf16.cpp
+// matmul_xwt_bf16 takes the path of active_isa().
 void matmul_xwt_bf16_gemv(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
-                          int64_t out, bool accumulate, Bf16Isa isa);
+                          int64_t out, bool accumulate, Isa level);
 // The RoundedToBf16 product for at most kBf16GemvRows rows (any rows count); Error without
 // AVX512_BF16. Its reference is matmul_xwt_bf16_ref on x rounded to bf16.
 void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int64_t rows,

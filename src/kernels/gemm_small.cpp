@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "kernels/parallel_work.h"
 
@@ -20,17 +21,20 @@ namespace {
 // those instructions, and it runs only where the CPU has them (small_rows_bf16_dot_available).
 #define HIPPO_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512bf16")))
 
+// [a.q0+a.q2, a.q1+a.q3, b.q0+b.q2, b.q1+b.q3] for pairs (a, b); q = 128-bit quarter.
+// (Functions, not lambdas: a lambda's function-pointer thunk does not get the target attribute,
+// and GCC warns of the ABI of its AVX-512 return in a baseline x86-64 build.)
+HIPPO_AVX512 inline __m512 fold(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+}
+// Quarters of (a, b), (c, d) folded again: quarter j holds 4 partial sums of vector j.
+HIPPO_AVX512 inline __m512 fold4(__m512 ab, __m512 cd) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+}
+
 // The sums of eight vectors, as lanes of one: lane 4j holds the sum of v[j] and lane 4j + 1
 // that of v[j + 4] (j < 4). 23 shuffles and adds instead of 8 separate reductions (~80).
 HIPPO_AVX512 inline __m512 sum8(const __m512 v[8]) {
-  // [a.q0+a.q2, a.q1+a.q3, b.q0+b.q2, b.q1+b.q3] for pairs (a, b); q = 128-bit quarter.
-  auto fold = [](__m512 a, __m512 b) HIPPO_AVX512 {
-    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-  };
-  // Quarters of (a, b), (c, d) folded again: quarter j holds 4 partial sums of vector j.
-  auto fold4 = [](__m512 ab, __m512 cd) HIPPO_AVX512 {
-    return _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
-  };
   const __m512 u = fold4(fold(v[0], v[1]), fold(v[2], v[3]));
   const __m512 w = fold4(fold(v[4], v[5]), fold(v[6], v[7]));
   const __m512 s = _mm512_add_ps(_mm512_unpacklo_ps(u, w), _mm512_unpackhi_ps(u, w));
@@ -257,16 +261,9 @@ void run_any_rows(Operands<WT> op, int64_t M, int64_t N, int64_t K, float beta) 
 
 }  // namespace
 
-bool small_rows_bf16_dot_available() {
-  static const bool ok = small_rows_kernel_available() && __builtin_cpu_supports("avx512bf16");
-  return ok;
-}
+bool small_rows_bf16_dot_available() { return isa_enabled(Isa::Avx512Bf16); }
 
-bool small_rows_kernel_available() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512bw");
-  return ok;
-}
+bool small_rows_kernel_available() { return isa_enabled(Isa::Avx512); }
 
 void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

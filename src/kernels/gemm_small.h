@@ -11,7 +11,8 @@ namespace hippo {
 // Largest rows count the small-rows kernel takes; gemm() routes more rows to oneDNN.
 constexpr int64_t kSmallRowsMax = 16;
 
-// True where the CPU has the AVX-512 instructions the kernel needs (else callers use gemm()).
+// True where active_isa() (core/cpu_features.h) enables the AVX-512 instructions the kernel
+// needs (else callers use gemm()).
 bool small_rows_kernel_available();
 
 // C = alpha A B^T + beta C, A (M x K), B (N x K), C (M x N) row-major with leading dimensions
@@ -29,7 +30,8 @@ void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, 
                               int64_t ldc);
 
 // The same with the activations already rounded to bf16 (`xb`, rows ldxb apart), multiplied by
-// VDPBF16PS with fp32 sums: the fast bf16 mode of kernels/gemm_bf16.h. Needs AVX512_BF16.
+// VDPBF16PS with fp32 sums: the fast bf16 mode of kernels/gemm_bf16.h. Needs the Avx512Bf16
+// level enabled.
 bool small_rows_bf16_dot_available();
 void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb, int64_t ldxb,
                             const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc);

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/parallel_work.h"
+
 namespace hippo {
 
 void layernorm_forward(const float* x, const float* gamma, const float* beta, float* y,
                        float* mean, float* rstd, int64_t rows, int64_t d, float eps) {
-#pragma omp parallel for schedule(static) if (rows * d > 32768)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * d))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * d;
     float* yr = y + r * d;
@@ -35,7 +37,7 @@ void layernorm_forward(const float* x, const float* gamma, const float* beta, fl
 void layernorm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
                         const float* rstd, float* dx, float* dgamma, float* dbeta, int64_t rows,
                         int64_t d) {
-  const bool par = rows * d > 32768;
+  const bool par = worth_parallel(rows * d);
   // Parameter gradients first, so that dx may alias dy. Each thread owns a block of columns:
   // no reduction across threads.
   constexpr int64_t kBlock = 64;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/parallel_work.h"
 #include "kernels/vec_math.h"
 
 namespace hippo {
@@ -42,12 +43,12 @@ void softmax_backward_row(const float* y, const float* dy, float* dx, int64_t n)
 }
 
 void softmax_forward(const float* x, float* y, int64_t rows, int64_t n) {
-#pragma omp parallel for schedule(static) if (rows * n > 32768)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * n))
   for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * n, y + r * n, n);
 }
 
 void softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t n) {
-#pragma omp parallel for schedule(static) if (rows * n > 32768)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * n))
   for (int64_t r = 0; r < rows; ++r) softmax_backward_row(y + r * n, dy + r * n, dx + r * n, n);
 }
 

@@ -182,8 +182,8 @@ void LanguageModel::backward(float scale) {
   HIPPO_CHECK(external_.empty(), "LanguageModel::backward: the weights were loaded for inference "
               "(memory-mapped or bf16); training needs a model loaded with load_model");
   HIPPO_CHECK(grad_ready_, "LanguageModel::backward: no gradient to propagate; call forward() "
-              "then loss(targets, want_grad = true) first (a loss with want_grad = false, or a "
-              "prefill since, leaves none)");
+              "then loss(targets, want_grad = true) first (a loss with want_grad = false, or another "
+              "forward since, leaves none)");
   const int d = cfg_.d_model;
   const int64_t rows = static_cast<int64_t>(B_) * L_, n = rows * d, V = cfg_.padded_vocab();
   float* dfin = dbranch_.get(n);

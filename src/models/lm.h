@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include <span>
 #include <vector>
 
 #include "core/buffer.h"
@@ -31,9 +31,11 @@ struct ModelState {
   int batch = 0;
   int64_t position = 0;
   std::vector<std::unique_ptr<MixerState>> layers;
-  // step's scratch and the logits it returns: in the state, so that threads stepping separate
-  // states of one model share nothing writable.
+  // The scratch of prefill and step and the logits they return: in the state, so that threads
+  // running separate states of one model share nothing writable. prefill's (a prompt's
+  // activations, one layer at a time) is released when it returns.
   Buffer resid, normed, branch, hidden, stats, final, logits;
+  Workspace work;
 };
 
 struct LossStats {
@@ -70,28 +72,34 @@ class LanguageModel {
   LossStats loss(const int32_t* targets, bool want_grad = true);
   // Backpropagates `scale` times the mean loss of the last loss() call (scale < 1 for
   // gradient accumulation); adds into every Param::grad. An Error unless the last forward was
-  // followed by loss(want_grad = true) (with nothing run in between, prefill included).
+  // followed by loss(want_grad = true) (generation in between changes nothing).
   void backward(float scale = 1.0f);
 
   const float* logits() const { return logits_.data(); }
 
   // Recurrent generation (lm_generate.cpp); no dropout. Logits are (B, padded_vocab), held by
-  // the state, valid until its next prefill or step. A fresh state is the state before
-  // position 0. Threads: new_state and step are const and write only the state, so several
-  // threads may generate from one model at once, each with its own states; prefill uses the
-  // layers' buffers and runs one at a time (a lock). Training (forward, loss, backward) must
-  // not run alongside, and prefill overwrites what backward() needs.
+  // the state (ModelState::logits), valid until its next prefill or step. A fresh state is the
+  // state before position 0. Threads: new_state, prefill, step and step_many are const and
+  // write only the states they are given (their scratch included), so several threads may
+  // generate from one model at once, each with its own states. They leave what training's
+  // forward() keeps for backward() alone; training (which writes the parameters) must not run
+  // alongside.
   ModelState new_state(int B) const;
-  // Runs prompts tokens (B, L) in convolution mode from a fresh state and leaves every layer's
-  // recurrent state (or KV cache) after them; returns the logits of the last position.
-  const float* prefill(const int32_t* tokens, int B, int L, ModelState& state);
-  // One token per sequence (B); returns the logits that follow it.
+  // Runs prompts tokens (B, L) in convolution mode from a fresh state (an Error on a state at
+  // another position) and leaves every layer's recurrent state (or KV cache) after them;
+  // returns the logits of the last position. Peak scratch: about one layer's activations of
+  // the prompt, in the state, released before it returns.
+  const float* prefill(const int32_t* tokens, int B, int L, ModelState& state) const;
+  // One token per sequence (B); returns the logits that follow it. step_many of one state.
   const float* step(const int32_t* tokens, ModelState& state) const;
-  // When true, prefill frees each layer's saved activations as soon as the next layer runs,
-  // so a long prompt's peak memory is one layer's activations instead of all layers' (at 2.7B,
-  // about 0.25 MB instead of 7 MB per prompt token). The next prefill or forward then touches
-  // fresh pages; `hippo generate` turns it on, benchmarks that repeat prefills leave it off.
-  bool release_prefill_activations = false;
+  // One step of several states at once, each at its own position and of any batch: `tokens`
+  // holds one token per sequence of every state, stacked in order (state k's batch tokens after
+  // those of states 0..k-1). The dense products (projections, MLP, norms, head) run once over
+  // all rows; the recurrent parts (SSM steps, each state's own KV cache, learned positions at
+  // each state's position) per state. Each state's logits equal those of stepping it alone
+  // and are left in its own `logits` buffer (state->logits.data(), (batch, padded_vocab));
+  // the stacked rows' scratch is the first state's. The states must be distinct.
+  void step_many(const int32_t* tokens, std::span<ModelState* const> states) const;
   const std::vector<std::unique_ptr<Block>>& blocks() const { return blocks_; }
 
   // Inference weights (models/load.h, models/bf16_weights.h): memory that parameters point into
@@ -115,9 +123,6 @@ class LanguageModel {
   std::vector<Buffer> masks_;  // dropout masks, one per site
   float loss_scale_ = 0;       // 1 / count of the last loss()
   bool grad_ready_ = false;    // dlogits_ belongs to the last forward (loss with want_grad)
-  // prefill's scratch (the layers' saved activations are overwritten by prefill too).
-  Buffer gen_resid_, gen_normed_, gen_branch_;
-  std::mutex prefill_mutex_;
 
   std::vector<std::shared_ptr<const void>> external_;
 
@@ -127,8 +132,9 @@ class LanguageModel {
   void tied_head(const float* x, int64_t rows, float* logits) const;
   // Embedding (+ learned positions from `pos0`) of rows = B*L tokens into r.
   void embed(const int32_t* tokens, int B, int L, int64_t pos0, float* r) const;
-  // LN_f and the tied head on B rows of r, into state.logits.
-  const float* head(const float* r, int B, ModelState& state) const;
+  // LN_f and the tied head on `rows` rows of r, into state.logits (state.final and .stats as
+  // scratch).
+  const float* head(const float* r, int64_t rows, ModelState& state) const;
 
   void dropout_forward(float* x, int64_t n, int site);
   void dropout_backward(float* dx, int64_t n, int site);

@@ -33,27 +33,27 @@ void LanguageModel::embed(const int32_t* tokens, int B, int L, int64_t pos0, flo
   }
 }
 
-const float* LanguageModel::head(const float* r, int B, ModelState& state) const {
+const float* LanguageModel::head(const float* r, int64_t rows, ModelState& state) const {
   const int d = cfg_.d_model;
   const int64_t V = cfg_.padded_vocab();
-  float* fin = state.final.get(static_cast<size_t>(B) * d);
-  ln_f_.forward_inference(r, fin, B, state.stats);
-  float* logits = state.logits.get(static_cast<size_t>(B * V));
+  float* fin = state.final.get(static_cast<size_t>(rows) * d);
+  ln_f_.forward_inference(r, fin, rows, state.stats);
+  float* logits = state.logits.get(static_cast<size_t>(rows * V));
   // Batched: in blocks of vocabulary rows. One oneDNN call over the whole (V, d) embedding
   // with a few rows of activations measured about twice as slow at batch 8 as these blocks,
   // which also split evenly over threads. At batch 1 the single call (a GEMV) is as fast.
   // bf16 weights: the bf16 kernel streams the embedding once for all rows already.
-  if (B == 1 || wte_.bf16) {
-    tied_head(fin, B, logits);
+  if (rows == 1 || wte_.bf16) {
+    tied_head(fin, rows, logits);
     return logits;
   }
   const float* E = wte_.value.data();
   constexpr int64_t kBlock = 256;
   const int64_t blocks = (V + kBlock - 1) / kBlock;
-  parallel_range(blocks, worth_parallel_step(int64_t{B} * V * d), [&](int64_t b0, int64_t b1) {
+  parallel_range(blocks, worth_parallel_step(rows * V * d), [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t v0 = blk * kBlock, nv = std::min(kBlock, V - v0);
-      gemm(false, true, B, nv, d, 1.0f, fin, d, E + v0 * d, d, 0.0f, logits + v0, V);
+      gemm(false, true, rows, nv, d, 1.0f, fin, d, E + v0 * d, d, 0.0f, logits + v0, V);
     }
   });
   return logits;
@@ -65,66 +65,103 @@ static void check_state(const ModelState& st, const ModelConfig& cfg, const char
               "; the model has ", cfg.n_layer, " layers (use the model's new_state)");
 }
 
-const float* LanguageModel::prefill(const int32_t* tokens, int B, int L, ModelState& state) {
+// Const, and every buffer it writes is the state's: see the thread rules in lm.h.
+const float* LanguageModel::prefill(const int32_t* tokens, int B, int L,
+                                    ModelState& state) const {
   check_state(state, cfg_, "prefill");
   HIPPO_CHECK(B == state.batch, "prefill: batch ", B, " but the state was made for batch ",
               state.batch);
   HIPPO_CHECK(L >= 1, "prefill: prompt length must be >= 1, got ", L);
   HIPPO_CHECK(state.position == 0, "prefill needs a fresh state; this one is at position ",
               state.position, " (continue it with step)");
-  const std::lock_guard<std::mutex> lock(prefill_mutex_);  // the layers' buffers are shared
-  grad_ready_ = false;  // the layers' saved activations are about to change
   const int d = cfg_.d_model;
   const int64_t rows = static_cast<int64_t>(B) * L, n = rows * d;
-  float* r = gen_resid_.get(static_cast<size_t>(n));
-  float* normed = gen_normed_.get(static_cast<size_t>(n));
-  float* branch = gen_branch_.get(static_cast<size_t>(n));
-  embed(tokens, B, L, 0, r);
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    Block& b = *blocks_[i];
-    b.norm1.forward(r, normed, rows);
-    b.mixer->prefill(normed, branch, B, L, *state.layers[i]);
-    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-    b.norm2.forward(r, normed, rows);
-    b.mlp.forward(normed, branch, rows);
-    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-    if (release_prefill_activations) {
-      b.norm1.release_activations();
-      b.mixer->release_activations();
-      b.norm2.release_activations();
-      b.mlp.release_activations();
-    }
-  }
-  state.position = L;
-  // Only the last position of each sequence needs logits.
-  float* last = gen_normed_.data();
-  for (int bi = 0; bi < B; ++bi)
-    std::memcpy(last + static_cast<int64_t>(bi) * d, r + (static_cast<int64_t>(bi) * L + L - 1) * d,
-                sizeof(float) * d);
-  return head(last, B, state);
-}
-
-// Const, and every buffer it writes is the state's: see the thread rules in lm.h.
-const float* LanguageModel::step(const int32_t* tokens, ModelState& state) const {
-  check_state(state, cfg_, "step");
-  const int B = state.batch, d = cfg_.d_model;
-  const int64_t n = static_cast<int64_t>(B) * d;
   float* r = state.resid.get(static_cast<size_t>(n));
   float* normed = state.normed.get(static_cast<size_t>(n));
   float* branch = state.branch.get(static_cast<size_t>(n));
-  embed(tokens, B, 1, state.position, r);
+  embed(tokens, B, L, 0, r);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const Block& b = *blocks_[i];
-    const Mixer& mixer = *b.mixer;
-    b.norm1.forward_inference(r, normed, B, state.stats);
-    mixer.step(normed, branch, *state.layers[i]);
+    b.norm1.forward_inference(r, normed, rows, state.stats);
+    b.mixer->prefill(normed, branch, B, L, *state.layers[i], state.work);
     for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-    b.norm2.forward_inference(r, normed, B, state.stats);
-    b.mlp.forward_inference(normed, branch, B, state.hidden);
+    b.norm2.forward_inference(r, normed, rows, state.stats);
+    b.mlp.forward_inference(normed, branch, rows, state.hidden);
     for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
   }
-  ++state.position;
-  return head(r, B, state);
+  state.position = L;
+  // Only the last position of each sequence needs logits.
+  for (int bi = 0; bi < B; ++bi)
+    std::memcpy(normed + static_cast<int64_t>(bi) * d,
+                r + (static_cast<int64_t>(bi) * L + L - 1) * d, sizeof(float) * d);
+  const float* logits = head(normed, B, state);
+  // The prompt's scratch goes: a state kept for decoding holds what decoding needs.
+  release_buffers(state.resid, state.normed, state.branch, state.hidden, state.stats);
+  state.work.release();
+  return logits;
+}
+
+const float* LanguageModel::step(const int32_t* tokens, ModelState& state) const {
+  ModelState* one = &state;
+  step_many(tokens, std::span<ModelState* const>(&one, 1));
+  return state.logits.data();
+}
+
+// Const, and every buffer it writes is one of the states': see the thread rules in lm.h.
+void LanguageModel::step_many(const int32_t* tokens, std::span<ModelState* const> states) const {
+  HIPPO_CHECK(!states.empty(), "step_many: no states");
+  // Every check before anything changes, so that a refused call leaves all states as they were.
+  int64_t rows = 0;  // sequences of all states
+  for (const ModelState* st : states) {
+    HIPPO_CHECK(st != nullptr, "step_many: a null state");
+    check_state(*st, cfg_, "step");
+    HIPPO_CHECK(!cfg_.learned_pos || st->position + 1 <= cfg_.max_position,
+                "generation: position ", st->position, " is beyond the model's max_position ",
+                cfg_.max_position);
+    rows += st->batch;
+  }
+  if (states.size() > 1) {
+    std::vector<const ModelState*> sorted(states.begin(), states.end());
+    std::sort(sorted.begin(), sorted.end());
+    HIPPO_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(),
+                "step_many: the same state is given twice");
+  }
+  ModelState& first = *states[0];
+  const int d = cfg_.d_model;
+  const int64_t n = rows * d;
+  float* r = first.resid.get(static_cast<size_t>(n));
+  float* normed = first.normed.get(static_cast<size_t>(n));
+  float* branch = first.branch.get(static_cast<size_t>(n));
+  {
+    int64_t off = 0;
+    for (const ModelState* st : states) {  // each state's positions are its own
+      embed(tokens + off, st->batch, 1, st->position, r + off * d);
+      off += st->batch;
+    }
+  }
+  std::vector<MixerState*> layer(states.size());
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const Block& b = *blocks_[i];
+    for (size_t k = 0; k < states.size(); ++k) layer[k] = states[k]->layers[i].get();
+    b.norm1.forward_inference(r, normed, rows, first.stats);
+    b.mixer->step_many(normed, branch, layer);
+    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
+    b.norm2.forward_inference(r, normed, rows, first.stats);
+    b.mlp.forward_inference(normed, branch, rows, first.hidden);
+    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
+  }
+  for (ModelState* st : states) ++st->position;
+  // The head over all rows into the first state's logits, then each other state's rows into
+  // its own.
+  const float* all = head(r, rows, first);
+  const int64_t V = cfg_.padded_vocab();
+  int64_t off = first.batch;
+  for (size_t k = 1; k < states.size(); ++k) {
+    ModelState& st = *states[k];
+    float* dst = st.logits.get(static_cast<size_t>(st.batch * V));
+    std::memcpy(dst, all + off * V, sizeof(float) * static_cast<size_t>(st.batch * V));
+    off += st.batch;
+  }
 }
 
 }  // namespace hippo

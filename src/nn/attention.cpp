@@ -56,9 +56,9 @@ void Attention::rotate(float* v, const float* c, const float* s, bool inverse) c
   }
 }
 
-void Attention::rotate_qk(float* qkv, int B, int L, bool inverse) {
+void Attention::rotate_qk(float* qkv, int B, int L, bool inverse, Buffer& table_buf) const {
   const int h = rot_ / 2;
-  float* table = rot_table_.get(static_cast<size_t>(L) * 2 * h);
+  float* table = table_buf.get(static_cast<size_t>(L) * 2 * h);
   for (int t = 0; t < L; ++t) rotary_angles(t, table + t * 2 * h, table + t * 2 * h + h);
   const int64_t rows = static_cast<int64_t>(B) * L;
 #pragma omp parallel for schedule(static) if (rows * d_ > 32768)
@@ -77,29 +77,30 @@ bool Attention::parallel_worthwhile(int B, int L) const {
   return static_cast<int64_t>(B) * heads_ * L * L * dh_ > (int64_t{1} << 16);
 }
 
-void Attention::forward(const float* x, float* y, int B, int L) { run(x, y, B, L, true); }
+void Attention::forward(const float* x, float* y, int B, int L) {
+  HIPPO_CHECK(B > 0 && L > 0, "Attention: forward needs B > 0 and L > 0, got B=", B, " L=", L);
+  B_ = B;
+  L_ = L;
+  const int64_t rows = static_cast<int64_t>(B) * L;
+  float* xs = x_.get(rows * d_);
+  std::memcpy(xs, x, sizeof(float) * rows * d_);
+  float* probs = probs_.get(static_cast<size_t>(B) * heads_ * L * L);
+  Acts a{qkv_, ctx_, block_, rot_table_};
+  run(xs, y, B, L, probs, a);
+}
 
 // Causal attention in blocks of kRowBlock query rows: block [i0, i1) only meets keys [0, i1),
 // which skips most of the masked half of QK^T and PV. Training keeps every probability row
 // (B*heads*L*L floats) for backward; inference needs only a block per thread.
-void Attention::run(const float* x, float* y, int B, int L, bool keep) {
-  HIPPO_CHECK(B > 0 && L > 0, "Attention: forward needs B > 0 and L > 0, got B=", B, " L=", L);
-  B_ = keep ? B : 0;  // backward after an inference pass is an error
-  L_ = L;
+void Attention::run(const float* x, float* y, int B, int L, float* probs, Acts& a) const {
+  const bool keep = probs != nullptr;
   const int64_t rows = static_cast<int64_t>(B) * L, d3 = 3 * d_, LL = static_cast<int64_t>(L) * L;
-  const float* xin = x;
-  if (keep) {
-    float* xs = x_.get(rows * d_);
-    std::memcpy(xs, x, sizeof(float) * rows * d_);
-    xin = xs;
-  }
-  float* qkv = qkv_.get(rows * d3);
-  Wqkv.forward(xin, qkv, rows);
-  if (rot_ > 0) rotate_qk(qkv, B, L, false);
-  float* probs = keep ? probs_.get(static_cast<size_t>(B) * heads_ * LL) : nullptr;
+  float* qkv = a.qkv.get(rows * d3);
+  Wqkv.forward(x, qkv, rows);
+  if (rot_ > 0) rotate_qk(qkv, B, L, false, a.rot_table);
   float* scratch =
-      keep ? nullptr : block_.get(static_cast<size_t>(omp_get_max_threads()) * kRowBlock * L);
-  float* ctx = ctx_.get(rows * d_);
+      keep ? nullptr : a.block.get(static_cast<size_t>(omp_get_max_threads()) * kRowBlock * L);
+  float* ctx = a.ctx.get(rows * d_);
   // One (batch, head) per iteration; the GEMMs inside run single-threaded.
 #pragma omp parallel for schedule(dynamic) if (parallel_worthwhile(B, L))
   for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
@@ -166,7 +167,7 @@ void Attention::backward(const float* dy, float* dx) {
       gemm(true, false, i1, dh_, m, scale_, dP, L, Q + i0 * d3, d3, 1.0f, dK, d3);  // dK += dS^T Q
     }
   }
-  if (rot_ > 0) rotate_qk(dqkv, B, L, true);
+  if (rot_ > 0) rotate_qk(dqkv, B, L, true, rot_table_);
   Wqkv.backward(x_.data(), dqkv, dx, rows);
 }
 
@@ -198,15 +199,18 @@ static void reserve_cache(AttentionCache& c, int heads, int dh, int64_t need) {
   c.capacity = cap;
 }
 
-void Attention::prefill(const float* x, float* y, int B, int L, MixerState& state) {
+void Attention::prefill(const float* x, float* y, int B, int L, MixerState& state,
+                        Workspace& ws) const {
   AttentionCache& c = as_cache(state);
   HIPPO_CHECK(c.batch == B, "Attention: prefill with B=", B, " on a state made for B=", c.batch);
   HIPPO_CHECK(c.len == 0, "Attention: prefill needs a fresh state, this one holds ", c.len,
               " tokens");
-  run(x, y, B, L, false);
+  HIPPO_CHECK(L > 0, "Attention: prefill needs L > 0, got L=", L);
+  Acts a{ws.slot(0), ws.slot(1), ws.slot(2), ws.slot(3)};
+  run(x, y, B, L, nullptr, a);
   reserve_cache(c, heads_, dh_, L);
   const int64_t d3 = 3 * d_;
-  const float* qkv = qkv_.data();  // k already rotated by run()
+  const float* qkv = a.qkv.data();  // k already rotated by run()
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < heads_; ++h) {
       float* kc = c.k.data() + (static_cast<int64_t>(b) * heads_ + h) * c.capacity * dh_;
@@ -220,14 +224,11 @@ void Attention::prefill(const float* x, float* y, int B, int L, MixerState& stat
   c.len = L;
 }
 
-void Attention::step(const float* x, float* y, MixerState& state) const {
-  AttentionCache& c = as_cache(state);
+void Attention::attend_step(AttentionCache& c, float* qkv, float* ctx) const {
   const int B = c.batch, pos = c.len, n = pos + 1;
   const int64_t d3 = 3 * d_;
   reserve_cache(c, heads_, dh_, n);
-  float* qkv = c.qkv.get(static_cast<size_t>(B) * d3);
-  Wqkv.forward(x, qkv, B);
-  if (rot_ > 0) {
+  if (rot_ > 0) {  // at this state's own position
     float* cs = c.rot.get(rot_);
     rotary_angles(pos, cs, cs + rot_ / 2);
     for (int b = 0; b < B; ++b)
@@ -236,7 +237,6 @@ void Attention::step(const float* x, float* y, MixerState& state) const {
         rotate(qkv + b * d3 + d_ + h * dh_, cs, cs + rot_ / 2, false);
       }
   }
-  float* ctx = c.ctx.get(static_cast<size_t>(B) * d_);
   // Sized by the cache capacity, not n, so that the buffer grows with the cache (doubling)
   // rather than on every token.
   float* scores = c.scores.get(static_cast<size_t>(B) * heads_ * c.capacity);
@@ -268,7 +268,23 @@ void Attention::step(const float* x, float* y, MixerState& state) const {
     }
   });
   c.len = n;
-  out_proj.forward(ctx, y, B);
+}
+
+void Attention::step_many(const float* x, float* y, std::span<MixerState* const> states) const {
+  HIPPO_CHECK(!states.empty(), "Attention::step_many: no states");
+  int64_t rows = 0;  // all states' sequences
+  for (MixerState* s : states) rows += as_cache(*s).batch;
+  AttentionCache& first = as_cache(*states[0]);
+  float* qkv = first.qkv.get(static_cast<size_t>(rows) * 3 * d_);
+  float* ctx = first.ctx.get(static_cast<size_t>(rows) * d_);
+  Wqkv.forward(x, qkv, rows);
+  int64_t off = 0;
+  for (MixerState* s : states) {
+    AttentionCache& c = as_cache(*s);
+    attend_step(c, qkv + off * 3 * d_, ctx + off * d_);
+    off += c.batch;
+  }
+  out_proj.forward(ctx, y, rows);
 }
 
 void Attention::forward_reference(const float* x, float* y, int B, int L) const {

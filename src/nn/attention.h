@@ -34,10 +34,12 @@ class Attention : public Mixer {
   void init(Rng& rng, int n_layer, float std = 0.02f) override;
 
   std::unique_ptr<MixerState> new_state(int B) const override;
-  // One batched forward over the prompt (no backward state, O(threads * L) score memory);
-  // fills the cache of a fresh state.
-  void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
-  void step(const float* x, float* y, MixerState& state) const override;
+  // One batched forward over the prompt in `ws` (no backward state, O(threads * L) score
+  // memory); fills the cache of a fresh state (an Error on one that holds tokens).
+  using Mixer::prefill;
+  void prefill(const float* x, float* y, int B, int L, MixerState& state,
+               Workspace& ws) const override;
+  void step_many(const float* x, float* y, std::span<MixerState* const> states) const override;
 
   // The plain path: triple loops in double precision, nothing kept. Tests hold forward to it.
   void forward_reference(const float* x, float* y, int B, int L) const;
@@ -54,11 +56,21 @@ class Attention : public Mixer {
   void rotary_angles(int64_t t, float* c, float* s) const;
   // Rotates the first rot_ dims of one head vector by the angles (inverse = transpose).
   void rotate(float* v, const float* c, const float* s, bool inverse) const;
-  // Applies rotary (or its transpose) to q and k of every row of a (B*L, 3d) buffer.
-  void rotate_qk(float* qkv, int B, int L, bool inverse);
+  // Applies rotary (or its transpose) to q and k of every row of a (B*L, 3d) buffer;
+  // `table` is scratch for the angles.
+  void rotate_qk(float* qkv, int B, int L, bool inverse, Buffer& table) const;
   bool parallel_worthwhile(int B, int L) const;
-  // The forward pass; keep = training (saves what backward needs).
-  void run(const float* x, float* y, int B, int L, bool keep);
+  // Where a forward pass puts q, k, v (B*L, 3d), the context (B*L, d) and its scratch: the
+  // layer's buffers (training) or a workspace's (prefill).
+  struct Acts {
+    Buffer &qkv, &ctx, &block, &rot_table;
+  };
+  // The forward pass shared by training and prefill. With `probs` (B*heads*L*L), keeps every
+  // probability row there for backward; without, needs only a block of rows per thread.
+  void run(const float* x, float* y, int B, int L, float* probs, Acts& a) const;
+  // Attention of one state's new token over its cache: rotates q and k of its rows of qkv
+  // (B, 3d) in place at its position, appends k and v to the cache, writes the context rows.
+  void attend_step(AttentionCache& c, float* qkv, float* ctx) const;
 
   // Query rows per causal block (small enough to skip most masked work, big enough for GEMM).
   static constexpr int kRowBlock = 32;

@@ -69,15 +69,9 @@ void H3::init(Rng& rng, int n_layer, float std) {
 
 bool H3::fused_h3() const { return diag_ && p_ == 1 && !reference_conv; }
 
-// kv[b,i,j,h] = k'[b,h*p+i] * v[b,h*p+j], from the k' and v the last forward saved. The fused
-// forward never forms it, so it is made here on demand (prefill's state needs it).
-const float* H3::saved_kv() {
-  if (kv_ready_) return kv_.data();
-  const int B = B_, L = L_, d = d_, p = p_, H = H_;
+void H3::form_kv(const float* ks, const float* vT, float* kv, int B, int L) const {
+  const int d = d_, p = p_, H = H_;
   const int64_t nkv = static_cast<int64_t>(B) * L * d * p;
-  const float* ks = shift_ ? ks_.data() : kT_.data();
-  const float* vT = vT_.data();
-  float* kv = kv_.get(sz(nkv));
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
@@ -88,8 +82,22 @@ const float* H3::saved_kv() {
           float* o = kv + ((static_cast<int64_t>(b * p + i) * p + j) * H + h) * L;
           for (int l = 0; l < L; ++l) o[l] = kr[l] * vr[l];
         }
+}
+
+// k' ⊙ v of the last forward. The fused forward never forms it, so it is made on demand.
+const float* H3::saved_kv() {
+  if (kv_ready_) return kv_.data();
+  const int64_t nkv = static_cast<int64_t>(B_) * L_ * d_ * p_;
+  form_kv(shift_ ? ks_.data() : kT_.data(), vT_.data(), kv_.get(sz(nkv)), B_, L_);
   kv_ready_ = true;
-  return kv;
+  return kv_.data();
+}
+
+H3::Acts H3::own_acts() { return Acts{tmp_, qT_, kT_, vT_, ks_, kv_, zD_, yT_, ypre_}; }
+
+H3::Acts H3::workspace_acts(Workspace& ws) {
+  return Acts{ws.slot(0), ws.slot(1), ws.slot(2), ws.slot(3), ws.slot(4),
+              ws.slot(5), ws.slot(6), ws.slot(7), ws.slot(8)};
 }
 
 void H3::forward(const float* x, float* y, int B, int L) {
@@ -97,29 +105,45 @@ void H3::forward(const float* x, float* y, int B, int L) {
   B_ = B;
   L_ = L;
   kv_ready_ = false;  // k' and v change below
-  const int d = d_, p = p_, H = H_, N = N_;
-  const int64_t n = static_cast<int64_t>(B) * L * d;  // elements of one (B, L, d) tensor
-  const int64_t nkv = n * p;                           // (B, p, p, H, L)
+  const int64_t n = static_cast<int64_t>(B) * L * d_;  // elements of one (B, L, d) tensor
   if (n == 0) return;
   float* xs = x_.get(sz(n));
   std::memcpy(xs, x, sizeof(float) * n);
-  float* tmp = tmp_.get(sz(n));
-  float* qT = qT_.get(sz(n));
-  float* kT = kT_.get(sz(n));
-  float* vT = vT_.get(sz(n));
-  q_proj.forward(xs, tmp, static_cast<int64_t>(B) * L);
+  float* Ks = nullptr;
+  float* Kd = nullptr;
+  if (shift_) {
+    Ks = Ks_.get(sz(static_cast<int64_t>(d_) * N_));
+    shift_->kernel(Ks);
+  }
+  if (diag_) {
+    Kd = Kd_.get(sz(static_cast<int64_t>(H_) * L));
+    diag_->kernel(Kd, L);  // also discretises, for backward
+  }
+  Acts a = own_acts();
+  forward_body(xs, y, B, L, Ks, Kd, a);
+  kv_ready_ = !fused_h3();
+}
+
+void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, const float* Kd,
+                      Acts& a) const {
+  const int d = d_, p = p_, H = H_, N = N_;
+  const int64_t n = static_cast<int64_t>(B) * L * d;  // elements of one (B, L, d) tensor
+  const int64_t nkv = n * p;                           // (B, p, p, H, L)
+  float* tmp = a.tmp.get(sz(n));
+  float* qT = a.qT.get(sz(n));
+  float* kT = a.kT.get(sz(n));
+  float* vT = a.vT.get(sz(n));
+  q_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
   to_channel_major(tmp, qT, B, L, d);
-  k_proj.forward(xs, tmp, static_cast<int64_t>(B) * L);
+  k_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
   to_channel_major(tmp, kT, B, L, d);
-  v_proj.forward(xs, tmp, static_cast<int64_t>(B) * L);
+  v_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
   to_channel_major(tmp, vT, B, L, d);
 
   // k' = ShiftSSM(k) + ssm_k_D k.
   const float* ks = kT;
   if (shift_) {
-    float* Ks = Ks_.get(sz(static_cast<int64_t>(d) * N));
-    shift_->kernel(Ks);
-    float* out = ks_.get(sz(n));
+    float* out = a.ks.get(sz(n));
     causal_conv_direct(kT, Ks, out, B, d, L, N);
     skip_forward(kT, ssm_k_D.value.data(), out, B, d, L);
     ks = out;
@@ -128,23 +152,20 @@ void H3::forward(const float* x, float* y, int B, int L) {
   // head_dim 1 with the diagonal SSM: one fused FlashConv pass per channel computes
   // y = q ⊙ (Kd * (k' ⊙ v) + D k' ⊙ v) without writing k' ⊙ v or the convolution out.
   if (fused_h3()) {
-    float* Kd = Kd_.get(sz(static_cast<int64_t>(H) * L));
-    diag_->kernel(Kd, L);
-    float* yT = yT_.get(sz(n));
+    float* yT = a.yT.get(sz(n));
     flashconv_h3_fwd(qT, ks, vT, Kd, D.value.data(), yT, B, H, L);
-    float* ypre = ypre_.get(sz(n));
+    float* ypre = a.ypre.get(sz(n));
     to_channels_last(yT, ypre, B, L, d);
     output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
     return;
   }
 
-  const float* kv = saved_kv();
+  float* kv = a.kv.get(sz(nkv));
+  form_kv(ks, vT, kv, B, L);
   // zD = DiagSSM(kv) + D kv, one kernel per head shared by its p*p sequences.
   const float* zD = kv;
   if (diag_) {
-    float* Kd = Kd_.get(sz(static_cast<int64_t>(H) * L));
-    diag_->kernel(Kd, L);
-    float* out = zD_.get(sz(nkv));
+    float* out = a.zD.get(sz(nkv));
     const float* Dh = D.value.data();
     if (reference_conv) {
       fft_causal_conv(kv, Kd, out, B * p * p, H, L);
@@ -156,7 +177,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
   }
 
   // y[b,h*p+j] = sum_i q[b,h*p+i] * zD[b,i,j,h].
-  float* yT = yT_.get(sz(n));
+  float* yT = a.yT.get(sz(n));
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
@@ -169,7 +190,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
           for (int l = 0; l < L; ++l) o[l] += qr[l] * zr[l];
         }
       }
-  float* ypre = ypre_.get(sz(n));
+  float* ypre = a.ypre.get(sz(n));
   to_channels_last(yT, ypre, B, L, d);
   output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
 }
@@ -325,13 +346,28 @@ H3State& as_h3_state(MixerState& state, int B_expected, bool check_B) {
 }
 }  // namespace
 
-void H3::prefill(const float* x, float* y, int B, int L, MixerState& state) {
+void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
+                 Workspace& ws) const {
   H3State& st = as_h3_state(state, B, true);
-  forward(x, y, B, L);  // also refreshes the discretisation
+  HIPPO_CHECK(L >= 0, "H3::prefill: negative prompt length L=", L);
   if (L == 0) return;
   const int d = d_, p = p_, H = H_, N = N_;
+  float* Ks = nullptr;
+  float* Kd = nullptr;
+  S4DKernel::Discrete dyn;  // one snapshot of the dynamics for the kernel and the state
   if (shift_) {
-    const float* kT = kT_.data();
+    Ks = ws.slot(9).get(sz(static_cast<int64_t>(d) * N));
+    shift_->kernel(Ks);
+  }
+  if (diag_) {
+    dyn = diag_->discretized();
+    Kd = ws.slot(10).get(sz(static_cast<int64_t>(H) * L));
+    diag_->kernel(dyn, Kd, L);
+  }
+  Acts a = workspace_acts(ws);
+  forward_body(x, y, B, L, Ks, Kd, a);
+  if (shift_) {
+    const float* kT = a.kT.data();
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * L * N))
     for (int b = 0; b < B; ++b)
       for (int c = 0; c < d; ++c)
@@ -339,32 +375,28 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state) {
                              st.shift.data() + (static_cast<int64_t>(b) * d + c) * N);
   }
   if (diag_) {
-    st.diag_dynamics = diag_->step_params();  // what forward() just discretised
-    const float* kv = saved_kv();  // the fused forward does not form k' ⊙ v
+    st.diag_dynamics = diag_->step_params();
+    const float* kv = a.kv.data();
+    if (fused_h3()) {  // the fused forward does not form k' ⊙ v
+      float* out = a.kv.get(sz(static_cast<int64_t>(B) * L * d * p));
+      form_kv(shift_ ? a.ks.data() : a.kT.data(), a.vT.data(), out, B, L);
+      kv = out;
+    }
     const int M = diag_->M();
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * p * L * diag_->M()))
     for (int g = 0; g < B * p * p; ++g)
       for (int h = 0; h < H; ++h) {
         const int64_t idx = static_cast<int64_t>(g) * H + h;
-        diag_->prompt_state(h, kv + idx * L, L, st.diag.data() + idx * M);
+        diag_->prompt_state(dyn, h, kv + idx * L, L, st.diag.data() + idx * M);
       }
   }
 }
 
-void H3::step(const float* x, float* y, MixerState& state) const {
-  H3State& st = as_h3_state(state, 0, false);
+void H3::step_state(H3State& st, const float* q, float* k, const float* v, float* yp) const {
   const int B = st.B, d = d_, p = p_, H = H_, N = N_;
-  const int64_t n = static_cast<int64_t>(B) * d;
-  float* q = st.q.get(sz(n));
-  float* k = st.k.get(sz(n));
-  float* v = st.v.get(sz(n));
-  float* yp = st.y.get(sz(n));
+  const int64_t rows = static_cast<int64_t>(B) * d;
   if (diag_ && !st.diag_dynamics) st.diag_dynamics = diag_->step_params();
   const S4DStepParams* dyn = st.diag_dynamics.get();
-  q_proj.forward(x, q, B);
-  k_proj.forward(x, k, B);
-  v_proj.forward(x, v, B);
-  const int64_t rows = n;
   if (shift_) {
     const float* Dk = ssm_k_D.value.data();
     float* S = st.shift.data();
@@ -398,7 +430,28 @@ void H3::step(const float* x, float* y, MixerState& state) const {
       }
     }
   });
-  output_linear.forward(yp, y, B);
+}
+
+void H3::step_many(const float* x, float* y, std::span<MixerState* const> states) const {
+  HIPPO_CHECK(!states.empty(), "H3::step_many: no states");
+  int64_t rows = 0;  // all states' sequences
+  for (MixerState* s : states) rows += as_h3_state(*s, 0, false).B;
+  H3State& first = as_h3_state(*states[0], 0, false);
+  const int64_t n = rows * d_;
+  float* q = first.q.get(sz(n));
+  float* k = first.k.get(sz(n));
+  float* v = first.v.get(sz(n));
+  float* yp = first.y.get(sz(n));
+  q_proj.forward(x, q, rows);
+  k_proj.forward(x, k, rows);
+  v_proj.forward(x, v, rows);
+  int64_t off = 0;
+  for (MixerState* s : states) {
+    H3State& st = as_h3_state(*s, 0, false);
+    step_state(st, q + off, k + off, v + off, yp + off);
+    off += static_cast<int64_t>(st.B) * d_;
+  }
+  output_linear.forward(yp, y, rows);
 }
 
 void H3::release_activations() {

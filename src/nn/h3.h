@@ -48,9 +48,12 @@ class H3 : public Mixer {
 
   // The state steps with the dynamics of the parameter values at new_state (or prefill).
   std::unique_ptr<MixerState> new_state(int B) const override;
-  // Runs forward() on the prompt (replacing what backward would use), then sets the states.
-  void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
-  void step(const float* x, float* y, MixerState& state) const override;
+  // The forward pass on the prompt in `ws`, then the states after it (overwritten: the same
+  // as from a fresh state).
+  using Mixer::prefill;
+  void prefill(const float* x, float* y, int B, int L, MixerState& state,
+               Workspace& ws) const override;
+  void step_many(const float* x, float* y, std::span<MixerState* const> states) const override;
 
   int d() const { return d_; }
   int d_state() const { return N_; }
@@ -71,6 +74,24 @@ class H3 : public Mixer {
   // head_dim 1 with the diagonal SSM and FlashConv: forward/backward run the fused H3 op.
   bool fused_h3() const;
   const float* saved_kv();
+
+  // Where a forward pass puts its activations: the layer's own buffers (training, kept for
+  // backward) or a workspace's (prefill). Channel-major (B, d, L) unless noted.
+  struct Acts {
+    Buffer &tmp, &qT, &kT, &vT, &ks, &kv, &zD, &yT, &ypre;
+  };
+  Acts own_acts();
+  static Acts workspace_acts(Workspace& ws);
+  // The forward pass shared by training and prefill, on kernels the caller computed:
+  // Ks (d, N) of the shift SSM, Kd (H, L) of the diagonal SSM (null where absent). Forms
+  // a.kv (k' ⊙ v) except on the fused path.
+  void forward_body(const float* x, float* y, int B, int L, const float* Ks, const float* Kd,
+                    Acts& a) const;
+  // kv[b,i,j,h] = k'[b,h*p+i] * v[b,h*p+j] (channel-major k' and v).
+  void form_kv(const float* ks, const float* vT, float* kv, int B, int L) const;
+  // The recurrent part of one step of one state on its rows of the projections: k is
+  // overwritten with k', yp gets the pre-output-projection rows.
+  void step_state(H3State& st, const float* q, float* k, const float* v, float* yp) const;
 
  public:
   void release_activations() override;

@@ -23,26 +23,25 @@ void Mlp::init(Rng& rng, int n_layer, float std) {
   fc2.init(rng, static_cast<float>(std / std::sqrt(2.0 * n_layer)));
 }
 
+void Mlp::run(const float* x, float* y, int64_t rows, float* pre, float* act) const {
+  fc1.forward(x, pre, rows);
+  gelu_forward(pre, act, rows * 4 * d_);
+  fc2.forward(act, y, rows);
+}
+
 void Mlp::forward(const float* x, float* y, int64_t rows) {
   HIPPO_CHECK(x != y, "Mlp: forward output must not alias its input");
   const size_t n = static_cast<size_t>(rows) * d_, h = 4 * n;
   float* xs = x_.get(n);
   std::memcpy(xs, x, sizeof(float) * n);
-  float* pre = pre_.get(h);
-  float* act = act_.get(h);
   rows_ = rows;
-  fc1.forward(xs, pre, rows);
-  gelu_forward(pre, act, static_cast<int64_t>(h));
-  fc2.forward(act, y, rows);
+  run(xs, y, rows, pre_.get(h), act_.get(h));
 }
 
 void Mlp::forward_inference(const float* x, float* y, int64_t rows, Buffer& hidden) const {
   HIPPO_CHECK(x != y, "Mlp: forward output must not alias its input");
-  const size_t h = static_cast<size_t>(rows) * 4 * d_;
-  float* act = hidden.get(h);
-  fc1.forward(x, act, rows);
-  gelu_forward(act, act, static_cast<int64_t>(h));  // elementwise: in place is fine
-  fc2.forward(act, y, rows);
+  float* act = hidden.get(static_cast<size_t>(rows) * 4 * d_);
+  run(x, y, rows, act, act);  // the activation in place of the pre-activation
 }
 
 void Mlp::backward(const float* dy, float* dx) {

@@ -29,6 +29,8 @@ class Mlp : public Module {
 
  private:
   int d_;
+  // The shared body: pre and act (rows, 4d) may be the same buffer (GELU is elementwise).
+  void run(const float* x, float* y, int64_t rows, float* pre, float* act) const;
   int64_t rows_ = 0;
   Buffer x_, pre_, act_, grad_;
 };

@@ -1,7 +1,11 @@
 // The interfaces every sequence mixer implements (parameters and Module: core/param.h).
 #pragma once
 #include <memory>
+#include <span>
+#include <string>
+#include <vector>
 
+#include "core/buffer.h"
 #include "core/param.h"
 #include "core/rng.h"
 
@@ -10,6 +14,24 @@ namespace hippo {
 // Per-sequence recurrent state of a mixer (SSM states, or an attention KV cache).
 struct MixerState {
   virtual ~MixerState() = default;
+};
+
+// Scratch of the const inference passes (prefill), owned by the caller (a sequence's
+// ModelState), so that layers write nothing of their own while generating. Numbered
+// grow-only buffers: the layers of a model run one after the other on the same workspace, so a
+// long prompt costs one layer's activations at a time. Slots held by pointer: references to
+// a slot stay valid while later slots are added, and moving a workspace cannot throw (so a
+// vector of states moves rather than copies them).
+class Workspace {
+ public:
+  Buffer& slot(size_t i) {
+    while (bufs_.size() <= i) bufs_.push_back(std::make_unique<Buffer>());
+    return *bufs_[i];
+  }
+  void release() { bufs_.clear(); }
+
+ private:
+  std::vector<std::unique_ptr<Buffer>> bufs_;
 };
 
 // A sequence mixer: H3, attention, S4D, or an ablation. Inputs and outputs are (B, L, d)
@@ -25,14 +47,31 @@ class Mixer : public Module {
   virtual void init(Rng& rng, int n_layer, float std = 0.02f) = 0;
 
   // Recurrent mode. A fresh state is the state before position 0.
-  // new_state and step are const and write nothing but the state (its scratch included):
-  // threads may step separate states of one layer at once. prefill runs forward() and uses
-  // the layer's buffers like training does: one at a time.
+  // new_state, prefill, step and step_many are const and write nothing but the states and the
+  // workspace they are given: threads may run separate states of one layer at once, and
+  // none of them touches what forward() keeps for backward().
   virtual std::unique_ptr<MixerState> new_state(int B) const = 0;
-  // Runs a prompt x (B, L, d) from a fresh `state`, writes y, leaves the state after it.
-  virtual void prefill(const float* x, float* y, int B, int L, MixerState& state) = 0;
-  // One token per sequence: x, y are (B, d).
-  virtual void step(const float* x, float* y, MixerState& state) const = 0;
+  // Runs a prompt x (B, L, d) from a fresh `state`, writes y (the numbers of the training
+  // forward), leaves the state after it. Scratch comes from `ws`. SSM states are overwritten
+  // (as if fresh); an attention cache that holds tokens is an Error.
+  virtual void prefill(const float* x, float* y, int B, int L, MixerState& state,
+                       Workspace& ws) const = 0;
+  // The same with a workspace of its own.
+  void prefill(const float* x, float* y, int B, int L, MixerState& state) const {
+    Workspace ws;
+    prefill(x, y, B, L, state, ws);
+  }
+  // One token per sequence of several states, each at its own position: x, y are the rows of
+  // all states stacked in order (state k's batch rows after those of states 0..k-1), d wide.
+  // The dense products run once over all rows, the recurrent parts per state; each state's rows
+  // equal what stepping it alone gives. The stacked rows' scratch is the first state's; the
+  // states must be distinct.
+  virtual void step_many(const float* x, float* y, std::span<MixerState* const> states) const = 0;
+  // One token per sequence of one state: x, y are (B, d). step_many of that one state.
+  void step(const float* x, float* y, MixerState& state) const {
+    MixerState* one = &state;
+    step_many(x, y, std::span<MixerState* const>(&one, 1));
+  }
 };
 
 }  // namespace hippo

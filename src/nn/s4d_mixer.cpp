@@ -46,14 +46,19 @@ void S4DMixer::forward(const float* x, float* y, int B, int L) {
   HIPPO_CHECK(B >= 0 && L >= 0, "S4DMixer::forward: negative shape B=", B, " L=", L);
   B_ = B;
   L_ = L;
+  if (static_cast<int64_t>(B) * L == 0) return;
+  float* K = K_.get(sz(static_cast<int64_t>(d_) * L));
+  kernel_->kernel(K, L);  // also discretises, for backward
+  forward_body(x, y, B, L, K, uT_, zT_, tmp_, g_);
+}
+
+void S4DMixer::forward_body(const float* x, float* y, int B, int L, const float* K, Buffer& uTb,
+                            Buffer& zTb, Buffer& tmpb, Buffer& gb) const {
   const int d = d_;
   const int64_t n = static_cast<int64_t>(B) * L * d;
-  if (n == 0) return;
-  float* uT = uT_.get(sz(n));
-  float* zT = zT_.get(sz(n));
-  float* K = K_.get(sz(static_cast<int64_t>(d) * L));
+  float* uT = uTb.get(sz(n));
+  float* zT = zTb.get(sz(n));
   to_channel_major(x, uT, B, L, d);
-  kernel_->kernel(K, L);
   const float* Dv = D.value.data();
   if (reference_conv) {
     fft_causal_conv(uT, K, zT, B, d, L);
@@ -61,9 +66,9 @@ void S4DMixer::forward(const float* x, float* y, int B, int L) {
   } else {
     flashconv_fwd(uT, K, Dv, zT, B, d, L);
   }
-  float* tmp = tmp_.get(sz(n));
+  float* tmp = tmpb.get(sz(n));
   gelu_forward(zT, tmp, n);
-  float* g = g_.get(sz(n));
+  float* g = gb.get(sz(n));
   to_channels_last(tmp, g, B, L, d);
   output_linear.forward(g, y, static_cast<int64_t>(B) * L);
 }
@@ -103,40 +108,54 @@ std::unique_ptr<MixerState> S4DMixer::new_state(int B) const {
   return st;
 }
 
-void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state) {
+void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state,
+                       Workspace& ws) const {
   S4DState& st = as_s4d_state(state);
   HIPPO_CHECK(st.B == B, "S4DMixer::prefill: state batch ", st.B, " does not match input batch ",
               B);
-  forward(x, y, B, L);
-  st.dynamics = kernel_->step_params();  // what forward() just discretised
+  HIPPO_CHECK(L >= 0, "S4DMixer::prefill: negative prompt length L=", L);
+  st.dynamics = kernel_->step_params();
   if (L == 0) return;
   const int d = d_, M = kernel_->M();
-  const float* uT = uT_.data();
+  const S4DKernel::Discrete dyn = kernel_->discretized();  // for the kernel and the state
+  float* K = ws.slot(4).get(sz(static_cast<int64_t>(d) * L));
+  kernel_->kernel(dyn, K, L);
+  forward_body(x, y, B, L, K, ws.slot(0), ws.slot(1), ws.slot(2), ws.slot(3));
+  const float* uT = ws.slot(0).data();
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * L * M))
   for (int b = 0; b < B; ++b)
     for (int c = 0; c < d; ++c) {
       const int64_t idx = static_cast<int64_t>(b) * d + c;
-      kernel_->prompt_state(c, uT + idx * L, L, st.x.data() + idx * M);
+      kernel_->prompt_state(dyn, c, uT + idx * L, L, st.x.data() + idx * M);
     }
 }
 
-void S4DMixer::step(const float* x, float* y, MixerState& state) const {
-  S4DState& st = as_s4d_state(state);
-  const int B = st.B, d = d_, M = kernel_->M();
-  float* g = st.g.get(sz(static_cast<int64_t>(B) * d));
-  if (!st.dynamics) st.dynamics = kernel_->step_params();
-  const S4DStepParams* dyn = st.dynamics.get();
+void S4DMixer::step_many(const float* x, float* y, std::span<MixerState* const> states) const {
+  HIPPO_CHECK(!states.empty(), "S4DMixer::step_many: no states");
+  const int d = d_, M = kernel_->M();
+  int64_t total = 0;  // all states' sequences
+  for (MixerState* s : states) total += as_s4d_state(*s).B;
+  float* g = as_s4d_state(*states[0]).g.get(sz(total * d));
   const float* Dv = D.value.data();
-  const int64_t rows = static_cast<int64_t>(B) * d;
-  parallel_range(rows, worth_parallel_step(rows * M), [&](int64_t r0, int64_t r1) {
-    for (int64_t idx = r0; idx < r1; ++idx) {
-      const int c = static_cast<int>(idx % d);
-      const float u = x[idx];
-      g[idx] = dyn->step(c, st.x.data() + idx * M, u) + Dv[c] * u;
-    }
-  });
-  gelu_forward(g, g, static_cast<int64_t>(B) * d);  // elementwise: in place is fine
-  output_linear.forward(g, y, B);
+  int64_t off = 0;
+  for (MixerState* s : states) {
+    S4DState& st = as_s4d_state(*s);
+    if (!st.dynamics) st.dynamics = kernel_->step_params();
+    const S4DStepParams* dyn = st.dynamics.get();
+    const int64_t rows = static_cast<int64_t>(st.B) * d;
+    const float* xs = x + off;
+    float* gs = g + off;
+    parallel_range(rows, worth_parallel_step(rows * M), [&](int64_t r0, int64_t r1) {
+      for (int64_t idx = r0; idx < r1; ++idx) {
+        const int c = static_cast<int>(idx % d);
+        const float u = xs[idx];
+        gs[idx] = dyn->step(c, st.x.data() + idx * M, u) + Dv[c] * u;
+      }
+    });
+    off += rows;
+  }
+  gelu_forward(g, g, total * d);  // elementwise: in place is fine
+  output_linear.forward(g, y, total);
 }
 
 void S4DMixer::release_activations() {

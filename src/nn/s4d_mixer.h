@@ -40,9 +40,12 @@ class S4DMixer : public Mixer {
 
   // The state steps with the dynamics of the parameter values at new_state (or prefill).
   std::unique_ptr<MixerState> new_state(int B) const override;
-  // Runs forward() on the prompt (replacing what backward would use), then sets the state.
-  void prefill(const float* x, float* y, int B, int L, MixerState& state) override;
-  void step(const float* x, float* y, MixerState& state) const override;
+  // The forward pass on the prompt in `ws`, then the state after it (overwritten: the same as
+  // from a fresh state).
+  using Mixer::prefill;
+  void prefill(const float* x, float* y, int B, int L, MixerState& state,
+               Workspace& ws) const override;
+  void step_many(const float* x, float* y, std::span<MixerState* const> states) const override;
 
   int d() const { return d_; }
 
@@ -53,6 +56,11 @@ class S4DMixer : public Mixer {
  private:
   int d_;
   int B_ = 0, L_ = 0;
+  // The forward pass shared by training and prefill on the kernel K (d, L) the caller computed;
+  // uT (the input, channel-major), zT (pre-GELU), tmp and g (GELU out, (B, L, d)) are where
+  // the activations go: the layer's buffers or a workspace's.
+  void forward_body(const float* x, float* y, int B, int L, const float* K, Buffer& uT,
+                    Buffer& zT, Buffer& tmp, Buffer& g) const;
   Buffer uT_, zT_, g_, K_;           // saved: input (B,d,L), pre-GELU (B,d,L), GELU out (B,L,d)
   Buffer tmp_, dT_, du_, dK_;        // temporaries
 };

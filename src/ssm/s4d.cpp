@@ -5,9 +5,7 @@
 #include "ssm/s4d.h"
 
 #include <climits>
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -16,16 +14,47 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/parallel_work.h"
 
 namespace hippo {
 
-#ifdef __AVX512F__
+namespace {
+
+// The portable step, written on (re, im) float pairs: std::complex<float> multiplication keeps
+// a NaN/Inf fix-up branch (a libgcc call) that stops the loop from vectorising. Inlined into
+// each target below, so it is compiled once per level.
+[[gnu::always_inline]] inline float step_portable(const float* a, const float* b,
+                                                  const float* c, float* s, float u, int M) {
+  float y = 0.0f;
+#pragma omp simd reduction(+ : y)
+  for (int n = 0; n < M; ++n) {
+    const float xr = s[2 * n], xi = s[2 * n + 1];
+    const float ar = a[2 * n], ai = a[2 * n + 1];
+    const float nr = ar * xr - ai * xi + b[2 * n] * u;
+    const float ni = ar * xi + ai * xr + b[2 * n + 1] * u;
+    s[2 * n] = nr;
+    s[2 * n + 1] = ni;
+    y += c[2 * n] * nr - c[2 * n + 1] * ni;
+  }
+  return 2.0f * y;
+}
+
+float step_scalar(const float* a, const float* b, const float* c, float* s, float u, int M) {
+  return step_portable(a, b, c, s, u, M);
+}
+
+HIPPO_TARGET_AVX2 float step_avx2(const float* a, const float* b,
+                                                    const float* c, float* s, float u, int M) {
+  return step_portable(a, b, c, s, u, M);
+}
+
 // 8 modes per vector as interleaved (re, im) pairs; the complex product dA x by fmaddsub on
 // the duplicated real and imaginary parts of dA and the pair-swapped x. The plain loop
 // compiled to a scalar horizontal sum of 16 dependent adds per call (perf of batch-8
 // decoding: H3::step was 9% of the run).
-float s4d_step_avx512(const float* a, const float* b, const float* c, float* s, float u, int M) {
+HIPPO_TARGET_AVX512 float step_avx512(
+    const float* a, const float* b, const float* c, float* s, float u, int M) {
   const __m512 uv = _mm512_set1_ps(u);
   // The real part of C x is c_re x_re - c_im x_im: the odd (imaginary) lanes of C negated.
   const __m512 odd_neg = _mm512_castsi512_ps(_mm512_set_epi32(
@@ -43,7 +72,15 @@ float s4d_step_avx512(const float* a, const float* b, const float* c, float* s, 
   }
   return 2.0f * _mm512_reduce_add_ps(acc);
 }
-#endif
+
+}  // namespace
+
+float s4d_step(const float* a, const float* b, const float* c, float* s, float u, int M) {
+  const Isa level = active_isa();
+  if (level >= Isa::Avx512 && M % 8 == 0) return step_avx512(a, b, c, s, u, M);
+  if (level >= Isa::Avx2) return step_avx2(a, b, c, s, u, M);
+  return step_scalar(a, b, c, s, u, M);
+}
 
 S4DKernel::S4DKernel(int H, int N, Discretization disc) : H_(H), M_(N / 2), disc_(disc) {
   HIPPO_CHECK(H >= 1, "S4DKernel: channels H=", H, " must be >= 1");
@@ -165,19 +202,48 @@ std::shared_ptr<const S4DStepParams> S4DKernel::step_params() const {
   return p;
 }
 
+S4DKernel::Discrete S4DKernel::discretized() const {
+  const size_t hm = static_cast<size_t>(H_) * M_;
+  Discrete d{std::vector<cd>(hm), std::vector<cd>(hm), std::vector<cd>(hm)};
+  for (int h = 0; h < H_; ++h) {
+    const double dt = std::exp(static_cast<double>(log_dt.value[h]));
+    for (int n = 0; n < M_; ++n) {
+      const size_t i = static_cast<size_t>(h) * M_ + n;
+      cd A, Bn;
+      discretize_mode(i, dt, A, Bn, d.dA[i], d.dB[i]);
+      d.C[i] = cd(C.value[2 * i], C.value[2 * i + 1]);
+    }
+  }
+  return d;
+}
+
+void S4DKernel::kernel(const Discrete& dyn, float* K, int L) const {
+  HIPPO_CHECK(L >= 0, "S4DKernel::kernel: L=", L, " must be >= 0");
+  kernel_from(dyn.dA.data(), dyn.dB.data(), dyn.C.data(), K, L);
+}
+
+void S4DKernel::prompt_state(const Discrete& dyn, int h, const float* u, int L, cf* x) const {
+  for (int n = 0; n < M_; ++n) x[n] = 0.0f;
+  advance_from(dyn.dA.data(), dyn.dB.data(), h, u, L, x);
+}
+
 void S4DKernel::kernel(float* K, int L) {
   HIPPO_CHECK(L >= 0, "S4DKernel::kernel: L=", L, " must be >= 0");
   discretize();
+  kernel_from(dA_.data(), dB_.data(), C_.data(), K, L);
+}
+
+// The body of kernel() on given dynamics: the members' snapshot (training) or a Discrete
+// (const prefill). The parameters carry the members' names so that the body reads as before.
+void S4DKernel::kernel_from(const cd* dA_, const cd* dB_, const cd* C_, float* K, int L) const {
   const int M = M_, T = kKernelChunk, chunks = (L + T - 1) / T;
 #pragma omp parallel for schedule(static) if (worth_parallel(int64_t{H_} * M_ * L))
   for (int h = 0; h < H_; ++h) {
     // Per thread, grow-only: P (2M, T) holds Re then Im of dA^j; Q (chunks, 2M) holds
     // Re(2W dA^(cT)) and -Im(2W dA^(cT)), so that K[cT + j] = sum_k Q[c,k] P[k,j].
-    thread_local std::vector<float> Pbuf, Qbuf;
-    if (Pbuf.size() < static_cast<size_t>(2 * M * T)) Pbuf.resize(static_cast<size_t>(2 * M * T));
-    if (Qbuf.size() < static_cast<size_t>(chunks) * 2 * M) Qbuf.resize(static_cast<size_t>(chunks) * 2 * M);
-    float* P = Pbuf.data();
-    float* Q = Qbuf.data();
+    thread_local ScratchBuffer Pbuf, Qbuf;
+    float* P = Pbuf.get(static_cast<size_t>(2 * M * T));
+    float* Q = Qbuf.get(static_cast<size_t>(chunks) * 2 * M);
     for (int n = 0; n < M; ++n) {
       const size_t i = static_cast<size_t>(h) * M + n;
       // Complex products written out: std::complex's operator* checks for NaN on every call.
@@ -346,10 +412,54 @@ void S4DKernel::prompt_state(int h, const float* u, int L, cf* x) const {
   advance_state(h, u, L, x);
 }
 
+namespace {
+// The Horner recurrence of advance_state on one block of kAdvanceBlock modes (structure of
+// arrays). Written once, compiled per instruction-set level (HIPPO_TARGET_*): 8 doubles per
+// vector under AVX-512, 2 in a baseline x86-64 build (1.1% of a portable build's
+// `bench generate` run, not in the native profile).
+constexpr int kAdvanceBlock = 32;
+[[gnu::always_inline]] inline void advance_body(const double* ar, const double* ai,
+                                                const double* br, const double* bi, double* sr,
+                                                double* si, const float* u, int L) {
+  for (int l = 0; l < L; ++l) {
+    const double v = u[l];
+#pragma omp simd
+    for (int j = 0; j < kAdvanceBlock; ++j) {
+      const double r = ar[j] * sr[j] - ai[j] * si[j] + br[j] * v;
+      si[j] = ar[j] * si[j] + ai[j] * sr[j] + bi[j] * v;
+      sr[j] = r;
+    }
+  }
+}
+void advance_scalar(const double* ar, const double* ai, const double* br, const double* bi,
+                    double* sr, double* si, const float* u, int L) {
+  advance_body(ar, ai, br, bi, sr, si, u, L);
+}
+HIPPO_TARGET_AVX2 void advance_avx2(const double* ar, const double* ai, const double* br,
+                                    const double* bi, double* sr, double* si, const float* u,
+                                    int L) {
+  advance_body(ar, ai, br, bi, sr, si, u, L);
+}
+HIPPO_TARGET_AVX512 void advance_avx512(const double* ar, const double* ai, const double* br,
+                                        const double* bi, double* sr, double* si, const float* u,
+                                        int L) {
+  advance_body(ar, ai, br, bi, sr, si, u, L);
+}
+}  // namespace
+
 void S4DKernel::advance_state(int h, const float* u, int L, cf* x) const {
+  advance_from(dA_.data(), dB_.data(), h, u, L, x);
+}
+
+void S4DKernel::advance_from(const cd* dA_, const cd* dB_, int h, const float* u, int L,
+                             cf* x) const {
   // Modes in blocks of kBlock: per token, one complex multiply-add per mode with no
   // dependence between modes, so the block is a few vector operations per token.
-  constexpr int kBlock = 32;
+  constexpr int kBlock = kAdvanceBlock;
+  const Isa level = active_isa();
+  const auto advance = level >= Isa::Avx512 ? advance_avx512
+                       : level >= Isa::Avx2 ? advance_avx2
+                                            : advance_scalar;
   double ar[kBlock], ai[kBlock], br[kBlock], bi[kBlock], sr[kBlock], si[kBlock];
   for (int n0 = 0; n0 < M_; n0 += kBlock) {
     const int m = std::min(kBlock, M_ - n0);
@@ -364,15 +474,7 @@ void S4DKernel::advance_state(int h, const float* u, int L, cf* x) const {
       sr[j] = live ? static_cast<double>(x[n0 + j].real()) : 0.0;
       si[j] = live ? static_cast<double>(x[n0 + j].imag()) : 0.0;
     }
-    for (int l = 0; l < L; ++l) {
-      const double v = u[l];
-#pragma omp simd
-      for (int j = 0; j < kBlock; ++j) {
-        const double r = ar[j] * sr[j] - ai[j] * si[j] + br[j] * v;
-        si[j] = ar[j] * si[j] + ai[j] * sr[j] + bi[j] * v;
-        sr[j] = r;
-      }
-    }
+    advance(ar, ai, br, bi, sr, si, u, L);
     for (int j = 0; j < m; ++j) x[n0 + j] = cf(static_cast<float>(sr[j]), static_cast<float>(si[j]));
   }
 }

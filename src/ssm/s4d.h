@@ -9,6 +9,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/param.h"
 #include "core/rng.h"
 
@@ -17,10 +18,10 @@ namespace hippo {
 enum class Discretization { Bilinear, ZOH };
 enum class S4DInit { Lin, Inv };
 
-#ifdef __AVX512F__
-// S4DKernel::step for M a multiple of 8 (s4d.cpp); a, b, c, s: M (re, im) pairs.
-float s4d_step_avx512(const float* a, const float* b, const float* c, float* s, float u, int M);
-#endif
+// S4DStepParams::step on raw arrays (s4d.cpp); a, b, c, s: M (re, im) pairs. Picks the AVX-512
+// path (M a multiple of 8), the AVX2 build of the portable loop or the portable loop itself
+// from active_isa() (core/cpu_features.h).
+float s4d_step(const float* a, const float* b, const float* c, float* s, float u, int M);
 
 // The discretised dynamics the recurrent step uses, in single precision: dA, dB and C of every
 // mode of every channel, made from one snapshot of the parameter values. Immutable once made,
@@ -32,30 +33,14 @@ struct S4DStepParams {
   std::vector<float> source;  // the values they were made from: log_dt, inv_A_real, A_imag, B, C
 
   // One recurrent step of channel h: x <- dA x + dB u, returns 2 Re(sum_n C_n x_n) (without D).
-  // x: M complex values.
-  // Written on (re, im) float pairs: std::complex<float> multiplication keeps a NaN/Inf
-  // fix-up branch (a libgcc call) that stops the loop from vectorising.
+  // x: M complex values. Runs on the (re, im) float pairs (s4d_step).
   float step(int h, cf* x, float u) const {
     const size_t off = static_cast<size_t>(h) * M;
     const float* a = reinterpret_cast<const float*>(dA.data() + off);
     const float* b = reinterpret_cast<const float*>(dB.data() + off);
     const float* c = reinterpret_cast<const float*>(C.data() + off);
     float* s = reinterpret_cast<float*>(x);
-#ifdef __AVX512F__
-    if (M % 8 == 0) return s4d_step_avx512(a, b, c, s, u, M);
-#endif
-    float y = 0.0f;
-#pragma omp simd reduction(+ : y)
-    for (int n = 0; n < M; ++n) {
-      const float xr = s[2 * n], xi = s[2 * n + 1];
-      const float ar = a[2 * n], ai = a[2 * n + 1];
-      const float nr = ar * xr - ai * xi + b[2 * n] * u;
-      const float ni = ar * xi + ai * xr + b[2 * n + 1] * u;
-      s[2 * n] = nr;
-      s[2 * n + 1] = ni;
-      y += c[2 * n] * nr - c[2 * n + 1] * ni;
-    }
-    return 2.0f * y;
+    return s4d_step(a, b, c, s, u, M);
   }
   // The same step with std::complex arithmetic: the plain path tests hold step() to.
   float step_reference(int h, cf* x, float u) const {
@@ -100,6 +85,16 @@ class S4DKernel : public Module {
   const cf* dA_f(int h) const { return step_.dA.data() + static_cast<size_t>(h) * M_; }
   const cf* dB_f(int h) const { return step_.dB.data() + static_cast<size_t>(h) * M_; }
   const cf* C_f(int h) const { return step_.C.data() + static_cast<size_t>(h) * M_; }
+
+  // The discretised dynamics in double of the current parameter values (what discretize()
+  // writes into the kernel), for callers that must not write the kernel: const prefill.
+  struct Discrete {
+    std::vector<cd> dA, dB, C;  // (H, M)
+  };
+  Discrete discretized() const;
+  // kernel() and prompt_state() on such a snapshot; same arithmetic, same results.
+  void kernel(const Discrete& dyn, float* K, int L) const;
+  void prompt_state(const Discrete& dyn, int h, const float* u, int L, cf* x) const;
 
   // K[h,l] = 2 Re(sum_n C dB dA^l), l < L. K: (H, L). Calls discretize().
   // In chunks of kKernelChunk positions, K[cT + j] = 2 Re(sum_n (W_n dA_n^(cT)) dA_n^j) with
@@ -149,6 +144,8 @@ class S4DKernel : public Module {
   S4DStepParams step_;  // float copies of dA_, dB_, C_ (without `source`), for step()
   std::vector<double> work_;  // (H, 8, M): per-channel scratch of kernel() and kernel_backward()
 
+  void kernel_from(const cd* dA, const cd* dB, const cd* C, float* K, int L) const;
+  void advance_from(const cd* dA, const cd* dB, int h, const float* u, int L, cf* x) const;
   // Discretisation of mode i (of channel i / M) with step dt; writes the continuous A and B too.
   void discretize_mode(size_t i, double dt, cd& A, cd& Bn, cd& dA, cd& dB) const;
   // The parameter values in S4DStepParams::source order.

@@ -4,9 +4,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "ssm/shift.h"
 
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
 
 #include <cmath>
 
@@ -14,12 +12,35 @@
 
 namespace hippo {
 
-#ifdef __AVX512F__
+namespace {
+
+// The portable step: top down, every slot is read before it is overwritten, so shift and
+// update go in one pass. Inlined into each target below, so it is compiled once per level.
+[[gnu::always_inline]] inline float step_portable(const float* b, const float* c, float* s,
+                                                  float u, int N) {
+  for (int n = N - 1; n > 0; --n) s[n] = s[n - 1] + b[n] * u;
+  s[0] = b[0] * u;
+  float y = 0.0f;
+#pragma omp simd reduction(+ : y)
+  for (int n = 0; n < N; ++n) y += c[n] * s[n];
+  return y;
+}
+
+float step_scalar(const float* b, const float* c, float* s, float u, int N) {
+  return step_portable(b, c, s, u, N);
+}
+
+HIPPO_TARGET_AVX2 float step_avx2(const float* b, const float* c, float* s,
+                                                    float u, int N) {
+  return step_portable(b, c, s, u, N);
+}
+
 // The state in 16-float vectors, each shifted up by one with the top lane of the vector below
 // (valignd), top down so that each vector is read before it is overwritten; one reduction at
 // the end. The plain loop compiled to a scalar horizontal sum of 16 dependent adds per call
 // (perf of batch-8 decoding: H3::step was 9% of the run).
-float shift_step_avx512(const float* b, const float* c, float* s, float u, int N) {
+HIPPO_TARGET_AVX512 float step_avx512(
+    const float* b, const float* c, float* s, float u, int N) {
   const __m512 uv = _mm512_set1_ps(u);
   __m512 acc = _mm512_setzero_ps();
   __m512 hi = _mm512_loadu_ps(s + N - 16);
@@ -34,7 +55,15 @@ float shift_step_avx512(const float* b, const float* c, float* s, float u, int N
   }
   return _mm512_reduce_add_ps(acc);
 }
-#endif
+
+}  // namespace
+
+float shift_step(const float* b, const float* c, float* s, float u, int N) {
+  const Isa level = active_isa();
+  if (level >= Isa::Avx512 && N % 16 == 0) return step_avx512(b, c, s, u, N);
+  if (level >= Isa::Avx2) return step_avx2(b, c, s, u, N);
+  return step_scalar(b, c, s, u, N);
+}
 
 ShiftKernel::ShiftKernel(int H, int N) : H_(H), N_(N) {
   HIPPO_CHECK(H >= 1, "ShiftKernel: channels H=", H, " must be >= 1");

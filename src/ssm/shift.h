@@ -4,15 +4,16 @@
 #pragma once
 #include <cstring>
 
+#include "core/cpu_features.h"
 #include "core/param.h"
 #include "core/rng.h"
 
 namespace hippo {
 
-#ifdef __AVX512F__
-// ShiftKernel::step for N a multiple of 16 (shift.cpp).
-float shift_step_avx512(const float* b, const float* c, float* s, float u, int N);
-#endif
+// ShiftKernel::step on raw arrays (shift.cpp): s <- shift(s) + b u, returns sum_n c_n s_n.
+// Picks the AVX-512 path (N a multiple of 16), the AVX2 build of the portable loop or the
+// portable loop itself from active_isa() (core/cpu_features.h).
+float shift_step(const float* b, const float* c, float* s, float u, int N);
 
 class ShiftKernel : public Module {
  public:
@@ -34,16 +35,7 @@ class ShiftKernel : public Module {
   float step(int h, float* s, float u) const {
     const float* b = B.value.data() + static_cast<int64_t>(h) * N_;
     const float* c = C.value.data() + static_cast<int64_t>(h) * N_;
-#ifdef __AVX512F__
-    if (N_ % 16 == 0) return shift_step_avx512(b, c, s, u, N_);
-#endif
-    // Top down, every slot is read before it is overwritten: shift and update in one pass.
-    for (int n = N_ - 1; n > 0; --n) s[n] = s[n - 1] + b[n] * u;
-    s[0] = b[0] * u;
-    float y = 0.0f;
-#pragma omp simd reduction(+ : y)
-    for (int n = 0; n < N_; ++n) y += c[n] * s[n];
-    return y;
+    return shift_step(b, c, s, u, N_);
   }
   // The plain path step() is tested against: shift, then update and read out.
   float step_reference(int h, float* s, float u) const {

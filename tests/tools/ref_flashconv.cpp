@@ -13,17 +13,18 @@ namespace hippo::ref {
 
 namespace {
 
-FlashIsa isa_from(const std::string& s) {
-  if (s == "scalar") return FlashIsa::Scalar;
-  if (s == "avx2") return FlashIsa::Avx2;
-  if (s == "avx512") return FlashIsa::Avx512;
-  HIPPO_CHECK(s == "auto", "flashconv case: unknown isa '", s, "'");
-  return FlashIsa::Auto;
+// Caps the kernels at the case's instruction-set level ("auto": no cap).
+void use_isa(const std::string& s) {
+  if (s == "auto") return clear_isa_override();
+  const std::optional<Isa> level = parse_isa(s);
+  HIPPO_CHECK(level.has_value(), "flashconv case: unknown isa '", s, "'");
+  HIPPO_CHECK(*level <= detected_isa(), "flashconv case: this CPU does not support ", s);
+  set_isa_override(*level);
 }
 
 void flashconv_case(const nlohmann::json& meta, const Tensors& in, Tensors& out) {
   const std::string op = meta.value("op", "conv");
-  flashconv_set_isa(isa_from(meta.value("isa", "auto")));
+  use_isa(meta.value("isa", "auto"));
   const Tensor& K = input(in, "K");
   const Tensor& D = input(in, "D");
   const Tensor& dy = input(in, "dy");
@@ -50,7 +51,7 @@ void flashconv_case(const nlohmann::json& meta, const Tensors& in, Tensors& out)
     out["dq"] = dq, out["dk"] = dk, out["dv"] = dv;
   }
   out["y"] = y, out["dK"] = dK, out["dD"] = dD;
-  flashconv_set_isa(FlashIsa::Auto);
+  clear_isa_override();
 }
 
 void flashconv_ssm_case(const nlohmann::json& meta, const Tensors& in, Tensors& out) {

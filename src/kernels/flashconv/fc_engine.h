@@ -269,7 +269,7 @@ struct FusedOps {
   // ---- one group ----
 
   struct Scratch {
-    Buffer buf;
+    ScratchBuffer buf;
     float *gre, *gim, *z1re, *z1im, *z2re, *z2im, *accre, *accim, *stage;
     void size(int N) {
       size_t n = static_cast<size_t>(N + 1) * W;

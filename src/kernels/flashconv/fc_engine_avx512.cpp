@@ -10,7 +10,7 @@
 #include <cstring>
 #include <initializer_list>
 
-#include "core/buffer.h"
+#include "core/scratch.h"
 #include "kernels/flashconv/fc_internal.h"
 
 #pragma GCC push_options

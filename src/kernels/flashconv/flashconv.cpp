@@ -5,7 +5,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 
 #include "core/error.h"
 #include "kernels/flashconv/fc_internal.h"
@@ -14,21 +13,10 @@ namespace hippo {
 
 namespace {
 
-FlashIsa best_isa() {
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    return FlashIsa::Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return FlashIsa::Avx2;
-  return FlashIsa::Scalar;
-}
-
-std::atomic<int> g_isa{static_cast<int>(FlashIsa::Auto)};
-
 const fc::Engine& engine() {
-  FlashIsa isa = flashconv_active_isa();
-  switch (isa) {
-    case FlashIsa::Avx512: return fc::engine_avx512();
-    case FlashIsa::Avx2: return fc::engine_avx2();
+  switch (flashconv_engine_isa(active_isa())) {
+    case Isa::Avx512: return fc::engine_avx512();
+    case Isa::Avx2: return fc::engine_avx2();
     default: return fc::engine_scalar();
   }
 }
@@ -71,37 +59,7 @@ void fc::run(fc::Args a) {
   }
 }
 
-bool flashconv_isa_supported(FlashIsa isa) {
-  FlashIsa best = best_isa();
-  switch (isa) {
-    case FlashIsa::Auto:
-    case FlashIsa::Scalar: return true;
-    case FlashIsa::Avx2: return best == FlashIsa::Avx2 || best == FlashIsa::Avx512;
-    case FlashIsa::Avx512: return best == FlashIsa::Avx512;
-  }
-  return false;
-}
-
-void flashconv_set_isa(FlashIsa isa) {
-  HIPPO_CHECK(flashconv_isa_supported(isa), "flashconv: this CPU does not support the ",
-              flashconv_isa_name(isa), " path");
-  g_isa = static_cast<int>(isa);
-}
-
-FlashIsa flashconv_active_isa() {
-  auto isa = static_cast<FlashIsa>(g_isa.load());
-  return isa == FlashIsa::Auto ? best_isa() : isa;
-}
-
-const char* flashconv_isa_name(FlashIsa isa) {
-  switch (isa) {
-    case FlashIsa::Auto: return "auto";
-    case FlashIsa::Scalar: return "scalar";
-    case FlashIsa::Avx2: return "avx2";
-    case FlashIsa::Avx512: return "avx512";
-  }
-  return "?";
-}
+Isa flashconv_engine_isa(Isa level) { return level >= Isa::Avx512 ? Isa::Avx512 : level; }
 
 void flashconv_fwd(const float* u, const float* K, const float* D, float* y, int B, int H, int L) {
   check_ptr(u, "u"), check_ptr(K, "K"), check_ptr(y, "y");

@@ -7,6 +7,7 @@
 // every (batch, channel) runs its FFT, product and inverse FFT in one pass while it sits in
 // cache. Threads: OpenMP over groups of channels (hippo::set_num_threads).
 #pragma once
+#include "core/cpu_features.h"
 
 namespace hippo {
 
@@ -37,14 +38,11 @@ void flashconv_ref_h3_bwd(const float* q, const float* k, const float* v, const 
                           const float* D, const float* dy, float* dq, float* dk, float* dv,
                           float* dK, float* dD, int B, int H, int L);
 
-// Instruction-set path of the fast kernels. Auto picks the widest the CPU supports; tests
-// and benchmarks force a path to hold them equal.
-enum class FlashIsa { Auto, Scalar, Avx2, Avx512 };
-bool flashconv_isa_supported(FlashIsa isa);
-// Throws hippo::Error if the CPU lacks it.
-void flashconv_set_isa(FlashIsa isa);
-FlashIsa flashconv_active_isa();  // the path in use (never Auto)
-const char* flashconv_isa_name(FlashIsa isa);
+// Instruction-set path of the fast kernels: the engine of the widest lanes active_isa()
+// (core/cpu_features.h) allows, avx512 (16 lanes), avx2 (8) or scalar. Tests and benchmarks
+// force a path with set_isa_override / ScopedIsa to hold them equal.
+// The engine level that runs at `level` (Avx512Bf16 runs the Avx512 engine).
+Isa flashconv_engine_isa(Isa level);
 
 // ---- State passing (spec §7) for sequences longer than one cache-sized chunk ----
 

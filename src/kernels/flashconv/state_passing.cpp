@@ -10,8 +10,8 @@
 #include <complex>
 #include <vector>
 
-#include "core/buffer.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "kernels/flashconv/fc_internal.h"
 #include "kernels/gemm.h"
 #include "kernels/flashconv/flashconv.h"
@@ -66,7 +66,7 @@ void ssm_kernel_row(const DiagSsmDiscrete& ssm, int h, int T, float* K) {
 // P[j] = (Re dA^j, Im dA^j) (T rows of 2M) and Prev[k] = P[T-1-k], made by a double-precision
 // recurrence; plus dA, dA^T and C dB in double for the state scan. Per-thread, grow-only.
 struct ChunkPowers {
-  Buffer p_buf, prev_buf, Q, V, Pw, Prev1;  // Pw, Prev1: backward's weighted tables
+  ScratchBuffer p_buf, prev_buf, Q, V, Pw, Prev1;  // Pw, Prev1: backward's weighted tables
   float* P = nullptr;
   float* Prev = nullptr;
   std::vector<double> a_re, a_im, aT_re, aT_im, cb_re, cb_im;  // dA, dA^T, C dB
@@ -177,7 +177,7 @@ void flashconv_ssm_fwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
   const int full = L / T, rem = L - full * T, nchunks = full + (rem > 0);
 
   // K[:T], by the blocked double-precision evaluation of ssm_kernel_row.
-  static thread_local Buffer kbuf;
+  static thread_local ScratchBuffer kbuf;
   float* Kc = kbuf.get(static_cast<size_t>(H) * T);
 #pragma omp parallel for schedule(dynamic, 1) if (H > 1)
   for (int h = 0; h < H; ++h) ssm_kernel_row(ssm, h, T, Kc + static_cast<size_t>(h) * T);
@@ -269,7 +269,7 @@ void flashconv_ssm_bwd(const float* u, const DiagSsmDiscrete& ssm, const float* 
               ", ", L, ") must be positive");
   HIPPO_CHECK(T >= 1, "flashconv_ssm_bwd: chunk length T = ", T, " must be positive");
   const size_t n = static_cast<size_t>(B) * H * L;
-  static thread_local Buffer rev_in, rev_out, kgrad, kzero;
+  static thread_local ScratchBuffer rev_in, rev_out, kgrad, kzero;
   float* dyr = rev_in.get(n);
   float* dur = rev_out.get(n);
 #pragma omp parallel for schedule(static)
