@@ -1,160 +1,11 @@
-// `hippo convert IN.pt OUT.safetensors [--dtype fp32|bf16] [--heads N] [--vocab-size V]`:
-// converts a released H3 PyTorch checkpoint with scripts/convert_h3.py, which needs PyTorch.
-// The script is looked up next to the executable's tree, then in the source tree this was
-// built from; HIPPO_CONVERT_SCRIPT and HIPPO_TORCH_PYTHON (default /usr/bin/python3) override.
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
+// `hippo convert IN.pt OUT.safetensors [--dtype fp32|bf16] [--heads N] [--vocab-size V]
+// [--tokenizer byte|gpt2:DIR]`: hippo::convert_checkpoint (include/hippo/train.hpp).
 #include <memory>
-#include <string>
-#include <vector>
 
 #include "apps/commands.h"
-#include "core/error.h"
-#include "io/output_path.h"
-#include "io/run_dir.h"
+#include "hippo/train.hpp"
 
 namespace hippo::cli {
-
-namespace {
-
-namespace fs = std::filesystem;
-
-struct ConvertOptions {
-  std::string input, output, dtype = "fp32";
-  int heads = 0, vocab_size = 0;
-};
-
-// Range of the count options (CLI11 already refuses non-numbers and values <= 0).
-constexpr int kMaxHeads = 1 << 12, kMaxVocab = 1 << 24;
-
-// Why an existing output file may not be replaced ("" if it may): only hippo weights (what
-// convert writes) are replaced; a training checkpoint also holds optimizer state.
-std::string not_replaceable(const std::string& path) {
-  const auto meta = read_safetensors_metadata(path);
-  if (!meta) return "is not hippo weights (not a safetensors file)";
-  auto f = meta->find("format");
-  if (f == meta->end() || f->second != "hippo")
-    return "is not hippo weights (__metadata__.format " +
-           (f == meta->end() ? std::string("missing") : "\"" + f->second + "\"") + ")";
-  if (meta->count("optim.step"))
-    return "is a training checkpoint (it holds optimizer state), not plain hippo weights";
-  return "";
-}
-
-// Identity of a file's current version: a rename over it (how the converter writes) changes
-// the inode, a rewrite in place the modification time.
-struct FileStamp {
-  bool exists = false;
-  dev_t dev = 0;
-  ino_t ino = 0;
-  timespec mtime{};
-  bool operator==(const FileStamp& o) const {
-    return exists == o.exists && dev == o.dev && ino == o.ino && mtime.tv_sec == o.mtime.tv_sec &&
-           mtime.tv_nsec == o.mtime.tv_nsec;
-  }
-};
-FileStamp stamp_of(const std::string& path) {
-  struct stat sb;
-  FileStamp s;
-  if (::stat(path.c_str(), &sb) != 0) return s;
-  s.exists = true;
-  s.dev = sb.st_dev;
-  s.ino = sb.st_ino;
-  s.mtime = sb.st_mtim;
-  return s;
-}
-
-std::string find_script() {
-  if (const char* env = std::getenv("HIPPO_CONVERT_SCRIPT")) {
-    HIPPO_CHECK(fs::is_regular_file(env), "HIPPO_CONVERT_SCRIPT=", env, ": no such file");
-    return env;
-  }
-  std::vector<fs::path> candidates;
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    fs::path dir = exe.parent_path();
-    // build/hippo -> scripts/, or an install prefix's bin/hippo -> share/hippo/.
-    candidates.push_back(dir / ".." / "scripts" / "convert_h3.py");
-    candidates.push_back(dir / ".." / "share" / "hippo" / "convert_h3.py");
-  }
-  candidates.push_back(fs::path(__FILE__).parent_path() / ".." / "scripts" / "convert_h3.py");
-  for (auto& c : candidates)
-    if (fs::is_regular_file(c, ec)) return fs::weakly_canonical(c, ec).string();
-  std::string tried;
-  for (auto& c : candidates) tried += "\n  " + c.lexically_normal().string();
-  fail("convert: cannot find convert_h3.py; tried:", tried, "\n(set HIPPO_CONVERT_SCRIPT)");
-}
-
-int run_convert(const ConvertOptions& o) {
-  HIPPO_CHECK(o.heads <= kMaxHeads, "--heads must be in [1, ", kMaxHeads, "], got ", o.heads);
-  HIPPO_CHECK(o.vocab_size <= kMaxVocab, "--vocab-size must be in [1, ", kMaxVocab, "], got ",
-              o.vocab_size);
-  std::error_code ec;
-  HIPPO_CHECK(fs::is_regular_file(o.input, ec), "convert: input ", o.input,
-              fs::exists(o.input, ec) ? ": not a regular file" : ": no such file");
-  check_output_path(o.output, "convert: output", {o.input}, "the converted weights",
-                    not_replaceable);
-  remove_stale_temp_files_of(o.output);  // left by a killed earlier conversion
-
-  const char* py_env = std::getenv("HIPPO_TORCH_PYTHON");
-  const std::string python = py_env ? py_env : "/usr/bin/python3";
-  // Named the way the user can fix it: the variable when it is set.
-  const std::string who = py_env ? str("HIPPO_TORCH_PYTHON=", python) : python;
-  HIPPO_CHECK(fs::is_regular_file(python, ec) && ::access(python.c_str(), X_OK) == 0, "convert: ",
-              who, fs::exists(python, ec) ? " is not an executable file" : " does not exist",
-              "; the converter needs a Python with PyTorch (set HIPPO_TORCH_PYTHON)");
-  const std::string script = find_script();
-  std::vector<std::string> args = {python, script, o.input, o.output, "--dtype", o.dtype};
-  if (o.heads > 0) args.insert(args.end(), {"--heads", std::to_string(o.heads)});
-  if (o.vocab_size > 0) args.insert(args.end(), {"--vocab-size", std::to_string(o.vocab_size)});
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const FileStamp before = stamp_of(o.output);
-  std::fflush(stdout);
-  std::fflush(stderr);
-  pid_t pid = ::fork();
-  HIPPO_CHECK(pid >= 0, "convert: fork failed: ", std::strerror(errno));
-  if (pid == 0) {
-    ::execv(argv[0], argv.data());
-    std::fprintf(stderr, "hippo: error: convert: cannot run %s: %s\n", who.c_str(),
-                 std::strerror(errno));
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0)
-    HIPPO_CHECK(errno == EINTR, "convert: waitpid failed: ", std::strerror(errno));
-  const std::string what = str("the converter (", who, " ", script, ")");
-  if (WIFSIGNALED(status))
-    fail("convert: ", what, " was killed by signal ", WTERMSIG(status), " (",
-         strsignal(WTERMSIG(status)), ")");
-  HIPPO_CHECK(WIFEXITED(status), "convert: ", what, " ended abnormally (wait status ", status, ")");
-  const int code = WEXITSTATUS(status);
-  if (code != 0)
-    fail("convert: ", what, " failed with exit status ", code,
-         code == 127 ? " (it could not be started)" : "", "; ", o.output, " was not written");
-  // Exit 0 is not proof: a wrong HIPPO_TORCH_PYTHON (e.g. /bin/true) exits 0 doing nothing.
-  const FileStamp after = stamp_of(o.output);
-  HIPPO_CHECK(after.exists && !(after == before), "convert: ", what,
-              " exited with status 0 but wrote no output to ", o.output);
-  const std::string bad = not_replaceable(o.output);
-  if (!bad.empty()) {
-    fs::remove(o.output, ec);  // ours, and unusable
-    fail("convert: ", what, " exited with status 0 but its output ", o.output, " ", bad,
-         "; removed it");
-  }
-  return 0;
-}
-
-}  // namespace
 
 void add_convert(CLI::App& app, std::function<int()>& run) {
   auto o = std::make_shared<ConvertOptions>();
@@ -168,9 +19,12 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
                 "attention heads (required unless the checkpoint has exactly the shapes of a "
                 "released H3 model, whose value is then used)")
       ->check(CLI::PositiveNumber);
+  c->add_option("--tokenizer", o->tokenizer,
+                "embed this tokenizer in the output (byte | gpt2:DIR; the released H3 models use "
+                "GPT-2's), so the file runs from any folder");
   c->add_option("--vocab-size", o->vocab_size, "true vocabulary size (default from the embedding)")
       ->check(CLI::PositiveNumber);
-  c->callback([o, &run] { run = [o] { return run_convert(*o); }; });
+  c->callback([o, &run] { run = [o] { convert_checkpoint(*o); return 0; }; });
 }
 
 }  // namespace hippo::cli

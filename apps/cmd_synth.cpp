@@ -1,273 +1,25 @@
-// hippo synth: the paper's Table 1 study. Trains every model on both synthetic tasks for
-// several seeds and writes a CSV of test-accuracy curves, a markdown summary table and (via
-// scripts/plot_synth.py) a PNG plot.
-#include <omp.h>
-
-#include <chrono>
-#include <cstdlib>
-#include <cmath>
-#include <cstdio>
-#include <filesystem>
-#include <mutex>
-#include <sstream>
+// hippo synth: the paper's Table 1 study (hippo::run_synth, include/hippo/train.hpp).
+#include <memory>
+#include <string>
 
 #include "apps/commands.h"
-#include "core/error.h"
-#include "core/threads.h"
-#include "data/synthetic.h"
-#include "data/synthetic_batches.h"
-#include "io/run_dir.h"
-#include "io/safetensors.h"
-#include "models/lm.h"
-#include "train/int_option.h"
-#include "train/synthetic_eval.h"
-#include "train/trainer.h"
+#include "apps/int_option.h"
+#include "hippo/train.hpp"
 
 namespace hippo::cli {
 
 namespace {
 
 struct SynthCli {
-  std::vector<std::string> tasks = {"induction_head", "associative_recall"};
-  std::vector<std::string> models = {"attention", "s4d", "h3", "h3_noshift", "h3_nodiag"};
-  int seeds = 3;
-  int d_model = 64;
-  int n_layer = 2;
-  int batch_size = 32;
-  int64_t steps = 3000;
-  int64_t eval_every = 100;
-  std::string steps_text = "3000", eval_every_text = "100";  // parsed strictly (train/int_option.h)
-  float lr = 1e-3f;
-  float init_std = 0;  // 0: 1/sqrt(d_model)
-  int threads = 0;
-  std::string out = "runs/synth";
-  int n_train = 5000, n_test = 500;
-  bool force = false;
+  SynthStudyOptions s;
+  std::string steps_text = "3000", eval_every_text = "100";  // parsed strictly (apps/int_option.h)
 };
 
-// The files a study writes into its folder.
-const char* const kStudyFiles[] = {"table.md", "summary.csv", "curves.csv", "accuracy.png"};
-
-// The source tree, for scripts/: next to the executable (build/hippo), else where it was built
-// from, else the working directory.
-std::string source_dir() {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  for (const fs::path& root : {ec ? fs::path() : exe.parent_path().parent_path(), fs::path(HIPPO_SOURCE_DIR)})
-    if (!root.empty() && fs::exists(root / "scripts" / "plot_synth.py")) return root.string();
-  return fs::current_path().string();
-}
-
-ModelConfig study_config(const std::string& model, int vocab, int seq_len, const SynthCli& o) {
-  // GPT-2's init std 0.02 leaves a d=64 model on a plateau for thousands of steps (the
-  // paper's epoch budget hides that); 1/sqrt(d) lets every model start learning at once.
-  const float std = o.init_std > 0 ? o.init_std : 1.0f / std::sqrt(static_cast<float>(o.d_model));
-  nlohmann::json j = {{"vocab_size", vocab}, {"d_model", o.d_model}, {"n_layer", o.n_layer},
-                      {"d_state", 64},       {"attn_heads", 4},       {"init_std", std}};
-  if (model == "attention") {
-    j["mixer"] = "attention";
-    j["learned_pos"] = true;  // the paper's attention baseline has positions of its own
-    j["max_position"] = seq_len;
-  } else {
-    j["mixer"] = model;
-  }
-  return ModelConfig::from_json(j, "synth study config for " + model);
-}
-
-struct RunResult {
-  std::string task, model;
-  int seed;
-  TrainResult r;
-  int64_t params;
-  double seconds;
-  std::string error;  // the run failed: left out of the tables, reported at the end
-};
-
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
-// Every option in range, every task and model name known and every model config valid, before
-// the first run starts (an error inside the parallel runs would come hours later).
-void validate(const SynthCli& o) {
-  HIPPO_CHECK(o.seeds >= 1 && o.seeds <= 1000, "--seeds must be in [1, 1000], got ", o.seeds);
-  HIPPO_CHECK(o.d_model >= 1 && o.d_model <= 4096, "--d-model must be in [1, 4096], got ", o.d_model);
-  HIPPO_CHECK(o.n_layer >= 1 && o.n_layer <= 64, "--layers must be in [1, 64], got ", o.n_layer);
-  HIPPO_CHECK(o.batch_size >= 1 && o.batch_size <= 65536, "--batch-size must be in [1, 65536], got ",
-              o.batch_size);
-  HIPPO_CHECK(std::isfinite(o.lr) && o.lr > 0, "--lr must be a positive finite number, got ", o.lr);
-  HIPPO_CHECK(o.init_std == 0 || (o.init_std > 0 && o.init_std < 10),
-              "--init-std must be 0 (1/sqrt(d)) or in (0, 10), got ", o.init_std);
-  HIPPO_CHECK(o.n_train >= 1 && o.n_train <= 10000000, "--n-train must be in [1, 10000000], got ",
-              o.n_train);
-  HIPPO_CHECK(o.n_test >= 1 && o.n_test <= 1000000, "--n-test must be in [1, 1000000], got ", o.n_test);
-  HIPPO_CHECK(o.threads >= 0 && o.threads <= 4096, "--threads must be in [0, 4096] (0: all cores), got ",
-              o.threads);
-  HIPPO_CHECK(!o.tasks.empty() && !o.models.empty(), "--tasks and --models must name at least one each");
-  for (auto& t : o.tasks) {
-    SynthOptions so;
-    so.task = parse_synth_task(t);
-    so.fill_defaults();
-    for (auto& m : o.models) (void)study_config(m, so.vocab, so.seq_len, o);
-  }
-}
-
-int run_synth(SynthCli& o) {
-  namespace fs = std::filesystem;
-  o.steps = parse_int_option(o.steps_text, "--steps", 1, kMaxCount);
-  o.eval_every = parse_int_option(o.eval_every_text, "--eval-every", 0, kMaxCount);
-  validate(o);
-  // The output folder is ready before hours of runs: created, locked against a second study,
-  // cleared of stale temporary files, writable, and not holding an earlier study's results.
-  ensure_dir(o.out);
-  DirLock study_lock(o.out, "study folder");
-  remove_stale_temp_files(o.out);
-  std::string present;
-  for (const char* f : kStudyFiles) {
-    std::error_code ec;
-    if (fs::exists(fs::symlink_status(o.out + "/" + f, ec)))
-      present += (present.empty() ? "" : ", ") + std::string(f);
-  }
-  HIPPO_CHECK(present.empty() || o.force, o.out, ": already holds a study (", present,
-              "); discard it with --force or choose another folder with -o");
-  check_dir_writable(o.out);
-  check_room_for(o.out, 16u << 20, 16u << 20, "the study's tables and plot");
-  struct Job { std::string task, model; int seed; };
-  std::vector<Job> jobs;
-  for (auto& t : o.tasks)
-    for (auto& m : o.models)
-      for (int s = 0; s < o.seeds; ++s) jobs.push_back({t, m, s});
-  const int workers = o.threads > 0 ? o.threads : omp_get_num_procs();
-  std::fprintf(stderr, "synth: %zu runs (%zu tasks x %zu models x %d seeds), %d at a time, "
-               "up to %lld steps each, batch %d\n", jobs.size(), o.tasks.size(), o.models.size(),
-               o.seeds, workers, static_cast<long long>(o.steps), o.batch_size);
-  std::vector<RunResult> results(jobs.size());
-  std::mutex io;
-  int done = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  // One run per thread: these models are tiny, so runs in parallel beat threads inside a run,
-  // and each run stays single-threaded and therefore deterministic.
-  omp_set_max_active_levels(1);
-#pragma omp parallel for schedule(dynamic) num_threads(workers)
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    try {
-      const Job& job = jobs[i];
-      SynthOptions so;
-      so.task = parse_synth_task(job.task);
-      so.seed = 1000 + job.seed;
-      so.n_train = o.n_train;
-      so.n_test = o.n_test;
-      so.fill_defaults();
-      SynthSplits data = make_synthetic(so);
-      LanguageModel model(study_config(job.model, so.vocab, so.seq_len, o));
-      model.init(job.seed);
-      TrainOptions t;
-      t.steps = o.steps;
-      t.adam.lr = o.lr;
-      t.adam.weight_decay = 0.1f;
-      t.warmup_steps = std::min<int64_t>(100, o.steps / 10);
-      t.eval_every = o.eval_every;
-      t.seed = job.seed;
-      t.quiet = true;
-      t.stop_metric = "acc";
-      t.stop_threshold = 1.0;
-      const int B = o.batch_size;
-      const auto r0 = std::chrono::steady_clock::now();
-      TrainResult r = train(
-          model, t, [&](int64_t step, int micro, Batch& b) { synthetic_batch(data.train, job.seed, step, B, b); },
-          [&](LanguageModel& m) { return evaluate_synthetic(m, data.test); });
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
-      results[i] = {job.task, job.model, job.seed, r, model.num_params(), secs, ""};
-      std::lock_guard<std::mutex> lock(io);
-      ++done;
-      std::fprintf(stderr, "[%d/%zu] %-18s %-11s seed %d: test acc %.3f after %lld steps%s, %.0f tok/s, %.0fs\n",
-                   done, jobs.size(), job.task.c_str(), job.model.c_str(), job.seed,
-                   r.last_eval.metrics["acc"], static_cast<long long>(r.steps_done),
-                   r.stopped_early ? " (stopped at 100%)" : "", r.tokens_per_s, secs);
-    } catch (const std::exception& e) {
-      // An exception must not leave the parallel region; the other runs go on.
-      const Job& job = jobs[i];
-      results[i] = {job.task, job.model, job.seed, {}, 0, 0, e.what()};
-      std::lock_guard<std::mutex> lock(io);
-      ++done;
-      std::fprintf(stderr, "[%d/%zu] %-18s %-11s seed %d: FAILED: %s\n", done, jobs.size(),
-                   job.task.c_str(), job.model.c_str(), job.seed, e.what());
-    }
-  }
-  int failed = 0;
-  std::string first_error;
-  for (auto& rr : results)
-    if (!rr.error.empty() && failed++ == 0)
-      first_error = str(rr.task, " ", rr.model, " seed ", rr.seed, ": ", rr.error);
-  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  std::ostringstream curves;
-  curves << "task,model,seed,step,test_acc,test_loss\n";
-  for (auto& rr : results)
-    for (auto& [step, e] : rr.r.eval_history)  // empty for a failed run
-      curves << rr.task << "," << rr.model << "," << rr.seed << "," << step << ","
-             << e.metrics.at("acc") << "," << e.metrics.at("loss") << "\n";
-
-  std::ostringstream md;
-  md << "| task | model | params | test acc % (mean ± std over " << o.seeds
-     << " seeds) | steps (mean) | runs stopped at 100% | train tokens/s (1 thread) |\n"
-     << "|---|---|---|---|---|---|---|\n";
-  std::ostringstream summary;
-  summary << "task,model,params,acc_mean,acc_std,steps_mean,stopped_early,tokens_per_s\n";
-  for (auto& t : o.tasks)
-    for (auto& m : o.models) {
-      double sum = 0, sq = 0, steps = 0, tps = 0;
-      int n = 0, early = 0;
-      int64_t params = 0;
-      for (auto& rr : results)
-        if (rr.task == t && rr.model == m && rr.error.empty()) {
-          double a = 100.0 * rr.r.last_eval.metrics.at("acc");
-          sum += a;
-          sq += a * a;
-          steps += rr.r.steps_done;
-          tps += rr.r.tokens_per_s;
-          early += rr.r.stopped_early || a >= 100.0;
-          params = rr.params;
-          ++n;
-        }
-      if (n == 0) {
-        md << "| " << t << " | " << m << " | | every run failed | | | |\n";
-        continue;
-      }
-      const double mean = sum / n, sd = std::sqrt(std::max(0.0, sq / n - mean * mean));
-      md << "| " << t << " | " << m << " | " << params << " | " << fmt("%.1f", mean) << " ± "
-         << fmt("%.1f", sd) << " | " << fmt("%.0f", steps / n) << " | " << early << "/" << n
-         << " | " << fmt("%.0f", tps / n) << " |\n";
-      summary << t << "," << m << "," << params << "," << mean << "," << sd << "," << steps / n
-              << "," << early << "," << tps / n << "\n";
-    }
-  md << "\nSettings: d_model " << o.d_model << ", " << o.n_layer << " layers, AdamW lr " << o.lr
-     << " (SSM dynamics min(lr, 1e-3)), weight decay 0.1, warmup then cosine, clip 1.0, init std "
-     << fmt("%.3f", o.init_std > 0 ? o.init_std : 1.0 / std::sqrt(static_cast<double>(o.d_model)))
-     << "; attention has learned positions.\n";
-  md << "\nBudget: up to " << o.steps << " steps of batch " << o.batch_size << " ("
-     << fmt("%.1f", static_cast<double>(o.steps) * o.batch_size / o.n_train)
-     << " epochs of " << o.n_train << " sequences), the same for every model; a run stops early "
-     << "once it reaches 100% test accuracy (evaluated every " << o.eval_every << " steps). "
-     << "Wall time " << fmt("%.0f", total) << " s for all runs, " << workers << " at a time.\n";
-  std::printf("%s", md.str().c_str());
-  std::fflush(stdout);  // the table is out even if a file below cannot be written
-  write_file_atomic(o.out + "/curves.csv", curves.str());
-  write_file_atomic(o.out + "/summary.csv", summary.str());
-  write_file_atomic(o.out + "/table.md", md.str());
-  std::fprintf(stderr, "wrote %s/{table.md,summary.csv,curves.csv}\n", o.out.c_str());
-  // The PNG comes from matplotlib (Debian's python3-matplotlib); a missing one only costs the plot.
-  const std::string plot = "/usr/bin/python3 '" + source_dir() + "/scripts/plot_synth.py' '" + o.out +
-                           "/curves.csv' '" + o.out + "/accuracy.png'";
-  std::error_code ec;
-  fs::remove(o.out + "/accuracy.png", ec);  // an earlier study's plot (--force) must not pass for this one's
-  if (std::system(plot.c_str()) != 0)
-    std::fprintf(stderr, "warning: could not draw the plot; run: %s\n", plot.c_str());
-  HIPPO_CHECK(failed == 0, failed, " of ", jobs.size(), " runs failed (the tables leave them out); the "
-              "first: ", first_error);
+int run_synth_cli(SynthCli& o) {
+  o.s.steps = parse_int_option(o.steps_text, "--steps", 1, kMaxCount);
+  o.s.eval_every = parse_int_option(o.eval_every_text, "--eval-every", 0, kMaxCount);
+  o.s.source_dir = HIPPO_SOURCE_DIR;
+  run_synth(o.s);
   return 0;
 }
 
@@ -276,24 +28,24 @@ int run_synth(SynthCli& o) {
 void add_synth(CLI::App& app, std::function<int()>& run) {
   auto o = std::make_shared<SynthCli>();
   auto* c = app.add_subcommand("synth", "Paper Table 1: synthetic tasks for every model and seed");
-  c->add_option("--tasks", o->tasks, "Tasks")->capture_default_str();
-  c->add_option("--models", o->models, "Mixers to compare")->capture_default_str();
-  c->add_option("--seeds", o->seeds, "Seeds per model")->capture_default_str();
-  c->add_option("--d-model", o->d_model, "Model width")->capture_default_str();
-  c->add_option("--layers", o->n_layer, "Layers")->capture_default_str();
-  c->add_option("-b,--batch-size", o->batch_size, "Batch size")->capture_default_str();
+  c->add_option("--tasks", o->s.tasks, "Tasks")->capture_default_str();
+  c->add_option("--models", o->s.models, "Mixers to compare")->capture_default_str();
+  c->add_option("--seeds", o->s.seeds, "Seeds per model")->capture_default_str();
+  c->add_option("--d-model", o->s.d_model, "Model width")->capture_default_str();
+  c->add_option("--layers", o->s.n_layer, "Layers")->capture_default_str();
+  c->add_option("-b,--batch-size", o->s.batch_size, "Batch size")->capture_default_str();
   c->add_option("-n,--steps", o->steps_text, "Step budget per run")->type_name("INT")->capture_default_str();
   c->add_option("--eval-every", o->eval_every_text, "Evaluate every N steps")
       ->type_name("INT")->capture_default_str();
-  c->add_option("--lr", o->lr, "Peak learning rate")->capture_default_str();
-  c->add_option("--init-std", o->init_std, "Init std of linears and embeddings (0: 1/sqrt(d))")
+  c->add_option("--lr", o->s.lr, "Peak learning rate")->capture_default_str();
+  c->add_option("--init-std", o->s.init_std, "Init std of linears and embeddings (0: 1/sqrt(d))")
       ->capture_default_str();
-  c->add_option("--n-train", o->n_train, "Training sequences")->capture_default_str();
-  c->add_option("--n-test", o->n_test, "Test sequences")->capture_default_str();
-  c->add_option("-t,--threads", o->threads, "Runs in parallel (0: all cores)")->capture_default_str();
-  c->add_option("-o,--out", o->out, "Output folder")->capture_default_str();
-  c->add_flag("--force", o->force, "Replace an earlier study's results in the output folder");
-  c->callback([&run, o] { run = [o] { return run_synth(*o); }; });
+  c->add_option("--n-train", o->s.n_train, "Training sequences")->capture_default_str();
+  c->add_option("--n-test", o->s.n_test, "Test sequences")->capture_default_str();
+  c->add_option("-t,--threads", o->s.threads, "Runs in parallel (0: all cores)")->capture_default_str();
+  c->add_option("-o,--out", o->s.out, "Output folder")->capture_default_str();
+  c->add_flag("--force", o->s.force, "Replace an earlier study's results in the output folder");
+  c->callback([&run, o] { run = [o] { return run_synth_cli(*o); }; });
 }
 
 }  // namespace hippo::cli

@@ -1,13 +1,8 @@
 #include <cstdio>
-#include <filesystem>
-#include <new>
-#include <nlohmann/json.hpp>
-#include <stdexcept>
 #include <string>
 
 #include "apps/commands.h"
-#include "core/error.h"
-#include "io/strict_json.h"
+#include "hippo/tools.hpp"
 
 namespace {
 
@@ -49,22 +44,7 @@ int main(int argc, char** argv) {
   const std::string cmd = command_of(app);
   try {
     return run ? run() : 0;
-  } catch (const hippo::Error& e) {
-    return error(hippo::json_error_text(e));  // a wrapped nlohmann text keeps no "[json...]"
-  } catch (const std::bad_alloc&) {
-    return error("out of memory while running `hippo " + cmd + "`");
-  } catch (const std::filesystem::filesystem_error& e) {
-    std::string m = e.code().message();
-    if (!e.path1().empty()) m = e.path1().string() + ": " + m;
-    if (!e.path2().empty()) m += " (and " + e.path2().string() + ")";
-    return error(m + " (during `hippo " + cmd + "`)");
-  } catch (const nlohmann::json::exception& e) {
-    return error("invalid JSON data during `hippo " + cmd + "`: " + hippo::json_error_text(e));
-  } catch (const std::invalid_argument&) {
-    return error("a value is not a valid number (during `hippo " + cmd + "`)");
-  } catch (const std::out_of_range&) {
-    return error("a value is out of range (during `hippo " + cmd + "`)");
-  } catch (const std::exception& e) {
-    return error(e.what());
+  } catch (...) {
+    return error(hippo::current_exception_message(cmd));
   }
 }

@@ -24,7 +24,8 @@ OrderedDict and a few plain types; any other global becomes an inert placeholder
 called, so a malicious file cannot run code.
 
 Output: safetensors with __metadata__ {"format": "hippo", "config": <ModelConfig JSON>}, the
-same format `hippo train` writes. --dtype bf16 stores the linear and embedding weights as BF16
+same format `hippo train` writes; with --tokenizer, the tokenizer too (its vocabulary texts,
+src/data/tokenizer.h), so the file needs no vocabulary folder to run. --dtype bf16 stores the linear and embedding weights as BF16
 (round to nearest even); SSM parameters, norms and biases stay F32.
 """
 import argparse
@@ -538,7 +539,40 @@ def tensor_bytes(t, as_bf16):
     return "F32", t.to(torch.float32).contiguous().numpy().tobytes()
 
 
-def write_safetensors(path, sd, cfg, dtype):
+def fnv1a64(data, h=0xcbf29ce484222325):
+    """64-bit FNV-1a, as src/data/hash.h (the embedded tokenizer's id)."""
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def tokenizer_metadata(spec):
+    """__metadata__ entries embedding the tokenizer `spec` ("byte" or "gpt2:DIR"), as hippo
+    writes them (src/data/tokenizer.h), so the converted file runs from any folder."""
+    if spec is None:
+        return {}
+    if spec == "byte":
+        return {"tokenizer": "byte", "tokenizer.id": "byte-v1"}
+    if not spec.startswith("gpt2:") or len(spec) == 5:
+        raise ConvertError(f"--tokenizer {spec!r}: expected 'byte' or 'gpt2:DIR'")
+    texts = []
+    for name in ("encoder.json", "vocab.bpe"):
+        path = os.path.join(spec[5:], name)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise ConvertError(f"--tokenizer {spec}: {path}: {e.strerror or e}")
+        try:
+            texts.append((raw, raw.decode("utf-8")))
+        except UnicodeDecodeError:
+            raise ConvertError(f"--tokenizer {spec}: {path}: not UTF-8 text")
+    (enc_raw, enc), (bpe_raw, bpe) = texts
+    return {"tokenizer": "gpt2-bpe", "tokenizer.encoder_json": enc, "tokenizer.vocab_bpe": bpe,
+            "tokenizer.id": "gpt2-bpe:%016x" % fnv1a64(bpe_raw, fnv1a64(enc_raw))}
+
+
+def write_safetensors(path, sd, cfg, dtype, tokenizer_meta=None):
     names = sorted(sd)
     header, off, as_bf16 = {}, 0, {}
     for k in names:
@@ -550,7 +584,8 @@ def write_safetensors(path, sd, cfg, dtype):
         as_bf16[k] = bf
         off += n
     header["__metadata__"] = {"format": "hippo", "config": json.dumps(cfg),
-                              "converted_from": "H3 PyTorch checkpoint (scripts/convert_h3.py)"}
+                              "converted_from": "H3 PyTorch checkpoint (scripts/convert_h3.py)",
+                              **(tokenizer_meta or {})}
     h = json.dumps(header).encode()
     h += b" " * ((8 - (8 + len(h)) % 8) % 8)
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
@@ -572,7 +607,8 @@ def write_safetensors(path, sd, cfg, dtype):
     return 8 + len(h) + off
 
 
-def convert(inp, out, dtype="fp32", heads=None, vocab_size=None):
+def convert(inp, out, dtype="fp32", heads=None, vocab_size=None, tokenizer=None):
+    tokenizer_meta = tokenizer_metadata(tokenizer)  # a bad vocabulary fails before the big read
     obj = load_pickle(inp)
     try:
         sd = extract_state_dict(obj, inp)
@@ -582,7 +618,7 @@ def convert(inp, out, dtype="fp32", heads=None, vocab_size=None):
     except ConvertError as e:
         msg = str(e)
         raise ConvertError(msg if msg.startswith(inp) else f"{inp}: {msg}")
-    size = write_safetensors(out, sd, cfg, dtype)
+    size = write_safetensors(out, sd, cfg, dtype, tokenizer_meta)
     return cfg, size
 
 
@@ -637,6 +673,10 @@ def main(argv=None):
                          "of a released H3 model)")
     ap.add_argument("--vocab-size", type=int, default=None,
                     help="true vocabulary size (default: 50257 for 50264 rows, else the rows)")
+    ap.add_argument("--tokenizer", default=None,
+                    help="embed this tokenizer in the output: 'byte', or 'gpt2:DIR' (DIR holds "
+                         "encoder.json and vocab.bpe; the released H3 models use GPT-2's). "
+                         "Default: none recorded (hippo then guesses from the vocabulary size)")
     a = ap.parse_args(argv)
     if a.heads is not None and a.heads <= 0:
         ap.error("--heads must be positive")
@@ -644,7 +684,7 @@ def main(argv=None):
         ap.error("--vocab-size must be positive")
     try:
         check_output(a.input, a.output)
-        cfg, size = convert(a.input, a.output, a.dtype, a.heads, a.vocab_size)
+        cfg, size = convert(a.input, a.output, a.dtype, a.heads, a.vocab_size, a.tokenizer)
     except ConvertError as e:
         sys.stderr.write(f"convert_h3: error: {e}\n")
         return 1

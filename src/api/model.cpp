@@ -23,19 +23,15 @@ std::string cpu_features() { return cpu_features_summary(); }
 
 namespace {
 
-// The tokenizer: the caller's override, else the one the file records, else (files written
-// before tokenizers were recorded) a guess from the vocabulary size.
+// The tokenizer: the caller's override, else the one embedded in the file (data/tokenizer.h;
+// older files: the folder they name, or a guess from the vocabulary size).
 std::unique_ptr<Tokenizer> model_tokenizer(const std::map<std::string, std::string>& meta,
                                            const LoadOptions& opts, const ModelConfig& cfg,
                                            const std::string& path) {
-  std::string spec = opts.tokenizer;
-  if (spec.empty()) {
-    auto it = meta.find("tokenizer");
-    if (it != meta.end()) spec = it->second;
-  }
-  if (spec.empty()) spec = cfg.vocab_size >= 50257 ? "gpt2:data/gpt2" : "byte";
-  std::unique_ptr<Tokenizer> tok = load_tokenizer(spec);
-  HIPPO_CHECK(tok->vocab_size() <= cfg.vocab_size, path, ": tokenizer ", spec, " has ",
+  std::unique_ptr<Tokenizer> tok =
+      opts.tokenizer.empty() ? tokenizer_from_metadata(meta, path) : load_tokenizer(opts.tokenizer);
+  const std::string what = opts.tokenizer.empty() ? "the file's tokenizer" : "tokenizer " + opts.tokenizer;
+  HIPPO_CHECK(tok->vocab_size() <= cfg.vocab_size, path, ": ", what, " has ",
               tok->vocab_size(), " tokens, more than the model's vocab_size ", cfg.vocab_size);
   return tok;
 }

@@ -1,6 +1,7 @@
 #include "data/gpt2_bpe.h"
 
 #include <climits>
+#include <utility>
 #include <cstdio>
 #include <functional>
 #include <queue>
@@ -55,18 +56,27 @@ Gpt2Bpe::Gpt2Bpe(const std::string& dir) {
   const std::string enc_path = dir + "/encoder.json";
   const std::string bpe_path = dir + "/vocab.bpe";
   const char* hint = " (run scripts/get_gpt2_vocab.sh to fetch the GPT-2 vocabulary)";
-  std::string enc_text, bpe_text;
   try {
-    enc_text = read_whole_file(enc_path);
-    bpe_text = read_whole_file(bpe_path);
+    encoder_json_ = read_whole_file(enc_path);
+    vocab_bpe_ = read_whole_file(bpe_path);
   } catch (const Error& e) {
     fail("gpt2 tokenizer: ", e.what(), hint);
   }
-  load_encoder(enc_path, enc_text);
-  load_merges(bpe_path, bpe_text);
+  build(enc_path, bpe_path);
+}
+
+Gpt2Bpe::Gpt2Bpe(std::string encoder_json, std::string vocab_bpe, const std::string& encoder_source,
+                 const std::string& vocab_source)
+    : encoder_json_(std::move(encoder_json)), vocab_bpe_(std::move(vocab_bpe)) {
+  build(encoder_source, vocab_source);
+}
+
+void Gpt2Bpe::build(const std::string& encoder_source, const std::string& vocab_source) {
+  load_encoder(encoder_source, encoder_json_);
+  load_merges(vocab_source, vocab_bpe_);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx",
-                static_cast<unsigned long long>(fnv1a64(bpe_text, fnv1a64(enc_text))));
+                static_cast<unsigned long long>(fnv1a64(vocab_bpe_, fnv1a64(encoder_json_))));
   id_ = std::string("gpt2-bpe:") + hex;
 }
 

@@ -26,6 +26,15 @@ class Gpt2Bpe final : public Tokenizer {
   // Reads dir/encoder.json and dir/vocab.bpe; throws hippo::Error naming the file and line
   // when one is missing or malformed.
   explicit Gpt2Bpe(const std::string& dir);
+  // From the two files' texts (as embedded in a model file, data/tokenizer.h). Errors start
+  // with encoder_source / vocab_source (e.g. "m.safetensors: __metadata__.tokenizer.vocab_bpe").
+  Gpt2Bpe(std::string encoder_json, std::string vocab_bpe, const std::string& encoder_source,
+          const std::string& vocab_source);
+
+  // The texts of encoder.json and vocab.bpe this tokenizer was built from, byte for byte (what
+  // a model file embeds so that it needs no vocabulary folder).
+  const std::string& encoder_json() const { return encoder_json_; }
+  const std::string& vocab_bpe() const { return vocab_bpe_; }
 
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(std::span<const int32_t> ids) const override;
@@ -59,6 +68,9 @@ class Gpt2Bpe final : public Tokenizer {
   }
   void load_encoder(const std::string& path, const std::string& text);
   void load_merges(const std::string& path, const std::string& text);
+  void build(const std::string& encoder_source, const std::string& vocab_source);
+
+  std::string encoder_json_, vocab_bpe_;  // the source texts, kept for embedding
 
   std::vector<std::string> token_bytes_;                  // id -> bytes
   std::unordered_map<std::string, int32_t> id_of_bytes_;  // bytes -> id

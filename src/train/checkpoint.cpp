@@ -78,9 +78,11 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Lang
   return meta;
 }
 
-uint64_t checkpoint_bytes(const LanguageModel& model, bool with_optimizer) {
+uint64_t checkpoint_bytes(const LanguageModel& model, bool with_optimizer,
+                          const std::map<std::string, std::string>& extra_metadata) {
   const uint64_t copies = with_optimizer ? 3 : 1;
   uint64_t bytes = 8 + (64u << 10);  // length prefix, metadata (config, run settings) and slack
+  if (!extra_metadata.empty()) bytes += nlohmann::json(extra_metadata).dump().size();  // as written
   for (auto& p : model.params()) {
     const uint64_t data = (static_cast<uint64_t>(p.param->value.numel()) * 4 + 3) / 4 * 4;
     // Header entry per tensor: name (with "optim.m." for the moments), dtype, shape, offsets.

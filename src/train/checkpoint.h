@@ -16,6 +16,8 @@ void save_checkpoint(const std::string& path, const LanguageModel& model, const 
                      const std::map<std::string, std::string>& extra_metadata = {});
 
 // Weights only (for inference and `hippo eval`): same format without the optimizer state.
+// Model files a user runs should carry their tokenizer: put it in extra_metadata with
+// embed_tokenizer (data/tokenizer.h), as `hippo train` does.
 void save_weights(const std::string& path, const LanguageModel& model);
 
 // Loads weights into `model` (names and shapes must match exactly; see models/load.h, which
@@ -25,8 +27,10 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Lang
                                                    AdamW* opt);
 
 // Upper bound of the file size save_checkpoint writes for `model` (with the optimizer moments
-// or without), for the free-space check before training starts.
-uint64_t checkpoint_bytes(const LanguageModel& model, bool with_optimizer);
+// or without) and `extra_metadata` (an embedded tokenizer is ~1.5 MB), for the free-space
+// check before training starts.
+uint64_t checkpoint_bytes(const LanguageModel& model, bool with_optimizer,
+                          const std::map<std::string, std::string>& extra_metadata = {});
 
 // The header metadata of a safetensors file (reads the header only).
 std::map<std::string, std::string> read_metadata(const std::string& path);

@@ -144,7 +144,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
   int64_t start = 0;
   if (folder) {
     saver.path = folder->checkpoint();
-    folder->check_room(checkpoint_bytes(model, true), checkpoint_bytes(model, false));
+    folder->check_room(checkpoint_bytes(model, true, meta), checkpoint_bytes(model, false, meta));
     if (opt.resume) {
       const auto ck_meta = read_metadata(saver.path);
       check_resume_compatible(saver.path, ck_meta, model.config(), settings);
@@ -237,8 +237,12 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       loss_acc = acc_acc = 0;
       acc_steps = 0;
     }
-    const bool eval_now = (opt.eval_every > 0 && (step + 1) % opt.eval_every == 0) || last;
     bool stop = false;
+    if (opt.on_step && !opt.on_step(step + 1, step_loss, res.tokens_per_s)) {
+      res.stopped_early = !last;
+      stop = true;  // evaluated and saved below, as at the end
+    }
+    const bool eval_now = (opt.eval_every > 0 && (step + 1) % opt.eval_every == 0) || last || stop;
     if (eval_now) {
       run_eval(step + 1);
       if (!opt.stop_metric.empty() && res.last_eval.metrics.count(opt.stop_metric) &&

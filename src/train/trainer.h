@@ -51,6 +51,10 @@ struct TrainOptions {
   // any of them different is refused (train/checkpoint.h, check_resume_compatible). Free to
   // change on resume: steps, eval/save/log frequency, quiet, and the caller's unlisted ones.
   std::map<std::string, std::string> run_settings;
+  // Called after every optimizer step with the step count done, its loss and the tokens/s so
+  // far; returning false stops the run there, saved as at the end (the public API's progress
+  // callback, include/hippo/train.hpp).
+  std::function<bool(int64_t step, double loss, double tokens_per_s)> on_step;
 };
 
 // Throws hippo::Error naming the option ("--log-every must be >= 1, got 0") for a value out of

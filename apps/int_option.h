@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <string>
 
-#include "core/error.h"
+#include "hippo/error.hpp"
 
-namespace hippo {
+namespace hippo::cli {
 
 // Largest step count or frequency any option accepts.
 inline constexpr int64_t kMaxCount = 1'000'000'000'000;
@@ -18,10 +18,12 @@ inline int64_t parse_int_option(const std::string& text, const char* name, int64
   int64_t v = 0;
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  HIPPO_CHECK(!text.empty() && ec == std::errc() && ptr == end, name, " must be an integer in [", lo,
-              ", ", hi, "], got \"", text, "\"");
-  HIPPO_CHECK(v >= lo, name, " must be >= ", lo, ", got ", v);
-  HIPPO_CHECK(v <= hi, name, " must be <= ", hi, ", got ", v);
+  const std::string n = name;
+  if (text.empty() || ec != std::errc() || ptr != end)
+    throw Error(n + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                "], got \"" + text + "\"");
+  if (v < lo) throw Error(n + " must be >= " + std::to_string(lo) + ", got " + std::to_string(v));
+  if (v > hi) throw Error(n + " must be <= " + std::to_string(hi) + ", got " + std::to_string(v));
   return v;
 }
 
@@ -29,9 +31,10 @@ inline uint64_t parse_u64_option(const std::string& text, const char* name) {
   uint64_t v = 0;
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  HIPPO_CHECK(!text.empty() && text[0] != '-' && ec == std::errc() && ptr == end, name,
-              " must be an integer in [0, 18446744073709551615], got \"", text, "\"");
+  if (text.empty() || text[0] == '-' || ec != std::errc() || ptr != end)
+    throw Error(std::string(name) + " must be an integer in [0, 18446744073709551615], got \"" +
+                text + "\"");
   return v;
 }
 
-}  // namespace hippo
+}  // namespace hippo::cli

@@ -1,0 +1,30 @@
+// Helpers for programs built on hippo that work like the `hippo` command: the tokenizer as a
+// text filter, and one message for any exception the library lets through.
+#pragma once
+#include <iosfwd>
+#include <string>
+
+#include "hippo/error.hpp"
+
+namespace hippo {
+
+struct TokenizeOptions {
+  std::string tokenizer = "byte";  // "byte" or "gpt2:DIR"; ignored when `model` is given
+  std::string model;               // use this model file's embedded tokenizer
+  bool decode = false;             // ids -> text (else text -> ids)
+  bool special = false;            // encode the text "<|endoftext|>" as the end-of-text id
+  bool jsonl = false;              // one JSON string (or id array with decode) per line
+};
+
+// `hippo tokenize`: reads `in` to its end and writes to `out`. Text mode: the whole input to
+// space-separated ids and a newline, or (decode) ids back to the bytes. JSONL mode: each line
+// a JSON string -> an array of ids, or (decode) an array of ids -> a JSON string (invalid UTF-8
+// from partial tokens as U+FFFD). A malformed line or id is an Error naming the line or word.
+void tokenize_stream(const TokenizeOptions& options, std::istream& in, std::ostream& out);
+
+// The message for the exception being handled (call it inside a catch block): a hippo::Error's
+// text; the few library exceptions that may slip through (out of memory, a filesystem error,
+// invalid JSON, number conversions) as a sentence naming `command`, never a raw what().
+std::string current_exception_message(const std::string& command);
+
+}  // namespace hippo

@@ -1,0 +1,211 @@
+// hippo::train (include/hippo/train.hpp): a model trained on a synthetic task or on text, as
+// `hippo train` runs it. The loop itself is train/trainer.h; this is the setup around it.
+#include "hippo/train.hpp"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/threads.h"
+#include "data/corpus.h"
+#include "data/hash.h"
+#include "data/lm_batches.h"
+#include "data/synthetic.h"
+#include "data/synthetic_batches.h"
+#include "data/tokenizer.h"
+#include "models/lm.h"
+#include "train/lm_eval.h"
+#include "train/synthetic_eval.h"
+#include "train/trainer.h"
+
+namespace hippo {
+
+namespace {
+
+// Ranges of the options the trainer does not check itself (validate_train_options checks the rest).
+void validate(const TrainingOptions& o, const TrainOptions& t) {
+  HIPPO_CHECK(o.batch_size >= 1 && o.batch_size <= 65536, "--batch-size must be in [1, 65536], got ",
+              o.batch_size);
+  HIPPO_CHECK(o.seq_len >= 1 && o.seq_len <= (1 << 20), "--seq-len must be in [1, 1048576], got ",
+              o.seq_len);
+  HIPPO_CHECK(static_cast<int64_t>(o.batch_size) * o.seq_len <= (int64_t{1} << 22),
+              "--batch-size x --seq-len must be at most 4194304 tokens per micro-batch, got ",
+              o.batch_size, " x ", o.seq_len);
+  HIPPO_CHECK(o.threads >= 0 && o.threads <= 4096, "--threads must be in [0, 4096] (0: all cores), got ",
+              o.threads);
+  HIPPO_CHECK(!o.dropout || (*o.dropout >= 0 && *o.dropout < 1), "--dropout must be in [0, 1), got ",
+              o.dropout.value_or(0));
+  HIPPO_CHECK(o.eval_tokens >= 0, "--eval-tokens must be >= 0, got ", o.eval_tokens);
+  HIPPO_CHECK(!t.resume || !t.out_dir.empty(),
+              "--resume needs -o DIR: the run folder whose checkpoint.safetensors to continue");
+  validate_train_options(t);
+}
+
+// The trainer's options from the public ones.
+TrainOptions trainer_options(const TrainingOptions& o) {
+  TrainOptions t;
+  t.steps = o.steps;
+  t.grad_accum = o.grad_accum;
+  t.adam.lr = o.lr;
+  t.adam.weight_decay = o.weight_decay;
+  t.warmup_steps = o.warmup;
+  t.min_lr_ratio = o.min_lr_ratio;
+  t.clip = o.clip;
+  t.seed = o.seed;
+  t.eval_every = o.eval_every;
+  t.save_every = o.save_every;
+  t.log_every = o.log_every;
+  t.out_dir = o.out_dir;
+  t.resume = o.resume;
+  t.force = o.force;
+  t.quiet = o.quiet;
+  return t;
+}
+
+// What the training data is, by content: the train split's token count and a hash of its ids,
+// so a resume on other data is refused wherever the files now live.
+std::string data_fingerprint(const TokenCache& toks) {
+  uint64_t h = kFnvOffset;
+  std::vector<int32_t> buf;
+  const size_t chunk = size_t{1} << 16;
+  for (size_t i = 0; i < toks.size(); i += chunk) {
+    buf.resize(std::min(chunk, toks.size() - i));
+    toks.read(i, buf.size(), buf.data());
+    h = fnv1a64(buf.data(), buf.size() * sizeof(int32_t), h);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return str(toks.size(), " train tokens, fingerprint ", hex);
+}
+
+// The built-in default: a small hybrid H3-attention model, attention at layer 1 of 4
+// ("one early", as in the paper's hybrids).
+ModelConfig default_config(int vocab, bool synthetic) {
+  nlohmann::json j = {{"vocab_size", vocab}, {"d_model", synthetic ? 64 : 128},
+                      {"n_layer", synthetic ? 2 : 4}, {"d_state", 64}, {"attn_heads", synthetic ? 4 : 8}};
+  j["layers"] = synthetic ? nlohmann::json{"h3", "attention"}
+                          : nlohmann::json{"h3", "attention", "h3", "h3"};
+  return ModelConfig::from_json(j, "built-in default config");
+}
+
+struct Run {
+  const TrainingOptions& o;
+  const TrainingCallbacks& cb;
+  TrainOptions t;
+
+  void info(const std::string& line) const {
+    if (cb.on_info) cb.on_info(line);
+  }
+
+  std::unique_ptr<LanguageModel> make_model(int vocab, bool synthetic) const {
+    ModelConfig cfg = o.config.empty() ? default_config(vocab, synthetic) : ModelConfig::load(o.config);
+    HIPPO_CHECK(cfg.vocab_size >= vocab, o.config, ": vocab_size ", cfg.vocab_size,
+                " is smaller than the data's vocabulary ", vocab);
+    if (o.dropout) {
+      cfg.dropout = *o.dropout;
+      cfg.validate("--dropout");
+    }
+    auto model = std::make_unique<LanguageModel>(cfg);  // not movable: params point into it
+    model->init(o.seed);
+    info(str("model: ", cfg.n_layer, " layers (", layers_summary(cfg), "), d=", cfg.d_model, ", ",
+             model->num_params(), " parameters"));
+    return model;
+  }
+
+  TrainingResult result(const TrainResult& r, const LanguageModel& model) const {
+    TrainingResult out;
+    out.steps_done = r.steps_done;
+    out.stopped = r.stopped_early;
+    out.last_loss = r.last_loss;
+    out.tokens_per_s = r.tokens_per_s;
+    out.num_params = model.num_params();
+    out.last_eval = r.last_eval.metrics;
+    if (!o.out_dir.empty()) out.weights = o.out_dir + "/model.safetensors";
+    return out;
+  }
+
+  TrainingResult synthetic(const std::string& task, RunFolder* folder) {
+    SynthOptions so;
+    so.task = parse_synth_task(task);
+    so.seed = o.seed;
+    so.fill_defaults();
+    SynthSplits data = make_synthetic(so);
+    const std::unique_ptr<LanguageModel> model = make_model(so.vocab, true);
+    t.run_settings["data"] = "synthetic:" + synth_task_name(so.task);
+    t.run_settings["batch-size"] = std::to_string(o.batch_size);
+    info(str("task ", synth_task_name(so.task), ": ", data.train.n, " train / ", data.test.n,
+             " test sequences"));
+    const int B = o.batch_size, accum = t.grad_accum;
+    const uint64_t seed = o.seed;
+    const TrainResult r = hippo::train(
+        *model, t,
+        [&](int64_t step, int micro, Batch& b) { synthetic_batch(data.train, seed, step * accum + micro, B, b); },
+        [&](LanguageModel& m) { return evaluate_synthetic(m, data.test); }, folder);
+    TrainingResult out = result(r, *model);
+    out.synthetic = true;
+    return out;
+  }
+
+  TrainingResult text(RunFolder* folder) {
+    const std::string path = resolve_corpus_path(o.data);
+    auto tok = load_tokenizer(o.tokenizer);
+    auto split = [&](Split s) {
+      std::string why;
+      TokenCache c = split_tokens(path, s, *tok, default_cache_path(o.cache_dir, path, s, *tok), &why);
+      if (!why.empty()) info(str("tokenized ", split_name(s), " split (", why, "): ", c.size(), " tokens"));
+      return c;
+    };
+    TokenCache train_toks = split(Split::Train), val_toks = split(Split::Validation),
+               test_toks = split(Split::Test);
+    info(str("corpus ", path, ", tokenizer ", tok->id(), ": ", train_toks.size(), " train / ",
+             val_toks.size(), " validation / ", test_toks.size(), " test tokens"));
+    const std::unique_ptr<LanguageModel> model = make_model(tok->vocab_size(), false);
+    embed_tokenizer(*tok, t.metadata);  // the model file needs no vocabulary folder to run
+    t.metadata["data"] = path;          // for the record; resume compares the content (below)
+    t.run_settings["data"] = data_fingerprint(train_toks);
+    t.run_settings["tokenizer"] = tok->id();
+    t.run_settings["batch-size"] = std::to_string(o.batch_size);
+    t.run_settings["seq-len"] = std::to_string(o.seq_len);
+    const std::vector<int32_t> bytes = token_byte_lengths(*tok);
+    const int B = o.batch_size, L = o.seq_len, accum = t.grad_accum;
+    const uint64_t seed = o.seed;
+    const int64_t eval_tokens = o.eval_tokens;
+    const TrainResult r = hippo::train(
+        *model, t,
+        [&](int64_t step, int micro, Batch& b) { lm_random_batch(train_toks, seed, step * accum + micro, B, L, b); },
+        [&](LanguageModel& m) { return evaluate_lm(m, val_toks, L, B, &bytes, eval_tokens); }, folder);
+    const EvalResult test = evaluate_lm(*model, test_toks, L, B, &bytes, 0, cb.on_test_progress);
+    TrainingResult out = result(r, *model);
+    out.test = test.metrics;
+    return out;
+  }
+};
+
+}  // namespace
+
+TrainingResult train(const TrainingOptions& options, const TrainingCallbacks& callbacks) {
+  Run run{options, callbacks, trainer_options(options)};
+  validate(options, run.t);
+  if (callbacks.on_step) {
+    const int64_t total = options.steps;
+    run.t.on_step = [&callbacks, total](int64_t step, double loss, double tokens_per_s) {
+      return callbacks.on_step(TrainingProgress{step, total, loss, tokens_per_s});
+    };
+  }
+  set_num_threads(options.threads);
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG, which a save reports
+  // and survives, instead of the signal killing the run with its state.
+  ::signal(SIGXFSZ, SIG_IGN);
+  // The run folder first: a locked folder or a run that is there already is refused before
+  // any data is read.
+  std::unique_ptr<RunFolder> folder;
+  if (!options.out_dir.empty()) folder = std::make_unique<RunFolder>(run.t);
+  const std::string prefix = "synthetic:";
+  if (options.data.rfind(prefix, 0) == 0) return run.synthetic(options.data.substr(prefix.size()), folder.get());
+  return run.text(folder.get());
+}
+
+}  // namespace hippo
