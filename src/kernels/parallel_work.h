@@ -11,6 +11,12 @@ inline constexpr int64_t kMinParallelWork = int64_t{1} << 15;
 
 inline bool worth_parallel(int64_t work) { return work >= kMinParallelWork; }
 
+// Optimizer passes over one parameter tensor (AdamW, the gradient norm): a few flops per
+// element, so they pay for a fork/join only from twice the general threshold.
+inline constexpr int64_t kMinParallelOptimizerWork = int64_t{1} << 16;
+
+inline bool worth_parallel_optimizer(int64_t n) { return n > kMinParallelOptimizerWork; }
+
 // Per-token (decoding) work is split over threads only above this many elements, about
 // 0.2-0.5 ms of work: on a shared 2-core machine the second thread of a fork/join is often
 // not running, and waiting for it cost more than smaller steps take on one thread.

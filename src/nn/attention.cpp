@@ -61,7 +61,7 @@ void Attention::rotate_qk(float* qkv, int B, int L, bool inverse, Buffer& table_
   float* table = table_buf.get(static_cast<size_t>(L) * 2 * h);
   for (int t = 0; t < L; ++t) rotary_angles(t, table + t * 2 * h, table + t * 2 * h + h);
   const int64_t rows = static_cast<int64_t>(B) * L;
-#pragma omp parallel for schedule(static) if (rows * d_ > 32768)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * d_))
   for (int64_t r = 0; r < rows; ++r) {
     const float* c = table + (r % L) * 2 * h;
     float* row = qkv + r * 3 * d_;

@@ -1,6 +1,7 @@
 #include "nn/linear.h"
 
 #include "core/error.h"
+#include "kernels/parallel_work.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
 
@@ -27,7 +28,7 @@ void Linear::init(Rng& rng, float std) {
 void Linear::forward(const float* x, float* y, int64_t rows) const {
   if (has_bias_) {
     const float* b = bias.value.data();
-#pragma omp parallel for schedule(static) if (rows * out_ > 32768)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * out_))
     for (int64_t r = 0; r < rows; ++r)
       for (int o = 0; o < out_; ++o) y[r * out_ + o] = b[o];
   }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/parallel_work.h"
+
 namespace hippo {
 
 AdamW::AdamW(ParamList params, AdamWOptions opt) : params_(std::move(params)), opt_(opt) {
@@ -36,7 +38,7 @@ void AdamW::step(float lr_scale) {
     float* v = v_[i].data();
     const int64_t n = p.value.numel();
     const float shrink = 1.0f - lr * wd;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (worth_parallel_optimizer(n))
     for (int64_t j = 0; j < n; ++j) {
       w[j] *= shrink;
       m[j] = b1 * m[j] + (1.0f - b1) * g[j];

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/parallel_work.h"
+
 namespace hippo {
 
 double grad_norm(const ParamList& params) {
@@ -10,7 +12,7 @@ double grad_norm(const ParamList& params) {
     const float* g = p.param->grad.data();
     const int64_t n = p.param->grad.numel();
     double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
+#pragma omp parallel for reduction(+ : s) schedule(static) if (worth_parallel_optimizer(n))
     for (int64_t i = 0; i < n; ++i) s += static_cast<double>(g[i]) * g[i];
     sq += s;
   }
