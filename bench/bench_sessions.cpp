@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
   const int n = argc > 2 ? std::atoi(argv[2]) : 8;
   const int steps = argc > 3 ? std::atoi(argv[3]) : 32;
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 5;
+  if (n < 1 || n > 4096 || steps < 1 || rounds < 1) {
+    std::fprintf(stderr, "bench_sessions: SESSIONS must be in [1, 4096], STEPS and ROUNDS >= 1\n");
+    return 2;
+  }
   try {
     auto model = hippo::Model::load(argv[1]);
     std::vector<hippo::Session> base;

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -249,6 +251,20 @@ TEST(Api, RefusesBadInputs) {
   EXPECT_NE(error_of([&] { Model::load(dir.file("missing.safetensors")); }).find("missing.safetensors"),
             std::string::npos);
   EXPECT_THROW(Session(std::shared_ptr<const Model>()), Error);
+  // A state is never written over the model or over a file of another kind.
+  const auto model_size = std::filesystem::file_size(dir.file("a.safetensors"));
+  EXPECT_NE(error_of([&] { s.save(dir.file("a.safetensors")); }), "");
+  EXPECT_EQ(std::filesystem::file_size(dir.file("a.safetensors")), model_size);
+  EXPECT_NO_THROW(Model::load(dir.file("a.safetensors")));
+  {
+    std::ofstream notes(dir.file("notes.txt"));
+    notes << "my notes";
+  }
+  EXPECT_NE(error_of([&] { s.save(dir.file("notes.txt")); }).find("not a hippo state file"),
+            std::string::npos);
+  EXPECT_EQ(std::filesystem::file_size(dir.file("notes.txt")), 8u);
+  s.save(dir.file("ok.state"));
+  s.save(dir.file("ok.state"));  // over a state file of its own: allowed
 }
 
 TEST(Api, ModelInfoAndTokenizer) {

@@ -64,17 +64,7 @@ void check_options(const GenerateOptions& o) {
     // existing file only when it is a state file itself.
     std::vector<std::string> inputs = {o.model, o.load_state};
     inputs.insert(inputs.end(), o.prompt_files.begin(), o.prompt_files.end());
-    check_output_path(o.save_state, "--save-state", inputs, "a generation state",
-                      [](const std::string& path) -> std::string {
-                        const auto meta = read_safetensors_metadata(path);
-                        if (!meta) return "is not a hippo state file (not safetensors)";
-                        auto f = meta->find("format");
-                        if (f != meta->end() && f->second.rfind("hippo-state-v", 0) == 0) return "";
-                        return "is not a hippo state file (__metadata__.format " +
-                               (f == meta->end() ? std::string("missing") : "\"" + f->second + "\"") +
-                               ")";
-                      });
-    remove_stale_temp_files_of(o.save_state);  // left by a killed earlier save
+    check_state_output_path(o.save_state, "--save-state", inputs);
   }
 }
 

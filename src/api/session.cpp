@@ -120,6 +120,7 @@ void adopt_state(detail::SessionImpl& s, ModelState&& st, std::vector<float>&& l
 
 void Session::save(const std::string& path) const {
   HIPPO_CHECK(!impl_->logits.empty(), "Session::save: nothing to save (no token consumed yet)");
+  check_state_output_path(path, "Session::save", {impl_->model->path()});
   save_state(path, impl_->lm(), impl_->state, impl_->logits.data());
 }
 

@@ -10,6 +10,8 @@
 
 #include "core/error.h"
 #include "data/hash.h"
+#include "io/output_path.h"
+#include "io/run_dir.h"
 #include "io/safetensors.h"
 #include "models/load.h"
 #include "nn/attention.h"
@@ -453,6 +455,19 @@ ModelState load_state(const std::string& path, const LanguageModel& model,
 ModelState load_state_bytes(std::span<const uint8_t> bytes, const LanguageModel& model,
                             std::vector<float>* logits, const std::string& what) {
   return state_from(parse_safetensors(bytes.data(), bytes.size(), what), model, logits, what);
+}
+
+void check_state_output_path(const std::string& out, const std::string& option,
+                             const std::vector<std::string>& inputs) {
+  check_output_path(out, option, inputs, "a generation state", [](const std::string& path) -> std::string {
+    const auto meta = read_safetensors_metadata(path);
+    if (!meta) return "is not a hippo state file (not safetensors)";
+    auto f = meta->find("format");
+    if (f != meta->end() && f->second.rfind("hippo-state-v", 0) == 0) return "";
+    return "is not a hippo state file (__metadata__.format " +
+           (f == meta->end() ? std::string("missing") : "\"" + f->second + "\"") + ")";
+  });
+  remove_stale_temp_files_of(out);  // left by a killed earlier save
 }
 
 }  // namespace hippo

@@ -53,6 +53,12 @@ std::vector<uint8_t> save_state_bytes(const LanguageModel& model, const ModelSta
 ModelState load_state_bytes(std::span<const uint8_t> bytes, const LanguageModel& model,
                             std::vector<float>* logits, const std::string& what);
 
+// Refuses `out` as the path of a state file to write when it is one of `inputs` or an existing
+// file that is not a hippo state file (a model, a prompt: never replaced by a state); `option`
+// names the setting in the message. Also removes temporaries left by a killed earlier save.
+void check_state_output_path(const std::string& out, const std::string& option,
+                             const std::vector<std::string>& inputs);
+
 // Bytes held by a state (SSM states, KV caches at their capacity).
 int64_t state_bytes(const ModelState& s);
 
