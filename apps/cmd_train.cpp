@@ -44,6 +44,7 @@ int run_train(TrainCli& o) {
                    static_cast<long long>(done), static_cast<long long>(total), done == total ? "\n" : "");
   };
   const TrainingResult r = train(o.t, cb);
+  if (r.rank != 0) return 0;  // under mpirun rank 0 reports
   if (r.synthetic) {
     std::printf("final: step %lld  train loss %.4f  test loss %.4f  test acc %.4f  %.0f tokens/s\n",
                 static_cast<long long>(r.steps_done), r.last_loss, r.last_eval.at("loss"),
@@ -55,6 +56,7 @@ int run_train(TrainCli& o) {
   std::printf("test: %.0f tokens  loss %.4f  perplexity %.3f  bits/byte %.4f\n", r.test.at("tokens"),
               r.test.at("loss"), r.test.at("ppl"), r.test.at("bpb"));
   if (!r.weights.empty()) std::printf("weights: %s\n", r.weights.c_str());
+  if (r.ranks > 1) std::printf("ranks: %d\n", r.ranks);
   return 0;
 }
 
@@ -65,9 +67,16 @@ void add_train(CLI::App& app, std::function<int()>& run) {
   auto* c = app.add_subcommand("train", "Train a model");
   c->add_option("-c,--config", o->t.config, "Model config JSON (default: built-in tiny hybrid)");
   c->add_option("-d,--data", o->t.data,
-                 "brown (data/brown) | a text file or folder of .txt files | "
+                 "brown (data/brown) | a text file or folder of .txt files | a .jsonl file "
+                 "({\"text\": ...} per line) | a folder of token shards (hippo tokenize --shards) | "
                  "synthetic:induction_head | synthetic:associative_recall")
       ->capture_default_str();
+  c->add_option("--val-data", o->t.val_data,
+                 "An explicit validation set: text, .jsonl, a shard folder or .tok file (default: "
+                 "the data's own validation split)");
+  c->add_option("--dist-timeout", o->t.dist_timeout,
+                 "Under mpirun: seconds a rank waits for the others before ending the job (a rank "
+                 "died or hangs; 0: for ever)")->capture_default_str();
   c->add_option("--tokenizer", o->t.tokenizer, "byte | gpt2:DIR (text data)")->capture_default_str();
   c->add_option("-L,--seq-len", o->t.seq_len, "Tokens per training window (text data)")
       ->capture_default_str();
@@ -77,7 +86,9 @@ void add_train(CLI::App& app, std::function<int()>& run) {
   c->add_option("-t,--threads", o->t.threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("-s,--seed", o->seed_text, "Random seed")->type_name("INT")->capture_default_str();
   c->add_option("-b,--batch-size", o->t.batch_size, "Sequences per micro-batch")->capture_default_str();
-  c->add_option("--grad-accum", o->t.grad_accum, "Micro-batches per step")->capture_default_str();
+  c->add_option("--grad-accum", o->t.grad_accum,
+                 "Micro-batches per step over all ranks (under mpirun -np N a multiple of N; 0: one "
+                 "per rank)")->capture_default_str();
   c->add_option("-n,--steps", o->steps_text, "Optimizer steps (with --resume: the new total)")
       ->type_name("INT")->capture_default_str();
   c->add_option("--lr", o->t.lr, "Peak learning rate")->capture_default_str();

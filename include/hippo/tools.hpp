@@ -2,6 +2,8 @@
 // text filter, and one message for any exception the library lets through.
 #pragma once
 #include <iosfwd>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "hippo/error.hpp"
@@ -21,6 +23,23 @@ struct TokenizeOptions {
 // a JSON string -> an array of ids, or (decode) an array of ids -> a JSON string (invalid UTF-8
 // from partial tokens as U+FFFD). A malformed line or id is an Error naming the line or word.
 void tokenize_stream(const TokenizeOptions& options, std::istream& in, std::ostream& out);
+
+// `hippo tokenize --shards DIR`: the corpus `data` (as `hippo train --data`: a text file, a
+// folder, a .jsonl file, "brown") tokenized on all threads into DIR/train.tok,
+// DIR/validation.tok and DIR/test.tok (docs/scaling.md, "Data formats"), which
+// `hippo train --data DIR` then memory-maps.
+struct ShardOptions {
+  std::string data = "brown";
+  std::string tokenizer = "byte";  // "byte" or "gpt2:DIR"
+  std::string out_dir;
+  int threads = 0;                 // 0: all cores
+  std::function<void(uint64_t done_bytes, uint64_t total_bytes)> on_progress;  // null: none
+};
+struct ShardResult {
+  std::string tokenizer_id;
+  uint64_t train_tokens = 0, validation_tokens = 0, test_tokens = 0;
+};
+ShardResult write_shards(const ShardOptions& options);
 
 // The message for the exception being handled (call it inside a catch block): a hippo::Error's
 // text; the few library exceptions that may slip through (out of memory, a filesystem error,

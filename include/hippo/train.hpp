@@ -36,16 +36,22 @@ struct TrainingOptions {
   // Model config JSON file; empty: the built-in small hybrid (4 layers, d 128; 2 layers, d 64
   // for synthetic data).
   std::string config;
-  // "brown" (data/brown), a text file or a folder of .txt files, or
-  // "synthetic:induction_head" / "synthetic:associative_recall".
+  // "brown" (data/brown), a text file or a folder of .txt files, a .jsonl file ({"text": ...}
+  // per line; or such files in the folder), a folder of token shards (`hippo tokenize
+  // --shards`), or "synthetic:induction_head" / "synthetic:associative_recall".
   std::string data = "brown";
+  // An explicit validation set (text, .jsonl or a token shard .tok file): all of it is the
+  // validation split. Empty: the data's own validation split.
+  std::string val_data;
   std::string tokenizer = "byte";         // text data: "byte" or "gpt2:DIR"; embedded in the output
   std::string cache_dir = "data/cache";   // tokenized corpora
   int threads = 0;                        // 0: all cores
   uint64_t seed = 0;
   int batch_size = 16;                    // sequences per micro-batch
   int seq_len = 256;                      // tokens per window (text data)
-  int grad_accum = 1;                     // micro-batches per step
+  // Micro-batches per optimizer step, over all ranks of `mpirun -np N` (a multiple of N; each
+  // rank computes its share); 0: one per rank. The global batch is batch_size * grad_accum.
+  int grad_accum = 0;
   int64_t steps = 600;                    // optimizer steps (with resume: the new total)
   float lr = 2e-3f;                       // peak learning rate
   float weight_decay = 0.1f;
@@ -61,6 +67,9 @@ struct TrainingOptions {
   bool resume = false;                    // continue from out_dir/checkpoint.safetensors
   bool force = false;                     // discard a run already in out_dir
   bool quiet = false;                     // no progress lines on stderr
+  // Under mpirun: a collective that waits longer than this for the other ranks (one died or
+  // hangs) ends the job with a message. Must exceed an evaluation plus a checkpoint save.
+  double dist_timeout = 600;
 };
 
 struct TrainingProgress {
@@ -90,6 +99,9 @@ struct TrainingResult {
   std::map<std::string, double> last_eval;  // the last periodic evaluation ("loss", "acc", ...)
   std::map<std::string, double> test;       // text data: the test split ("tokens", "loss", "ppl", "bpb")
   std::string weights;            // out_dir/model.safetensors, or "" without out_dir
+  // Under mpirun: this process's rank and the rank count. Only rank 0 has the evaluation
+  // results (last_eval, test) and writes files; the others should print nothing.
+  int rank = 0, ranks = 1;
 };
 
 TrainingResult train(const TrainingOptions& options, const TrainingCallbacks& callbacks = {});

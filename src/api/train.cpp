@@ -4,8 +4,13 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <optional>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -13,11 +18,13 @@
 #include "data/corpus.h"
 #include "data/hash.h"
 #include "data/lm_batches.h"
+#include "data/shards.h"
 #include "data/synthetic.h"
 #include "data/synthetic_batches.h"
 #include "data/tokenizer.h"
 #include "models/lm.h"
 #include "train/lm_eval.h"
+#include "train/dist/communicator.h"
 #include "train/synthetic_eval.h"
 #include "train/trainer.h"
 
@@ -39,6 +46,10 @@ void validate(const TrainingOptions& o, const TrainOptions& t) {
   HIPPO_CHECK(!o.dropout || (*o.dropout >= 0 && *o.dropout < 1), "--dropout must be in [0, 1), got ",
               o.dropout.value_or(0));
   HIPPO_CHECK(o.eval_tokens >= 0, "--eval-tokens must be >= 0, got ", o.eval_tokens);
+  HIPPO_CHECK(std::isfinite(o.dist_timeout) && o.dist_timeout >= 0,
+              "--dist-timeout must be a finite number of seconds >= 0 (0: wait for ever), got ",
+              o.dist_timeout);
+  HIPPO_CHECK(o.grad_accum >= 0, "--grad-accum must be >= 1 (or 0: one per rank), got ", o.grad_accum);
   HIPPO_CHECK(!t.resume || !t.out_dir.empty(),
               "--resume needs -o DIR: the run folder whose checkpoint.safetensors to continue");
   validate_train_options(t);
@@ -91,13 +102,39 @@ ModelConfig default_config(int vocab, bool synthetic) {
   return ModelConfig::from_json(j, "built-in default config");
 }
 
+// The three token streams of text data.
+struct TextSplits {
+  std::optional<TokenCache> train, validation, test;
+};
+
 struct Run {
   const TrainingOptions& o;
   const TrainingCallbacks& cb;
   TrainOptions t;
+  Communicator& comm;
 
   void info(const std::string& line) const {
-    if (cb.on_info) cb.on_info(line);
+    if (cb.on_info && comm.rank() == 0) cb.on_info(line);
+  }
+
+  // The data on every rank: rank 0 first (it builds any token cache), then the others, which
+  // find the caches built (on a shared file system; else they build their own).
+  template <typename F>
+  auto rank0_first(F load) {
+    std::optional<decltype(load())> v;
+    if (comm.rank() == 0) v.emplace(load());
+    comm.barrier();
+    if (comm.rank() != 0) v.emplace(load());
+    return std::move(*v);
+  }
+
+  // Runs the training loop; the watchdog's timeout applies from here on (data preparation
+  // before it may take any time).
+  TrainResult run_loop(LanguageModel& model, const BatchFn& batches, const EvalFn& eval, RunFolder* folder) {
+    comm.set_timeout(o.dist_timeout);
+    TrainResult r = hippo::train(model, t, batches, eval, folder, &comm);
+    comm.set_timeout(0);
+    return r;
   }
 
   std::unique_ptr<LanguageModel> make_model(int vocab, bool synthetic) const {
@@ -124,6 +161,8 @@ struct Run {
     out.num_params = model.num_params();
     out.last_eval = r.last_eval.metrics;
     if (!o.out_dir.empty()) out.weights = o.out_dir + "/model.safetensors";
+    out.rank = comm.rank();
+    out.ranks = comm.size();
     return out;
   }
 
@@ -140,8 +179,8 @@ struct Run {
              " test sequences"));
     const int B = o.batch_size, accum = t.grad_accum;
     const uint64_t seed = o.seed;
-    const TrainResult r = hippo::train(
-        *model, t,
+    const TrainResult r = run_loop(
+        *model,
         [&](int64_t step, int micro, Batch& b) { synthetic_batch(data.train, seed, step * accum + micro, B, b); },
         [&](LanguageModel& m) { return evaluate_synthetic(m, data.test); }, folder);
     TrainingResult out = result(r, *model);
@@ -149,22 +188,58 @@ struct Run {
     return out;
   }
 
+  // The --val-data set: a shard file, a shard folder's validation.tok, or all of a text corpus.
+  TokenCache explicit_validation(const Tokenizer& tok) {
+    const std::string p = resolve_corpus_path(o.val_data);
+    if (std::filesystem::path(p).extension() == ".tok") return TokenCache::open_shard(p, tok.id());
+    if (is_shard_folder(p)) return TokenCache::open_shard(shard_path(p, Split::Validation), tok.id());
+    std::string cache = default_cache_path(o.cache_dir, p, Split::Validation, tok);
+    cache.replace(cache.rfind(".validation."), 12, ".whole.");
+    std::string why;
+    TokenCache c = whole_corpus_tokens(p, tok, cache, &why);
+    if (!why.empty()) info(str("tokenized --val-data ", p, " (", why, "): ", c.size(), " tokens"));
+    return c;
+  }
+
+  TextSplits load_text(const std::string& path, const Tokenizer& tok) {
+    TextSplits d;
+    if (is_shard_folder(path)) {  // memory-mapped as they are
+      d.train.emplace(TokenCache::open_shard(shard_path(path, Split::Train), tok.id()));
+      if (o.val_data.empty())
+        d.validation.emplace(TokenCache::open_shard(shard_path(path, Split::Validation), tok.id()));
+      d.test.emplace(TokenCache::open_shard(shard_path(path, Split::Test), tok.id()));
+    } else {
+      auto split = [&](Split s) {
+        std::string why;
+        TokenCache c = split_tokens(path, s, tok, default_cache_path(o.cache_dir, path, s, tok), &why);
+        if (!why.empty()) info(str("tokenized ", split_name(s), " split (", why, "): ", c.size(), " tokens"));
+        return c;
+      };
+      d.train.emplace(split(Split::Train));
+      if (o.val_data.empty()) d.validation.emplace(split(Split::Validation));
+      d.test.emplace(split(Split::Test));
+    }
+    if (!o.val_data.empty()) d.validation.emplace(explicit_validation(tok));
+    HIPPO_CHECK(d.validation->size() >= 2, "--val-data ", o.val_data, ": ", d.validation->size(),
+                " tokens, too few to evaluate on");
+    return d;
+  }
+
   TrainingResult text(RunFolder* folder) {
     const std::string path = resolve_corpus_path(o.data);
     auto tok = load_tokenizer(o.tokenizer);
-    auto split = [&](Split s) {
-      std::string why;
-      TokenCache c = split_tokens(path, s, *tok, default_cache_path(o.cache_dir, path, s, *tok), &why);
-      if (!why.empty()) info(str("tokenized ", split_name(s), " split (", why, "): ", c.size(), " tokens"));
-      return c;
-    };
-    TokenCache train_toks = split(Split::Train), val_toks = split(Split::Validation),
-               test_toks = split(Split::Test);
-    info(str("corpus ", path, ", tokenizer ", tok->id(), ": ", train_toks.size(), " train / ",
-             val_toks.size(), " validation / ", test_toks.size(), " test tokens"));
+    TextSplits data = rank0_first([&] { return load_text(path, *tok); });
+    const TokenCache& train_toks = *data.train;
+    const TokenCache& val_toks = *data.validation;
+    const TokenCache& test_toks = *data.test;
+    info(str(is_shard_folder(path) ? "shards " : "corpus ", path, ", tokenizer ", tok->id(), ": ",
+             train_toks.size(), " train / ", val_toks.size(), " validation",
+             o.val_data.empty() ? "" : " (--val-data " + o.val_data + ")", " / ", test_toks.size(),
+             " test tokens"));
     const std::unique_ptr<LanguageModel> model = make_model(tok->vocab_size(), false);
     embed_tokenizer(*tok, t.metadata);  // the model file needs no vocabulary folder to run
     t.metadata["data"] = path;          // for the record; resume compares the content (below)
+    if (!o.val_data.empty()) t.metadata["val-data"] = o.val_data;
     t.run_settings["data"] = data_fingerprint(train_toks);
     t.run_settings["tokenizer"] = tok->id();
     t.run_settings["batch-size"] = std::to_string(o.batch_size);
@@ -173,21 +248,22 @@ struct Run {
     const int B = o.batch_size, L = o.seq_len, accum = t.grad_accum;
     const uint64_t seed = o.seed;
     const int64_t eval_tokens = o.eval_tokens;
-    const TrainResult r = hippo::train(
-        *model, t,
+    const TrainResult r = run_loop(
+        *model,
         [&](int64_t step, int micro, Batch& b) { lm_random_batch(train_toks, seed, step * accum + micro, B, L, b); },
         [&](LanguageModel& m) { return evaluate_lm(m, val_toks, L, B, &bytes, eval_tokens); }, folder);
-    const EvalResult test = evaluate_lm(*model, test_toks, L, B, &bytes, 0, cb.on_test_progress);
+    EvalResult test;  // rank 0's to report
+    if (comm.rank() == 0) test = evaluate_lm(*model, test_toks, L, B, &bytes, 0, cb.on_test_progress);
     TrainingResult out = result(r, *model);
     out.test = test.metrics;
     return out;
   }
 };
 
-}  // namespace
-
-TrainingResult train(const TrainingOptions& options, const TrainingCallbacks& callbacks) {
-  Run run{options, callbacks, trainer_options(options)};
+TrainingResult train_on(Communicator& comm, const TrainingOptions& options,
+                        const TrainingCallbacks& callbacks) {
+  Run run{options, callbacks, trainer_options(options), comm};
+  if (run.t.grad_accum == 0) run.t.grad_accum = comm.size();  // one micro-batch per rank
   validate(options, run.t);
   if (callbacks.on_step) {
     const int64_t total = options.steps;
@@ -195,17 +271,33 @@ TrainingResult train(const TrainingOptions& options, const TrainingCallbacks& ca
       return callbacks.on_step(TrainingProgress{step, total, loss, tokens_per_s});
     };
   }
-  set_num_threads(options.threads);
+  int threads = options.threads;
+  if (threads == 0 && comm.local_size() > 1)  // all cores, shared among this machine's ranks
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / comm.local_size());
+  set_num_threads(threads);
   // Past a file-size limit (ulimit -f) a write then fails with EFBIG, which a save reports
   // and survives, instead of the signal killing the run with its state.
   ::signal(SIGXFSZ, SIG_IGN);
   // The run folder first: a locked folder or a run that is there already is refused before
   // any data is read.
   std::unique_ptr<RunFolder> folder;
-  if (!options.out_dir.empty()) folder = std::make_unique<RunFolder>(run.t);
+  if (!options.out_dir.empty() && comm.rank() == 0) folder = std::make_unique<RunFolder>(run.t);
   const std::string prefix = "synthetic:";
   if (options.data.rfind(prefix, 0) == 0) return run.synthetic(options.data.substr(prefix.size()), folder.get());
   return run.text(folder.get());
+}
+
+}  // namespace
+
+TrainingResult train(const TrainingOptions& options, const TrainingCallbacks& callbacks) {
+  Communicator& comm = world_communicator();
+  try {
+    return train_on(comm, options, callbacks);
+  } catch (const std::exception& e) {
+    // The other ranks would wait for this one for ever: end them all, with the reason.
+    if (comm.size() > 1) comm.abort_all(e.what());
+    throw;
+  }
 }
 
 }  // namespace hippo

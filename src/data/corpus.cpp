@@ -6,6 +6,8 @@
 
 #include "core/error.h"
 #include "data/hash.h"
+#include "data/jsonl.h"
+#include "data/shards.h"
 #include "data/read_file.h"
 
 namespace hippo {
@@ -76,10 +78,11 @@ static std::vector<std::string> corpus_files_unchecked(const std::string& path) 
         files.push_back(e.path().string());
   } else {
     for (const auto& e : fs::recursive_directory_iterator(path))
-      if (e.is_regular_file() && e.path().extension() == ".txt") files.push_back(e.path().string());
+      if (e.is_regular_file() && (e.path().extension() == ".txt" || e.path().extension() == ".jsonl"))
+        files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());
-  HIPPO_CHECK(!files.empty(), "corpus ", path, ": no ", brown ? "Brown documents" : ".txt files",
+  HIPPO_CHECK(!files.empty(), "corpus ", path, ": no ", brown ? "Brown documents" : ".txt or .jsonl files",
               " in the folder");
   return files;
 }
@@ -94,6 +97,8 @@ static SourceStamp corpus_stamp_unchecked(const std::string& path) {
   // text-v2 splits single files and hash-starved folders by position (load_corpus).
   s.hash = fnv1a64(is_brown_folder(path) ? "brown-v1" : "text-v2");
   for (const std::string& f : corpus_files(path)) {
+    // JSONL files were once read as raw bytes: a cache built so is stale.
+    if (is_jsonl_path(f)) s.hash = fnv1a64("jsonl-v1", s.hash);
     const uint64_t size = fs::file_size(f);
     const int64_t mtime = fs::last_write_time(f).time_since_epoch().count();
     s.hash = fnv1a64(fs::relative(f, path).string(), s.hash);
@@ -279,15 +284,33 @@ static Corpus load_corpus_unchecked(const std::string& path) {
   Corpus c;
   const std::vector<std::string> files = corpus_files(path);
   if (!fs::is_directory(path)) {
-    split_single_file(fs::path(path).filename().string(), read_whole_file(path), c);
+    std::string text = read_whole_file(path);
+    if (is_jsonl_path(path)) {  // its records as documents of one text file, in order
+      std::string joined;
+      bool first = true;
+      for (const JsonlRecord& r : parse_jsonl_texts(text, path)) {
+        if (!first) joined += kEndOfText;
+        joined += r.text;
+        first = false;
+      }
+      text = std::move(joined);
+    }
+    split_single_file(fs::path(path).filename().string(), text, c);
     return c;  // in text order
   }
   if (is_brown_folder(path)) {
     for (const std::string& f : files)
       c.docs.push_back({fs::path(f).filename().string(), strip_brown_tags(read_whole_file(f))});
   } else {
-    for (const std::string& f : files)
-      c.docs.push_back({fs::relative(f, path).string(), read_whole_file(f)});
+    for (const std::string& f : files) {
+      const std::string name = fs::relative(f, path).string();
+      if (!is_jsonl_path(f)) {
+        c.docs.push_back({name, read_whole_file(f)});
+        continue;
+      }
+      for (JsonlRecord& r : parse_jsonl_texts(read_whole_file(f), f))  // a document per record
+        c.docs.push_back({str(name, ":", r.line), std::move(r.text)});
+    }
   }
   std::sort(c.docs.begin(), c.docs.end(),
             [](const Document& a, const Document& b) { return a.name < b.name; });
@@ -341,7 +364,7 @@ TokenCache split_tokens(const std::string& corpus_path, Split split, const Token
           bytes += d.text.size();
         }
         if (!any) refuse_empty(str("the corpus has ", bytes, " bytes of text, at least 3 needed"));
-        return tokenize_split(corpus, split, tok);
+        return tokenize_split_parallel(corpus, split, tok);
       },
       rebuilt_because);
   // A split with text has at least one token and an end-of-text; anything less is refused even

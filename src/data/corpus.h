@@ -36,7 +36,7 @@ struct Corpus {
 Split split_of(std::string_view doc_name);
 
 // The files a corpus path stands for, sorted: a Brown folder (one holding CONTENTS and the
-// files c[a-r][0-9][0-9]) gives its 500 tagged files; another folder its *.txt files
+// files c[a-r][0-9][0-9]) gives its 500 tagged files; another folder its *.txt and *.jsonl files
 // (recursively); a file itself. Throws hippo::Error when the path does not exist or has no
 // text files.
 std::vector<std::string> corpus_files(const std::string& path);
@@ -54,14 +54,16 @@ struct SourceStamp {
 SourceStamp corpus_stamp(const std::string& path);
 
 // Reads the documents and assigns each to a split. Brown: one document per file, tags
-// stripped. Folder: one document per .txt file, named by its path relative to the folder.
+// stripped. Folder: one document per .txt file, named by its path relative to the folder, and
+// one per record of a .jsonl file (data/jsonl.h), named "<path>:<line>".
 // Both split by split_of(name), unless that would leave a split without text (a folder of a
 // few files): then, as for a single file, by position.
 // Single file: split by position, so that one document of any size gets all three splits: the
 // first 90% of its bytes train, the next 5% validation, the last 5% test (each cut moved to
 // just after a nearby line break, or else to a UTF-8 character boundary). Its text is then
 // cut into documents at each "<|endoftext|>" and into pieces of ~64 KiB at line breaks, named
-// "<file name>#<index>" in order. A corpus of fewer than 3 bytes leaves splits empty, which
+// "<file name>#<index>" in order. A single .jsonl file is read as the text file of its records
+// joined by "<|endoftext|>" (so it gives the tokens of that text file). A corpus of fewer than 3 bytes leaves splits empty, which
 // split_tokens refuses.
 Corpus load_corpus(const std::string& path);
 

@@ -87,6 +87,34 @@ void write_token_cache(const std::string& path, const TokenCacheKey& key, int32_
 
 std::optional<TokenCache> TokenCache::open(const std::string& path, const TokenCacheKey& key,
                                            std::string* why) {
+  TokenCacheKey stored;
+  std::optional<TokenCache> c = open_sound(path, why, &stored);
+  if (!c) return c;
+  if (stored.tokenizer_id != key.tokenizer_id) {
+    if (why) *why = str("stale: built by tokenizer '", stored.tokenizer_id, "', not '", key.tokenizer_id, "'");
+    return std::nullopt;
+  }
+  if (stored.source_hash != key.source_hash || stored.source_bytes != key.source_bytes) {
+    if (why) *why = "stale: the source changed";
+    return std::nullopt;
+  }
+  return c;
+}
+
+TokenCache TokenCache::open_shard(const std::string& path, const std::string& tokenizer_id) {
+  std::string why;
+  TokenCacheKey stored;
+  std::optional<TokenCache> c = open_sound(path, &why, &stored);
+  HIPPO_CHECK(c.has_value(), "token shard ", path, ": ", why == "missing" ? "no such file" : why);
+  HIPPO_CHECK(stored.tokenizer_id == tokenizer_id, "token shard ", path, ": tokenized by '",
+              stored.tokenizer_id, "' (the tokenizer id at offset ", kFixedHeader,
+              "), not by this run's tokenizer '", tokenizer_id, "'; give that --tokenizer, or "
+              "write the shards again with this one (hippo tokenize --shards)");
+  return std::move(*c);
+}
+
+std::optional<TokenCache> TokenCache::open_sound(const std::string& path, std::string* why,
+                                                 TokenCacheKey* stored) {
   auto refuse = [&](const std::string& reason) -> std::optional<TokenCache> {
     if (why) *why = reason;
     return std::nullopt;
@@ -96,7 +124,8 @@ std::optional<TokenCache> TokenCache::open(const std::string& path, const TokenC
   struct stat st {};
   if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(kFixedHeader)) {
     ::close(fd);
-    return refuse("corrupt: shorter than the header");
+    return refuse(str("corrupt: truncated: ", st.st_size, " bytes, shorter than the ", kFixedHeader,
+                      "-byte header"));
   }
   TokenCache c;
   c.map_size_ = static_cast<size_t>(st.st_size);
@@ -108,24 +137,28 @@ std::optional<TokenCache> TokenCache::open(const std::string& path, const TokenC
   const unsigned char* base = static_cast<const unsigned char*>(map);
   Header h;
   std::memcpy(&h, base, sizeof h);
-  if (std::memcmp(h.magic, kMagic, 8) != 0) return refuse("corrupt: bad magic");
-  if (h.version != kVersion) return refuse(str("stale: format version ", h.version));
-  if (h.width != 2 && h.width != 4) return refuse(str("corrupt: width ", h.width));
+  if (std::memcmp(h.magic, kMagic, 8) != 0)
+    return refuse("corrupt: bad magic at offset 0 (not a hippo token file, which begins HIPPOTOK)");
+  if (h.version != kVersion) return refuse(str("stale: format version ", h.version, " at offset 8"));
+  if (h.width != 2 && h.width != 4) return refuse(str("corrupt: width ", h.width, " at offset 12"));
   if (h.id_len > kMaxIdLen || data_offset(h.id_len) > c.map_size_)
-    return refuse("corrupt: bad tokenizer id length");
+    return refuse(str("corrupt: bad tokenizer id length ", h.id_len, " at offset 20 (or the file is "
+                      "truncated at ", c.map_size_, " bytes)"));
   const std::string_view id(reinterpret_cast<const char*>(base + kFixedHeader), h.id_len);
-  if (header_hash(h, id) != h.header_hash) return refuse("corrupt: header checksum mismatch");
+  if (header_hash(h, id) != h.header_hash)
+    return refuse("corrupt: header checksum mismatch (bytes 0..55 and the tokenizer id do not match "
+                  "the checksum at offset 56)");
   const size_t offset = data_offset(h.id_len);
   if (h.token_count > (c.map_size_ - offset) / h.width ||
       offset + h.token_count * h.width != c.map_size_)
-    return refuse(str("corrupt: ", c.map_size_, " bytes, but the header says ", h.token_count,
-                      " tokens of ", h.width, " bytes after ", offset));
+    return refuse(str("corrupt: ", c.map_size_ < offset + h.token_count * h.width ? "truncated: " : "",
+                      c.map_size_, " bytes, but the header says ", h.token_count, " tokens (offset 40) of ",
+                      h.width, " bytes after offset ", offset, ", i.e. ", offset + h.token_count * h.width,
+                      " bytes"));
   if (fnv1a64(base + offset, h.token_count * h.width) != h.payload_hash)
-    return refuse("corrupt: token checksum mismatch");
-  if (id != key.tokenizer_id)
-    return refuse(str("stale: built by tokenizer '", id, "', not '", key.tokenizer_id, "'"));
-  if (h.source_hash != key.source_hash || h.source_bytes != key.source_bytes)
-    return refuse("stale: the source changed");
+    return refuse(str("corrupt: token checksum mismatch: the ids from offset ", offset,
+                      " do not match the checksum at offset 48"));
+  if (stored) *stored = TokenCacheKey{std::string(id), h.source_hash, h.source_bytes};
 
   c.data_ = base + offset;
   c.count_ = h.token_count;

@@ -36,6 +36,11 @@ class TokenCache {
   static std::optional<TokenCache> open(const std::string& path, const TokenCacheKey& key,
                                         std::string* why = nullptr);
 
+  // A token shard written by `hippo tokenize --shards` (the same file layout): any source, but
+  // tokenized by `tokenizer_id`. Throws hippo::Error naming the file and the offset at fault
+  // (truncated, bad magic, checksums, another tokenizer).
+  static TokenCache open_shard(const std::string& path, const std::string& tokenizer_id);
+
   TokenCache(TokenCache&& o) noexcept;
   TokenCache& operator=(TokenCache&& o) noexcept;
   TokenCache(const TokenCache&) = delete;
@@ -55,6 +60,9 @@ class TokenCache {
 
  private:
   TokenCache() = default;
+  // Mapped and checked, whatever it was built from (*stored: what it says that was).
+  static std::optional<TokenCache> open_sound(const std::string& path, std::string* why,
+                                              TokenCacheKey* stored);
   void release();
 
   void* map_ = nullptr;

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "train/checkpoint.h"
+#include "train/dist/grad_sync.h"
 #include "train/grad_clip.h"
 #include "train/run_log.h"
 
@@ -124,13 +125,25 @@ std::map<std::string, std::string> run_settings(const TrainOptions& o) {
 }
 
 TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& next_batch,
-                  const EvalFn& evaluate, RunFolder* folder) {
+                  const EvalFn& evaluate, RunFolder* folder, Communicator* comm) {
   validate_train_options(opt);
+  std::unique_ptr<Communicator> own_comm;
+  if (!comm) comm = (own_comm = make_single_process_communicator()).get();
+  const int nranks = comm->size(), rank = comm->rank();
+  const bool root = rank == 0;  // the one that writes, logs, evaluates and decides to stop
+  HIPPO_CHECK(opt.grad_accum % nranks == 0, "--grad-accum ", opt.grad_accum,
+              " (micro-batches per step, over all ranks) must be a multiple of the ", nranks,
+              " ranks, so that every rank has the same share; give --grad-accum ",
+              (opt.grad_accum + nranks - 1) / nranks * nranks);
+  const int per_rank = opt.grad_accum / nranks;
+  HIPPO_CHECK(root || !folder, "train: only rank 0 has a run folder");
   std::optional<RunFolder> own_folder;
-  if (!opt.out_dir.empty() && !folder) folder = &own_folder.emplace(opt);
+  if (!opt.out_dir.empty() && !folder && root) folder = &own_folder.emplace(opt);
   HIPPO_CHECK(!folder || folder->dir() == opt.out_dir, "train: the run folder ", folder->dir(),
               " is not --out ", opt.out_dir);
-  HIPPO_CHECK(folder || !opt.resume, "--resume needs -o DIR: the run folder whose checkpoint to continue");
+  HIPPO_CHECK(folder || !opt.resume || !root,
+              "--resume needs -o DIR: the run folder whose checkpoint to continue");
+  const bool quiet = opt.quiet || !root;
 
   AdamW adam(model.params(), opt.adam);
   Schedule sched{opt.warmup_steps, opt.steps, opt.min_lr_ratio};
@@ -157,7 +170,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
                   ", past --steps ", opt.steps, "; give --steps above ", start, " to train further");
       saver.on_disk = start;
       const int64_t dropped = truncate_log_after(folder->log(), start);
-      if (!opt.quiet) {
+      if (!quiet) {
         std::fprintf(stderr, "resumed from %s at step %lld\n", saver.path.c_str(),
                      static_cast<long long>(start));
         if (dropped)
@@ -169,6 +182,13 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     }
     log.open(folder->log(), !opt.resume);
   }
+  // Every rank starts from rank 0's weights and optimizer state (fresh or resumed).
+  comm->set_context("the start (rank 0's weights to all ranks)");
+  broadcast_train_state(*comm, model.params(), adam);
+  start = adam.steps();
+  // Micro-batch gradients summed apart from Param::grad (see train() in trainer.h).
+  std::optional<GradBuffer> flat;
+  if (nranks > 1 || opt.grad_accum > 1) flat.emplace(model.params());
 
   TrainResult res;
   res.steps_done = start;
@@ -185,7 +205,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     res.last_eval = e;
     res.eval_history.push_back({step, e});
     log.append({{"step", step}, {"eval", e.metrics}});
-    if (!opt.quiet) {
+    if (!quiet) {
       std::string s;
       for (auto& [k, v] : e.metrics) s += " " + k + "=" + std::to_string(v);
       std::fprintf(stderr, "%seval @ step %lld:%s\n", tty ? "\r\033[K" : "",
@@ -194,20 +214,37 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
   };
 
   for (int64_t step = start; step < opt.steps; ++step) {
-    model.zero_grad();
-    double step_loss = 0, step_acc = 0;
-    for (int micro = 0; micro < opt.grad_accum; ++micro) {
+    comm->set_context(str("step ", step + 1));
+    double step_loss = 0, step_acc = 0, step_tokens = 0;
+    for (int k = 0; k < per_rank; ++k) {
+      const int micro = rank * per_rank + k;  // its index in the step, over all ranks
+      if (k == 0 || flat) model.zero_grad();
       next_batch(step, micro, batch);
       model.set_training(true, mix(opt.seed, static_cast<uint64_t>(step) * 1024 + micro));
       model.forward(batch.tokens.data(), batch.B, batch.L);
       LossStats s = model.loss(batch.targets.data());
-      HIPPO_CHECK(std::isfinite(s.loss), "train: loss is ", s.loss, " at step ", step,
+      // With several ranks the check comes after the statistics are summed, on every rank alike.
+      HIPPO_CHECK(nranks > 1 || std::isfinite(s.loss), "train: loss is ", s.loss, " at step ", step,
                   "; stopping (the last checkpoint is kept)");
       model.backward(1.0f / static_cast<float>(opt.grad_accum));
       step_loss += s.loss / opt.grad_accum;
       step_acc += (s.count ? static_cast<double>(s.correct) / s.count : 0.0) / opt.grad_accum;
-      tokens_seen += static_cast<int64_t>(batch.B) * batch.L;
+      step_tokens += static_cast<double>(batch.B) * batch.L;
+      if (flat && k == 0) flat->assign_grads();
+      else if (flat) flat->add_grads();
     }
+    if (nranks > 1) {
+      comm->allreduce_sum(flat->data(), flat->size());
+      double stats[3] = {step_loss, step_acc, step_tokens};
+      comm->allreduce_sum(stats, 3);
+      step_loss = stats[0];
+      step_acc = stats[1];
+      step_tokens = stats[2];
+      HIPPO_CHECK(std::isfinite(step_loss), "train: loss is ", step_loss, " at step ", step,
+                  "; stopping (the last checkpoint is kept)");
+    }
+    if (flat) flat->store_grads();
+    tokens_seen += static_cast<int64_t>(step_tokens);
     const std::string bad = first_nonfinite_grad(model.params());
     HIPPO_CHECK(bad.empty(), "train: gradient of '", bad, "' is not finite at step ", step,
                 "; stopping (the last checkpoint is kept)");
@@ -223,13 +260,13 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     res.tokens_per_s = tokens_seen / std::max(elapsed, 1e-9);
     const bool last = step + 1 == opt.steps;
-    if ((step + 1) % opt.log_every == 0 || last) {
+    if (root && ((step + 1) % opt.log_every == 0 || last)) {
       const double loss_avg = loss_acc / acc_steps, acc_avg = acc_acc / acc_steps;
       const double eta = elapsed / (step + 1 - start) * (opt.steps - step - 1);
       log.append({{"step", step + 1}, {"loss", loss_avg}, {"acc", acc_avg},
                   {"lr", opt.adam.lr * scale}, {"grad_norm", gnorm},
                   {"tokens_per_s", res.tokens_per_s}});
-      if (!opt.quiet)
+      if (!quiet)
         std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  acc %.3f  lr %.2e  %.0f tok/s  ETA %s%s",
                      tty ? "\r\033[K" : "", static_cast<long long>(step + 1),
                      static_cast<long long>(opt.steps), loss_avg, acc_avg, opt.adam.lr * scale,
@@ -238,12 +275,12 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       acc_steps = 0;
     }
     bool stop = false;
-    if (opt.on_step && !opt.on_step(step + 1, step_loss, res.tokens_per_s)) {
+    if (root && opt.on_step && !opt.on_step(step + 1, step_loss, res.tokens_per_s)) {
       res.stopped_early = !last;
       stop = true;  // evaluated and saved below, as at the end
     }
     const bool eval_now = (opt.eval_every > 0 && (step + 1) % opt.eval_every == 0) || last || stop;
-    if (eval_now) {
+    if (root && eval_now) {
       run_eval(step + 1);
       if (!opt.stop_metric.empty() && res.last_eval.metrics.count(opt.stop_metric) &&
           res.last_eval.metrics[opt.stop_metric] >= opt.stop_threshold) {
@@ -253,9 +290,17 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     }
     if (folder && (stop || last || (opt.save_every > 0 && (step + 1) % opt.save_every == 0)))
       saver.save(step + 1, model, adam, meta, log);
+    if (nranks > 1) {  // rank 0's decision to stop, to all
+      int32_t flags[2] = {stop, res.stopped_early};
+      comm->broadcast(flags, sizeof flags, 0);
+      stop = flags[0] != 0;
+      res.stopped_early = flags[1] != 0;
+    }
     if (stop) break;
   }
-  if (!opt.quiet && tty) std::fprintf(stderr, "\n");
+  comm->set_context("the end (comparing the ranks' weights)");
+  check_same_weights(*comm, model.params());
+  if (!quiet && tty) std::fprintf(stderr, "\n");
   if (folder) {
     std::string weights_error;
     try {

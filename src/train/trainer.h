@@ -12,6 +12,7 @@
 #include "data/batch.h"
 #include "models/lm.h"
 #include "train/adamw.h"
+#include "train/dist/communicator.h"
 #include "train/run_folder.h"
 #include "train/schedule.h"
 
@@ -82,7 +83,16 @@ struct TrainResult {
 // (full disk, I/O error) is reported and tried again at the next save point while training
 // goes on; the previous checkpoint stays intact. If the final save fails, train() throws once
 // the run is over, naming the step of the checkpoint still on disk.
+//
+// Data parallel (comm with size() > 1, docs/scaling.md): grad_accum is the number of
+// micro-batches of a step over all ranks, a multiple of the rank count; rank r computes
+// micro-batches [r * k, (r + 1) * k) of each step (k = grad_accum / size), the gradients are
+// summed over ranks, and every rank takes the same optimizer step from rank 0's starting
+// weights and optimizer state (broadcast). Only rank 0 has the run folder, logs, evaluates,
+// saves and calls on_step; its stop decisions reach the others. Each micro-batch's gradient is
+// computed into zeroed grads and summed in a flat buffer, so N ranks of k micro-batches give
+// the same sum as one process of N * k, bit for bit when N * k = 2.
 TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& next_batch,
-                  const EvalFn& evaluate, RunFolder* folder = nullptr);
+                  const EvalFn& evaluate, RunFolder* folder = nullptr, Communicator* comm = nullptr);
 
 }  // namespace hippo
