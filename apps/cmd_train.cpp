@@ -45,6 +45,7 @@ int run_train(TrainCli& o) {
   };
   const TrainingResult r = train(o.t, cb);
   if (r.rank != 0) return 0;  // under mpirun rank 0 reports
+  if (r.ranks > 1) std::printf("ranks: %d (data parallel)\n", r.ranks);
   if (r.synthetic) {
     std::printf("final: step %lld  train loss %.4f  test loss %.4f  test acc %.4f  %.0f tokens/s\n",
                 static_cast<long long>(r.steps_done), r.last_loss, r.last_eval.at("loss"),
@@ -56,7 +57,6 @@ int run_train(TrainCli& o) {
   std::printf("test: %.0f tokens  loss %.4f  perplexity %.3f  bits/byte %.4f\n", r.test.at("tokens"),
               r.test.at("loss"), r.test.at("ppl"), r.test.at("bpb"));
   if (!r.weights.empty()) std::printf("weights: %s\n", r.weights.c_str());
-  if (r.ranks > 1) std::printf("ranks: %d\n", r.ranks);
   return 0;
 }
 
