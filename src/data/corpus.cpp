@@ -98,7 +98,7 @@ static SourceStamp corpus_stamp_unchecked(const std::string& path) {
   s.hash = fnv1a64(is_brown_folder(path) ? "brown-v1" : "text-v2");
   for (const std::string& f : corpus_files(path)) {
     // JSONL files were once read as raw bytes: a cache built so is stale.
-    if (is_jsonl_path(f)) s.hash = fnv1a64("jsonl-v1", s.hash);
+    if (is_jsonl_path(f)) s.hash = fnv1a64(std::string_view("jsonl-v1"), s.hash);
     const uint64_t size = fs::file_size(f);
     const int64_t mtime = fs::last_write_time(f).time_since_epoch().count();
     s.hash = fnv1a64(fs::relative(f, path).string(), s.hash);

@@ -65,7 +65,7 @@ TokenCache whole_corpus_tokens(const std::string& corpus_path, const Tokenizer& 
                                const std::string& cache_path, std::string* rebuilt_because) {
   const SourceStamp stamp = corpus_stamp(corpus_path);
   // "whole": not a split of the same corpus, whose cache key would otherwise be the same.
-  const TokenCacheKey key{tok.id(), fnv1a64("whole", stamp.hash), stamp.bytes};
+  const TokenCacheKey key{tok.id(), fnv1a64(std::string_view("whole"), stamp.hash), stamp.bytes};
   return load_or_build_token_cache(
       cache_path, key, tok.vocab_size(),
       [&] {
