@@ -196,6 +196,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens_seen = 0;
   double loss_acc = 0, acc_acc = 0;
+  double compute_acc = 0, allreduce_acc = 0;  // rank 0's seconds in micro-batches / all-reduce
   int64_t acc_steps = 0;
 
   auto run_eval = [&](int64_t step) {
@@ -216,6 +217,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
   for (int64_t step = start; step < opt.steps; ++step) {
     comm->set_context(str("step ", step + 1));
     double step_loss = 0, step_acc = 0, step_tokens = 0;
+    const auto t_step = std::chrono::steady_clock::now();
     for (int k = 0; k < per_rank; ++k) {
       const int micro = rank * per_rank + k;  // its index in the step, over all ranks
       if (k == 0 || flat) model.zero_grad();
@@ -233,6 +235,8 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       if (flat && k == 0) flat->assign_grads();
       else if (flat) flat->add_grads();
     }
+    const auto t_reduce = std::chrono::steady_clock::now();
+    compute_acc += std::chrono::duration<double>(t_reduce - t_step).count();
     if (nranks > 1) {
       comm->allreduce_sum(flat->data(), flat->size());
       double stats[3] = {step_loss, step_acc, step_tokens};
@@ -243,6 +247,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       HIPPO_CHECK(std::isfinite(step_loss), "train: loss is ", step_loss, " at step ", step,
                   "; stopping (the last checkpoint is kept)");
     }
+    allreduce_acc += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_reduce).count();
     if (flat) flat->store_grads();
     tokens_seen += static_cast<int64_t>(step_tokens);
     const std::string bad = first_nonfinite_grad(model.params());
@@ -265,13 +270,14 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       const double eta = elapsed / (step + 1 - start) * (opt.steps - step - 1);
       log.append({{"step", step + 1}, {"loss", loss_avg}, {"acc", acc_avg},
                   {"lr", opt.adam.lr * scale}, {"grad_norm", gnorm},
-                  {"tokens_per_s", res.tokens_per_s}});
+                  {"tokens_per_s", res.tokens_per_s}, {"compute_s", compute_acc / acc_steps},
+                  {"allreduce_s", allreduce_acc / acc_steps}});
       if (!quiet)
         std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  acc %.3f  lr %.2e  %.0f tok/s  ETA %s%s",
                      tty ? "\r\033[K" : "", static_cast<long long>(step + 1),
                      static_cast<long long>(opt.steps), loss_avg, acc_avg, opt.adam.lr * scale,
                      res.tokens_per_s, fmt_duration(eta).c_str(), tty ? "" : "\n");
-      loss_acc = acc_acc = 0;
+      loss_acc = acc_acc = compute_acc = allreduce_acc = 0;
       acc_steps = 0;
     }
     bool stop = false;
