@@ -196,7 +196,8 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens_seen = 0;
   double loss_acc = 0, acc_acc = 0;
-  double compute_acc = 0, allreduce_acc = 0;  // rank 0's seconds in micro-batches / all-reduce
+  // Rank 0's seconds per step: its micro-batches, waiting for the slowest rank, the all-reduce.
+  double compute_acc = 0, wait_acc = 0, allreduce_acc = 0;
   int64_t acc_steps = 0;
 
   auto run_eval = [&](int64_t step) {
@@ -235,8 +236,11 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       if (flat && k == 0) flat->assign_grads();
       else if (flat) flat->add_grads();
     }
+    const auto t_wait = std::chrono::steady_clock::now();
+    compute_acc += std::chrono::duration<double>(t_wait - t_step).count();
+    if (nranks > 1) comm->barrier();  // apart from the all-reduce: load imbalance is not transfer
     const auto t_reduce = std::chrono::steady_clock::now();
-    compute_acc += std::chrono::duration<double>(t_reduce - t_step).count();
+    wait_acc += std::chrono::duration<double>(t_reduce - t_wait).count();
     if (nranks > 1) {
       comm->allreduce_sum(flat->data(), flat->size());
       double stats[3] = {step_loss, step_acc, step_tokens};
@@ -271,13 +275,14 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       log.append({{"step", step + 1}, {"loss", loss_avg}, {"acc", acc_avg},
                   {"lr", opt.adam.lr * scale}, {"grad_norm", gnorm},
                   {"tokens_per_s", res.tokens_per_s}, {"compute_s", compute_acc / acc_steps},
+                  {"wait_s", wait_acc / acc_steps},
                   {"allreduce_s", allreduce_acc / acc_steps}});
       if (!quiet)
         std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  acc %.3f  lr %.2e  %.0f tok/s  ETA %s%s",
                      tty ? "\r\033[K" : "", static_cast<long long>(step + 1),
                      static_cast<long long>(opt.steps), loss_avg, acc_avg, opt.adam.lr * scale,
                      res.tokens_per_s, fmt_duration(eta).c_str(), tty ? "" : "\n");
-      loss_acc = acc_acc = compute_acc = allreduce_acc = 0;
+      loss_acc = acc_acc = compute_acc = wait_acc = allreduce_acc = 0;
       acc_steps = 0;
     }
     bool stop = false;

@@ -68,8 +68,12 @@ class MpiCommunicator final : public Communicator {
 
   void allreduce_sum(float* data, size_t n) override {
     Guard g(*this, "the gradient all-reduce");
-    for (size_t done = 0; done < n;) {  // MPI counts are int
-      const int k = static_cast<int>(std::min<size_t>(n - done, INT_MAX / 2));
+    // In pieces of 16 MB: one call over a 500 MB buffer (a 125M model's gradients) took 10x
+    // the CPU time and 7-14x the wall time of the same bytes in 16 MB calls here (Open MPI 4.1,
+    // 2 ranks; it allocates and faults in a temporary as large as each call's buffer).
+    constexpr size_t kPiece = size_t{1} << 22;
+    for (size_t done = 0; done < n;) {
+      const int k = static_cast<int>(std::min(n - done, kPiece));
       check_mpi(MPI_Allreduce(MPI_IN_PLACE, data + done, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
                 "all-reduce");
       done += static_cast<size_t>(k);
