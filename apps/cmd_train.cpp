@@ -18,6 +18,7 @@ struct TrainCli {
   // 64-bit options as given, parsed strictly by parse_numbers (see apps/int_option.h).
   std::string seed_text = "0", steps_text = "600", warmup_text = "50", eval_every_text = "200",
               save_every_text = "0", log_every_text = "10", eval_tokens_text = "65536";
+  std::string grad_accum_text;  // empty: one micro-batch per rank (TrainingOptions::grad_accum 0)
   float dropout = 0;
   bool dropout_given = false;
 };
@@ -31,6 +32,8 @@ void parse_numbers(TrainCli& o) {
   o.t.log_every = parse_int_option(o.log_every_text, "--log-every", 1, kMaxCount);
   o.t.eval_tokens = parse_int_option(o.eval_tokens_text, "--eval-tokens", 0, kMaxCount);
   if (o.dropout_given) o.t.dropout = o.dropout;
+  if (!o.grad_accum_text.empty())
+    o.t.grad_accum = static_cast<int>(parse_int_option(o.grad_accum_text, "--grad-accum", 1, 65536));
 }
 
 int run_train(TrainCli& o) {
@@ -86,9 +89,9 @@ void add_train(CLI::App& app, std::function<int()>& run) {
   c->add_option("-t,--threads", o->t.threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("-s,--seed", o->seed_text, "Random seed")->type_name("INT")->capture_default_str();
   c->add_option("-b,--batch-size", o->t.batch_size, "Sequences per micro-batch")->capture_default_str();
-  c->add_option("--grad-accum", o->t.grad_accum,
-                 "Micro-batches per step over all ranks (under mpirun -np N a multiple of N; 0: one "
-                 "per rank)")->capture_default_str();
+  c->add_option("--grad-accum", o->grad_accum_text,
+                 "Micro-batches per step over all ranks (under mpirun -np N a multiple of N; "
+                 "default: one per rank)")->type_name("INT");
   c->add_option("-n,--steps", o->steps_text, "Optimizer steps (with --resume: the new total)")
       ->type_name("INT")->capture_default_str();
   c->add_option("--lr", o->t.lr, "Peak learning rate")->capture_default_str();
