@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(g++ cmake ninja-build pkg-config libomp-dev libdnnl-dev libfftw3-dev
+PACKAGES=(g++ cmake ninja-build pkg-config libomp-dev libdnnl-dev libfftw3-dev libcpp-httplib-dev chromium
           nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev python3-torch
           python3-numpy python3-matplotlib)
 
