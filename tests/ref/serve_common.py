@@ -137,7 +137,10 @@ def node_modules():
         fcntl.flock(lf, fcntl.LOCK_EX)
         with open(lock, "rb") as f:
             want = f.read()
-        have = open(stamp, "rb").read() if os.path.exists(stamp) else None
+        have = None
+        if os.path.exists(stamp):
+            with open(stamp, "rb") as f:
+                have = f.read()
         if have != want:
             r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
                                text=True, timeout=600)
