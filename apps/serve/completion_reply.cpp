@@ -22,7 +22,7 @@ json completions_logprobs_of(const std::vector<ScoredToken>& echo, const std::ve
   int64_t off = 0;
   for (const auto& t : echo) off += static_cast<int64_t>(token_text(t.token, tok).size());
   json g = completion_logprobs(gen, tok, false, off);
-  for (const char* k : {"tokens", "token_logprobs", "top_logprobs", "text_offset"})
+  for (const char* k : {"tokens", "token_logprobs", "top_logprobs", "text_offset", "token_ids"})
     for (auto& v : g[k]) e[k].push_back(v);
   return e;
 }

@@ -21,12 +21,14 @@ std::string token_text(int32_t id, const Tokenizer& tok) {
 
 json completion_logprobs(const std::vector<ScoredToken>& tokens, const Tokenizer& tok,
                          bool first_unscored, int64_t offset0) {
-  json toks = json::array(), lps = json::array(), tops = json::array(), offs = json::array();
+  json toks = json::array(), lps = json::array(), tops = json::array(), offs = json::array(),
+       ids = json::array();
   int64_t off = offset0;
   for (size_t i = 0; i < tokens.size(); ++i) {
     const auto& t = tokens[i];
     const std::string text = token_text(t.token, tok);
     toks.push_back(text);
+    ids.push_back(t.token);
     offs.push_back(off);
     off += static_cast<int64_t>(text.size());
     if (i == 0 && first_unscored) {
@@ -42,7 +44,8 @@ json completion_logprobs(const std::vector<ScoredToken>& tokens, const Tokenizer
     }
     tops.push_back(top);
   }
-  return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}};
+  return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs},
+          {"token_ids", ids}};
 }
 
 namespace {

@@ -19,7 +19,8 @@ nlohmann::json usage_json(const Usage& u);
 
 // Completions: {"tokens", "token_logprobs", "top_logprobs", "text_offset"} for `tokens`, the
 // first of which has no log-probability when `first_unscored` (the prompt's first token).
-// Text offsets count bytes of the returned text from `offset0`.
+// Text offsets count bytes of the returned text from `offset0`. "token_ids" (a hippo extension)
+// lists the ids themselves, e.g. to continue a saved session with exactly these tokens.
 nlohmann::json completion_logprobs(const std::vector<ScoredToken>& tokens, const Tokenizer& tok,
                                    bool first_unscored, int64_t offset0);
 // Chat: {"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}]}.
