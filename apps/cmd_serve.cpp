@@ -12,6 +12,8 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   auto o = std::make_shared<serve::ServeOptions>();
   auto* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server (continuous batching)");
   c->add_option("-m,--model", o->model, "Weights or checkpoint (.safetensors)")->required();
+  c->add_option("--tokenizer", o->tokenizer,
+                "byte | gpt2:DIR (default: the one embedded in the model file)");
   c->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   c->add_option("--port", o->port, "Port (0: any free port, printed at start)")->capture_default_str();
   c->add_option("--parallel", o->parallel, "Sequences decoding at once (one batched step)")

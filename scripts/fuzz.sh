@@ -9,6 +9,7 @@
 #   checkpoint   training checkpoints (load_checkpoint into a tiny model + AdamW)
 #   tokenizer    byte and GPT-2 encoding of any bytes, `tokenize --decode --jsonl` lines
 #                (needs data/gpt2 or $HIPPO_GPT2_DIR)
+#   serve_request  hippo serve's request parser/validator and text streaming (apps/serve/)
 # Everything lives in build-fuzz/: the instrumented library (build-fuzz/lib, a CMake build of
 # src/ with clang), the target binaries, corpus/TARGET (seeds are regenerated each run, found
 # inputs kept) and artifacts/TARGET (crashes). A crash reproduces with
@@ -47,8 +48,14 @@ else
     -DCMAKE_CXX_FLAGS_FUZZ="${flags[*]} -fsanitize=fuzzer-no-link" >/dev/null
   ninja -C "$out/lib" -j"${FUZZ_JOBS:-2}" libhippo.a  # (the name "hippo" is also the CLI)
   bin=$out/fuzz_$target
-  if [[ ! -x $bin || $src -nt $bin || fuzz/fuzz_common.h -nt $bin || $out/lib/libhippo.a -nt $bin ]]; then
-    "$CXX" "${flags[@]}" -fsanitize=fuzzer -fopenmp -Iinclude -Isrc -I. "$src" "$out/lib/libhippo.a" \
+  # Targets outside the library compile the sources they test alongside.
+  extra=()
+  [[ $target == serve_request ]] && extra=(apps/serve/request.cpp apps/serve/chat_template.cpp
+                                          apps/serve/text_stream.cpp apps/serve/utf8.cpp)
+  newer=0
+  for f in "${extra[@]}"; do [[ -x $bin && $f -nt $bin ]] && newer=1; done
+  if [[ ! -x $bin || $newer == 1 || $src -nt $bin || fuzz/fuzz_common.h -nt $bin || $out/lib/libhippo.a -nt $bin ]]; then
+    "$CXX" "${flags[@]}" -fsanitize=fuzzer -fopenmp -Iinclude -Isrc -I. "$src" "${extra[@]}" "$out/lib/libhippo.a" \
       -ldnnl -lfftw3f -o "$bin"
   fi
 fi
@@ -88,6 +95,12 @@ case $target in
            '"discretization"' '"ssm_init"' '"layers"' '"mixer"' '"attn_layer_idx"' '"h3"'
            '"attention"' '"s4d"' '"h3_noshift"' '"h3_nodiag"' '"zoh"' '"bilinear"' '"inv"' '"lin"'
            '"true"' '"1e10"' '"4294967328"' '"-1"' '"0.5"' '"{"' '"}"' '"["' '"]"' '":"' '","') ;;
+  serve_request)
+    words=('"prompt"' '"messages"' '"max_tokens"' '"temperature"' '"top_p"' '"top_k"' '"seed"'
+           '"stop"' '"n"' '"stream"' '"echo"' '"logprobs"' '"top_logprobs"' '"session_id"'
+           '"role"' '"content"' '"tokens"' '"user"' '"system"' '"assistant"' '"type"' '"text"'
+           '"null"' '"true"' '"1e300"' '"-1"' '"4294967296"' '"18446744073709551615"' '"{"' '"}"'
+           '"["' '"]"' '":"' '","' '"\u0000"' '"\xc3\xa9"' '"\xf0\x9f"') ;;
   tokenizer)
     words=('"<|endoftext|>"' '"\x27s"' '"\x27ll"' '"\x0a"' '"["' '"]"' '","' '"50256"'
            '"4294967296"' '"\xc3\xa9"' '"\xf0\x9f\x98\x80"' '"\xe2\x80\xaf"') ;;

@@ -37,7 +37,9 @@ int run_server(const ServeOptions& o) {
   signal(SIGPIPE, SIG_IGN);  // a client that went away is a failed write, not a dead server
 
   set_num_threads(o.threads);
-  auto model = Model::load(o.model);
+  LoadOptions lo;
+  lo.tokenizer = o.tokenizer;
+  auto model = Model::load(o.model, lo);
   StateStore store(o.state_dir);
   SchedulerOptions so;
   so.parallel = o.parallel;
