@@ -3,10 +3,14 @@
 // is the body. Any body must parse within the limits or be refused with a 400 ApiError; an
 // accepted request must respect every limit (so no request allocates without bound). Mode 4
 // checks that streamed text (stop strings, UTF-8 hold-back) concatenates to the whole text.
-// Built and run by scripts/fuzz.sh serve_request.
+// Built and run by scripts/fuzz.sh serve_request from the apps/serve sources alone (no
+// library build): the byte tokenizer the parser tokenizes with is restated here (ids 0-255 are
+// the bytes, 256 is end-of-text), with Tokenizer::encode_with_special as src/data/tokenizer.cpp.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "apps/serve/api_error.h"
@@ -21,9 +25,29 @@ using namespace hippo::serve;
 
 namespace {
 
+class FuzzByteTokenizer : public Tokenizer {
+ public:
+  std::vector<int32_t> encode(std::string_view text) const override {
+    return std::vector<int32_t>(reinterpret_cast<const uint8_t*>(text.data()),
+                                reinterpret_cast<const uint8_t*>(text.data()) + text.size());
+  }
+  std::string decode(std::span<const int32_t> ids) const override {
+    std::string s;
+    for (int32_t id : ids) {
+      if (id < 0 || id > 256) throw ApiError(500, "fuzz", "decode: id out of range");
+      if (id == 256) s += kEndOfText;
+      else s += static_cast<char>(id);
+    }
+    return s;
+  }
+  int32_t vocab_size() const override { return 257; }
+  int32_t eot_id() const override { return 256; }
+  std::string id() const override { return "byte-v1"; }
+};
+
 const Tokenizer& tok() {
-  static const auto t = load_tokenizer("byte");
-  return *t;
+  static const FuzzByteTokenizer t;
+  return t;
 }
 
 void check(const CompletionRequest& r, const Limits& lim, const ModelLimits& ml) {
@@ -44,6 +68,19 @@ void check(const CompletionRequest& r, const Limits& lim, const ModelLimits& ml)
 
 }  // namespace
 
+std::vector<int32_t> hippo::Tokenizer::encode_with_special(std::string_view text) const {
+  std::vector<int32_t> out;
+  for (;;) {
+    const size_t at = text.find(kEndOfText);
+    const std::vector<int32_t> part = encode(text.substr(0, at));
+    out.insert(out.end(), part.begin(), part.end());
+    if (at == std::string_view::npos) break;
+    out.push_back(eot_id());
+    text.remove_prefix(at + kEndOfText.size());
+  }
+  return out;
+}
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   const std::string dir = fuzz::seed_dir();
   if (dir.empty()) return 0;
@@ -56,7 +93,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
       "\"content\": [{\"type\": \"text\", \"text\": \"Hi\"}]}], \"logprobs\": true, \"top_logprobs\": 2}",
       "\x02{\"content\": \"h\\u00e9llo <|endoftext|>\"}",
       "\x03{\"tokens\": [104, 105, 256]}",
-      "\x04\x02ab\xc3\xa9 xab\xf0\x9f\x98",
+      "\x04\x02" "ab\xc3\xa9 xab\xf0\x9f\x98",
   };
   int i = 0;
   for (const char* s : seeds) {
