@@ -1,5 +1,7 @@
 #include "apps/serve/routes.h"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -118,6 +120,17 @@ void handle_generation(const httplib::Request& req, httplib::Response& res, Serv
       });
 }
 
+// Bytes malloc has handed out and not got back (glibc): unlike RSS, free-but-kept memory and
+// fragmentation do not count, so a leak shows as growth from one idle moment to the next.
+int64_t heap_in_use() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<int64_t>(m.uordblks + m.hblkhd);
+#else
+  return -1;
+#endif
+}
+
 bool authorized(const httplib::Request& req, const ServerContext& ctx) {
   if (ctx.api_key.empty() || req.path == "/" || req.path == "/health") return true;
   const std::string h = req.get_header_value("Authorization");
@@ -182,7 +195,8 @@ void register_routes(httplib::Server& svr, ServerContext& ctx) {
                      {"state_bytes", s.state_bytes},
                      {"cache_entries", s.cache_entries},
                      {"steps", s.steps},
-                     {"tokens", s.tokens}});
+                     {"tokens", s.tokens},
+                     {"heap_bytes", heap_in_use()}});
   });
   auto model_obj = [&ctx] {
     return json{{"id", ctx.model_name}, {"object", "model"}, {"created", ctx.created}, {"owned_by", "hippo"}};

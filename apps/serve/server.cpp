@@ -1,12 +1,17 @@
 // hippo serve: loads the model, starts the scheduler and the HTTP server, and on SIGTERM or
 // SIGINT finishes the requests in flight before returning.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -16,6 +21,34 @@
 #include "apps/serve/serve.h"
 
 namespace hippo::serve {
+
+namespace {
+
+// cpp-httplib 0.11 listens with a backlog of 5: a burst of connections beyond that (32 clients
+// connecting at once) is reset by the kernel. Its listening socket is private, so it is found
+// among this process's descriptors (listening, bound to `port`) and listen() is called again
+// with a larger backlog, which Linux allows on a listening socket.
+void widen_listen_backlog(int port) {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return;
+  while (const dirent* e = readdir(d)) {
+    const int fd = std::atoi(e->d_name);
+    if (fd <= 2) continue;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int p = -1;
+    if (addr.ss_family == AF_INET) p = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) p = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (p == port) ::listen(fd, SOMAXCONN);
+  }
+  closedir(d);
+}
+
+}  // namespace
 
 int run_server(const ServeOptions& o) {
   if (o.port < 0 || o.port > 65535) throw Error("--port must be in [0, 65535]");
@@ -71,6 +104,7 @@ int run_server(const ServeOptions& o) {
   } else if (!svr.bind_to_port(o.host, port)) {
     throw Error("cannot listen on " + o.host + ":" + std::to_string(port) + " (in use?)");
   }
+  widen_listen_backlog(port);
   std::fprintf(stderr, "hippo serve: %s (%s, %lld parameters) on http://%s:%d (parallel %d, queue %d)\n",
                ctx.model_name.c_str(), model->info().layers.c_str(),
                static_cast<long long>(model->info().num_params), o.host.c_str(), port, o.parallel,
