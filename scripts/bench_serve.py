@@ -113,7 +113,10 @@ def main():
     prompt = json.loads(c.getresponse().read())["tokens"][:a.prompt_tokens]
     try:
         run(port, 1, 1, prompt, 8)  # warm-up
-        rows = [run(port, c, a.requests, prompt, a.new_tokens) for c in clients]
+        rows = []
+        for c in clients:
+            rows.append(run(port, c, a.requests, prompt, a.new_tokens))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     finally:
         proc.terminate()
         proc.wait()
