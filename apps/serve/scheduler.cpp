@@ -7,6 +7,10 @@
 
 namespace hippo::serve {
 
+namespace {
+constexpr size_t kPrefillPerTurn = 512;
+}  // namespace
+
 Scheduler::Scheduler(std::shared_ptr<const Model> model, const SchedulerOptions& options,
                      const StateStore* store)
     : model_(std::move(model)), opt_(options), store_(store),
@@ -146,8 +150,14 @@ void Scheduler::loop() {
       if (draining_ && queue_.empty() && active_.empty()) return;
       int64_t used = 0;
       for (const auto& j : active_) used += j->session->state_bytes();
+      // While other sequences are decoding, prefill at most kPrefillPerTurn prompt tokens
+      // (but always one job) before their next step, so that a burst of new prompts delays
+      // them by about one prefill each turn, not by all of them at once.
+      size_t prefill_tokens = 0;
       while (!queue_.empty() && static_cast<int>(active_.size() + admitted.size()) < opt_.parallel &&
-             used < opt_.max_state_bytes) {
+             used < opt_.max_state_bytes &&
+             (active_.empty() || admitted.empty() || prefill_tokens < kPrefillPerTurn)) {
+        prefill_tokens += queue_.front()->prompt.size();
         admitted.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }

@@ -172,6 +172,29 @@ class ServeApiTest(unittest.TestCase):
         self.assertEqual(st, 413)
 
 
+class ServeTransformerTest(unittest.TestCase):
+    """A Transformer with learned positions: greedy text equals `hippo generate`, and a request
+    that would run past the position table is a 400 before any work."""
+
+    def test_transformer(self):
+        cfg = {"vocab_size": 257, "d_model": 32, "n_layer": 2, "attn_heads": 4, "rotary_dim": 4,
+               "learned_pos": True, "max_position": 64, "layers": ["attention", "attention"]}
+        with tempfile.TemporaryDirectory() as tmp:
+            model = os.path.join(tmp, "tf.safetensors")
+            sc.write_model(model, cfg, seed=2)
+            srv = sc.Server(refcommon.ARGS.hippo_bin, model)
+            try:
+                want = sc.as_text(sc.generate_text(refcommon.ARGS.hippo_bin, model, "Hello", 20))
+                st, j = srv.post("/v1/completions", {"prompt": "Hello", "max_tokens": 20, "temperature": 0})
+                self.assertEqual(st, 200, j)
+                self.assertEqual(j["choices"][0]["text"], want)
+                st, j = srv.post("/v1/completions", {"prompt": "Hello", "max_tokens": 60})
+                self.assertEqual(st, 400, j)
+                self.assertIn("positions", j["error"]["message"])
+            finally:
+                self.assertEqual(srv.stop(), 0)
+
+
 class ServeAdmissionTest(unittest.TestCase):
     """Queue limits, disconnects, API keys and SIGTERM, each with its own server."""
 
