@@ -102,11 +102,14 @@ struct EvaluationOptions {
   std::string split = "test";         // "train", "validation" or "test"
   std::string tokenizer;              // "byte" | "gpt2:DIR"; empty: the model file's
   std::string cache_dir = "data/cache";
-  int seq_len = 256;                  // tokens per window
+  int seq_len = 256;                  // tokens per window; 0: each document whole (chunked)
   int batch_size = 16;                // windows per batch
   int64_t max_tokens = 0;             // 0: the whole split
   int threads = 0;
   std::function<void(int64_t done, int64_t total)> on_progress;  // windows; null: none
+  // With seq_len 0: bits per byte by position in the document (buckets 1, 2-3, 4-7, ...)
+  // written to this CSV file; empty: none.
+  std::string position_csv;
 };
 
 struct EvaluationResult {
