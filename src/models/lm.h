@@ -90,6 +90,9 @@ class LanguageModel {
   // returns the logits of the last position. Peak scratch: about one layer's activations of
   // the prompt, in the state, released before it returns.
   const float* prefill(const int32_t* tokens, int B, int L, ModelState& state) const;
+  // prefill that keeps every position's logits: (B*L, vocab_size) into `logits` (unpadded),
+  // the head run a block of rows at a time (lm_forward_all.cpp). Same thread rules.
+  void forward_all(const int32_t* tokens, int B, int L, ModelState& state, float* logits) const;
   // One token per sequence (B); returns the logits that follow it. step_many of one state.
   const float* step(const int32_t* tokens, ModelState& state) const;
   // One step of several states at once, each at its own position and of any batch: `tokens`
