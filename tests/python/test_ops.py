@@ -38,17 +38,23 @@ def inputs(B, H, L, n_act, dtype, seed=0):
 
 
 class HippoH3(torch_h3.H3):
-    """The reference H3 layer with its long convolutions replaced by hippo.ops (head_dim 1)."""
+    """The reference H3 layer with its long convolutions replaced by hippo.ops (head_dim 1).
+    The convolutions run in op_dtype (the SSM kernels are computed as the reference computes
+    them, in float64, then cast)."""
+
+    op_dtype = torch.float64
 
     def forward(self, u):
         Bsz, L, d = u.shape
-        q = self.q_proj(u).transpose(1, 2)
-        k = self.k_proj(u).transpose(1, 2)
-        v = self.v_proj(u).transpose(1, 2)
-        K = self.kernel.kernel(L).to(q.dtype)
-        shift = self.ssm_k_kernel.kernel(L).to(q.dtype)
-        y = hippo.ops.h3_conv(q, k, v, K, self.D, shift_kernel=shift, shift_D=self.ssm_k_D)
-        return self.output_linear(y.transpose(1, 2))
+        dt = self.op_dtype
+        q = self.q_proj(u).transpose(1, 2).to(dt)
+        k = self.k_proj(u).transpose(1, 2).to(dt)
+        v = self.v_proj(u).transpose(1, 2).to(dt)
+        K = self.kernel.kernel(L).to(dt)
+        shift = self.ssm_k_kernel.kernel(L).to(dt)
+        y = hippo.ops.h3_conv(q, k, v, K, self.D.to(dt), shift_kernel=shift,
+                              shift_D=self.ssm_k_D.to(dt))
+        return self.output_linear(y.to(u.dtype).transpose(1, 2))
 
 
 class OpsTest(unittest.TestCase):
@@ -96,9 +102,9 @@ class OpsTest(unittest.TestCase):
         for dtype, tol in [(torch.float64, 1e-10), (torch.float32, 1e-4)]:
             ours = HippoH3(16, N=8).to(torch.float64)
             ours.load_state_dict(ref.state_dict())
-            ours = ours.to(dtype)
+            ours.op_dtype = dtype
             ref.zero_grad()
-            ur, uo = u.clone().requires_grad_(), u.to(dtype).requires_grad_()
+            ur, uo = u.clone().requires_grad_(), u.clone().requires_grad_()
             yr, yo = ref(ur), ours(uo)
             yr.square().sum().backward()
             yo.square().sum().backward()
