@@ -1,6 +1,6 @@
 # HIPPO_BUILD_PYTHON (the `hippo` Python package, python/): on by default when pybind11 and
-# the Python headers are found. Included before the library is defined: the static libhippo
-# goes into a shared Python extension then, so everything is compiled position-independent
+# the Python headers are found. The static libhippo then goes into a shared Python extension,
+# so python/CMakeLists.txt compiles the library (only it) position-independent
 # (docs/python.md: no measurable cost on decoding or FlashConv).
 # The interpreter: Debian's /usr/bin/python3 (with numpy and torch) unless Python3_EXECUTABLE
 # is given, so that a pyenv or venv python3 earlier on PATH is not picked up by accident.
@@ -21,5 +21,4 @@ if(HIPPO_BUILD_PYTHON)
     message(FATAL_ERROR "HIPPO_BUILD_PYTHON=ON needs pybind11 (Debian: pybind11-dev) and the "
                         "Python headers (python3-dev)")
   endif()
-  set(CMAKE_POSITION_INDEPENDENT_CODE ON)
 endif()
