@@ -2,7 +2,7 @@
 """hippo.ops.h3_conv against the torch.fft path (what the H3 authors' code runs on a CPU) at
 one shape, forward and forward+backward, medians over rounds that alternate the two (A B A B).
 
-    PYTHONPATH=build/python /usr/bin/python3 python/bench_ops.py [--shape 8 768 1024]
+    PYTHONPATH=build/python /usr/bin/python3 python/bench/h3_conv.py [--shape 8 768 1024]
         [--rounds 7] [--threads 1]
 """
 import argparse
