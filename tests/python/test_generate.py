@@ -96,5 +96,37 @@ class GenerateTest(unittest.TestCase):
         self.assertNotEqual(alone[0], alone[1])
 
 
+    def test_gil_is_released_during_forward(self):
+        """While one thread is inside Model.forward, another keeps running Python: the longest
+        pause of the other thread is far shorter than the call (with the GIL held it would be
+        the whole call)."""
+        import time
+        import numpy as np
+        tokens = np.random.default_rng(0).integers(0, 257, (4, 1024)).astype(np.int32)
+        state = {"inside": False, "measuring": False, "done": False, "dur": 0.0}
+
+        def work():
+            state["inside"] = True
+            while not state["measuring"]:  # the other thread's loop is running before the call
+                pass
+            t0 = time.perf_counter()
+            self.m.forward(tokens)
+            state["dur"] = time.perf_counter() - t0
+            state["done"] = True
+
+        th = threading.Thread(target=work)
+        th.start()
+        while not state["inside"]:
+            pass
+        last, gap = time.perf_counter(), 0.0
+        state["measuring"] = True
+        while not state["done"]:
+            now = time.perf_counter()
+            gap, last = max(gap, now - last), now
+        th.join()
+        print(f"  forward {state['dur']:.3f} s; longest pause of the other thread {gap:.3f} s")
+        self.assertGreater(state["dur"], 0.05)
+        self.assertLess(gap, 0.5 * state["dur"])
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
