@@ -106,6 +106,9 @@ class LanguageModel {
   // The returned loss is the mean over counted positions.
   LossStats score(const int32_t* tokens, const int32_t* targets, int B, int L, ModelState& state,
                   float* nll = nullptr) const;
+  // prefill that keeps every position's logits: (B*L, vocab_size) into `logits` (unpadded),
+  // chunk by chunk like score, continuing from the state. Same thread rules.
+  void forward_all(const int32_t* tokens, int B, int L, ModelState& state, float* logits) const;
   // One token per sequence (B); returns the logits that follow it. step_many of one state.
   const float* step(const int32_t* tokens, ModelState& state) const;
   // One step of several states at once, each at its own position and of any batch: `tokens`

@@ -149,4 +149,27 @@ LossStats LanguageModel::score(const int32_t* tokens, const int32_t* targets, in
   return total;
 }
 
+void LanguageModel::forward_all(const int32_t* tokens, int B, int L, ModelState& state,
+                                float* logits) const {
+  check_sequence("forward", B, L, state);
+  const int d = cfg_.d_model;
+  const int64_t V = cfg_.vocab_size, Vp = cfg_.padded_vocab();
+  constexpr int64_t kHeadRows = 64;  // head scratch: kHeadRows x padded vocab floats
+  ReleaseScratch release{state};
+  for (auto& l : state.layers) l->release_prefill_cache();
+  for_each_chunk(tokens, B, L, state.chunk, [&](const int32_t* t, int off, int len) {
+    run_chunk(t, B, len, state);
+    const float* r = state.resid.data();
+    for (int b = 0; b < B; ++b)
+      for (int64_t j0 = 0; j0 < len; j0 += kHeadRows) {
+        const int64_t m = std::min<int64_t>(kHeadRows, len - j0);
+        const float* lg = head(r + (static_cast<int64_t>(b) * len + j0) * d, m, state);
+        for (int64_t j = 0; j < m; ++j)
+          std::memcpy(logits + (static_cast<int64_t>(b) * L + off + j0 + j) * V, lg + j * Vp,
+                      sizeof(float) * static_cast<size_t>(V));
+      }
+  });
+  release_buffers(state.logits);
+}
+
 }  // namespace hippo
