@@ -43,7 +43,7 @@ def main(out, seconds=None):
         md.append("| model | " + " | ".join(str(x) for x in xs) + " |")
         md.append("|---|" + "---|" * len(xs))
         for m in MODELS:
-            acc = {int(r[axis]): 100 * float(r["acc_mean"]) for r in pts if r["model"] == m}
+            acc = {int(r[axis]): float(r["acc_mean"]) for r in pts if r["model"] == m}
             if not acc:
                 continue
             md.append(f"| {m} | " + " | ".join(f"{acc[x]:.1f}" if x in acc else "" for x in xs) + " |")
