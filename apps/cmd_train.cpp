@@ -20,6 +20,7 @@ struct TrainCli {
               save_every_text = "0", log_every_text = "10", eval_tokens_text = "65536";
   float dropout = 0;
   bool dropout_given = false;
+  bool seq_len_given = false;
 };
 
 void parse_numbers(TrainCli& o) {
@@ -31,6 +32,8 @@ void parse_numbers(TrainCli& o) {
   o.t.log_every = parse_int_option(o.log_every_text, "--log-every", 1, kMaxCount);
   o.t.eval_tokens = parse_int_option(o.eval_tokens_text, "--eval-tokens", 0, kMaxCount);
   if (o.dropout_given) o.t.dropout = o.dropout;
+  // -L sizes a synthetic task too when given; its default (256) is the text window's.
+  if (o.seq_len_given && o.t.data.rfind("synthetic:", 0) == 0) o.t.synth_seq_len = o.t.seq_len;
 }
 
 int run_train(TrainCli& o) {
@@ -66,11 +69,19 @@ void add_train(CLI::App& app, std::function<int()>& run) {
   c->add_option("-c,--config", o->t.config, "Model config JSON (default: built-in tiny hybrid)");
   c->add_option("-d,--data", o->t.data,
                  "brown (data/brown) | a text file or folder of .txt files | "
-                 "synthetic:induction_head | synthetic:associative_recall")
+                 "synthetic:induction_head | synthetic:associative_recall | synthetic:mqar")
+      ->capture_default_str();
+  c->add_option("--vocab", o->t.synth_vocab, "Synthetic task: vocabulary (0: the task's default)")
+      ->capture_default_str();
+  c->add_option("--pairs", o->t.synth_pairs,
+                "Synthetic task: key-value pairs of associative_recall / mqar (0: the task's default)")
       ->capture_default_str();
   c->add_option("--tokenizer", o->t.tokenizer, "byte | gpt2:DIR (text data)")->capture_default_str();
-  c->add_option("-L,--seq-len", o->t.seq_len, "Tokens per training window (text data)")
-      ->capture_default_str();
+  c->add_option("-L,--seq-len", o->t.seq_len,
+                "Tokens per training window (text data); sequence length (synthetic data; default: "
+                "the task's)")
+      ->capture_default_str()
+      ->each([o](const std::string&) { o->seq_len_given = true; });
   c->add_option("--cache-dir", o->t.cache_dir, "Where tokenized corpora are cached")->capture_default_str();
   c->add_option("--eval-tokens", o->eval_tokens_text, "Validation tokens per evaluation (0: all)")
       ->type_name("INT")->capture_default_str();

@@ -37,7 +37,7 @@ struct TrainingOptions {
   // for synthetic data).
   std::string config;
   // "brown" (data/brown), a text file or a folder of .txt files, or
-  // "synthetic:induction_head" / "synthetic:associative_recall".
+  // "synthetic:induction_head" / "synthetic:associative_recall" / "synthetic:mqar".
   std::string data = "brown";
   std::string tokenizer = "byte";         // text data: "byte" or "gpt2:DIR"; embedded in the output
   std::string cache_dir = "data/cache";   // tokenized corpora
@@ -45,6 +45,8 @@ struct TrainingOptions {
   uint64_t seed = 0;
   int batch_size = 16;                    // sequences per micro-batch
   int seq_len = 256;                      // tokens per window (text data)
+  // Synthetic tasks' sizes; 0: the task's default (docs/results.md, "Synthetic tasks").
+  int synth_vocab = 0, synth_seq_len = 0, synth_pairs = 0;
   int grad_accum = 1;                     // micro-batches per step
   int64_t steps = 600;                    // optimizer steps (with resume: the new total)
   float lr = 2e-3f;                       // peak learning rate
@@ -136,6 +138,9 @@ struct SynthStudyOptions {
   int threads = 0;              // runs in parallel (0: all cores)
   std::string out = "runs/synth";
   int n_train = 5000, n_test = 500;
+  // Task sizes for every task of the study; 0: each task's default (vocab 20 / 10 / 64, length
+  // 32 / 20 / 64, pairs: as many as fit / - / 8 for induction head / associative recall / mqar).
+  int vocab = 0, seq_len = 0, pairs = 0;
   bool force = false;           // replace an earlier study's results in `out`
   // Where scripts/plot_synth.py is looked for (after the executable's tree); empty: only there
   // and the working directory.
