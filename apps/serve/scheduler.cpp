@@ -88,8 +88,9 @@ void Scheduler::admit(Job& job) {
           base.emplace(std::move(saved->second), t.size());
       }
     }
-    // A live state helps when it covers at least half the prompt: the suffix runs token by
-    // token, and a long suffix is cheaper as a fresh convolution-mode prefill.
+    // A live state is reused when it covers at least half the prompt: the suffix then continues
+    // it in convolution mode (chunked prefill). A short shared prefix saves little, and a fresh
+    // prefill of the whole prompt is bit for bit what `hippo generate` computes.
     if (auto live = cache_.longest_prefix(job.prompt, (job.prompt.size() + 1) / 2);
         live && (!base || live->second > base->second))
       base = std::move(live);
