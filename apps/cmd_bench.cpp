@@ -6,6 +6,8 @@
 
 namespace hippo::cli {
 
+void add_bench_prefill(CLI::App& bench, std::function<int()>& run);
+
 void add_bench(CLI::App& app, std::function<int()>& run) {
   auto* bench = app.add_subcommand("bench", "Benchmarks (medians of several runs)");
   bench->require_subcommand(1);
@@ -15,6 +17,7 @@ void add_bench(CLI::App& app, std::function<int()>& run) {
   g->add_option("--reps", o->reps, "Repetitions (median reported)")->capture_default_str()
       ->check(CLI::Range(1, 100000));
   g->callback([&run, o] { run = [o] { bench_gemm(*o); return 0; }; });
+  add_bench_prefill(*bench, run);
 }
 
 }  // namespace hippo::cli

@@ -17,12 +17,12 @@ namespace {
 
 int run_eval(EvaluationOptions o) {
   if (isatty(STDERR_FILENO))
-    o.on_progress = [](int64_t done, int64_t total) {
+    o.on_progress = [unit = o.seq_len == 0 ? "documents" : "windows"](int64_t done, int64_t total) {
       const int width = 40;
       const int fill = static_cast<int>(width * done / std::max<int64_t>(total, 1));
-      std::fprintf(stderr, "\r[%s%s] %lld/%lld windows", std::string(fill, '#').c_str(),
+      std::fprintf(stderr, "\r[%s%s] %lld/%lld %s", std::string(fill, '#').c_str(),
                    std::string(width - fill, '.').c_str(), static_cast<long long>(done),
-                   static_cast<long long>(total));
+                   static_cast<long long>(total), unit);
       if (done == total) std::fprintf(stderr, "\n");
     };
   const EvaluationResult r = evaluate(o);
@@ -40,8 +40,13 @@ void add_eval(CLI::App& app, std::function<int()>& run) {
   c->add_option("-d,--data", o->data, "brown | a text file or folder of .txt files")->capture_default_str();
   c->add_option("--split", o->split, "train | validation | test")->capture_default_str();
   c->add_option("--tokenizer", o->tokenizer, "Override the model's tokenizer (byte | gpt2:DIR)");
-  c->add_option("-L,--seq-len", o->seq_len, "Tokens per window")->capture_default_str()
-      ->check(CLI::Range(1, 1 << 24));
+  c->add_option("-L,--seq-len", o->seq_len,
+                 "Tokens per window; 0: each document as one sequence of its full length "
+                 "(chunked, memory independent of the length)")->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
+  c->add_option("--position-csv", o->position_csv,
+                "With -L 0: write bits per byte by position in the document (buckets 1, 2-3, "
+                "4-7, ...) to this .csv file");
   c->add_option("-b,--batch-size", o->batch_size, "Windows per batch")->capture_default_str()
       ->check(CLI::Range(1, 1 << 16));
   c->add_option("--max-tokens", o->max_tokens, "Evaluate at most this many tokens (0: all)")

@@ -28,7 +28,15 @@ int run_synth_cli(SynthCli& o) {
 void add_synth(CLI::App& app, std::function<int()>& run) {
   auto o = std::make_shared<SynthCli>();
   auto* c = app.add_subcommand("synth", "Paper Table 1: synthetic tasks for every model and seed");
-  c->add_option("--tasks", o->s.tasks, "Tasks")->capture_default_str();
+  c->add_option("--tasks", o->s.tasks, "Tasks: induction_head, associative_recall, mqar")
+      ->capture_default_str();
+  c->add_option("--vocab", o->s.vocab, "Vocabulary of every task (0: each task's default: 20, 10, 64)")
+      ->capture_default_str();
+  c->add_option("--seq-len", o->s.seq_len, "Sequence length of every task (0: each task's default: 32, 20, 64)")
+      ->capture_default_str();
+  c->add_option("--pairs", o->s.pairs,
+                "Key-value pairs of associative_recall and mqar (0: as many as fit / 8)")
+      ->capture_default_str();
   c->add_option("--models", o->s.models, "Mixers to compare")->capture_default_str();
   c->add_option("--seeds", o->s.seeds, "Seeds per model")->capture_default_str();
   c->add_option("--d-model", o->s.d_model, "Model width")->capture_default_str();

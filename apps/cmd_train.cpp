@@ -21,6 +21,7 @@ struct TrainCli {
   std::string grad_accum_text;  // empty: one micro-batch per rank (TrainingOptions::grad_accum 0)
   float dropout = 0;
   bool dropout_given = false;
+  bool seq_len_given = false;
 };
 
 void parse_numbers(TrainCli& o) {
@@ -34,6 +35,8 @@ void parse_numbers(TrainCli& o) {
   if (o.dropout_given) o.t.dropout = o.dropout;
   if (!o.grad_accum_text.empty())
     o.t.grad_accum = static_cast<int>(parse_int_option(o.grad_accum_text, "--grad-accum", 1, 65536));
+  // -L sizes a synthetic task too when given; its default (256) is the text window's.
+  if (o.seq_len_given && o.t.data.rfind("synthetic:", 0) == 0) o.t.synth_seq_len = o.t.seq_len;
 }
 
 int run_train(TrainCli& o) {
@@ -72,7 +75,12 @@ void add_train(CLI::App& app, std::function<int()>& run) {
   c->add_option("-d,--data", o->t.data,
                  "brown (data/brown) | a text file or folder of .txt files | a .jsonl file "
                  "({\"text\": ...} per line) | a folder of token shards (hippo tokenize --shards) | "
-                 "synthetic:induction_head | synthetic:associative_recall")
+                 "synthetic:induction_head | synthetic:associative_recall | synthetic:mqar")
+      ->capture_default_str();
+  c->add_option("--vocab", o->t.synth_vocab, "Synthetic task: vocabulary (0: the task's default)")
+      ->capture_default_str();
+  c->add_option("--pairs", o->t.synth_pairs,
+                "Synthetic task: key-value pairs of associative_recall / mqar (0: the task's default)")
       ->capture_default_str();
   c->add_option("--val-data", o->t.val_data,
                  "An explicit validation set: text, .jsonl, a shard folder or .tok file (default: "
@@ -81,8 +89,11 @@ void add_train(CLI::App& app, std::function<int()>& run) {
                  "Under mpirun: seconds a rank waits for the others before ending the job (a rank "
                  "died or hangs; 0: for ever)")->capture_default_str();
   c->add_option("--tokenizer", o->t.tokenizer, "byte | gpt2:DIR (text data)")->capture_default_str();
-  c->add_option("-L,--seq-len", o->t.seq_len, "Tokens per training window (text data)")
-      ->capture_default_str();
+  c->add_option("-L,--seq-len", o->t.seq_len,
+                "Tokens per training window (text data); sequence length (synthetic data; default: "
+                "the task's)")
+      ->capture_default_str()
+      ->each([o](const std::string&) { o->seq_len_given = true; });
   c->add_option("--cache-dir", o->t.cache_dir, "Where tokenized corpora are cached")->capture_default_str();
   c->add_option("--eval-tokens", o->eval_tokens_text, "Validation tokens per evaluation (0: all)")
       ->type_name("INT")->capture_default_str();

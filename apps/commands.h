@@ -13,5 +13,6 @@ void add_eval(CLI::App& app, std::function<int()>& run);
 void add_tokenize(CLI::App& app, std::function<int()>& run);
 void add_generate(CLI::App& app, std::function<int()>& run);
 void add_convert(CLI::App& app, std::function<int()>& run);
+void add_serve(CLI::App& app, std::function<int()>& run);
 
 }  // namespace hippo::cli

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   hippo::cli::add_tokenize(app, run);
   hippo::cli::add_generate(app, run);
   hippo::cli::add_convert(app, run);
+  hippo::cli::add_serve(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,6 +9,7 @@
 #   checkpoint   training checkpoints (load_checkpoint into a tiny model + AdamW)
 #   tokenizer    byte and GPT-2 encoding of any bytes, `tokenize --decode --jsonl` lines
 #                (needs data/gpt2 or $HIPPO_GPT2_DIR)
+#   serve_request  hippo serve's request parser/validator and text streaming (apps/serve/)
 # Everything lives in build-fuzz/: the instrumented library (build-fuzz/lib, a CMake build of
 # src/ with clang), the target binaries, corpus/TARGET (seeds are regenerated each run, found
 # inputs kept) and artifacts/TARGET (crashes). A crash reproduces with
@@ -37,6 +38,16 @@ if [[ $target == safetensors ]]; then
   if [[ ! -x $bin || $src -nt $bin || src/io/safetensors.cpp -nt $bin || src/io/safetensors.h -nt $bin ]]; then
     "$CXX" "${flags[@]}" -fsanitize=fuzzer -Iinclude -Isrc -I. "$src" src/io/safetensors.cpp \
       src/core/tensor.cpp -o "$bin"
+  fi
+elif [[ $target == serve_request ]]; then
+  # hippo serve's parser (apps/serve/) alone, no library build (the target has its own byte
+  # tokenizer).
+  bin=$out/fuzz_serve_request
+  extra=(apps/serve/request.cpp apps/serve/chat_template.cpp apps/serve/text_stream.cpp apps/serve/utf8.cpp)
+  newer=0
+  for f in "$src" "${extra[@]}" apps/serve/*.h; do [[ -x $bin && $f -nt $bin ]] && newer=1; done
+  if [[ ! -x $bin || $newer == 1 ]]; then
+    "$CXX" "${flags[@]}" -fsanitize=fuzzer -Iinclude -Isrc -I. "$src" "${extra[@]}" -o "$bin"
   fi
 else
   # The whole library, instrumented for the fuzzer's coverage (fuzzer-no-link) and sanitizers.
@@ -88,6 +99,12 @@ case $target in
            '"discretization"' '"ssm_init"' '"layers"' '"mixer"' '"attn_layer_idx"' '"h3"'
            '"attention"' '"s4d"' '"h3_noshift"' '"h3_nodiag"' '"zoh"' '"bilinear"' '"inv"' '"lin"'
            '"true"' '"1e10"' '"4294967328"' '"-1"' '"0.5"' '"{"' '"}"' '"["' '"]"' '":"' '","') ;;
+  serve_request)
+    words=('"prompt"' '"messages"' '"max_tokens"' '"temperature"' '"top_p"' '"top_k"' '"seed"'
+           '"stop"' '"n"' '"stream"' '"echo"' '"logprobs"' '"top_logprobs"' '"session_id"'
+           '"role"' '"content"' '"tokens"' '"user"' '"system"' '"assistant"' '"type"' '"text"'
+           '"null"' '"true"' '"1e300"' '"-1"' '"4294967296"' '"18446744073709551615"' '"{"' '"}"'
+           '"["' '"]"' '":"' '","' '"\xc3\xa9"' '"\xf0\x9f"') ;;
   tokenizer)
     words=('"<|endoftext|>"' '"\x27s"' '"\x27ll"' '"\x0a"' '"["' '"]"' '","' '"50256"'
            '"4294967296"' '"\xc3\xa9"' '"\xf0\x9f\x98\x80"' '"\xe2\x80\xaf"') ;;

@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(g++ cmake ninja-build pkg-config libomp-dev libdnnl-dev libfftw3-dev libopenmpi-dev openmpi-bin
+PACKAGES=(g++ cmake ninja-build pkg-config libomp-dev libdnnl-dev libfftw3-dev libcpp-httplib-dev chromium libopenmpi-dev openmpi-bin
           nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev python3-torch
-          python3-numpy python3-matplotlib)
+          python3-numpy python3-matplotlib pybind11-dev python3-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

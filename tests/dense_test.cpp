@@ -467,8 +467,19 @@ TEST_P(AttentionTest, StepAndPrefillMatchForward) {
     EXPECT_LT(rel_err(yp.data() + size_t(b) * P * d, y.data() + size_t(b) * L * d, P * d), 1e-5);
   EXPECT_LT(step_err(*st2, P), 1e-5);
 
-  // A used state cannot be prefilled again; a wrong batch size is refused.
-  EXPECT_THROW(att.prefill(xp.data(), yp.data(), B, P, *st2), Error);
+  // A prefill on a used state appends to its cache (chunked prefill): the rest of the
+  // sequence after the first P rows gives the whole-sequence rows.
+  auto st4 = att.new_state(B);
+  att.prefill(xp.data(), yp.data(), B, P, *st4);
+  std::vector<float> xr(size_t(B) * (L - P) * d), yr(xr.size());
+  for (int b = 0; b < B; ++b)
+    std::copy_n(x.data() + (size_t(b) * L + P) * d, (L - P) * d, xr.data() + size_t(b) * (L - P) * d);
+  att.prefill(xr.data(), yr.data(), B, L - P, *st4);
+  for (int b = 0; b < B; ++b)
+    EXPECT_LT(rel_err(yr.data() + size_t(b) * (L - P) * d, y.data() + (size_t(b) * L + P) * d,
+                      (L - P) * d), 1e-5);
+  EXPECT_EQ(static_cast<AttentionCache&>(*st4).len, L);
+  // A wrong batch size is refused.
   auto st3 = att.new_state(B + 1);
   EXPECT_THROW(att.prefill(xp.data(), yp.data(), B, P, *st3), Error);
 }

@@ -37,4 +37,19 @@ struct BenchGenerateOptions {
 // memory-bandwidth bound of batch-1 decoding.
 void bench_generate(const BenchGenerateOptions& options);
 
+struct BenchPrefillOptions {
+  int threads = 1;
+  std::vector<int> lengths = {1024, 4096, 16384, 65536};
+  std::vector<std::string> models = {"h3", "hybrid", "transformer"};
+  int transformer_max = 16384;  // the Transformer (quadratic) only up to this length
+  int chunk = 0;                // tokens per prefill chunk; 0: the default
+  bool small = false;           // a d=64, 2-layer shape instead of 125M (tests)
+  std::string csv;              // also write the rows to this .csv file
+};
+
+// Prefill (prompt) tokens/s and peak resident memory by length of random-weight models of the
+// 125M shape: H3-only, the hybrid (attention at layer 6) and a Transformer, run through the
+// chunked path (docs/design.md "Chunked prefill and evaluation").
+void bench_prefill(const BenchPrefillOptions& options);
+
 }  // namespace hippo

@@ -101,8 +101,9 @@ class Session {
   // Tokens consumed so far.
   int64_t position() const;
 
-  // Runs tokens through the model and returns the logits after the last one. From a fresh
-  // session the prompt runs in convolution mode (FlashConv); later calls continue the state.
+  // Runs tokens through the model and returns the logits after the last one, in convolution
+  // mode (FlashConv) chunk by chunk from the session's state, fresh or not: any length, in
+  // memory set by the chunk (plus attention's KV cache).
   // An empty span or an id outside the vocabulary is an Error.
   std::span<const float> prefill(std::span<const int32_t> tokens);
   // One token; returns the logits that follow it. Constant cost for SSM layers.

@@ -38,7 +38,7 @@ struct TrainingOptions {
   std::string config;
   // "brown" (data/brown), a text file or a folder of .txt files, a .jsonl file ({"text": ...}
   // per line; or such files in the folder), a folder of token shards (`hippo tokenize
-  // --shards`), or "synthetic:induction_head" / "synthetic:associative_recall".
+  // --shards`), or "synthetic:induction_head" / "synthetic:associative_recall" / "synthetic:mqar".
   std::string data = "brown";
   // An explicit validation set (text, .jsonl or a token shard .tok file): all of it is the
   // validation split. Empty: the data's own validation split.
@@ -49,6 +49,8 @@ struct TrainingOptions {
   uint64_t seed = 0;
   int batch_size = 16;                    // sequences per micro-batch
   int seq_len = 256;                      // tokens per window (text data)
+  // Synthetic tasks' sizes; 0: the task's default (docs/results.md, "Synthetic tasks").
+  int synth_vocab = 0, synth_seq_len = 0, synth_pairs = 0;
   // Micro-batches per optimizer step, over all ranks of `mpirun -np N` (a multiple of N; each
   // rank computes its share); 0: one per rank. The global batch is batch_size * grad_accum.
   int grad_accum = 0;
@@ -114,11 +116,14 @@ struct EvaluationOptions {
   std::string split = "test";         // "train", "validation" or "test"
   std::string tokenizer;              // "byte" | "gpt2:DIR"; empty: the model file's
   std::string cache_dir = "data/cache";
-  int seq_len = 256;                  // tokens per window
+  int seq_len = 256;                  // tokens per window; 0: each document whole (chunked)
   int batch_size = 16;                // windows per batch
   int64_t max_tokens = 0;             // 0: the whole split
   int threads = 0;
   std::function<void(int64_t done, int64_t total)> on_progress;  // windows; null: none
+  // With seq_len 0: bits per byte by position in the document (buckets 1, 2-3, 4-7, ...)
+  // written to this CSV file; empty: none.
+  std::string position_csv;
 };
 
 struct EvaluationResult {
@@ -145,6 +150,9 @@ struct SynthStudyOptions {
   int threads = 0;              // runs in parallel (0: all cores)
   std::string out = "runs/synth";
   int n_train = 5000, n_test = 500;
+  // Task sizes for every task of the study; 0: each task's default (vocab 20 / 10 / 64, length
+  // 32 / 20 / 64, pairs: as many as fit / - / 8 for induction head / associative recall / mqar).
+  int vocab = 0, seq_len = 0, pairs = 0;
   bool force = false;           // replace an earlier study's results in `out`
   // Where scripts/plot_synth.py is looked for (after the executable's tree); empty: only there
   // and the working directory.

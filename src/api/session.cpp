@@ -54,14 +54,10 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens) {
   detail::SessionImpl& s = *impl_;
   HIPPO_CHECK(!tokens.empty(), "Session::prefill: no tokens (give at least one)");
   for (int32_t t : tokens) check_token(s, t, "Session::prefill");
-  if (s.state.position == 0) {
-    HIPPO_CHECK(tokens.size() <= static_cast<size_t>(INT32_MAX), "Session::prefill: ",
-                tokens.size(), " tokens in one call; at most ", INT32_MAX);
-    keep_logits(s, s.lm().prefill(tokens.data(), 1, static_cast<int>(tokens.size()), s.state));
-  } else {
-    // A session that already holds tokens continues its recurrent state one token at a time.
-    for (int32_t t : tokens) keep_logits(s, s.lm().step(&t, s.state));
-  }
+  HIPPO_CHECK(tokens.size() <= static_cast<size_t>(INT32_MAX), "Session::prefill: ",
+              tokens.size(), " tokens in one call; at most ", INT32_MAX);
+  // From any position: in convolution mode, chunk by chunk, continuing the session's state.
+  keep_logits(s, s.lm().prefill(tokens.data(), 1, static_cast<int>(tokens.size()), s.state));
   return logits();
 }
 

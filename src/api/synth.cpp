@@ -56,6 +56,18 @@ ModelConfig study_config(const std::string& model, int vocab, int seq_len, const
   return ModelConfig::from_json(j, "synth study config for " + model);
 }
 
+// One task of the study at the study's sizes (0: the task's own defaults).
+SynthOptions task_options(const std::string& task, const SynthStudyOptions& o) {
+  SynthOptions so;
+  so.task = parse_synth_task(task);
+  so.vocab = o.vocab;
+  so.seq_len = o.seq_len;
+  so.pairs = o.pairs;
+  so.n_train = o.n_train;
+  so.n_test = o.n_test;
+  return so;
+}
+
 struct RunResult {
   std::string task, model;
   int seed;
@@ -89,8 +101,7 @@ void validate(const SynthStudyOptions& o) {
               o.threads);
   HIPPO_CHECK(!o.tasks.empty() && !o.models.empty(), "--tasks and --models must name at least one each");
   for (auto& t : o.tasks) {
-    SynthOptions so;
-    so.task = parse_synth_task(t);
+    SynthOptions so = task_options(t, o);
     so.fill_defaults();
     for (auto& m : o.models) (void)study_config(m, so.vocab, so.seq_len, o);
   }
@@ -138,11 +149,8 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
   for (size_t i = 0; i < jobs.size(); ++i) {
     try {
       const Job& job = jobs[i];
-      SynthOptions so;
-      so.task = parse_synth_task(job.task);
+      SynthOptions so = task_options(job.task, o);
       so.seed = 1000 + job.seed;
-      so.n_train = o.n_train;
-      so.n_test = o.n_test;
       so.fill_defaults();
       SynthSplits data = make_synthetic(so);
       LanguageModel model(study_config(job.model, so.vocab, so.seq_len, o));
@@ -199,7 +207,7 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
      << " seeds) | steps (mean) | runs stopped at 100% | train tokens/s (1 thread) |\n"
      << "|---|---|---|---|---|---|---|\n";
   std::ostringstream summary;
-  summary << "task,model,params,acc_mean,acc_std,steps_mean,stopped_early,tokens_per_s\n";
+  summary << "task,model,params,acc_mean,acc_std,steps_mean,stopped_early,tokens_per_s,vocab,seq_len,pairs\n";
   for (auto& t : o.tasks)
     for (auto& m : o.models) {
       double sum = 0, sq = 0, steps = 0, tps = 0;
@@ -224,13 +232,25 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
       md << "| " << t << " | " << m << " | " << params << " | " << fmt("%.1f", mean) << " ± "
          << fmt("%.1f", sd) << " | " << fmt("%.0f", steps / n) << " | " << early << "/" << n
          << " | " << fmt("%.0f", tps / n) << " |\n";
+      SynthOptions sizes = task_options(t, o);
+      sizes.fill_defaults();
       summary << t << "," << m << "," << params << "," << mean << "," << sd << "," << steps / n
-              << "," << early << "," << tps / n << "\n";
+              << "," << early << "," << tps / n << "," << sizes.vocab << "," << sizes.seq_len << ","
+              << sizes.pairs << "\n";
     }
   md << "\nSettings: d_model " << o.d_model << ", " << o.n_layer << " layers, AdamW lr " << o.lr
      << " (SSM dynamics min(lr, 1e-3)), weight decay 0.1, warmup then cosine, clip 1.0, init std "
      << fmt("%.3f", o.init_std > 0 ? o.init_std : 1.0 / std::sqrt(static_cast<double>(o.d_model)))
      << "; attention has learned positions.\n";
+  md << "\nTasks:";
+  for (size_t i = 0; i < o.tasks.size(); ++i) {
+    SynthOptions sizes = task_options(o.tasks[i], o);
+    sizes.fill_defaults();
+    md << (i ? ";" : "") << " " << synth_task_name(sizes.task) << " vocab " << sizes.vocab << ", length "
+       << sizes.seq_len;
+    if (sizes.pairs > 0) md << ", " << sizes.pairs << " pairs";
+  }
+  md << " (" << o.n_train << " training and " << o.n_test << " test sequences).\n";
   md << "\nBudget: up to " << o.steps << " steps of batch " << o.batch_size << " ("
      << fmt("%.1f", static_cast<double>(o.steps) * o.batch_size / o.n_train)
      << " epochs of " << o.n_train << " sequences), the same for every model; a run stops early "

@@ -50,6 +50,8 @@ void validate(const TrainingOptions& o, const TrainOptions& t) {
               "--dist-timeout must be a finite number of seconds >= 0 (0: wait for ever), got ",
               o.dist_timeout);
   HIPPO_CHECK(o.grad_accum >= 0, "--grad-accum must be >= 1 (or 0: one per rank), got ", o.grad_accum);
+  HIPPO_CHECK(o.data.rfind("synthetic:", 0) == 0 || (o.synth_vocab == 0 && o.synth_pairs == 0),
+              "--vocab and --pairs size a synthetic task (-d synthetic:TASK); the data is '", o.data, "'");
   HIPPO_CHECK(!t.resume || !t.out_dir.empty(),
               "--resume needs -o DIR: the run folder whose checkpoint.safetensors to continue");
   validate_train_options(t);
@@ -170,10 +172,14 @@ struct Run {
     SynthOptions so;
     so.task = parse_synth_task(task);
     so.seed = o.seed;
+    so.vocab = o.synth_vocab;
+    so.seq_len = o.synth_seq_len;
+    so.pairs = o.synth_pairs;
     so.fill_defaults();
     SynthSplits data = make_synthetic(so);
     const std::unique_ptr<LanguageModel> model = make_model(so.vocab, true);
     t.run_settings["data"] = "synthetic:" + synth_task_name(so.task);
+    t.run_settings["synthetic"] = str("vocab ", so.vocab, ", seq-len ", so.seq_len, ", pairs ", so.pairs);
     t.run_settings["batch-size"] = std::to_string(o.batch_size);
     info(str("task ", synth_task_name(so.task), ": ", data.train.n, " train / ", data.test.n,
              " test sequences"));

@@ -9,9 +9,10 @@ namespace hippo {
 static void put_sequence(const SynthDataset& d, int i, int row, Batch& out) {
   const int L = d.seq_len - 1;
   const int32_t* s = d.seq(i);
+  const uint8_t* a = d.answers(i);
   for (int t = 0; t < L; ++t) {
     out.tokens[static_cast<size_t>(row) * L + t] = s[t];
-    out.targets[static_cast<size_t>(row) * L + t] = s[t + 1];
+    out.targets[static_cast<size_t>(row) * L + t] = !d.loss_on_answers_only || a[t + 1] ? s[t + 1] : -1;
   }
 }
 

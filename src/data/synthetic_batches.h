@@ -8,7 +8,8 @@
 
 namespace hippo {
 
-// Batch `index` (0-based, counting every micro-batch) of size B.
+// Batch `index` (0-based, counting every micro-batch) of size B. Targets are the next tokens;
+// for a task scored on its answers only (mqar) the others are -1 (not counted).
 void synthetic_batch(const SynthDataset& d, uint64_t seed, int64_t index, int B, Batch& out);
 
 // The whole dataset (or its first `limit` sequences) as one batch, for evaluation.

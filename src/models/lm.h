@@ -25,12 +25,20 @@ struct Block {
   Block(const ModelConfig& cfg, MixerKind kind);
 };
 
+// Tokens per chunk when prefill and score run a long sequence (docs/design.md "Chunked prefill
+// and evaluation"): the activations of one chunk are the memory a sequence of any length costs
+// (SSM-only models; attention adds its KV cache). HIPPO_PREFILL_CHUNK in the environment
+// overrides it (tests use small chunks); a ModelState may set its own.
+inline constexpr int kDefaultPrefillChunk = 4096;
+int default_prefill_chunk();
+
 // The recurrent state of a whole model for `batch` sequences: one MixerState per layer (SSM
 // states or a KV cache) and the number of tokens consumed so far (all sequences alike).
 struct ModelState {
   int batch = 0;
   int64_t position = 0;
   std::vector<std::unique_ptr<MixerState>> layers;
+  int chunk = default_prefill_chunk();  // tokens per chunk of prefill and score (>= 1)
   // The scratch of prefill and step and the logits they return: in the state, so that threads
   // running separate states of one model share nothing writable. prefill's (a prompt's
   // activations, one layer at a time) is released when it returns.
@@ -85,11 +93,22 @@ class LanguageModel {
   // forward() keeps for backward() alone; training (which writes the parameters) must not run
   // alongside.
   ModelState new_state(int B) const;
-  // Runs prompts tokens (B, L) in convolution mode from a fresh state (an Error on a state at
-  // another position) and leaves every layer's recurrent state (or KV cache) after them;
-  // returns the logits of the last position. Peak scratch: about one layer's activations of
-  // the prompt, in the state, released before it returns.
+  // Runs tokens (B, L) in convolution mode continuing from the state (a fresh state: a prompt
+  // from position 0), in chunks of state.chunk tokens: every SSM layer carries its state from
+  // chunk to chunk (state passing) and attention appends to its KV cache, so the result equals
+  // the whole-sequence forward at any L. Leaves every layer's recurrent state (or KV cache)
+  // after them; returns the logits of the last position. Peak scratch: about one layer's
+  // activations of one chunk, in the state, released before it returns.
   const float* prefill(const int32_t* tokens, int B, int L, ModelState& state) const;
+  // Evaluation through the same chunked path: runs tokens (B, L) from the state like prefill
+  // and scores targets (B, L) (targets < 0 are not counted) without holding more than a block
+  // of rows' logits. nll (B, L), optional: -log p(target) per position (0 where not counted).
+  // The returned loss is the mean over counted positions.
+  LossStats score(const int32_t* tokens, const int32_t* targets, int B, int L, ModelState& state,
+                  float* nll = nullptr) const;
+  // prefill that keeps every position's logits: (B*L, vocab_size) into `logits` (unpadded),
+  // chunk by chunk like score, continuing from the state. Same thread rules.
+  void forward_all(const int32_t* tokens, int B, int L, ModelState& state, float* logits) const;
   // One token per sequence (B); returns the logits that follow it. step_many of one state.
   const float* step(const int32_t* tokens, ModelState& state) const;
   // One step of several states at once, each at its own position and of any batch: `tokens`
@@ -135,6 +154,15 @@ class LanguageModel {
   // LN_f and the tied head on `rows` rows of r, into state.logits (state.final and .stats as
   // scratch).
   const float* head(const float* r, int64_t rows, ModelState& state) const;
+  // One chunk, tokens (B, L) at state.position, through every block from the layer states;
+  // leaves the final residual rows (B*L, d) in state.resid and moves the position on.
+  void run_chunk(const int32_t* tokens, int B, int L, ModelState& state) const;
+  // Calls fn(tokens of the chunk (B, len), offset, len) for the chunks of tokens (B, L), with
+  // the chunk's tokens gathered into contiguous rows.
+  template <class Fn>
+  void for_each_chunk(const int32_t* tokens, int B, int L, int chunk, Fn&& fn) const;
+  // Checks shared by prefill and score.
+  void check_sequence(const char* what, int B, int L, const ModelState& state) const;
 
   void dropout_forward(float* x, int64_t n, int site);
   void dropout_backward(float* dx, int64_t n, int site);

@@ -65,42 +65,6 @@ static void check_state(const ModelState& st, const ModelConfig& cfg, const char
               "; the model has ", cfg.n_layer, " layers (use the model's new_state)");
 }
 
-// Const, and every buffer it writes is the state's: see the thread rules in lm.h.
-const float* LanguageModel::prefill(const int32_t* tokens, int B, int L,
-                                    ModelState& state) const {
-  check_state(state, cfg_, "prefill");
-  HIPPO_CHECK(B == state.batch, "prefill: batch ", B, " but the state was made for batch ",
-              state.batch);
-  HIPPO_CHECK(L >= 1, "prefill: prompt length must be >= 1, got ", L);
-  HIPPO_CHECK(state.position == 0, "prefill needs a fresh state; this one is at position ",
-              state.position, " (continue it with step)");
-  const int d = cfg_.d_model;
-  const int64_t rows = static_cast<int64_t>(B) * L, n = rows * d;
-  float* r = state.resid.get(static_cast<size_t>(n));
-  float* normed = state.normed.get(static_cast<size_t>(n));
-  float* branch = state.branch.get(static_cast<size_t>(n));
-  embed(tokens, B, L, 0, r);
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    const Block& b = *blocks_[i];
-    b.norm1.forward_inference(r, normed, rows, state.stats);
-    b.mixer->prefill(normed, branch, B, L, *state.layers[i], state.work);
-    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-    b.norm2.forward_inference(r, normed, rows, state.stats);
-    b.mlp.forward_inference(normed, branch, rows, state.hidden);
-    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-  }
-  state.position = L;
-  // Only the last position of each sequence needs logits.
-  for (int bi = 0; bi < B; ++bi)
-    std::memcpy(normed + static_cast<int64_t>(bi) * d,
-                r + (static_cast<int64_t>(bi) * L + L - 1) * d, sizeof(float) * d);
-  const float* logits = head(normed, B, state);
-  // The prompt's scratch goes: a state kept for decoding holds what decoding needs.
-  release_buffers(state.resid, state.normed, state.branch, state.hidden, state.stats);
-  state.work.release();
-  return logits;
-}
-
 const float* LanguageModel::step(const int32_t* tokens, ModelState& state) const {
   ModelState* one = &state;
   step_many(tokens, std::span<ModelState* const>(&one, 1));

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 
@@ -56,10 +57,11 @@ void Attention::rotate(float* v, const float* c, const float* s, bool inverse) c
   }
 }
 
-void Attention::rotate_qk(float* qkv, int B, int L, bool inverse, Buffer& table_buf) const {
+void Attention::rotate_qk(float* qkv, int B, int L, bool inverse, Buffer& table_buf,
+                          int64_t pos0) const {
   const int h = rot_ / 2;
   float* table = table_buf.get(static_cast<size_t>(L) * 2 * h);
-  for (int t = 0; t < L; ++t) rotary_angles(t, table + t * 2 * h, table + t * 2 * h + h);
+  for (int t = 0; t < L; ++t) rotary_angles(pos0 + t, table + t * 2 * h, table + t * 2 * h + h);
   const int64_t rows = static_cast<int64_t>(B) * L;
 #pragma omp parallel for schedule(static) if (worth_parallel(rows * d_))
   for (int64_t r = 0; r < rows; ++r) {
@@ -203,25 +205,52 @@ void Attention::prefill(const float* x, float* y, int B, int L, MixerState& stat
                         Workspace& ws) const {
   AttentionCache& c = as_cache(state);
   HIPPO_CHECK(c.batch == B, "Attention: prefill with B=", B, " on a state made for B=", c.batch);
-  HIPPO_CHECK(c.len == 0, "Attention: prefill needs a fresh state, this one holds ", c.len,
-              " tokens");
   HIPPO_CHECK(L > 0, "Attention: prefill needs L > 0, got L=", L);
-  Acts a{ws.slot(0), ws.slot(1), ws.slot(2), ws.slot(3)};
-  run(x, y, B, L, nullptr, a);
-  reserve_cache(c, heads_, dh_, L);
-  const int64_t d3 = 3 * d_;
-  const float* qkv = a.qkv.data();  // k already rotated by run()
+  HIPPO_CHECK(static_cast<int64_t>(c.len) + L <= INT32_MAX, "Attention: ", c.len, " cached + ", L,
+              " new tokens exceed the cache's limit of ", INT32_MAX);
+  const int pos0 = c.len, n_all = pos0 + L;
+  const int64_t rows = static_cast<int64_t>(B) * L, d3 = 3 * d_;
+  float* qkv = ws.slot(0).get(rows * d3);
+  Wqkv.forward(x, qkv, rows);
+  if (rot_ > 0) rotate_qk(qkv, B, L, false, ws.slot(3), pos0);
+  reserve_cache(c, heads_, dh_, n_all);
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < heads_; ++h) {
       float* kc = c.k.data() + (static_cast<int64_t>(b) * heads_ + h) * c.capacity * dh_;
       float* vc = c.v.data() + (static_cast<int64_t>(b) * heads_ + h) * c.capacity * dh_;
       for (int t = 0; t < L; ++t) {
         const float* row = qkv + (static_cast<int64_t>(b) * L + t) * d3 + h * dh_;
-        std::memcpy(kc + static_cast<int64_t>(t) * dh_, row + d_, sizeof(float) * dh_);
-        std::memcpy(vc + static_cast<int64_t>(t) * dh_, row + 2 * d_, sizeof(float) * dh_);
+        std::memcpy(kc + static_cast<int64_t>(pos0 + t) * dh_, row + d_, sizeof(float) * dh_);
+        std::memcpy(vc + static_cast<int64_t>(pos0 + t) * dh_, row + 2 * d_, sizeof(float) * dh_);
       }
     }
-  c.len = L;
+  c.len = n_all;
+  // Causal attention over the cache in blocks of kRowBlock query rows: block [i0, i1) meets
+  // keys [0, pos0 + i1), as in run().
+  float* scratch = ws.slot(2).get(static_cast<size_t>(omp_get_max_threads()) * kRowBlock * n_all);
+  float* ctx = ws.slot(1).get(rows * d_);
+  const bool par = static_cast<int64_t>(B) * heads_ * L * n_all * dh_ > (int64_t{1} << 16);
+#pragma omp parallel for schedule(dynamic) if (par)
+  for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
+    const int64_t b = bh / heads_, h = bh % heads_;
+    const float* Q = qkv + b * L * d3 + h * dh_;
+    const float* Kc = c.k.data() + bh * c.capacity * dh_;
+    const float* Vc = c.v.data() + bh * c.capacity * dh_;
+    float* O = ctx + b * L * d_ + h * dh_;
+    float* P = scratch + static_cast<int64_t>(omp_get_thread_num()) * kRowBlock * n_all;
+    for (int i0 = 0; i0 < L; i0 += kRowBlock) {
+      const int i1 = std::min(L, i0 + kRowBlock), m = i1 - i0, keys = pos0 + i1;
+      gemm(false, true, m, keys, dh_, scale_, Q + i0 * d3, d3, Kc, dh_, 0.0f, P, n_all);
+      for (int r = 0; r < m; ++r) {
+        float* p = P + static_cast<int64_t>(r) * n_all;
+        const int t = pos0 + i0 + r;
+        softmax_row(p, p, t + 1);
+        std::fill(p + t + 1, p + keys, 0.0f);
+      }
+      gemm(false, false, m, dh_, keys, 1.0f, P, n_all, Vc, dh_, 0.0f, O + i0 * d_, d_);
+    }
+  }
+  out_proj.forward(ctx, y, rows);
 }
 
 void Attention::attend_step(AttentionCache& c, float* qkv, float* ctx) const {

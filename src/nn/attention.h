@@ -34,8 +34,9 @@ class Attention : public Mixer {
   void init(Rng& rng, int n_layer, float std = 0.02f) override;
 
   std::unique_ptr<MixerState> new_state(int B) const override;
-  // One batched forward over the prompt in `ws` (no backward state, O(threads * L) score
-  // memory); fills the cache of a fresh state (an Error on one that holds tokens).
+  // One batched forward over x in `ws` (no backward state, O(threads * (cached + L)) score
+  // memory): appends x's keys and values to the cache, then each row attends to everything
+  // cached up to itself.
   using Mixer::prefill;
   void prefill(const float* x, float* y, int B, int L, MixerState& state,
                Workspace& ws) const override;
@@ -56,9 +57,9 @@ class Attention : public Mixer {
   void rotary_angles(int64_t t, float* c, float* s) const;
   // Rotates the first rot_ dims of one head vector by the angles (inverse = transpose).
   void rotate(float* v, const float* c, const float* s, bool inverse) const;
-  // Applies rotary (or its transpose) to q and k of every row of a (B*L, 3d) buffer;
-  // `table` is scratch for the angles.
-  void rotate_qk(float* qkv, int B, int L, bool inverse, Buffer& table) const;
+  // Applies rotary (or its transpose) to q and k of every row of a (B*L, 3d) buffer, row t of
+  // a sequence at position pos0 + t; `table` is scratch for the angles.
+  void rotate_qk(float* qkv, int B, int L, bool inverse, Buffer& table, int64_t pos0 = 0) const;
   bool parallel_worthwhile(int B, int L) const;
   // Where a forward pass puts q, k, v (B*L, 3d), the context (B*L, d) and its scratch: the
   // layer's buffers (training) or a workspace's (prefill).

@@ -1,5 +1,6 @@
 #include "nn/h3.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -125,7 +126,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
 }
 
 void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, const float* Kd,
-                      Acts& a) const {
+                      Acts& a, const float* shift_state, const float* diag_out) const {
   const int d = d_, p = p_, H = H_, N = N_;
   const int64_t n = static_cast<int64_t>(B) * L * d;  // elements of one (B, L, d) tensor
   const int64_t nkv = n * p;                           // (B, p, p, H, L)
@@ -146,6 +147,14 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
     float* out = a.ks.get(sz(n));
     causal_conv_direct(kT, Ks, out, B, d, L, N);
     skip_forward(kT, ssm_k_D.value.data(), out, B, d, L);
+    if (shift_state) {  // the inputs before x still in the filter's window
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * N * N))
+      for (int b = 0; b < B; ++b)
+        for (int c = 0; c < d; ++c) {
+          const int64_t row = static_cast<int64_t>(b) * d + c;
+          shift_->add_state_output(c, shift_state + row * N, L, out + row * L);
+        }
+    }
     ks = out;
   }
 
@@ -154,6 +163,10 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
   if (fused_h3()) {
     float* yT = a.yT.get(sz(n));
     flashconv_h3_fwd(qT, ks, vT, Kd, D.value.data(), yT, B, H, L);
+    if (diag_out) {  // + q ⊙ (what the state before x adds); p = 1, so d = H
+#pragma omp parallel for schedule(static) if (worth_parallel(n))
+      for (int64_t i = 0; i < n; ++i) yT[i] += qT[i] * diag_out[i];
+    }
     float* ypre = a.ypre.get(sz(n));
     to_channels_last(yT, ypre, B, L, d);
     output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
@@ -172,6 +185,10 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
       skip_forward(kv, Dh, out, B * p * p, H, L);
     } else {
       flashconv_fwd(kv, Kd, Dh, out, B * p * p, H, L);
+    }
+    if (diag_out) {
+#pragma omp parallel for schedule(static) if (worth_parallel(nkv))
+      for (int64_t i = 0; i < nkv; ++i) out[i] += diag_out[i];
     }
     zD = out;
   }
@@ -346,33 +363,67 @@ H3State& as_h3_state(MixerState& state, int B_expected, bool check_B) {
 }
 }  // namespace
 
+namespace {
+template <class T>
+bool all_zero(const std::vector<T>& v) {
+  return std::all_of(v.begin(), v.end(), [](const T& x) { return x == T{}; });
+}
+}  // namespace
+
 void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
                  Workspace& ws) const {
   H3State& st = as_h3_state(state, B, true);
-  HIPPO_CHECK(L >= 0, "H3::prefill: negative prompt length L=", L);
+  HIPPO_CHECK(L >= 0, "H3::prefill: negative length L=", L);
   if (L == 0) return;
   const int d = d_, p = p_, H = H_, N = N_;
-  float* Ks = nullptr;
-  float* Kd = nullptr;
-  S4DKernel::Discrete dyn;  // one snapshot of the dynamics for the kernel and the state
-  if (shift_) {
-    Ks = ws.slot(9).get(sz(static_cast<int64_t>(d) * N));
-    shift_->kernel(Ks);
+  // The kernels (and one snapshot of the dynamics for them and the state) once for all chunks
+  // of a prefill: a later chunk that is no longer uses a prefix of them.
+  auto& pc = st.prefill_cache;
+  if (!pc || pc->len < L) {
+    pc = std::make_unique<H3State::PrefillCache>();
+    pc->len = L;
+    if (shift_) {
+      pc->Ks.resize(sz(static_cast<int64_t>(d) * N));
+      shift_->kernel(pc->Ks.data());
+    }
+    if (diag_) {
+      pc->dyn = diag_->discretized();
+      pc->Kd.resize(sz(static_cast<int64_t>(H) * L));
+      diag_->kernel(pc->dyn, pc->Kd.data(), L);
+    }
   }
+  const float* Ks = shift_ ? pc->Ks.data() : nullptr;
+  const float* Kd = nullptr;
   if (diag_) {
-    dyn = diag_->discretized();
-    Kd = ws.slot(10).get(sz(static_cast<int64_t>(H) * L));
-    diag_->kernel(dyn, Kd, L);
+    Kd = pc->Kd.data();
+    if (pc->len != L) {  // rows of the cached kernel are pc->len apart
+      float* k = ws.slot(10).get(sz(static_cast<int64_t>(H) * L));
+      for (int h = 0; h < H; ++h)
+        std::memcpy(k + static_cast<int64_t>(h) * L, Kd + static_cast<int64_t>(h) * pc->len,
+                    sizeof(float) * L);
+      Kd = k;
+    }
+  }
+  // What the states before x add to its outputs (nothing from a zero state).
+  const float* shift_state = shift_ && !all_zero(st.shift) ? st.shift.data() : nullptr;
+  const float* diag_out = nullptr;
+  if (diag_ && !all_zero(st.diag)) {
+    const int64_t group = static_cast<int64_t>(H) * diag_->M();
+    float* out = ws.slot(9).get(sz(static_cast<int64_t>(B) * p * p * H * L));
+    for (int g = 0; g < B * p * p; ++g)
+      diag_->state_output(pc->dyn, st.diag.data() + g * group,
+                          out + static_cast<int64_t>(g) * H * L, L);
+    diag_out = out;
   }
   Acts a = workspace_acts(ws);
-  forward_body(x, y, B, L, Ks, Kd, a);
+  forward_body(x, y, B, L, Ks, Kd, a, shift_state, diag_out);
   if (shift_) {
     const float* kT = a.kT.data();
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * L * N))
     for (int b = 0; b < B; ++b)
       for (int c = 0; c < d; ++c)
-        shift_->prompt_state(c, kT + (static_cast<int64_t>(b) * d + c) * L, L,
-                             st.shift.data() + (static_cast<int64_t>(b) * d + c) * N);
+        shift_->advance_state(c, kT + (static_cast<int64_t>(b) * d + c) * L, L,
+                              st.shift.data() + (static_cast<int64_t>(b) * d + c) * N);
   }
   if (diag_) {
     st.diag_dynamics = diag_->step_params();
@@ -383,11 +434,12 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
       kv = out;
     }
     const int M = diag_->M();
+    const S4DKernel::Discrete& dyn = pc->dyn;
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * p * L * diag_->M()))
     for (int g = 0; g < B * p * p; ++g)
       for (int h = 0; h < H; ++h) {
         const int64_t idx = static_cast<int64_t>(g) * H + h;
-        diag_->prompt_state(dyn, h, kv + idx * L, L, st.diag.data() + idx * M);
+        diag_->advance_state(dyn, h, kv + idx * L, L, st.diag.data() + idx * M);
       }
   }
 }

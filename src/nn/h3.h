@@ -26,6 +26,16 @@ struct H3State : MixerState {
   // new_state and prefill, or by the first step of a state that was copied without them.
   std::shared_ptr<const S4DStepParams> diag_dynamics;
   Buffer q, k, v, y;  // step's scratch: in the state, so that threads share nothing writable
+
+  // What the chunks of one prefill share: the kernels for `len` positions and the diagonal
+  // SSM's dynamics they were made from (see MixerState::release_prefill_cache).
+  struct PrefillCache {
+    int len = 0;
+    S4DKernel::Discrete dyn;
+    std::vector<float> Ks, Kd;  // (d, N), (H, len)
+  };
+  std::unique_ptr<PrefillCache> prefill_cache;
+  void release_prefill_cache() override { prefill_cache.reset(); }
 };
 
 class H3 : public Mixer {
@@ -48,8 +58,9 @@ class H3 : public Mixer {
 
   // The state steps with the dynamics of the parameter values at new_state (or prefill).
   std::unique_ptr<MixerState> new_state(int B) const override;
-  // The forward pass on the prompt in `ws`, then the states after it (overwritten: the same
-  // as from a fresh state).
+  // The forward pass on x in `ws` continuing from the states (state passing: the shift SSM's
+  // last inputs and the diagonal SSM's state add their part to the outputs), then the states
+  // after it.
   using Mixer::prefill;
   void prefill(const float* x, float* y, int B, int L, MixerState& state,
                Workspace& ws) const override;
@@ -84,9 +95,12 @@ class H3 : public Mixer {
   static Acts workspace_acts(Workspace& ws);
   // The forward pass shared by training and prefill, on kernels the caller computed:
   // Ks (d, N) of the shift SSM, Kd (H, L) of the diagonal SSM (null where absent). Forms
-  // a.kv (k' ⊙ v) except on the fused path.
+  // a.kv (k' ⊙ v) except on the fused path. Continuing from a state (prefill): shift_state
+  // (B, d, N) is the shift SSM's state before x, diag_out (B, p, p, H, L) what the diagonal
+  // SSM's state before x adds to its outputs (either null: a zero state).
   void forward_body(const float* x, float* y, int B, int L, const float* Ks, const float* Kd,
-                    Acts& a) const;
+                    Acts& a, const float* shift_state = nullptr,
+                    const float* diag_out = nullptr) const;
   // kv[b,i,j,h] = k'[b,h*p+i] * v[b,h*p+j] (channel-major k' and v).
   void form_kv(const float* ks, const float* vT, float* kv, int B, int L) const;
   // The recurrent part of one step of one state on its rows of the projections: k is

@@ -14,6 +14,11 @@ namespace hippo {
 // Per-sequence recurrent state of a mixer (SSM states, or an attention KV cache).
 struct MixerState {
   virtual ~MixerState() = default;
+  // Frees what the chunks of one long prefill share (the diagonal SSM's kernel for the chunk
+  // length and the dynamics it was made from). Mixer::prefill keeps it between calls on the
+  // assumption that the parameters do not change; LanguageModel::prefill releases it before
+  // and after every call.
+  virtual void release_prefill_cache() {}
 };
 
 // Scratch of the const inference passes (prefill), owned by the caller (a sequence's
@@ -51,15 +56,19 @@ class Mixer : public Module {
   // workspace they are given: threads may run separate states of one layer at once, and
   // none of them touches what forward() keeps for backward().
   virtual std::unique_ptr<MixerState> new_state(int B) const = 0;
-  // Runs a prompt x (B, L, d) from a fresh `state`, writes y (the numbers of the training
-  // forward), leaves the state after it. Scratch comes from `ws`. SSM states are overwritten
-  // (as if fresh); an attention cache that holds tokens is an Error.
+  // Runs x (B, L, d) in convolution mode continuing from `state` (a fresh state: the prompt
+  // from position 0), writes y (the numbers of the whole-sequence forward over everything the
+  // state has seen and x), leaves the state after it. SSM layers carry their state across
+  // calls (state passing, spec §7); attention appends to its KV cache. So a long sequence can
+  // run in chunks, one call per chunk, in memory set by the chunk. Scratch comes from `ws`;
+  // what all chunks share may be kept in the state until release_prefill_cache().
   virtual void prefill(const float* x, float* y, int B, int L, MixerState& state,
                        Workspace& ws) const = 0;
-  // The same with a workspace of its own.
+  // The same with a workspace of its own (and no cache kept).
   void prefill(const float* x, float* y, int B, int L, MixerState& state) const {
     Workspace ws;
     prefill(x, y, B, L, state, ws);
+    state.release_prefill_cache();
   }
   // One token per sequence of several states, each at its own position: x, y are the rows of
   // all states stacked in order (state k's batch rows after those of states 0..k-1), d wide.

@@ -1,6 +1,8 @@
 #include "nn/s4d_mixer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "kernels/parallel_work.h"
@@ -53,7 +55,7 @@ void S4DMixer::forward(const float* x, float* y, int B, int L) {
 }
 
 void S4DMixer::forward_body(const float* x, float* y, int B, int L, const float* K, Buffer& uTb,
-                            Buffer& zTb, Buffer& tmpb, Buffer& gb) const {
+                            Buffer& zTb, Buffer& tmpb, Buffer& gb, const float* state_out) const {
   const int d = d_;
   const int64_t n = static_cast<int64_t>(B) * L * d;
   float* uT = uTb.get(sz(n));
@@ -65,6 +67,10 @@ void S4DMixer::forward_body(const float* x, float* y, int B, int L, const float*
     skip_forward(uT, Dv, zT, B, d, L);
   } else {
     flashconv_fwd(uT, K, Dv, zT, B, d, L);
+  }
+  if (state_out) {
+#pragma omp parallel for schedule(static) if (worth_parallel(n))
+    for (int64_t i = 0; i < n; ++i) zT[i] += state_out[i];
   }
   float* tmp = tmpb.get(sz(n));
   gelu_forward(zT, tmp, n);
@@ -113,20 +119,44 @@ void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state
   S4DState& st = as_s4d_state(state);
   HIPPO_CHECK(st.B == B, "S4DMixer::prefill: state batch ", st.B, " does not match input batch ",
               B);
-  HIPPO_CHECK(L >= 0, "S4DMixer::prefill: negative prompt length L=", L);
+  HIPPO_CHECK(L >= 0, "S4DMixer::prefill: negative length L=", L);
   st.dynamics = kernel_->step_params();
   if (L == 0) return;
   const int d = d_, M = kernel_->M();
-  const S4DKernel::Discrete dyn = kernel_->discretized();  // for the kernel and the state
-  float* K = ws.slot(4).get(sz(static_cast<int64_t>(d) * L));
-  kernel_->kernel(dyn, K, L);
-  forward_body(x, y, B, L, K, ws.slot(0), ws.slot(1), ws.slot(2), ws.slot(3));
+  // The kernel (and one snapshot of the dynamics for it and the state) once for all chunks of
+  // a prefill: a later chunk that is no longer uses a prefix of it.
+  auto& pc = st.prefill_cache;
+  if (!pc || pc->len < L) {
+    pc = std::make_unique<S4DState::PrefillCache>();
+    pc->len = L;
+    pc->dyn = kernel_->discretized();
+    pc->K.resize(sz(static_cast<int64_t>(d) * L));
+    kernel_->kernel(pc->dyn, pc->K.data(), L);
+  }
+  const float* K = pc->K.data();
+  if (pc->len != L) {  // rows of the cached kernel are pc->len apart
+    float* k = ws.slot(4).get(sz(static_cast<int64_t>(d) * L));
+    for (int c = 0; c < d; ++c)
+      std::memcpy(k + static_cast<int64_t>(c) * L, K + static_cast<int64_t>(c) * pc->len,
+                  sizeof(float) * L);
+    K = k;
+  }
+  const float* state_out = nullptr;  // nothing from a zero state
+  if (std::any_of(st.x.begin(), st.x.end(), [](const std::complex<float>& v) { return v != std::complex<float>{}; })) {
+    float* out = ws.slot(5).get(sz(static_cast<int64_t>(B) * d * L));
+    for (int b = 0; b < B; ++b)
+      kernel_->state_output(pc->dyn, st.x.data() + static_cast<int64_t>(b) * d * M,
+                            out + static_cast<int64_t>(b) * d * L, L);
+    state_out = out;
+  }
+  forward_body(x, y, B, L, K, ws.slot(0), ws.slot(1), ws.slot(2), ws.slot(3), state_out);
   const float* uT = ws.slot(0).data();
+  const S4DKernel::Discrete& dyn = pc->dyn;
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * L * M))
   for (int b = 0; b < B; ++b)
     for (int c = 0; c < d; ++c) {
       const int64_t idx = static_cast<int64_t>(b) * d + c;
-      kernel_->prompt_state(dyn, c, uT + idx * L, L, st.x.data() + idx * M);
+      kernel_->advance_state(dyn, c, uT + idx * L, L, st.x.data() + idx * M);
     }
 }
 

@@ -20,6 +20,16 @@ struct S4DState : MixerState {
   // prefill, or by the first step of a state that was copied without them.
   std::shared_ptr<const S4DStepParams> dynamics;
   Buffer g;  // step's scratch: in the state, so that threads share nothing writable
+
+  // What the chunks of one prefill share: the kernel for `len` positions and the dynamics it
+  // was made from (see MixerState::release_prefill_cache).
+  struct PrefillCache {
+    int len = 0;
+    S4DKernel::Discrete dyn;
+    std::vector<float> K;  // (d, len)
+  };
+  std::unique_ptr<PrefillCache> prefill_cache;
+  void release_prefill_cache() override { prefill_cache.reset(); }
 };
 
 class S4DMixer : public Mixer {
@@ -40,8 +50,8 @@ class S4DMixer : public Mixer {
 
   // The state steps with the dynamics of the parameter values at new_state (or prefill).
   std::unique_ptr<MixerState> new_state(int B) const override;
-  // The forward pass on the prompt in `ws`, then the state after it (overwritten: the same as
-  // from a fresh state).
+  // The forward pass on x in `ws` continuing from the state (state passing), then the state
+  // after it.
   using Mixer::prefill;
   void prefill(const float* x, float* y, int B, int L, MixerState& state,
                Workspace& ws) const override;
@@ -58,9 +68,10 @@ class S4DMixer : public Mixer {
   int B_ = 0, L_ = 0;
   // The forward pass shared by training and prefill on the kernel K (d, L) the caller computed;
   // uT (the input, channel-major), zT (pre-GELU), tmp and g (GELU out, (B, L, d)) are where
-  // the activations go: the layer's buffers or a workspace's.
+  // the activations go: the layer's buffers or a workspace's. state_out (B, d, L): what the
+  // state before x adds to the SSM's outputs (null: a zero state).
   void forward_body(const float* x, float* y, int B, int L, const float* K, Buffer& uT,
-                    Buffer& zT, Buffer& tmp, Buffer& g) const;
+                    Buffer& zT, Buffer& tmp, Buffer& g, const float* state_out = nullptr) const;
   Buffer uT_, zT_, g_, K_;           // saved: input (B,d,L), pre-GELU (B,d,L), GELU out (B,L,d)
   Buffer tmp_, dT_, du_, dK_;        // temporaries
 };

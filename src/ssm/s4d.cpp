@@ -227,6 +227,18 @@ void S4DKernel::prompt_state(const Discrete& dyn, int h, const float* u, int L, 
   advance_from(dyn.dA.data(), dyn.dB.data(), h, u, L, x);
 }
 
+void S4DKernel::advance_state(const Discrete& dyn, int h, const float* u, int L, cf* x) const {
+  advance_from(dyn.dA.data(), dyn.dB.data(), h, u, L, x);
+}
+
+void S4DKernel::state_output(const Discrete& dyn, const cf* x, float* y, int L) const {
+  HIPPO_CHECK(L >= 0, "S4DKernel::state_output: L=", L, " must be >= 0");
+  const size_t hm = static_cast<size_t>(H_) * M_;
+  std::vector<cd> w(hm);  // dA x: kernel_from's 2 C w dA^j is then 2 C dA^(j+1) x
+  for (size_t i = 0; i < hm; ++i) w[i] = dyn.dA[i] * cd(x[i]);
+  kernel_from(dyn.dA.data(), w.data(), dyn.C.data(), y, L);
+}
+
 void S4DKernel::kernel(float* K, int L) {
   HIPPO_CHECK(L >= 0, "S4DKernel::kernel: L=", L, " must be >= 0");
   discretize();

@@ -95,6 +95,12 @@ class S4DKernel : public Module {
   // kernel() and prompt_state() on such a snapshot; same arithmetic, same results.
   void kernel(const Discrete& dyn, float* K, int L) const;
   void prompt_state(const Discrete& dyn, int h, const float* u, int L, cf* x) const;
+  // advance_state() on such a snapshot: x <- dA^L x + sum_l dA^(L-1-l) dB u_l (double inside).
+  void advance_state(const Discrete& dyn, int h, const float* u, int L, cf* x) const;
+  // What states x (H, M) held before a sequence contribute to its outputs (spec §7, state
+  // passing): y[h, j] = 2 Re(sum_n C_n dA_n^(j+1) x_n), j < L; y (H, L) overwritten. The
+  // kernel() evaluation with C dB replaced by C dA x, so O(H M L) like the kernel itself.
+  void state_output(const Discrete& dyn, const cf* x, float* y, int L) const;
 
   // K[h,l] = 2 Re(sum_n C dB dA^l), l < L. K: (H, L). Calls discretize().
   // In chunks of kKernelChunk positions, K[cT + j] = 2 Re(sum_n (W_n dA_n^(cT)) dA_n^j) with

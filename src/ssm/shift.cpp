@@ -6,7 +6,9 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 
@@ -130,6 +132,22 @@ void ShiftKernel::prompt_state(int h, const float* u, int L, float* s) const {
       if (t >= 0) acc += static_cast<double>(b[m]) * u[t];
     }
     s[n] = static_cast<float>(acc);
+  }
+}
+
+void ShiftKernel::advance_state(int h, const float* u, int L, float* s) const {
+  std::vector<float> fresh(static_cast<size_t>(N_));
+  prompt_state(h, u, L, fresh.data());
+  for (int n = N_ - 1; n >= 0; --n) s[n] = fresh[n] + (n >= L ? s[n - L] : 0.0f);
+}
+
+void ShiftKernel::add_state_output(int h, const float* s, int L, float* y) const {
+  const float* c = C.value.data() + static_cast<int64_t>(h) * N_;
+  const int J = std::min(L, N_ - 1);
+  for (int j = 0; j < J; ++j) {
+    double acc = 0.0;
+    for (int n = j + 1; n < N_; ++n) acc += static_cast<double>(c[n]) * s[n - j - 1];
+    y[j] += static_cast<float>(acc);
   }
 }
 

@@ -54,6 +54,11 @@ class ShiftKernel : public Module {
   // State of channel h after the prompt u[0..L) from the zero state:
   // s[n] = sum_{m<=n} B[m] u[L-1-(n-m)] (terms with negative index are zero). s: N reals.
   void prompt_state(int h, const float* u, int L, float* s) const;
+  // The state s held before u[0..L) moved on over it: shift^L(s) + prompt_state(u), in place.
+  void advance_state(int h, const float* u, int L, float* s) const;
+  // What the state s held before a sequence adds to its first outputs (without D):
+  // y[j] += sum_{n > j} C_n s[n-j-1] for j < min(L, N-1). Later outputs do not see it.
+  void add_state_output(int h, const float* s, int L, float* y) const;
 
   int H() const { return H_; }
   int N() const { return N_; }

@@ -171,7 +171,7 @@ class EvalCliTest(RefTestCase):
     def test_numeric_options_are_range_checked(self):
         m = self.write_model("m.safetensors")
         text = self.write_text("story.txt", self.story())
-        for opt, value, name in [("-L", "0", "--seq-len"), ("--seq-len", "-5", "--seq-len"),
+        for opt, value, name in [("-L", "-1", "--seq-len"), ("--seq-len", "-5", "--seq-len"),
                                  ("-b", "0", "--batch-size"), ("--batch-size", "70000", "--batch-size"),
                                  ("-t", "-1", "--threads"), ("--threads", "100000", "--threads"),
                                  ("--max-tokens", "-1", "--max-tokens"), ("-L", "abc", "--seq-len")]:

@@ -1,0 +1,144 @@
+"""hippo.load / Model.forward / Session / Tokenizer from Python.
+
+Model.forward (every position's logits, convolution mode) is checked against the PyTorch
+reference model tests/ref/torch_h3.py (float64, a path that shares no code with hippo) and
+against the engine's Session path (prefill of a prompt, then one recurrent step per token);
+sessions fork, save and load; bad input raises hippo.Error with a message.
+"""
+import os
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+
+import pyhelpers
+from pyhelpers import HYBRID, rel_err, write_model
+
+import hippo
+
+TRANSFORMER = {"vocab_size": 257, "d_model": 32, "n_layer": 2, "attn_heads": 4, "rotary_dim": 4,
+               "learned_pos": True, "max_position": 64, "layers": ["attention", "attention"]}
+
+
+class ModelTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.path = os.path.join(cls.tmp.name, "m.safetensors")
+        cls.ref = write_model(cls.path, HYBRID, seed=1)
+        cls.m = hippo.load(cls.path)
+        g = torch.Generator().manual_seed(0)
+        cls.tokens = torch.randint(0, 257, (2, 40), generator=g).numpy().astype(np.int32)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_forward_equals_torch_reference(self):
+        for cfg, seed in [(HYBRID, 1), (TRANSFORMER, 2)]:
+            path = os.path.join(self.tmp.name, f"f{seed}.safetensors")
+            ref = write_model(path, cfg, seed=seed)
+            m = hippo.load(path)
+            ours = m.forward(self.tokens)
+            self.assertEqual(ours.dtype, np.float32)
+            self.assertEqual(ours.shape, (2, 40, 257))
+            with torch.no_grad():
+                want = ref(torch.from_numpy(self.tokens).long())[..., :257]
+            e = rel_err(ours, want)
+            print(f"  forward vs torch_h3 {cfg['layers']}: rel err {e:.2e}")
+            self.assertLess(e, 1e-4)
+
+    def test_prefill_and_steps_equal_forward(self):
+        full = self.m.forward(self.tokens)
+        for b in range(2):
+            s = self.m.session()
+            lg = s.prefill(self.tokens[b, :7])
+            self.assertLess(rel_err(lg, full[b, 6]), 1e-4)
+            self.assertLess(rel_err(s.logits(), full[b, 6]), 1e-4)
+            worst = 0.0
+            for t in range(7, 40):
+                lg = s.step(int(self.tokens[b, t]))
+                worst = max(worst, rel_err(lg, full[b, t]))
+            print(f"  sequence {b}: steps vs forward, worst rel err {worst:.2e}")
+            self.assertLess(worst, 1e-4)
+            self.assertEqual(s.position, 40)
+
+    def test_forward_one_sequence_and_any_integer_dtype(self):
+        full = self.m.forward(self.tokens)
+        one = self.m.forward(self.tokens[1].astype(np.int64))
+        self.assertEqual(one.shape, (40, 257))
+        np.testing.assert_allclose(one, full[1], rtol=0, atol=1e-5 * np.abs(full).max())
+        lst = self.m.forward([list(map(int, self.tokens[0, :5]))])
+        np.testing.assert_allclose(lst[0], full[0, :5], rtol=0, atol=1e-5 * np.abs(full).max())
+
+    def test_config_and_tokenizer(self):
+        cfg = self.m.config
+        self.assertIsInstance(cfg, dict)
+        self.assertEqual(cfg["d_model"], 32)
+        self.assertEqual(self.m.vocab_size, 257)
+        tok = self.m.tokenizer
+        ids = tok.encode("The jury said")
+        self.assertEqual(ids, list(b"The jury said"))
+        self.assertEqual(tok.decode(ids), "The jury said")
+        self.assertEqual(tok.decode(np.array(ids, np.int32)), "The jury said")
+        self.assertEqual(tok.encode("a<|endoftext|>", special=True), [97, tok.eot_id])
+        self.assertEqual(tok.decode_bytes([0xC3]), b"\xc3")
+        self.assertEqual(tok.decode([0xC3]), "\ufffd")
+        with self.assertRaisesRegex(hippo.Error, "outside"):
+            tok.decode([1000])
+
+    def test_fork_save_and_load_session(self):
+        s = self.m.session()
+        s.prefill(self.tokens[0, :10])
+        t = s.fork()
+        a, b = s.step(5), t.step(5)
+        np.testing.assert_array_equal(a, b)
+        path = os.path.join(self.tmp.name, "s.state")
+        s.save(path)
+        s2 = self.m.load_session(path)
+        self.assertEqual(s2.position, 11)
+        np.testing.assert_array_equal(s2.logits(), s.logits())
+        np.testing.assert_array_equal(s2.step(7), s.step(7))
+        s3 = self.m.session()
+        s3.restore_bytes(s.save_bytes())
+        np.testing.assert_array_equal(s3.step(9), s.step(9))
+
+    def test_bf16_model_stays_bf16(self):
+        out = os.path.join(self.tmp.name, "bf16.safetensors")
+        pyhelpers.write_bf16_model(out, self.ref, HYBRID)
+        m = hippo.load(out)
+        self.assertTrue(m.bf16_weights)
+        self.assertFalse(self.m.bf16_weights)
+        e = rel_err(m.forward(self.tokens), self.m.forward(self.tokens))
+        print(f"  bf16 vs fp32 forward: rel err {e:.2e}")
+        self.assertGreater(e, 0)
+        self.assertLess(e, 0.05)
+
+    def test_errors_are_hippo_errors(self):
+        self.assertTrue(issubclass(hippo.Error, RuntimeError))
+        bad = [
+            (lambda: hippo.load(os.path.join(self.tmp.name, "missing.safetensors")), "missing"),
+            (lambda: self.m.forward(self.tokens.astype(np.float32)), "integers"),
+            (lambda: self.m.forward(np.zeros((1, 2, 3), np.int32)), "dimensions"),
+            (lambda: self.m.forward(np.zeros((1, 0), np.int32)), "empty"),
+            (lambda: self.m.forward(np.array([[1, 300]], np.int32)), "outside the vocabulary"),
+            (lambda: self.m.forward(np.array([[1, 2**40]])), "does not fit int32"),
+            (lambda: self.m.forward("text"), "string"),
+            (lambda: self.m.session().prefill([]), "no tokens"),
+            (lambda: self.m.session().step(-1), "outside the vocabulary"),
+            (lambda: self.m.session().sample(), "no logits"),
+            (lambda: self.m.session().save(os.path.join(self.tmp.name, "x.state")), "nothing to save"),
+            (lambda: self.m.load_session(self.path), ""),
+        ]
+        for f, msg in bad:
+            with self.assertRaisesRegex(hippo.Error, msg):
+                f()
+        path = os.path.join(self.tmp.name, "t.safetensors")
+        write_model(path, TRANSFORMER, seed=3)
+        with self.assertRaisesRegex(hippo.Error, "max_position"):
+            hippo.load(path).forward(np.zeros((1, 65), np.int32))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

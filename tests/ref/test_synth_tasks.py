@@ -1,0 +1,93 @@
+"""Sizing the synthetic tasks from the command line (issue 17): `--vocab`, `--seq-len` and
+`--pairs` reach `hippo train -d synthetic:TASK` and `hippo synth`, the third task `mqar` trains,
+and impossible sizes are refused with the option's name before any run starts. Only the hippo
+binary is needed."""
+import argparse
+import csv
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HIPPO = None  # --hippo-bin
+
+TINY = {"vocab_size": 40, "d_model": 16, "n_layer": 2, "d_state": 8, "attn_heads": 2,
+        "layers": ["h3", "h3"]}
+
+
+class SynthTasks(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.cfg = os.path.join(self.dir, "tiny.json")
+        with open(self.cfg, "w") as f:
+            json.dump(TINY, f)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def hippo(self, *args):
+        return subprocess.run([HIPPO, *args], capture_output=True, text=True, timeout=300)
+
+    def refused(self, r, *words):
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        for w in words:
+            self.assertIn(w, r.stderr)
+
+    def test_train_mqar_with_sizes(self):
+        out = os.path.join(self.dir, "run")
+        r = self.hippo("train", "-c", self.cfg, "-d", "synthetic:mqar", "--vocab", "40", "--pairs", "4",
+                       "-L", "24", "-n", "3", "-b", "4", "-t", "1", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("test acc", r.stdout)
+        with open(os.path.join(out, "checkpoint.safetensors"), "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            meta = json.loads(f.read(n))["__metadata__"]
+        # The sizes are run settings: a resume with other sizes is refused.
+        self.assertIn("vocab 40, seq-len 24, pairs 4", json.dumps(meta))
+        r = self.hippo("train", "-c", self.cfg, "-d", "synthetic:mqar", "--vocab", "40", "--pairs", "5",
+                       "-L", "24", "-n", "4", "-b", "4", "-t", "1", "-o", out, "--resume")
+        self.refused(r, "pairs 4")
+
+    def test_train_refuses_sizes_that_do_not_fit(self):
+        cases = [
+            (["-d", "synthetic:induction_head", "--pairs", "3"], "--pairs applies to associative_recall"),
+            (["-d", "synthetic:mqar", "--pairs", "8", "-L", "20"], "--seq-len >= 32"),
+            (["-d", "synthetic:mqar", "--vocab", "10", "--pairs", "8"], "--vocab must be at least 18"),
+            (["-d", "synthetic:associative_recall", "--pairs", "9", "-L", "12"], "--seq-len >= 21"),
+            (["-d", "synthetic:copying"], "mqar"),  # the message lists the tasks
+            (["--vocab", "30"], "size a synthetic task"),  # text data
+        ]
+        for extra, msg in cases:
+            with self.subTest(extra=extra):
+                self.refused(self.hippo("train", "-c", self.cfg, "-n", "1", "-t", "1", *extra), msg)
+
+    def test_synth_study_at_other_sizes(self):
+        out = os.path.join(self.dir, "study")
+        r = self.hippo("synth", "--tasks", "mqar", "associative_recall", "--models", "h3", "--seeds", "1",
+                       "-n", "2", "--eval-every", "1", "--d-model", "16", "--layers", "1",
+                       "--n-train", "16", "--n-test", "4", "--vocab", "30", "--seq-len", "40", "--pairs", "5",
+                       "-t", "1", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(out, "summary.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual(sorted(x["task"] for x in rows), ["associative_recall", "mqar"])
+        with open(os.path.join(out, "table.md")) as f:
+            table = f.read()
+        self.assertIn("vocab 30", table)
+        self.assertIn("length 40", table)
+        bad = self.hippo("synth", "--tasks", "induction_head", "--pairs", "2", "-o", os.path.join(self.dir, "no"))
+        self.refused(bad, "--pairs applies to")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ref-bin")  # passed to every tests/ref file; unused here
+    ap.add_argument("--hippo-bin", required=True)
+    args, rest = ap.parse_known_args()
+    HIPPO = os.path.abspath(args.hippo_bin)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
