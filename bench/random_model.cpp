@@ -1,6 +1,6 @@
 // Writes a random-weight model of a released H3 hybrid's shape, for memory and speed
 // measurements of inference loading (docs/checkpoints.md), and prints its parameter counts.
-// Usage: random_model 125m|355m|1.3b|2.7b [OUT.safetensors [bf16]]
+// Usage: random_model 125m|355m|1.3b|2.7b[:hybrid|transformer|h3] [OUT.safetensors [bf16]]
 // Without OUT only the counts are printed (the model is not initialised: no memory touched).
 #include <cstdio>
 #include <cstring>
@@ -15,11 +15,18 @@ using namespace hippo;
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: random_model 125m|355m|1.3b|2.7b [OUT.safetensors [bf16]]\n");
+    std::fprintf(stderr, "usage: random_model 125m|355m|1.3b|2.7b[:hybrid|transformer|h3] "
+                         "[OUT.safetensors [bf16]]\n");
     return 2;
   }
   try {
-    const std::string shape = argv[1];
+    // SHAPE[:KIND]: the released hybrid's attention layers (default), attention in every layer
+    // with learned positions (a Transformer of the same shape), or H3 in every layer.
+    const std::string arg = argv[1];
+    const std::string shape = arg.substr(0, arg.find(':'));
+    const std::string kind = arg.find(':') == std::string::npos ? "hybrid" : arg.substr(arg.find(':') + 1);
+    HIPPO_CHECK(kind == "hybrid" || kind == "transformer" || kind == "h3", "unknown kind '", kind,
+                "' (expected hybrid, transformer or h3)");
     int d = 0, n_layer = 0, heads = 0;
     std::vector<int> attn;
     if (shape == "125m") d = 768, n_layer = 12, heads = 12, attn = {6};
@@ -29,11 +36,17 @@ int main(int argc, char** argv) {
     else fail("unknown shape ", shape);
     nlohmann::json layers = nlohmann::json::array();
     for (int i = 0; i < n_layer; ++i)
-      layers.push_back(std::find(attn.begin(), attn.end(), i) != attn.end() ? "attention" : "h3");
-    LanguageModel m(ModelConfig::from_json({{"vocab_size", 50257}, {"d_model", d},
-                                            {"n_layer", n_layer}, {"d_state", 64},
-                                            {"attn_heads", heads}, {"layers", layers}},
-                                           shape));
+      layers.push_back(kind == "transformer" ||
+                               (kind == "hybrid" && std::find(attn.begin(), attn.end(), i) != attn.end())
+                           ? "attention"
+                           : "h3");
+    nlohmann::json j = {{"vocab_size", 50257}, {"d_model", d},         {"n_layer", n_layer},
+                        {"d_state", 64},       {"attn_heads", heads}, {"layers", layers}};
+    if (kind == "transformer") {
+      j["learned_pos"] = true;
+      j["max_position"] = 4096;
+    }
+    LanguageModel m(ModelConfig::from_json(j, arg));
     int64_t total = 0, capable = 0;
     for (auto& p : m.params()) {
       total += p.param->value.numel();
