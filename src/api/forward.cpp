@@ -6,11 +6,13 @@
 
 #include "api/impl.h"
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace hippo {
 
 void forward_logits(const Model& model, std::span<const int32_t> tokens, int batch, int length,
                     std::span<float> logits) {
+  apply_num_threads();
   HIPPO_CHECK(batch >= 1 && length >= 1, "forward_logits: batch ", batch, " and length ", length,
               " must be >= 1");
   const int64_t rows = static_cast<int64_t>(batch) * length;

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "kernels/flashconv/flashconv.h"
 
 namespace hippo::ops {
@@ -22,12 +23,14 @@ void zero(float* p, int64_t n) { std::fill(p, p + n, 0.0f); }
 
 void fftconv_forward(const float* u, const float* k, const float* D, float* y, int B, int H,
                      int L) {
+  apply_num_threads();
   check_ptrs("hippo::ops::fftconv_forward", {u, k, D, y});
   flashconv_fwd(u, k, D, y, B, H, L);
 }
 
 void fftconv_backward(const float* u, const float* k, const float* D, const float* dy, float* du,
                       float* dk, float* dD, int B, int H, int L) {
+  apply_num_threads();
   check_ptrs("hippo::ops::fftconv_backward", {u, k, D, dy, du, dk, dD});
   HIPPO_CHECK(H >= 1 && L >= 1, "hippo::ops::fftconv_backward: H = ", H, ", L = ", L,
               " must be >= 1");
@@ -38,6 +41,7 @@ void fftconv_backward(const float* u, const float* k, const float* D, const floa
 
 void h3_conv_forward(const float* q, const float* k, const float* v, const float* K,
                      const float* D, float* y, int B, int H, int L) {
+  apply_num_threads();
   check_ptrs("hippo::ops::h3_conv_forward", {q, k, v, K, D, y});
   flashconv_h3_fwd(q, k, v, K, D, y, B, H, L);
 }
@@ -45,6 +49,7 @@ void h3_conv_forward(const float* q, const float* k, const float* v, const float
 void h3_conv_backward(const float* q, const float* k, const float* v, const float* K,
                       const float* D, const float* dy, float* dq, float* dk, float* dv, float* dK,
                       float* dD, int B, int H, int L) {
+  apply_num_threads();
   check_ptrs("hippo::ops::h3_conv_backward", {q, k, v, K, D, dy, dq, dk, dv, dK, dD});
   HIPPO_CHECK(H >= 1 && L >= 1, "hippo::ops::h3_conv_backward: H = ", H, ", L = ", L,
               " must be >= 1");

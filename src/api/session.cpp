@@ -6,6 +6,7 @@
 
 #include "api/impl.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "generate/state_io.h"
 
 namespace hippo {
@@ -51,6 +52,7 @@ const Model& Session::model() const { return *impl_->model; }
 int64_t Session::position() const { return impl_->state.position; }
 
 std::span<const float> Session::prefill(std::span<const int32_t> tokens) {
+  apply_num_threads();
   detail::SessionImpl& s = *impl_;
   HIPPO_CHECK(!tokens.empty(), "Session::prefill: no tokens (give at least one)");
   for (int32_t t : tokens) check_token(s, t, "Session::prefill");
@@ -62,6 +64,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens) {
 }
 
 std::span<const float> Session::step(int32_t token) {
+  apply_num_threads();
   detail::SessionImpl& s = *impl_;
   check_token(s, token, "Session::step");
   keep_logits(s, s.lm().step(&token, s.state));
@@ -146,6 +149,7 @@ void step_batch(std::span<Session* const> sessions, std::span<const int32_t> tok
   HIPPO_CHECK(sessions.size() == tokens.size(), "step_batch: ", sessions.size(),
               " sessions but ", tokens.size(), " tokens (one token per session)");
   if (sessions.empty()) return;
+  apply_num_threads();
   std::unordered_set<const Session*> seen;
   for (size_t i = 0; i < sessions.size(); ++i) {
     HIPPO_CHECK(sessions[i] != nullptr, "step_batch: session ", i, " is null");

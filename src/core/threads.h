@@ -6,8 +6,12 @@
 
 namespace hippo {
 
-// n <= 0 means all hardware threads.
+// n <= 0 means all hardware threads. Process-wide: every thread that enters the library through
+// the API (Session, step_batch, forward_logits, ops) runs with it, whichever thread set it.
 void set_num_threads(int n);
 int num_threads();
+// Makes the calling thread's OpenMP setting the process-wide one (API entry points call it;
+// a no-op until set_num_threads was called).
+void apply_num_threads();
 
 }  // namespace hippo
