@@ -76,6 +76,11 @@ void SynthOptions::fill_defaults() {
       break;
     }
   }
+  // Checked here, with the sizes, so that a study refuses it before any run starts.
+  HIPPO_CHECK(static_cast<int64_t>(n_train) + n_test >= 1 &&
+                  (static_cast<int64_t>(n_train) + n_test) * seq_len <= (int64_t{1} << 28),
+              "synthetic: ", n_train, " + ", n_test, " sequences of ", seq_len,
+              " tokens exceed the limit of 2^28 tokens; use fewer sequences or shorter ones");
 }
 
 // A tiny stream per sequence generator: the state is advanced through Rng so sequences
@@ -186,9 +191,6 @@ void synthetic_sequence(const SynthOptions& o, uint64_t& st, int32_t* out, uint8
 SynthSplits make_synthetic(SynthOptions opt) {
   opt.fill_defaults();
   HIPPO_CHECK(opt.n_train > 0 && opt.n_test > 0, "synthetic: n_train and n_test must be positive");
-  HIPPO_CHECK(static_cast<int64_t>(opt.n_train + opt.n_test) * opt.seq_len <= (int64_t{1} << 28),
-              "synthetic: ", opt.n_train, " + ", opt.n_test, " sequences of ", opt.seq_len,
-              " tokens exceed the limit of 2^28 tokens; use fewer sequences or shorter ones");
   SynthSplits s;
   for (SynthDataset* d : {&s.train, &s.test}) {
     d->vocab = opt.vocab;
