@@ -48,6 +48,8 @@ void add_synth(CLI::App& app, std::function<int()>& run) {
   c->add_option("--lr", o->s.lr, "Peak learning rate")->capture_default_str();
   c->add_option("--init-std", o->s.init_std, "Init std of linears and embeddings (0: 1/sqrt(d))")
       ->capture_default_str();
+  c->add_option("--dropout", o->s.dropout, "Embedding and residual dropout while training")
+      ->capture_default_str();
   c->add_option("--n-train", o->s.n_train, "Training sequences")->capture_default_str();
   c->add_option("--n-test", o->s.n_test, "Test sequences")->capture_default_str();
   c->add_option("-t,--threads", o->s.threads, "Runs in parallel (0: all cores)")->capture_default_str();

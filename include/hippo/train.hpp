@@ -147,6 +147,7 @@ struct SynthStudyOptions {
   int64_t eval_every = 100;
   float lr = 1e-3f;
   float init_std = 0;           // 0: 1/sqrt(d_model)
+  float dropout = 0;            // embedding and residual dropout of every model (training only)
   int threads = 0;              // runs in parallel (0: all cores)
   std::string out = "runs/synth";
   int n_train = 5000, n_test = 500;

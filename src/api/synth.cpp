@@ -45,7 +45,8 @@ ModelConfig study_config(const std::string& model, int vocab, int seq_len, const
   // paper's epoch budget hides that); 1/sqrt(d) lets every model start learning at once.
   const float std = o.init_std > 0 ? o.init_std : 1.0f / std::sqrt(static_cast<float>(o.d_model));
   nlohmann::json j = {{"vocab_size", vocab}, {"d_model", o.d_model}, {"n_layer", o.n_layer},
-                      {"d_state", 64},       {"attn_heads", 4},       {"init_std", std}};
+                      {"d_state", 64},       {"attn_heads", 4},       {"init_std", std},
+                      {"dropout", o.dropout}};
   if (model == "attention") {
     j["mixer"] = "attention";
     j["learned_pos"] = true;  // the paper's attention baseline has positions of its own
@@ -94,6 +95,7 @@ void validate(const SynthStudyOptions& o) {
   HIPPO_CHECK(std::isfinite(o.lr) && o.lr > 0, "--lr must be a positive finite number, got ", o.lr);
   HIPPO_CHECK(o.init_std == 0 || (o.init_std > 0 && o.init_std < 10),
               "--init-std must be 0 (1/sqrt(d)) or in (0, 10), got ", o.init_std);
+  HIPPO_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
   HIPPO_CHECK(o.n_train >= 1 && o.n_train <= 10000000, "--n-train must be in [1, 10000000], got ",
               o.n_train);
   HIPPO_CHECK(o.n_test >= 1 && o.n_test <= 1000000, "--n-test must be in [1, 1000000], got ", o.n_test);
@@ -241,7 +243,7 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
   md << "\nSettings: d_model " << o.d_model << ", " << o.n_layer << " layers, AdamW lr " << o.lr
      << " (SSM dynamics min(lr, 1e-3)), weight decay 0.1, warmup then cosine, clip 1.0, init std "
      << fmt("%.3f", o.init_std > 0 ? o.init_std : 1.0 / std::sqrt(static_cast<double>(o.d_model)))
-     << "; attention has learned positions.\n";
+     << ", dropout " << o.dropout << "; attention has learned positions.\n";
   md << "\nTasks:";
   for (size_t i = 0; i < o.tasks.size(); ++i) {
     SynthOptions sizes = task_options(o.tasks[i], o);

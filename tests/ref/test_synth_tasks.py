@@ -70,7 +70,7 @@ class SynthTasks(unittest.TestCase):
         r = self.hippo("synth", "--tasks", "mqar", "associative_recall", "--models", "h3", "--seeds", "1",
                        "-n", "2", "--eval-every", "1", "--d-model", "16", "--layers", "1",
                        "--n-train", "16", "--n-test", "4", "--vocab", "30", "--seq-len", "40", "--pairs", "5",
-                       "-t", "1", "-o", out)
+                       "--dropout", "0.1", "-t", "1", "-o", out)
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(os.path.join(out, "summary.csv")) as f:
             rows = list(csv.DictReader(f))
@@ -79,8 +79,12 @@ class SynthTasks(unittest.TestCase):
             table = f.read()
         self.assertIn("vocab 30", table)
         self.assertIn("length 40", table)
+        self.assertIn("dropout 0.1", table)
         bad = self.hippo("synth", "--tasks", "induction_head", "--pairs", "2", "-o", os.path.join(self.dir, "no"))
         self.refused(bad, "--pairs applies to")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
+        bad = self.hippo("synth", "--dropout", "1", "-o", os.path.join(self.dir, "no"))
+        self.refused(bad, "--dropout must be in [0, 1)")
         self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
 
 
