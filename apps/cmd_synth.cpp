@@ -50,6 +50,8 @@ void add_synth(CLI::App& app, std::function<int()>& run) {
       ->capture_default_str();
   c->add_option("--dropout", o->s.dropout, "Embedding and residual dropout while training")
       ->capture_default_str();
+  c->add_option("--attn-positions", o->s.attn_positions, "Attention's positions: learned or rotary")
+      ->capture_default_str();
   c->add_option("--n-train", o->s.n_train, "Training sequences")->capture_default_str();
   c->add_option("--n-test", o->s.n_test, "Test sequences")->capture_default_str();
   c->add_option("-t,--threads", o->s.threads, "Runs in parallel (0: all cores)")->capture_default_str();

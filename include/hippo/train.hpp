@@ -148,6 +148,7 @@ struct SynthStudyOptions {
   float lr = 1e-3f;
   float init_std = 0;           // 0: 1/sqrt(d_model)
   float dropout = 0;            // embedding and residual dropout of every model (training only)
+  std::string attn_positions = "learned";  // attention's positions: "learned" or "rotary" (all dims)
   int threads = 0;              // runs in parallel (0: all cores)
   std::string out = "runs/synth";
   int n_train = 5000, n_test = 500;

@@ -49,8 +49,12 @@ ModelConfig study_config(const std::string& model, int vocab, int seq_len, const
                       {"dropout", o.dropout}};
   if (model == "attention") {
     j["mixer"] = "attention";
-    j["learned_pos"] = true;  // the paper's attention baseline has positions of its own
-    j["max_position"] = seq_len;
+    if (o.attn_positions == "rotary") {
+      j["rotary_dim"] = o.d_model / 4;  // every dimension of each of the 4 heads
+    } else {
+      j["learned_pos"] = true;  // the paper's attention baseline has positions of its own
+      j["max_position"] = seq_len;
+    }
   } else {
     j["mixer"] = model;
   }
@@ -95,6 +99,8 @@ void validate(const SynthStudyOptions& o) {
   HIPPO_CHECK(std::isfinite(o.lr) && o.lr > 0, "--lr must be a positive finite number, got ", o.lr);
   HIPPO_CHECK(o.init_std == 0 || (o.init_std > 0 && o.init_std < 10),
               "--init-std must be 0 (1/sqrt(d)) or in (0, 10), got ", o.init_std);
+  HIPPO_CHECK(o.attn_positions == "learned" || o.attn_positions == "rotary",
+              "--attn-positions must be learned or rotary, got '", o.attn_positions, "'");
   HIPPO_CHECK(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got ", o.dropout);
   HIPPO_CHECK(o.n_train >= 1 && o.n_train <= 10000000, "--n-train must be in [1, 10000000], got ",
               o.n_train);
@@ -146,9 +152,13 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   // One run per thread: these models are tiny, so runs in parallel beat threads inside a run,
   // and each run stays single-threaded and therefore deterministic.
+  const int outer_levels = omp_get_max_active_levels();  // a process-wide setting: restored below
   omp_set_max_active_levels(1);
 #pragma omp parallel for schedule(dynamic) num_threads(workers)
   for (size_t i = 0; i < jobs.size(); ++i) {
+    // A team of one (-t 1) is not an active level, so without this the kernels inside a run
+    // would open regions of all cores: each run nondeterministic, and spinning threads.
+    omp_set_num_threads(1);
     try {
       const Job& job = jobs[i];
       SynthOptions so = task_options(job.task, o);
@@ -190,6 +200,7 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
                    job.task.c_str(), job.model.c_str(), job.seed, e.what());
     }
   }
+  omp_set_max_active_levels(outer_levels);
   int failed = 0;
   std::string first_error;
   for (auto& rr : results)
@@ -243,7 +254,8 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
   md << "\nSettings: d_model " << o.d_model << ", " << o.n_layer << " layers, AdamW lr " << o.lr
      << " (SSM dynamics min(lr, 1e-3)), weight decay 0.1, warmup then cosine, clip 1.0, init std "
      << fmt("%.3f", o.init_std > 0 ? o.init_std : 1.0 / std::sqrt(static_cast<double>(o.d_model)))
-     << ", dropout " << o.dropout << "; attention has learned positions.\n";
+     << ", dropout " << o.dropout << "; attention has " << (o.attn_positions == "rotary" ? "rotary" : "learned")
+     << " positions.\n";
   md << "\nTasks:";
   for (size_t i = 0; i < o.tasks.size(); ++i) {
     SynthOptions sizes = task_options(o.tasks[i], o);

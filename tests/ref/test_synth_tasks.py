@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HIPPO = None  # --hippo-bin
@@ -64,6 +65,28 @@ class SynthTasks(unittest.TestCase):
         for extra, msg in cases:
             with self.subTest(extra=extra):
                 self.refused(self.hippo("train", "-c", self.cfg, "-n", "1", "-t", "1", *extra), msg)
+
+    def test_synth_run_is_one_thread(self):
+        # -t counts runs in parallel; each run is one thread (deterministic, and no spinning
+        # OpenMP workers competing with the other runs). With -t 1 the outer team is not an
+        # active level, so the kernels inside used to open regions of every core. The process's
+        # thread count is sampled while it trains, without OMP_NUM_THREADS, as users run it.
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        out = os.path.join(self.dir, "one_thread")
+        p = subprocess.Popen([HIPPO, "synth", "--tasks", "induction_head", "--models", "attention", "--seeds", "1",
+                              "-n", "200", "--eval-every", "50", "--n-train", "256", "--n-test", "64", "-t", "1",
+                              "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        most = 0
+        while p.poll() is None:
+            try:
+                most = max(most, len(os.listdir(f"/proc/{p.pid}/task")))
+            except FileNotFoundError:
+                break
+            time.sleep(0.02)
+        _, err = p.communicate()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertGreaterEqual(most, 1, "the run ended before its threads could be counted")
+        self.assertEqual(most, 1)
 
     def test_synth_study_at_other_sizes(self):
         out = os.path.join(self.dir, "study")
