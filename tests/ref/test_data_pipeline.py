@@ -90,7 +90,7 @@ class DataPipelineTest(unittest.TestCase):
                           "--cache-dir", self.path("cache"), "-o", self.path(out), *extra, ok=ok)
 
     def all_ids(self, shard_dir):
-        ids = [read_shard(os.path.join(self.path(shard_dir), s + ".tok"))[1]
+        ids = [read_shard(os.path.join(self.path(shard_dir), s + "-00000.tok"))[1]
                for s in ("train", "validation", "test")]
         return np.concatenate(ids)
 
@@ -104,7 +104,7 @@ class DataPipelineTest(unittest.TestCase):
         text = self.write("c.txt", "<|endoftext|>".join(docs))
         r = self.shards(text, "sh")
         self.assertIn("100%", r.stderr)  # progress
-        tok_id, _ = read_shard(self.path("sh/train.tok"))
+        tok_id, _ = read_shard(self.path("sh/train-00000.tok"))
         self.assertEqual(tok_id, "byte-v1")
         ids = self.all_ids("sh")
         expected = []
@@ -156,7 +156,7 @@ class DataPipelineTest(unittest.TestCase):
 
     def test_bad_shards_are_refused_naming_file_and_offset(self):
         self.shards(self.write("c.txt", corpus_text(200)), "sh")
-        train = self.path("sh/train.tok")
+        train = self.path("sh/train-00000.tok")
         with open(train, "rb") as f:
             good = f.read()
 
