@@ -163,14 +163,15 @@ ShardCounts write_token_shards(const std::string& corpus_path, const Tokenizer& 
     writers.emplace_back(out_dir, s, key, tok.vocab_size(), shard_tokens);
   bool has_text[3] = {false, false, false};
 
-  // Pieces are gathered into a batch of ~kBatchBytes, tokenized in parallel (one piece per
-  // task), then written in order: memory holds one batch of text and its ids.
+  // Pieces (~64 KiB for a single file) are gathered into a batch of ~1 MiB per thread,
+  // tokenized in parallel (one piece per task), then written in order: memory holds one batch
+  // of text and its ids (4 bytes per id while in memory).
   struct Piece {
     Split split;
     std::string text;
     bool ends;
   };
-  const size_t kBatchBytes = size_t{4} << 20;
+  const size_t kBatchBytes = static_cast<size_t>(std::max(1, num_threads())) << 20;
   std::vector<Piece> batch;
   std::vector<std::vector<int32_t>> ids;
   size_t batch_bytes = 0;
