@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "data/jsonl.h"
 #include "data/read_file.h"
-#include "hippo/tokenizer.hpp"
+#include "data/tokenizer.h"
 #include "io/mapped_file.h"
 
 namespace hippo {
