@@ -10,7 +10,8 @@
 # Environment: HIPPO (build/hippo), CONFIG (configs/lm_compare/hybrid.json: d 256, 6 layers,
 # byte vocabulary), DATA (a 400 kB text file made from the Brown corpus, tags removed: its
 # test split, evaluated at the end of each run, stays small), B (4), L (256), ACCUM (2: micro-batches per step over all
-# ranks), STEPS (16), ROUNDS (3), OUT (a temporary folder). Every run uses
+# ranks), STEPS (16), ROUNDS (3), OUT (a temporary folder), MPI_ARGS (extra mpirun options,
+# e.g. "--bind-to none": Open MPI binds each of 2 ranks to a core by default). Every run uses
 # OMP_WAIT_POLICY=PASSIVE (spinning OpenMP waits make -t 2 collapse whenever anything else runs;
 # on an otherwise idle machine set OMP_WAIT_POLICY=ACTIVE to compare). Needs mpirun.
 set -euo pipefail
@@ -32,6 +33,8 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 command -v mpirun >/dev/null || { echo "bench_scaling: mpirun not found (Debian: openmpi-bin)" >&2; exit 1; }
 MPIRUN=(mpirun --oversubscribe)
 [ "$(id -u)" = 0 ] && MPIRUN+=(--allow-run-as-root)
+# shellcheck disable=SC2206
+MPIRUN+=(${MPI_ARGS:-})
 
 common=(train -c "$CONFIG" -d "$DATA" -b "$B" -L "$L" --grad-accum "$ACCUM" --warmup 0
         --eval-every 0 --eval-tokens 1024 --log-every 1 -q --cache-dir "$OUT/cache")
@@ -39,7 +42,7 @@ common=(train -c "$CONFIG" -d "$DATA" -b "$B" -L "$L" --grad-accum "$ACCUM" --wa
 "$HIPPO" "${common[@]}" -n 1 -t 1 -o "$OUT/warm" --force >/dev/null
 common+=(-n "$STEPS")
 
-echo "# bench_scaling: $CONFIG, -b $B -L $L --grad-accum $ACCUM, $STEPS steps, $ROUNDS rounds, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+echo "# bench_scaling: $CONFIG, -b $B -L $L --grad-accum $ACCUM, $STEPS steps, $ROUNDS rounds, OMP_WAIT_POLICY=$OMP_WAIT_POLICY, mpirun ${MPIRUN[*]:1}"
 echo "# $(nproc) cores; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
   OMP_NUM_THREADS=1 "${MPIRUN[@]}" -np 2 "$HIPPO" "${common[@]}" -t 1 -o "$OUT/np2t1.$r" --force >/dev/null 2>&1
