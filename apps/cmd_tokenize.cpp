@@ -26,10 +26,12 @@ int run_shards(const ShardOptions& o) {
                  static_cast<unsigned long long>(total), tty && pct < 100 ? "" : "\n");
   };
   const ShardResult r = write_shards(opt);
-  std::printf("shards in %s (tokenizer %s): %llu train / %llu validation / %llu test tokens\n",
+  std::printf("shards in %s (tokenizer %s): %llu train / %llu validation / %llu test tokens"
+              " in %d / %d / %d files\n",
               o.out_dir.c_str(), r.tokenizer_id.c_str(), static_cast<unsigned long long>(r.train_tokens),
               static_cast<unsigned long long>(r.validation_tokens),
-              static_cast<unsigned long long>(r.test_tokens));
+              static_cast<unsigned long long>(r.test_tokens), r.train_files, r.validation_files,
+              r.test_files);
   return 0;
 }
 
@@ -50,10 +52,13 @@ void add_tokenize(CLI::App& app, std::function<int()>& run) {
                 "Each stdin line is one JSON string (or id array with --decode); one JSON "
                 "result per line");
   auto* shards_opt = cmd->add_option("--shards", shards->out_dir,
-                  "Tokenize the corpus --data on all cores into OUT_DIR/{train,validation,test}.tok "
+                  "Tokenize the corpus --data on all cores into OUT_DIR/{train,validation,test}-NNNNN.tok "
                   "(for hippo train --data OUT_DIR)")->type_name("OUT_DIR");
   shards_opt->excludes("--decode")->excludes("--jsonl")->excludes("--model")->excludes("--special");
   cmd->add_option("-d,--data", shards->data, "With --shards: the corpus (as hippo train --data)")
+      ->capture_default_str()->needs(shards_opt);
+  cmd->add_option("--shard-tokens", shards->shard_tokens,
+                  "With --shards: ids per shard file (0: 2^27, 256 MiB of uint16 ids)")
       ->capture_default_str()->needs(shards_opt);
   cmd->add_option("-t,--threads", shards->threads, "With --shards: threads (0: all cores)")
       ->capture_default_str()->needs(shards_opt);

@@ -90,11 +90,11 @@ TEST(Shards, WrittenShardsOpenAndRefuseAnotherTokenizer) {
   EXPECT_FALSE(is_shard_folder(dir.file("c.txt")));
   const Corpus c = load_corpus(dir.file("c.txt"));
   for (Split s : {Split::Train, Split::Validation, Split::Test}) {
-    TokenCache t = TokenCache::open_shard(shard_path(dir.file("out"), s), tok.id());
+    TokenCache t = TokenCache::open_shard(shard_path(dir.file("out"), s, 0), tok.id());
     EXPECT_EQ(t.to_vector(), tokenize_split(c, s, tok));
     EXPECT_EQ(t.size(), n.tokens[static_cast<int>(s)]);
   }
-  const std::string e = error_of([&] { TokenCache::open_shard(shard_path(dir.file("out"), Split::Train), "other"); });
+  const std::string e = error_of([&] { TokenCache::open_shard(shard_path(dir.file("out"), Split::Train, 0), "other"); });
   EXPECT_NE(e.find("tokenized by 'byte-v1'"), std::string::npos) << e;
   EXPECT_NE(error_of([&] { TokenCache::open_shard(dir.file("none.tok"), tok.id()); }).find("no such file"),
             std::string::npos);

@@ -33,11 +33,13 @@ struct ShardOptions {
   std::string tokenizer = "byte";  // "byte" or "gpt2:DIR"
   std::string out_dir;
   int threads = 0;                 // 0: all cores
+  uint64_t shard_tokens = 0;       // ids per shard file; 0: 2^27
   std::function<void(uint64_t done_bytes, uint64_t total_bytes)> on_progress;  // null: none
 };
 struct ShardResult {
   std::string tokenizer_id;
   uint64_t train_tokens = 0, validation_tokens = 0, test_tokens = 0;
+  int train_files = 0, validation_files = 0, test_files = 0;
 };
 ShardResult write_shards(const ShardOptions& options);
 

@@ -16,12 +16,16 @@ ShardResult write_shards(const ShardOptions& o) {
               o.threads);
   set_num_threads(o.threads);
   const std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer);
-  const ShardCounts c = write_token_shards(resolve_corpus_path(o.data), *tok, o.out_dir, o.on_progress);
+  const ShardCounts c = write_token_shards(resolve_corpus_path(o.data), *tok, o.out_dir, o.on_progress,
+                                             o.shard_tokens ? o.shard_tokens : kDefaultShardTokens);
   ShardResult r;
   r.tokenizer_id = tok->id();
   r.train_tokens = c.tokens[0];
   r.validation_tokens = c.tokens[1];
   r.test_tokens = c.tokens[2];
+  r.train_files = c.files[0];
+  r.validation_files = c.files[1];
+  r.test_files = c.files[2];
   return r;
 }
 

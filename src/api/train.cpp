@@ -78,19 +78,12 @@ TrainOptions trainer_options(const TrainingOptions& o) {
   return t;
 }
 
-// What the training data is, by content: the train split's token count and a hash of its ids,
-// so a resume on other data is refused wherever the files now live.
+// What the training data is, by content: the train split's token count and the id checksum(s)
+// from its file headers (TokenCache::content_hash), so a resume on other data is refused
+// wherever the files now live, without reading a corpus larger than memory on every rank.
 std::string data_fingerprint(const TokenCache& toks) {
-  uint64_t h = kFnvOffset;
-  std::vector<int32_t> buf;
-  const size_t chunk = size_t{1} << 16;
-  for (size_t i = 0; i < toks.size(); i += chunk) {
-    buf.resize(std::min(chunk, toks.size() - i));
-    toks.read(i, buf.size(), buf.data());
-    h = fnv1a64(buf.data(), buf.size() * sizeof(int32_t), h);
-  }
   char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(toks.content_hash()));
   return str(toks.size(), " train tokens, fingerprint ", hex);
 }
 
@@ -198,7 +191,11 @@ struct Run {
   TokenCache explicit_validation(const Tokenizer& tok) {
     const std::string p = resolve_corpus_path(o.val_data);
     if (std::filesystem::path(p).extension() == ".tok") return TokenCache::open_shard(p, tok.id());
-    if (is_shard_folder(p)) return TokenCache::open_shard(shard_path(p, Split::Validation), tok.id());
+    if (is_shard_folder(p)) {
+      TokenCache c = open_split_shards(p, Split::Validation, tok.id());
+      c.verify(0, c.size());
+      return c;
+    }
     std::string cache = default_cache_path(o.cache_dir, p, Split::Validation, tok);
     cache.replace(cache.rfind(".validation."), 12, ".whole.");
     std::string why;
@@ -209,11 +206,14 @@ struct Run {
 
   TextSplits load_text(const std::string& path, const Tokenizer& tok) {
     TextSplits d;
-    if (is_shard_folder(path)) {  // memory-mapped as they are
-      d.train.emplace(TokenCache::open_shard(shard_path(path, Split::Train), tok.id()));
-      if (o.val_data.empty())
-        d.validation.emplace(TokenCache::open_shard(shard_path(path, Split::Validation), tok.id()));
-      d.test.emplace(TokenCache::open_shard(shard_path(path, Split::Test), tok.id()));
+    if (is_shard_folder(path)) {  // memory-mapped as they are; train checked where read (text())
+      d.train.emplace(open_split_shards(path, Split::Train, tok.id()));
+      if (o.val_data.empty()) {
+        d.validation.emplace(open_split_shards(path, Split::Validation, tok.id()));
+        d.validation->verify(0, d.validation->size());
+      }
+      d.test.emplace(open_split_shards(path, Split::Test, tok.id()));
+      d.test->verify(0, d.test->size());
     } else {
       auto split = [&](Split s) {
         std::string why;
@@ -254,9 +254,18 @@ struct Run {
     const int B = o.batch_size, L = o.seq_len, accum = t.grad_accum;
     const uint64_t seed = o.seed;
     const int64_t eval_tokens = o.eval_tokens;
+    // Micro-batch j of every step draws from part j of `accum` token ranges, so this rank, which
+    // computes micro-batches [rank * k, (rank + 1) * k), reads only their ranges: the id
+    // checksums of just those shard files are checked.
+    const int k = accum / comm.size();
+    const int64_t n_train = static_cast<int64_t>(train_toks.size());
+    train_toks.verify(static_cast<size_t>(lm_part_range(n_train, comm.rank() * k, accum, L).first),
+                      static_cast<size_t>(lm_part_range(n_train, (comm.rank() + 1) * k - 1, accum, L).second));
     const TrainResult r = run_loop(
         *model,
-        [&](int64_t step, int micro, Batch& b) { lm_random_batch(train_toks, seed, step * accum + micro, B, L, b); },
+        [&](int64_t step, int micro, Batch& b) {
+          lm_random_batch(train_toks, seed, step * accum + micro, B, L, b, micro, accum);
+        },
         [&](LanguageModel& m) { return evaluate_lm(m, val_toks, L, B, &bytes, eval_tokens); }, folder);
     EvalResult test;  // rank 0's to report
     if (comm.rank() == 0) test = evaluate_lm(*model, test_toks, L, B, &bytes, 0, cb.on_test_progress);

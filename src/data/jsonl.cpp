@@ -19,19 +19,22 @@ std::vector<JsonlRecord> parse_jsonl_texts(std::string_view content, const std::
     const size_t eol = content.find('\n');
     std::string_view text = content.substr(0, eol);
     content.remove_prefix(eol == std::string_view::npos ? content.size() : eol + 1);
-    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-    const std::string where = str(path, ":", line);
-    HIPPO_CHECK(text.find_first_not_of(" \t") != std::string_view::npos, where,
-                ": empty line; each line must be a JSON object with a \"text\" string");
-    const nlohmann::json j = parse_json_strict(text, where);
-    HIPPO_CHECK(j.is_object(), where, ": a JSON ", j.type_name(),
-                ", not an object with a \"text\" string");
-    const auto it = j.find("text");
-    HIPPO_CHECK(it != j.end(), where, ": no \"text\" field");
-    HIPPO_CHECK(it->is_string(), where, ": \"text\" is a ", it->type_name(), ", not a string");
-    out.push_back({line, it->get<std::string>()});
+    out.push_back({line, parse_jsonl_line(text, str(path, ":", line))});
   }
   return out;
+}
+
+std::string parse_jsonl_line(std::string_view text, const std::string& where) {
+  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+  HIPPO_CHECK(text.find_first_not_of(" \t") != std::string_view::npos, where,
+              ": empty line; each line must be a JSON object with a \"text\" string");
+  const nlohmann::json j = parse_json_strict(text, where);
+  HIPPO_CHECK(j.is_object(), where, ": a JSON ", j.type_name(),
+              ", not an object with a \"text\" string");
+  const auto it = j.find("text");
+  HIPPO_CHECK(it != j.end(), where, ": no \"text\" field");
+  HIPPO_CHECK(it->is_string(), where, ": \"text\" is a ", it->type_name(), ", not a string");
+  return it->get<std::string>();
 }
 
 }  // namespace hippo

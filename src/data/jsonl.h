@@ -23,4 +23,7 @@ struct JsonlRecord {
 // {"text": ""}). Other fields are ignored.
 std::vector<JsonlRecord> parse_jsonl_texts(std::string_view content, const std::string& path);
 
+// The "text" of one line (without its '\n'); `where` is "<path>:<line>" for the same errors.
+std::string parse_jsonl_line(std::string_view line, const std::string& where);
+
 }  // namespace hippo

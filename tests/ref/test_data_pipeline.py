@@ -90,7 +90,7 @@ class DataPipelineTest(unittest.TestCase):
                           "--cache-dir", self.path("cache"), "-o", self.path(out), *extra, ok=ok)
 
     def all_ids(self, shard_dir):
-        ids = [read_shard(os.path.join(self.path(shard_dir), s + ".tok"))[1]
+        ids = [read_shard(os.path.join(self.path(shard_dir), s + "-00000.tok"))[1]
                for s in ("train", "validation", "test")]
         return np.concatenate(ids)
 
@@ -104,7 +104,7 @@ class DataPipelineTest(unittest.TestCase):
         text = self.write("c.txt", "<|endoftext|>".join(docs))
         r = self.shards(text, "sh")
         self.assertIn("100%", r.stderr)  # progress
-        tok_id, _ = read_shard(self.path("sh/train.tok"))
+        tok_id, _ = read_shard(self.path("sh/train-00000.tok"))
         self.assertEqual(tok_id, "byte-v1")
         ids = self.all_ids("sh")
         expected = []
@@ -156,7 +156,7 @@ class DataPipelineTest(unittest.TestCase):
 
     def test_bad_shards_are_refused_naming_file_and_offset(self):
         self.shards(self.write("c.txt", corpus_text(200)), "sh")
-        train = self.path("sh/train.tok")
+        train = self.path("sh/train-00000.tok")
         with open(train, "rb") as f:
             good = f.read()
 
@@ -181,6 +181,44 @@ class DataPipelineTest(unittest.TestCase):
         with open(train, "wb") as f:
             f.write(good)
         self.train(self.path("sh"), "run")  # whole again: accepted
+
+    def peak_kb(self, *args):
+        """Peak resident memory (KiB) of `hippo ARGS`, from a wrapper process's children."""
+        code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
+        r = subprocess.run([sys.executable, "-c", code, HIPPO, *args], capture_output=True, text=True,
+                           timeout=300, env=ENV)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return int(r.stdout.split()[-1])
+
+    def test_large_corpus_streams_into_bounded_shards(self):
+        """tokenize --shards holds neither the text nor the ids: peak memory at 4 MB and 32 MB of
+        corpus is the same within 16 MB (reading it whole, as before, took 250 MB more), and the
+        many shard files hold exactly the corpus."""
+        block = "<|endoftext|>".join(corpus_text(2000, k) for k in range(4))  # ~0.5 MB
+        peaks = {}
+        for mb in (4, 32):
+            path = self.path(f"c{mb}.txt")
+            with open(path, "w", encoding="utf-8") as f:
+                for _ in range(mb * 2):
+                    f.write(block + "<|endoftext|>")
+            out = f"sh{mb}"
+            peaks[mb] = self.peak_kb("tokenize", "--shards", self.path(out), "-d", path, "-t", "2",
+                                     "--shard-tokens", "1000000")
+            files = sorted(os.listdir(self.path(out)))
+            self.assertGreaterEqual(len([f for f in files if f.startswith("train-")]), mb * 6 // 10)
+        growth_mb = (peaks[32] - peaks[4]) / 1024
+        self.assertLess(growth_mb, 16, f"peak {peaks[4]} KiB at 4 MB, {peaks[32]} KiB at 32 MB")
+        # the 32 MB corpus, all splits in order, against its bytes (the byte tokenizer's ids)
+        with open(self.path("c32.txt"), "rb") as f:
+            raw = f.read()
+        got = np.concatenate([read_shard(os.path.join(self.path("sh32"), f))[1]
+                              for s in ("train", "validation", "test")
+                              for f in sorted(os.listdir(self.path("sh32"))) if f.startswith(s + "-")])
+        expected = np.frombuffer(raw.replace(b"<|endoftext|>", b"\x00"), dtype=np.uint8).astype(np.int64)
+        expected[expected == 0] = EOT
+        self.assertEqual(len(got), len(expected))
+        self.assertTrue(np.array_equal(got, expected))
 
     def test_val_data_is_the_validation_set(self):
         data = self.write("c.txt", corpus_text(200))

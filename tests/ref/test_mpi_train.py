@@ -149,6 +149,38 @@ class MpiTrainTest(unittest.TestCase):
                 w1, w2 = self.weights(tag + "ga1"), self.weights(tag + "np2")
                 self.assertTrue(any(not np.array_equal(w1[k], w2[k]) for k in w1))
 
+    def test_ranks_read_only_their_part_of_many_shards(self):
+        """Shards of 500 ids: each rank maps them all but reads (and checks) only the token range
+        of its micro-batches; the weights stay bit-identical to one process and to the text."""
+        sh = os.path.join(self.dir, "sh")
+        r = subprocess.run([HIPPO, "tokenize", "--shards", sh, "-d", self.corpus(), "--shard-tokens", "500"],
+                           capture_output=True, text=True, timeout=120, env=ENV)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        files = sorted(f for f in os.listdir(sh) if f.startswith("train-"))
+        self.assertGreater(len(files), 10)
+        self.run_ok(1, "text_ga2", "-n", "8", "--grad-accum", "2", text=True)
+        for out, n, extra in (("sh_ga2", 1, ["--grad-accum", "2"]), ("sh_np2", 2, [])):
+            c = self.cmd(n, out, "-n", "8", *extra, text=True)
+            c[c.index("-d") + 1] = sh
+            r = subprocess.run(c, capture_output=True, text=True, timeout=300, env=ENV)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_bit_identical("sh_ga2", "sh_np2")
+        self.assert_bit_identical("sh_ga2", "text_ga2")
+        # A damaged id in the last file: only rank 1, whose half holds it, checks and refuses it.
+        last = os.path.join(sh, files[-1])
+        with open(last, "r+b") as f:
+            f.seek(200)
+            b = f.read(1)
+            f.seek(200)
+            f.write(bytes([b[0] ^ 1]))
+        c = self.cmd(2, "bad", "-n", "2", text=True)
+        c[c.index("-d") + 1] = sh
+        r = subprocess.run(c, capture_output=True, text=True, timeout=120, env=ENV)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("rank 1 of 2", r.stderr)
+        self.assertIn(files[-1] + ": corrupt: token checksum mismatch", r.stderr)
+        self.assertNotIn("rank 0 of 2: token shard", r.stderr)
+
     def test_more_micro_batches_per_rank_within_1e6_after_100_steps(self):
         self.run_ok(1, "ga4", "-n", "100", "--grad-accum", "4", "--lr", "1e-3")
         self.run_ok(2, "np2", "-n", "100", "--grad-accum", "4", "--lr", "1e-3")
