@@ -206,11 +206,10 @@ struct FusedOps {
     });
   }
 
-  // z <- packed(X_z * g) (conj_g: X_z * conj(g), the adjoint), on the pairs in positions
-  // [lo, hi) (F::for_pairs_in), all of them by default.
+  // z <- packed(X_z * g) (conj_g: X_z * conj(g), the adjoint).
   static void apply(float* zre, float* zim, const float* gre, const float* gim,
-                    const FftPlan& plan, bool conj_g, int lo = 0, int hi = -1) {
-    F::for_pairs_in(plan.N, lo, hi < 0 ? plan.N : hi, [&](int p, int q, int gq, bool write_q) {
+                    const FftPlan& plan, bool conj_g) {
+    F::for_pairs(plan.N, [&](int p, int q, int gq, bool write_q) {
       R wr = V::set1(plan.pw_re[p]), wi = V::set1(plan.pw_im[p]);
       Cx x1, x2;
       F::unpack(F::ld(zre, zim, p), F::ld(zre, zim, q), wr, wi, x1, x2);
@@ -222,37 +221,6 @@ struct FusedOps {
       F::st(zre, zim, p, zp);
       if (write_q) F::st(zre, zim, q, zq);
     });
-  }
-
-  // z <- N * (the causal convolution of z's signal with g's): F::forward, apply and
-  // F::inverse, the same operations on the same values (so the same result to the bit), in
-  // another order: each block of the spectrum gets its spectral step and its inverse passes
-  // right after its forward passes, while it is still in L1, instead of three sweeps over the
-  // whole spectrum from L2. This works because the spectral step pairs positions only within
-  // [0, s) and within each octave [s, 2s), [2s, 4s) (for_pairs_in), and those are unions of
-  // the blocks that F::forward_rec splits a size-m block into after its first stage (quarters
-  // of size s = m/4). Block [0, m) at base 0; top: m = N.
-  static void convolve(float* zre, float* zim, const float* gre, const float* gim,
-                       const FftPlan& plan, size_t m, bool top) {
-    if (m * W <= static_cast<size_t>(F::kLeafFloats)) {  // a leaf of forward_rec
-      F::forward_rec(zre, zim, 0, m, plan, top);
-      apply(zre, zim, gre, gim, plan, false, 0, static_cast<int>(m));
-      F::inverse_rec(zre, zim, 0, m, plan, top);
-      return;
-    }
-    const size_t s = m / 4;
-    const int si = static_cast<int>(s);
-    F::dif4(zre, zim, 0, m, s, F::tw_of(plan, s), top);  // forward_rec's first stage
-    convolve(zre, zim, gre, gim, plan, s, false);        // [0, s)
-    F::forward_rec(zre, zim, s, s, plan, false);         // octave [s, 2s)
-    apply(zre, zim, gre, gim, plan, false, si, 2 * si);
-    F::inverse_rec(zre, zim, s, s, plan, false);
-    F::forward_rec(zre, zim, 2 * s, s, plan, false);     // octave [2s, 4s)
-    F::forward_rec(zre, zim, 3 * s, s, plan, false);
-    apply(zre, zim, gre, gim, plan, false, 2 * si, 4 * si);
-    F::inverse_rec(zre, zim, 2 * s, s, plan, false);
-    F::inverse_rec(zre, zim, 3 * s, s, plan, false);
-    F::dit4(zre, zim, 0, m, s, F::tw_of(plan, s), top);  // inverse_rec's last stage
   }
 
   // Backward step on the spectra of the op's input a (the convolved signal) and of the
@@ -360,14 +328,18 @@ struct FusedOps {
       switch (a.op) {
         case Op::Fwd: {
           load(s.z1re, s.z1im, L, N, Plain{rows(a.u, a, b, h0, a.ld)}, s.stage);
-          convolve(s.z1re, s.z1im, s.gre, s.gim, plan, static_cast<size_t>(N), true);
+          F::forward(s.z1re, s.z1im, plan);
+          apply(s.z1re, s.z1im, s.gre, s.gim, plan, false);
+          F::inverse(s.z1re, s.z1im, plan);
           store(s.z1re, s.z1im, L, nvalid, Write{out_rows(a.y, a, b, h0, a.ld), nt}, s.stage);
           break;
         }
         case Op::H3Fwd: {
           load(s.z1re, s.z1im, L, N,
                Product{rows(a.k, a, b, h0, a.ld), rows(a.v, a, b, h0, a.ld)}, s.stage);
-          convolve(s.z1re, s.z1im, s.gre, s.gim, plan, static_cast<size_t>(N), true);
+          F::forward(s.z1re, s.z1im, plan);
+          apply(s.z1re, s.z1im, s.gre, s.gim, plan, false);
+          F::inverse(s.z1re, s.z1im, plan);
           store(s.z1re, s.z1im, L, nvalid,
                 WriteTimes{out_rows(a.y, a, b, h0, a.ld), rows(a.q, a, b, h0, a.ld), nt}, s.stage);
           break;

@@ -370,21 +370,10 @@ struct LaneFft {
   // (k = N/2) too; in each octave [m, 2m) position p pairs with 3m-1-p.
   template <class F>
   static void for_pairs(int N, F&& f) {
-    for_pairs_in(N, 0, N, f);
-  }
-  // The pairs whose positions lie in [lo, hi): either lo = 0 (positions 0 and 1 and every
-  // octave below hi) or [lo, hi) = [m, 2m), one octave. Both are closed under pairing.
-  template <class F>
-  static void for_pairs_in(int N, int lo, int hi, F&& f) {
-    if (lo == 0) {
-      f(0, 0, N, false);
-      f(1, 1, 1, false);
-      for (int m = 2; m < hi; m *= 2)
-        for (int p = m; p < m + m / 2; ++p) f(p, 3 * m - 1 - p, 3 * m - 1 - p, true);
-    } else {
-      const int m = lo;
+    f(0, 0, N, false);
+    f(1, 1, 1, false);
+    for (int m = 2; m < N; m *= 2)
       for (int p = m; p < m + m / 2; ++p) f(p, 3 * m - 1 - p, 3 * m - 1 - p, true);
-    }
   }
 
   // Returns 2 X[k] and 2 X[N-k] from Z[k] (zp) and Z[N-k] (zq).
