@@ -6,6 +6,7 @@ one shape, forward and forward+backward, medians over rounds that alternate the 
         [--rounds 7] [--threads 1]
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -58,7 +59,8 @@ def main():
     # Same result first (float32 both; relative max-norm difference).
     yt, yh = torch_h3_conv(q, k, v, K, D), hippo.ops.h3_conv(q, k, v, K, D)
     print(f"shape (B, H, L) = ({B}, {H}, {L}), threads {a.threads}; "
-          f"max rel diff {((yt - yh).abs().max() / yt.abs().max()).item():.1e}")
+          f"max rel diff {((yt - yh).abs().max() / yt.abs().max()).item():.1e}; "
+          f"load average {os.getloadavg()[0]:.2f} at the start")
     times = {(n, m): [] for n in ops for m in ("fwd", "fwd+bwd")}
     for name, op in ops.items():  # warm up (plans, scratch)
         fwd(op)
@@ -68,6 +70,7 @@ def main():
             times[(name, "fwd")].append(timed(lambda: fwd(op)))
         for name, op in ops.items():
             times[(name, "fwd+bwd")].append(timed(lambda: fwd_bwd(op)))
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
     for m in ("fwd", "fwd+bwd"):
         for i, clock in enumerate(("wall", "cpu")):
             t, h = (statistics.median(x[i] for x in times[(n, m)]) for n in ops)

@@ -1,11 +1,15 @@
 """hippo.load / Model.forward / Session / Tokenizer from Python.
 
 Model.forward (every position's logits, convolution mode) is checked against the PyTorch
-reference model tests/ref/torch_h3.py (float64, a path that shares no code with hippo) and
-against the engine's Session path (prefill of a prompt, then one recurrent step per token);
+reference model tests/ref/torch_h3.py (float64, a path that shares no code with hippo),
+against the CLI (`hippo eval`'s per-position losses of a document) and against the engine's
+Session path (prefill of a prompt, then one recurrent step per token);
 sessions fork, save and load; bad input raises hippo.Error with a message.
 """
+import csv
+import json
 import os
+import subprocess
 import tempfile
 import unittest
 
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 
 import pyhelpers
+import refcommon  # tests/ref (pyhelpers puts it on the path)
 from pyhelpers import HYBRID, rel_err, write_model
 
 import hippo
@@ -48,6 +53,50 @@ class ModelTest(unittest.TestCase):
             e = rel_err(ours, want)
             print(f"  forward vs torch_h3 {cfg['layers']}: rel err {e:.2e}")
             self.assertLess(e, 1e-4)
+
+    def test_forward_equals_cli_eval(self):
+        # The CLI path: `hippo eval --seq-len 0 --position-csv` scores one document through the
+        # binary and writes the mean next-token loss per position bucket [2^i, 2^(i+1)) to 6
+        # decimals. The same losses from forward's logits must agree. The engine's softmax
+        # runs over the padded vocabulary (264 rows here; forward returns the 257 real ones),
+        # so the padding rows are zeroed: their logits are then exactly 0.
+        V = HYBRID["vocab_size"]
+        path = os.path.join(self.tmp.name, "cli.safetensors")
+        model = write_model(path, HYBRID, seed=4)
+        with torch.no_grad():
+            model.get_parameter("backbone.embeddings.word_embeddings.weight")[V:] = 0
+        refcommon.save_safetensors(path, dict(model.named_parameters()),
+                                   {"format": "hippo", "config": json.dumps(HYBRID),
+                                    "tokenizer": "byte"})
+        text = "".join(f"Line {i}: the cat sat on the mat number {i * 7 % 13}.\n"
+                       for i in range(40))
+        doc, out = os.path.join(self.tmp.name, "doc.txt"), os.path.join(self.tmp.name, "pos.csv")
+        with open(doc, "w") as f:
+            f.write(text)
+        r = subprocess.run([pyhelpers.HIPPO_BIN, "eval", "-t", "1", "-m", path, "-d", doc,
+                            "--split", "train", "-L", "0", "--position-csv", out,
+                            "--cache-dir", os.path.join(self.tmp.name, "cache")],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            rows = list(csv.DictReader(f))
+        m = hippo.load(path)
+        ids = m.tokenizer.encode(text)  # the train split is a prefix of it (first ~90%)
+        lg = m.forward(np.array(ids, np.int32)).astype(np.float64)
+        pad = (V + 7) // 8 * 8 - V
+        full = np.concatenate([lg, np.zeros(lg.shape[:-1] + (pad,))], -1)
+        top = full.max(-1)
+        lse = np.log(np.exp(full - top[:, None]).sum(-1)) + top
+        nll = lse[:-1] - lg[np.arange(len(ids) - 1), ids[1:]]  # predicting token t+1 from t
+        self.assertGreater(len(rows), 8)
+        worst = 0.0
+        for row in rows:
+            first, n = int(row["position_first"]), int(row["tokens"])
+            self.assertLessEqual(first - 1 + n, len(nll))
+            worst = max(worst, abs(float(row["loss"]) - nll[first - 1:first - 1 + n].mean()))
+        print(f"  hippo eval position CSV vs forward: worst difference {worst:.1e} "
+              f"({sum(int(r['tokens']) for r in rows)} positions)")
+        self.assertLess(worst, 5e-6)
 
     def test_prefill_and_steps_equal_forward(self):
         full = self.m.forward(self.tokens)
