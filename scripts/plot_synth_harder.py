@@ -4,7 +4,7 @@
 Usage: scripts/plot_synth_harder.py OUT [SECONDS]
 Reads OUT/*/summary.csv (one hippo synth study per task size), writes OUT/harder.csv,
 OUT/table.md (accuracy per model and size) and OUT/harder.png (accuracy against sequence length
-for induction head and against vocabulary for associative recall).
+for mqar and against vocabulary for associative recall).
 """
 import csv
 import glob
@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 MODELS = ["attention", "h3", "s4d", "h3_noshift", "h3_nodiag"]
-SWEEPS = [("induction_head", "seq_len", "sequence length (vocab 20)"),
+SWEEPS = [("mqar", "seq_len", "sequence length (vocab 512, length/8 pairs)"),
           ("associative_recall", "vocab", "vocabulary (length 64)")]
 
 
