@@ -99,3 +99,34 @@ TEST(GemmSmall, GemmRoutesFewRowsHere) {
   gemm_small_nt(M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C2.data(), N);
   for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(C1[i], C2[i]) << i;
 }
+
+TEST(GemmSmall, SpreadLayoutMatchesAdjacentTilesBitForBit) {
+  if (!small_rows_kernel_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  // The spread layout (5-8 rows, K <= 1024) against the reference loop, and bit for bit
+  // against the adjacent tiles it replaces (the same sums in the same order), on output
+  // counts around its eight parts and 48-output groups, with beta and padded strides, on one
+  // and two threads (each thread spreads its own range).
+  ASSERT_TRUE(small_rows_spread());
+  Rng rng(66);
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    for (int64_t M : {5, 6, 7, 8})
+      for (int64_t N : {7, 8, 9, 63, 385, 3000})
+        for (int64_t K : {17, 768, 1024}) {
+          if (N == 3000 && K != 768) continue;
+          check(rng, M, N, K, 1.0f, 0.0f, 0, 0);
+          if (N == 385) check(rng, M, N, K, -0.5f, 0.5f, 3, 1);
+          std::vector<float> A(M * K), B(N * K), C1(M * N), C2(M * N);
+          for (auto& v : A) v = static_cast<float>(rng.normal());
+          for (auto& v : B) v = static_cast<float>(rng.normal());
+          gemm_small_nt(M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C1.data(), N);
+          set_small_rows_spread(false);
+          gemm_small_nt(M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C2.data(), N);
+          set_small_rows_spread(true);
+          for (int64_t i = 0; i < M * N; ++i)
+            ASSERT_EQ(C1[i], C2[i]) << "M=" << M << " N=" << N << " K=" << K << " at " << i;
+        }
+  }
+  omp_set_num_threads(saved);
+}

@@ -8,6 +8,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
+#include <type_traits>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -129,13 +131,18 @@ struct Bf16DotWeights : Bf16Step {
   }
 };
 
+// One tile: MR rows of A times NR rows of B over inputs [k0, k0 + K). The tile's B rows are
+// o, o + span, ..., o + (NR - 1) span (outputs likewise): span 1 is a block of adjacent rows,
+// a larger span the spread layout (see run()). The sums are the same either way, bit for bit.
 template <int MR, int NR, class WT>
 HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
-                       int64_t K, float beta) {
+                       int64_t K, float beta, int64_t span = 1) {
   constexpr int P = WT::kParts;
   const typename WT::X* x = op.A + r * op.lda + k0;
   const typename WT::T* W = op.B + o * op.ldb + k0;
-  const int64_t ldx = op.lda, ldw = op.ldb;
+  const int64_t ldx = op.lda, ldw = op.ldb * span;
+  // The next tile's first B row: NR rows on when adjacent, the next row when spread.
+  const int64_t next = span == 1 ? NR * op.ldb : op.ldb;
   __m512 acc[MR][NR];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
@@ -148,7 +155,7 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
       // The next tile's weights (the NR rows after these), one tile ahead: a single row read
       // the weights at 21-25 GB/s without it, 29-30 with it (bench_gemm_bf16). A prefetch
       // past the end of B does not fault.
-      _mm_prefetch(reinterpret_cast<const char*>(W + (NR + t) * ldw + k), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(W + next + t * ldw + k), _MM_HINT_T0);
       WT::load_w(W + t * ldw + k, mask, w[t]);
     }
 #pragma GCC unroll 16
@@ -166,7 +173,7 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
   if (full < K) body(full, WT::tail(K - full));
   float* y = op.C + r * op.ldc + o;
   auto put = [&](int m, int t, float v) {
-    float* d = y + m * op.ldc + t;
+    float* d = y + m * op.ldc + t * span;
     *d = beta == 0.0f ? op.alpha * v : op.alpha * v + beta * *d;
   };
   // Accumulators in groups of 8 (index i = m * NR + t) through sum8, any rest one by one.
@@ -230,6 +237,31 @@ BlockFn<WT> plan_for(int64_t rows) {
   return block<8, 2, WT>;
 }
 
+// The spread layout (5-8 rows, fp32, inputs <= 1024): outputs o in [o0, o1) of a range split in
+// eight parts `span` apart, each tile 2 rows x 8 weight rows o + t span (eight memory streams
+// far apart), the rows in passes of 2 (the passes after the first read the tile from L1).
+// Streamed from memory (bench/bench_gemm_small, 1 thread, 8 rows, K = 768) it read the
+// weights at 15.5-17 GB/s against 13-14.5 for 8 x 2 tiles of adjacent rows, which keep two
+// streams open (docs/serving.md "Batched decoding"); at K = 3072 adjacent tiles were faster.
+template <class WT>
+HIPPO_AVX512 void spread_block(const Operands<WT>& op, int64_t M, int64_t o0, int64_t o1,
+                               int64_t span, int64_t k0, int64_t K, float beta) {
+  for (int64_t o = o0; o < o1; ++o) {
+    int64_t r = 0;
+    for (; r + 2 <= M; r += 2) tile<2, 8, WT>(op, r, o, k0, K, beta, span);
+    if (r < M) tile<1, 8, WT>(op, r, o, k0, K, beta, span);
+  }
+}
+
+std::atomic<bool> g_spread{true};
+
+// Whether a call of M rows and K inputs takes the spread layout.
+template <class WT>
+bool spread_for(int64_t M, int64_t K) {
+  return std::is_same_v<WT, F32Weights> && M >= 5 && M <= 8 && K <= 1024 &&
+         g_spread.load(std::memory_order_relaxed);
+}
+
 // Outputs split over threads in blocks of 48. Within a block the inputs go in chunks whose A
 // rows fill at most 32 KiB: the A vectors are re-read from L1 for every tile (at K = 3072
 // and 8 rows, from L2 they cost 35% of the speed in cache).
@@ -239,9 +271,24 @@ void run(const Operands<WT>& op, int64_t M, int64_t N, int64_t K, float beta) {
   const int64_t blocks = (N + kBlock - 1) / kBlock;
   const BlockFn<WT> run_block = plan_for<WT>(M);
   const int64_t chunk = std::max<int64_t>(32, (int64_t{8192} / M) / 32 * 32);
+  const bool spread = spread_for<WT>(M, K);
   parallel_range(blocks, worth_parallel_step(M * N * K), [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t o0 = b * kBlock, o1 = std::min(N, o0 + kBlock);
+    // This thread's outputs [lo, hi): with the spread layout its first 8 * span of them in
+    // groups of 6 spread tiles (48 outputs), the rest (fewer than 8) in adjacent blocks.
+    const int64_t lo = b0 * kBlock, hi = std::min(N, b1 * kBlock);
+    int64_t rest = lo;
+    if (spread) {
+      const int64_t span = (hi - lo) / 8;
+      for (int64_t g0 = 0; g0 < span; g0 += kBlock / 8) {
+        const int64_t g1 = std::min(span, g0 + kBlock / 8);
+        for (int64_t k0 = 0; k0 < K; k0 += chunk)
+          spread_block(op, M, lo + g0, lo + g1, span, k0, std::min(chunk, K - k0),
+                       k0 == 0 ? beta : 1.0f);
+      }
+      rest = lo + 8 * span;
+    }
+    for (int64_t o0 = rest; o0 < hi; o0 += kBlock) {
+      const int64_t o1 = std::min(hi, o0 + kBlock);
       for (int64_t k0 = 0; k0 < K; k0 += chunk)
         run_block(op, M, o0, o1, k0, std::min(chunk, K - k0), k0 == 0 ? beta : 1.0f);
     }
@@ -264,6 +311,10 @@ void run_any_rows(Operands<WT> op, int64_t M, int64_t N, int64_t K, float beta) 
 bool small_rows_bf16_dot_available() { return isa_enabled(Isa::Avx512Bf16); }
 
 bool small_rows_kernel_available() { return isa_enabled(Isa::Avx512); }
+
+void set_small_rows_spread(bool on) { g_spread.store(on, std::memory_order_relaxed); }
+
+bool small_rows_spread() { return g_spread.load(std::memory_order_relaxed); }
 
 void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

@@ -15,6 +15,13 @@ constexpr int64_t kSmallRowsMax = 16;
 // needs (else callers use gemm()).
 bool small_rows_kernel_available();
 
+// The spread layout for 5-8 rows of fp32 weights with at most 1024 inputs (on by default):
+// each tile reads 8 weight rows far apart instead of 2 adjacent ones, which streams the
+// weights faster (gemm_small.cpp). Off, the kernel uses adjacent 8 x 2 tiles; the results are
+// the same bit for bit. Process-wide; for tests and A/B benchmarks.
+void set_small_rows_spread(bool on);
+bool small_rows_spread();
+
 // C = alpha A B^T + beta C, A (M x K), B (N x K), C (M x N) row-major with leading dimensions
 // lda, ldb, ldc; M <= kSmallRowsMax. C is not read when beta is 0. Threads split the outputs
 // when there is enough work (kernels/parallel_work.h).
