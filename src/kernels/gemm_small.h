@@ -21,6 +21,9 @@ bool small_rows_kernel_available();
 // the same bit for bit. Process-wide; for tests and A/B benchmarks.
 void set_small_rows_spread(bool on);
 bool small_rows_spread();
+// Whether gemm_small_nt takes the spread layout for M rows, K inputs and weights B, ldb: 5-8
+// rows, K <= 1024, B and its rows 64-byte aligned, the layout on.
+bool small_rows_spread_for(int64_t M, int64_t K, const float* B, int64_t ldb);
 
 // C = alpha A B^T + beta C, A (M x K), B (N x K), C (M x N) row-major with leading dimensions
 // lda, ldb, ldc; M <= kSmallRowsMax. C is not read when beta is 0. Threads split the outputs
