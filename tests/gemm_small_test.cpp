@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_small.h"
@@ -151,4 +152,44 @@ TEST(GemmSmall, SpreadLayoutMatchesAdjacentTilesBitForBit) {
   EXPECT_FALSE(small_rows_spread_for(9, 768, B.get(), 768));
   EXPECT_FALSE(small_rows_spread_for(8, 2048, B.get(), 2048));
   EXPECT_FALSE(small_rows_spread_for(8, 770, B.get(), 770));
+}
+
+TEST(GemmSmall, OutputRangesFromOneParallelRegionEqualTheWholeCall) {
+  if (!small_rows_kernel_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  // gemm_small_nt_part: the building block of one parallel region per decoding step (each
+  // thread takes a range of outputs, no fork per product). Ranges from two threads in one
+  // region, and uneven serial splits, give the whole call's result bit for bit; a bad range is
+  // refused.
+  Rng rng(67);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  for (int64_t M : {1, 3, 8, 16})
+    for (int64_t N : {1, 50, 769})
+      for (int64_t K : {17, 768, 3072}) {
+        std::vector<float> A(M * K), B(N * K), whole(M * N), parts(M * N), serial(M * N);
+        for (auto& v : A) v = static_cast<float>(rng.normal());
+        for (auto& v : B) v = static_cast<float>(rng.normal());
+        gemm_small_nt(M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, whole.data(), N);
+#pragma omp parallel
+        {
+          const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+          gemm_small_nt_part(M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, parts.data(), N,
+                             N * t / nt, N * (t + 1) / nt);
+        }
+        for (int64_t b = 0; b < N;) {  // ranges of 1, 2, 4, ... outputs
+          const int64_t e = std::min(N, b + std::max<int64_t>(1, b));
+          gemm_small_nt_part(M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, serial.data(), N, b, e);
+          b = e;
+        }
+        for (int64_t i = 0; i < M * N; ++i) {
+          ASSERT_EQ(parts[i], whole[i]) << "M=" << M << " N=" << N << " K=" << K << " at " << i;
+          ASSERT_EQ(serial[i], whole[i]) << "M=" << M << " N=" << N << " K=" << K << " at " << i;
+        }
+      }
+  omp_set_num_threads(saved);
+  std::vector<float> A(8), B(8), C(8);
+  EXPECT_THROW(gemm_small_nt_part(1, 8, 1, 1.0f, A.data(), 1, B.data(), 1, 0.0f, C.data(), 8, 3, 9),
+               Error);
+  EXPECT_THROW(gemm_small_nt_part(1, 8, 1, 1.0f, A.data(), 1, B.data(), 1, 0.0f, C.data(), 8, 4, 2),
+               Error);
 }

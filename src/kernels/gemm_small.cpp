@@ -268,36 +268,42 @@ bool spread_for(const Operands<WT>& op, int64_t M, int64_t K) {
          g_spread.load(std::memory_order_relaxed);
 }
 
-// Outputs split over threads in blocks of 48. Within a block the inputs go in chunks whose A
-// rows fill at most 32 KiB: the A vectors are re-read from L1 for every tile (at K = 3072
-// and 8 rows, from L2 they cost 35% of the speed in cache).
+// Outputs [lo, hi) of all M rows on the calling thread: with the spread layout the first
+// 8 * span of them in groups of 6 spread tiles (48 outputs), the rest (fewer than 8) in
+// adjacent blocks of 48. Within a block the inputs go in chunks whose A rows fill at most
+// 32 KiB: the A vectors are re-read from L1 for every tile (at K = 3072 and 8 rows, from L2
+// they cost 35% of the speed in cache).
+constexpr int64_t kBlock = 48;  // a multiple of every tile width
+
 template <class WT>
-void run(const Operands<WT>& op, int64_t M, int64_t N, int64_t K, float beta) {
-  constexpr int64_t kBlock = 48;  // a multiple of every tile width
-  const int64_t blocks = (N + kBlock - 1) / kBlock;
+void run_range(const Operands<WT>& op, int64_t M, int64_t K, float beta, int64_t lo,
+               int64_t hi) {
   const BlockFn<WT> run_block = plan_for<WT>(M);
   const int64_t chunk = std::max<int64_t>(32, (int64_t{8192} / M) / 32 * 32);
-  const bool spread = spread_for<WT>(op, M, K);
-  parallel_range(blocks, worth_parallel_step(M * N * K), [&](int64_t b0, int64_t b1) {
-    // This thread's outputs [lo, hi): with the spread layout its first 8 * span of them in
-    // groups of 6 spread tiles (48 outputs), the rest (fewer than 8) in adjacent blocks.
-    const int64_t lo = b0 * kBlock, hi = std::min(N, b1 * kBlock);
-    int64_t rest = lo;
-    if (spread) {
-      const int64_t span = (hi - lo) / 8;
-      for (int64_t g0 = 0; g0 < span; g0 += kBlock / 8) {
-        const int64_t g1 = std::min(span, g0 + kBlock / 8);
-        for (int64_t k0 = 0; k0 < K; k0 += chunk)
-          spread_block(op, M, lo + g0, lo + g1, span, k0, std::min(chunk, K - k0),
-                       k0 == 0 ? beta : 1.0f);
-      }
-      rest = lo + 8 * span;
-    }
-    for (int64_t o0 = rest; o0 < hi; o0 += kBlock) {
-      const int64_t o1 = std::min(hi, o0 + kBlock);
+  int64_t rest = lo;
+  if (spread_for<WT>(op, M, K)) {
+    const int64_t span = (hi - lo) / 8;
+    for (int64_t g0 = 0; g0 < span; g0 += kBlock / 8) {
+      const int64_t g1 = std::min(span, g0 + kBlock / 8);
       for (int64_t k0 = 0; k0 < K; k0 += chunk)
-        run_block(op, M, o0, o1, k0, std::min(chunk, K - k0), k0 == 0 ? beta : 1.0f);
+        spread_block(op, M, lo + g0, lo + g1, span, k0, std::min(chunk, K - k0),
+                     k0 == 0 ? beta : 1.0f);
     }
+    rest = lo + 8 * span;
+  }
+  for (int64_t o0 = rest; o0 < hi; o0 += kBlock) {
+    const int64_t o1 = std::min(hi, o0 + kBlock);
+    for (int64_t k0 = 0; k0 < K; k0 += chunk)
+      run_block(op, M, o0, o1, k0, std::min(chunk, K - k0), k0 == 0 ? beta : 1.0f);
+  }
+}
+
+// Outputs split over threads in blocks of 48, each thread's range run by run_range.
+template <class WT>
+void run(const Operands<WT>& op, int64_t M, int64_t N, int64_t K, float beta) {
+  const int64_t blocks = (N + kBlock - 1) / kBlock;
+  parallel_range(blocks, worth_parallel_step(M * N * K), [&](int64_t b0, int64_t b1) {
+    run_range(op, M, K, beta, b0 * kBlock, std::min(N, b1 * kBlock));
   });
 }
 
@@ -338,6 +344,24 @@ void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
     return;
   }
   run<F32Weights>({A, lda, B, ldb, C, ldc, alpha}, M, N, K, beta);
+}
+
+void gemm_small_nt_part(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                        int64_t ldc, int64_t begin, int64_t end) {
+  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt_part: ", M, " rows (at most ",
+              kSmallRowsMax, ")");
+  HIPPO_CHECK(0 <= begin && begin <= end && end <= N, "gemm_small_nt_part: outputs [", begin,
+              ", ", end, ") outside [0, ", N, ")");
+  HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt_part: this CPU lacks AVX-512");
+  if (M == 0 || begin == end) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = begin; j < end; ++j)
+        C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    return;
+  }
+  run_range<F32Weights>({A, lda, B, ldb, C, ldc, alpha}, M, K, beta, begin, end);
 }
 
 void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,

@@ -31,6 +31,13 @@ bool small_rows_spread_for(int64_t M, int64_t K, const float* B, int64_t ldb);
 void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// The same for outputs [begin, end) only (columns of C), on the calling thread: no fork, so
+// that threads already inside one parallel region (a whole decoding step) can each take a
+// range. Any split of [0, N) into ranges gives what gemm_small_nt gives, bit for bit.
+void gemm_small_nt_part(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                        int64_t ldc, int64_t begin, int64_t end);
+
 // The same with B in bf16 (N x K, rows ldw apart; alpha 1; any M, taken 16 rows at a time): A given as `xs`, each row split
 // per 32 inputs into its 16 even then 16 odd elements, zero padded, rows ldxs floats apart
 // (ldxs a multiple of 32, at least K). The weights are widened exactly (a 16-bit shift), so
