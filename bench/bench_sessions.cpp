@@ -1,12 +1,14 @@
 // Decoding many sessions of one model: each session stepped alone vs hippo::step_batch (one
 // batched product for all sessions' projections). Public API only.
-// Usage: bench_sessions MODEL [SESSIONS=8] [STEPS=32] [ROUNDS=5]
+// Usage: bench_sessions MODEL [SESSIONS=8] [STEPS=32] [ROUNDS=5] [batched]
+// (`batched` runs only step_batch, for profiling it: perf record -g bench_sessions M 8 64 5 batched)
 // Sessions start at different positions (prompts of 8, 16, 24, ... tokens). A and B alternate
 // (A B A B ...) so that machine load hits both alike; medians of the rounds are printed.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "hippo/hippo.hpp"
@@ -22,12 +24,13 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_sessions MODEL [SESSIONS=8] [STEPS=32] [ROUNDS=5]\n");
+    std::fprintf(stderr, "usage: bench_sessions MODEL [SESSIONS=8] [STEPS=32] [ROUNDS=5] [batched]\n");
     return 2;
   }
   const int n = argc > 2 ? std::atoi(argv[2]) : 8;
   const int steps = argc > 3 ? std::atoi(argv[3]) : 32;
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 5;
+  const bool only_batched = argc > 5 && std::string(argv[5]) == "batched";
   if (n < 1 || n > 4096 || steps < 1 || rounds < 1) {
     std::fprintf(stderr, "bench_sessions: SESSIONS must be in [1, 4096], STEPS and ROUNDS >= 1\n");
     return 2;
@@ -58,11 +61,11 @@ int main(int argc, char** argv) {
       }
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
-    run(false);
+    if (!only_batched) run(false);
     run(true);  // warm-up
     std::vector<double> alone, batched;
     for (int r = 0; r < rounds; ++r) {
-      alone.push_back(run(false));
+      alone.push_back(only_batched ? 1.0 : run(false));
       batched.push_back(run(true));
     }
     const double tokens = static_cast<double>(n) * steps;

@@ -161,3 +161,22 @@ TEST(SafeTensors, ReaderStreamsTensorsAndChecksTruncation) {
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST(SafeTensors, DataSectionStartsOnACacheLine) {
+  // The header is padded with spaces so that the data starts 64 bytes into a page-aligned
+  // mapping's lines: mapped fp32 weights whose sizes are multiples of 64 bytes then start on
+  // cache lines (the batched decoding kernel's fast layout needs it, kernels/gemm_small.h).
+  for (int extra = 0; extra < 70; extra += 7) {
+    Tensor a = Tensor::zeros({16}), b = Tensor::zeros({3, 16});
+    for (int i = 0; i < 16; ++i) a[i] = static_cast<float>(i);
+    const std::string bytes = safetensors_bytes({{"a", &a}, {std::string(extra, 'n') + "b", &b}},
+                                                {{"k", std::string(extra, 'v')}});
+    const SafeTensorsHeader h = parse_safetensors_header(
+        reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), bytes.size(), "f.st");
+    EXPECT_EQ(h.data_offset % 64, 0u) << extra;
+    EXPECT_EQ(bytes[h.data_offset - 1], ' ') << extra;
+    float v = 0;
+    std::memcpy(&v, bytes.data() + h.data_offset + 5 * 4, 4);
+    EXPECT_EQ(v, 5.0f);
+  }
+}

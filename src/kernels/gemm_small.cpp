@@ -8,6 +8,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <type_traits>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -129,13 +132,18 @@ struct Bf16DotWeights : Bf16Step {
   }
 };
 
+// One tile: MR rows of A times NR rows of B over inputs [k0, k0 + K). The tile's B rows are
+// o, o + span, ..., o + (NR - 1) span (outputs likewise): span 1 is a block of adjacent rows,
+// a larger span the spread layout (see run()). The sums are the same either way, bit for bit.
 template <int MR, int NR, class WT>
 HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
-                       int64_t K, float beta) {
+                       int64_t K, float beta, int64_t span = 1) {
   constexpr int P = WT::kParts;
   const typename WT::X* x = op.A + r * op.lda + k0;
   const typename WT::T* W = op.B + o * op.ldb + k0;
-  const int64_t ldx = op.lda, ldw = op.ldb;
+  const int64_t ldx = op.lda, ldw = op.ldb * span;
+  // The next tile's first B row: NR rows on when adjacent, the next row when spread.
+  const int64_t next = span == 1 ? NR * op.ldb : op.ldb;
   __m512 acc[MR][NR];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
@@ -148,7 +156,7 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
       // The next tile's weights (the NR rows after these), one tile ahead: a single row read
       // the weights at 21-25 GB/s without it, 29-30 with it (bench_gemm_bf16). A prefetch
       // past the end of B does not fault.
-      _mm_prefetch(reinterpret_cast<const char*>(W + (NR + t) * ldw + k), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(W + next + t * ldw + k), _MM_HINT_T0);
       WT::load_w(W + t * ldw + k, mask, w[t]);
     }
 #pragma GCC unroll 16
@@ -166,7 +174,7 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
   if (full < K) body(full, WT::tail(K - full));
   float* y = op.C + r * op.ldc + o;
   auto put = [&](int m, int t, float v) {
-    float* d = y + m * op.ldc + t;
+    float* d = y + m * op.ldc + t * span;
     *d = beta == 0.0f ? op.alpha * v : op.alpha * v + beta * *d;
   };
   // Accumulators in groups of 8 (index i = m * NR + t) through sum8, any rest one by one.
@@ -230,21 +238,72 @@ BlockFn<WT> plan_for(int64_t rows) {
   return block<8, 2, WT>;
 }
 
-// Outputs split over threads in blocks of 48. Within a block the inputs go in chunks whose A
-// rows fill at most 32 KiB: the A vectors are re-read from L1 for every tile (at K = 3072
-// and 8 rows, from L2 they cost 35% of the speed in cache).
+// The spread layout (5-8 rows, fp32, inputs <= 1024): outputs o in [o0, o1) of a range split in
+// eight parts `span` apart, each tile 2 rows x 8 weight rows o + t span (eight memory streams
+// far apart), the rows in passes of 2 (the passes after the first read the tile from L1).
+// Streamed from memory (bench/bench_gemm_small, 1 thread, 8 rows, K = 768) it read the
+// weights at 15.5-17 GB/s against 13-14.5 for 8 x 2 tiles of adjacent rows, which keep two
+// streams open (docs/serving.md "Batched decoding"); at K = 3072 adjacent tiles were faster.
 template <class WT>
-void run(const Operands<WT>& op, int64_t M, int64_t N, int64_t K, float beta) {
-  constexpr int64_t kBlock = 48;  // a multiple of every tile width
-  const int64_t blocks = (N + kBlock - 1) / kBlock;
+HIPPO_AVX512 void spread_block(const Operands<WT>& op, int64_t M, int64_t o0, int64_t o1,
+                               int64_t span, int64_t k0, int64_t K, float beta) {
+  for (int64_t o = o0; o < o1; ++o) {
+    int64_t r = 0;
+    for (; r + 2 <= M; r += 2) tile<2, 8, WT>(op, r, o, k0, K, beta, span);
+    if (r < M) tile<1, 8, WT>(op, r, o, k0, K, beta, span);
+  }
+}
+
+std::atomic<bool> g_spread{true};
+
+// Whether a call of M rows and K inputs takes the spread layout: only for weight rows that
+// start on cache lines. With rows 24 bytes off (the mapped weights of files written before
+// the data section was 64-byte aligned) every load of the eight streams spans two lines, and
+// the layout measured ~10% slower than adjacent tiles in batch-8 decoding.
+template <class WT>
+bool spread_for(const Operands<WT>& op, int64_t M, int64_t K) {
+  return std::is_same_v<WT, F32Weights> && M >= 5 && M <= 8 && K <= 1024 &&
+         reinterpret_cast<uintptr_t>(op.B) % 64 == 0 &&
+         (op.ldb * static_cast<int64_t>(sizeof(typename WT::T))) % 64 == 0 &&
+         g_spread.load(std::memory_order_relaxed);
+}
+
+// Outputs [lo, hi) of all M rows on the calling thread: with the spread layout the first
+// 8 * span of them in groups of 6 spread tiles (48 outputs), the rest (fewer than 8) in
+// adjacent blocks of 48. Within a block the inputs go in chunks whose A rows fill at most
+// 32 KiB: the A vectors are re-read from L1 for every tile (at K = 3072 and 8 rows, from L2
+// they cost 35% of the speed in cache).
+constexpr int64_t kBlock = 48;  // a multiple of every tile width
+
+template <class WT>
+void run_range(const Operands<WT>& op, int64_t M, int64_t K, float beta, int64_t lo,
+               int64_t hi) {
   const BlockFn<WT> run_block = plan_for<WT>(M);
   const int64_t chunk = std::max<int64_t>(32, (int64_t{8192} / M) / 32 * 32);
-  parallel_range(blocks, worth_parallel_step(M * N * K), [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t o0 = b * kBlock, o1 = std::min(N, o0 + kBlock);
+  int64_t rest = lo;
+  if (spread_for<WT>(op, M, K)) {
+    const int64_t span = (hi - lo) / 8;
+    for (int64_t g0 = 0; g0 < span; g0 += kBlock / 8) {
+      const int64_t g1 = std::min(span, g0 + kBlock / 8);
       for (int64_t k0 = 0; k0 < K; k0 += chunk)
-        run_block(op, M, o0, o1, k0, std::min(chunk, K - k0), k0 == 0 ? beta : 1.0f);
+        spread_block(op, M, lo + g0, lo + g1, span, k0, std::min(chunk, K - k0),
+                     k0 == 0 ? beta : 1.0f);
     }
+    rest = lo + 8 * span;
+  }
+  for (int64_t o0 = rest; o0 < hi; o0 += kBlock) {
+    const int64_t o1 = std::min(hi, o0 + kBlock);
+    for (int64_t k0 = 0; k0 < K; k0 += chunk)
+      run_block(op, M, o0, o1, k0, std::min(chunk, K - k0), k0 == 0 ? beta : 1.0f);
+  }
+}
+
+// Outputs split over threads in blocks of 48, each thread's range run by run_range.
+template <class WT>
+void run(const Operands<WT>& op, int64_t M, int64_t N, int64_t K, float beta) {
+  const int64_t blocks = (N + kBlock - 1) / kBlock;
+  parallel_range(blocks, worth_parallel_step(M * N * K), [&](int64_t b0, int64_t b1) {
+    run_range(op, M, K, beta, b0 * kBlock, std::min(N, b1 * kBlock));
   });
 }
 
@@ -265,6 +324,14 @@ bool small_rows_bf16_dot_available() { return isa_enabled(Isa::Avx512Bf16); }
 
 bool small_rows_kernel_available() { return isa_enabled(Isa::Avx512); }
 
+bool small_rows_spread_for(int64_t M, int64_t K, const float* B, int64_t ldb) {
+  return spread_for<F32Weights>({nullptr, 0, B, ldb, nullptr, 0, 1.0f}, M, K);
+}
+
+void set_small_rows_spread(bool on) { g_spread.store(on, std::memory_order_relaxed); }
+
+bool small_rows_spread() { return g_spread.load(std::memory_order_relaxed); }
+
 void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt: ", M, " rows (at most ",
@@ -277,6 +344,24 @@ void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
     return;
   }
   run<F32Weights>({A, lda, B, ldb, C, ldc, alpha}, M, N, K, beta);
+}
+
+void gemm_small_nt_part(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                        int64_t ldc, int64_t begin, int64_t end) {
+  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, "gemm_small_nt_part: ", M, " rows (at most ",
+              kSmallRowsMax, ")");
+  HIPPO_CHECK(0 <= begin && begin <= end && end <= N, "gemm_small_nt_part: outputs [", begin,
+              ", ", end, ") outside [0, ", N, ")");
+  HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt_part: this CPU lacks AVX-512");
+  if (M == 0 || begin == end) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = begin; j < end; ++j)
+        C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    return;
+  }
+  run_range<F32Weights>({A, lda, B, ldb, C, ldc, alpha}, M, K, beta, begin, end);
 }
 
 void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,

@@ -15,11 +15,28 @@ constexpr int64_t kSmallRowsMax = 16;
 // needs (else callers use gemm()).
 bool small_rows_kernel_available();
 
+// The spread layout for 5-8 rows of fp32 weights with at most 1024 inputs (on by default):
+// each tile reads 8 weight rows far apart instead of 2 adjacent ones, which streams the
+// weights faster (gemm_small.cpp). Off, the kernel uses adjacent 8 x 2 tiles; the results are
+// the same bit for bit. Process-wide; for tests and A/B benchmarks.
+void set_small_rows_spread(bool on);
+bool small_rows_spread();
+// Whether gemm_small_nt takes the spread layout for M rows, K inputs and weights B, ldb: 5-8
+// rows, K <= 1024, B and its rows 64-byte aligned, the layout on.
+bool small_rows_spread_for(int64_t M, int64_t K, const float* B, int64_t ldb);
+
 // C = alpha A B^T + beta C, A (M x K), B (N x K), C (M x N) row-major with leading dimensions
 // lda, ldb, ldc; M <= kSmallRowsMax. C is not read when beta is 0. Threads split the outputs
 // when there is enough work (kernels/parallel_work.h).
 void gemm_small_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// The same for outputs [begin, end) only (columns of C), on the calling thread: no fork, so
+// that threads already inside one parallel region (a whole decoding step) can each take a
+// range. Any split of [0, N) into ranges gives what gemm_small_nt gives, bit for bit.
+void gemm_small_nt_part(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                        int64_t ldc, int64_t begin, int64_t end);
 
 // The same with B in bf16 (N x K, rows ldw apart; alpha 1; any M, taken 16 rows at a time): A given as `xs`, each row split
 // per 32 inputs into its 16 even then 16 odd elements, zero padded, rows ldxs floats apart
