@@ -335,10 +335,13 @@ std::string safetensors_bytes_raw(const std::vector<RawTensor>& tensors,
     const uint64_t n = static_cast<uint64_t>(shape_numel(t.shape)) * static_cast<uint64_t>(es);
     header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
     sizes.push_back(n);
-    off += (n + 3) / 4 * 4;
+    off += (n + 63) / 64 * 64;
   }
   std::string h = header.dump();
-  while ((8 + h.size()) % 8) h += ' ';  // keeps the data section 8-byte aligned
+  // The data section and every tensor start 64-byte aligned: mapped, each row of a weight whose
+  // rows are 64-byte multiples lies in whole cache lines (a 512-bit load spanning two lines
+  // runs at about half speed).
+  while ((8 + h.size()) % 64) h += ' ';
   std::string bytes(8, '\0');
   uint64_t hl = h.size();
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((hl >> (8 * i)) & 0xff);
@@ -346,7 +349,7 @@ std::string safetensors_bytes_raw(const std::vector<RawTensor>& tensors,
   bytes.reserve(bytes.size() + off);
   for (size_t k = 0; k < tensors.size(); ++k) {
     bytes.append(static_cast<const char*>(tensors[k].data), sizes[k]);
-    while (bytes.size() % 4) bytes.push_back('\0');
+    while (bytes.size() % 64) bytes.push_back('\0');
   }
   return bytes;
 }

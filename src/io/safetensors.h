@@ -91,8 +91,8 @@ struct RawTensor {
   Shape shape;
   const void* data;
 };
-// The bytes of a safetensors file holding these tensors (in this order; each starts 4-byte
-// aligned) and metadata.
+// The bytes of a safetensors file holding these tensors (in this order; each starts 64-byte
+// aligned in the file) and metadata.
 std::string safetensors_bytes_raw(const std::vector<RawTensor>& tensors,
                                   const std::map<std::string, std::string>& metadata = {});
 

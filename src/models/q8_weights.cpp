@@ -1,5 +1,7 @@
 #include "models/q8_weights.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -11,17 +13,30 @@ namespace hippo {
 
 namespace {
 
+// 64-byte aligned storage (rows of 768 int8 then lie in whole cache lines).
+template <class T>
+struct AlignedArray {
+  explicit AlignedArray(size_t n)
+      : p(static_cast<T*>(std::aligned_alloc(64, std::max<size_t>(64, (n * sizeof(T) + 63) / 64 * 64)))) {
+    HIPPO_CHECK(p != nullptr, "q8 weights: out of memory for ", n * sizeof(T), " bytes");
+  }
+  ~AlignedArray() { std::free(p); }
+  AlignedArray(const AlignedArray&) = delete;
+  AlignedArray& operator=(const AlignedArray&) = delete;
+  T* data() const { return p; }
+  T* p;
+};
+
 // One parameter's quantized values and scales.
 struct Q8Copy {
-  std::vector<int8_t> q;
-  std::vector<float> s;
+  Q8Copy(size_t n) : q(n), s(n / kQ8Block) {}
+  AlignedArray<int8_t> q;
+  AlignedArray<float> s;
 };
 
 std::shared_ptr<Q8Copy> quantize_param(const Param& p, const std::string& name) {
   const WeightView v = p.view();
-  auto c = std::make_shared<Q8Copy>();
-  c->q.resize(static_cast<size_t>(v.rows * v.cols));
-  c->s.resize(static_cast<size_t>(v.rows * v.cols / kQ8Block));
+  auto c = std::make_shared<Q8Copy>(static_cast<size_t>(v.rows * v.cols));
   quantize_q8(p.value.data(), v.rows, v.cols, c->q.data(), c->s.data(), name.c_str());
   return c;
 }
