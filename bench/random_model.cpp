@@ -53,10 +53,11 @@ int main(int argc, char** argv) {
       if (p.param->accepts_stored) capable += p.param->value.numel();
     }
     std::printf("%s: %lld parameters, %lld of them linear/embedding weights (bf16-capable), "
-                "%lld others; fp32 %.3f GB, bf16 file %.3f GB\n",
+                "%lld others; fp32 %.3f GB, bf16 file %.3f GB, q8 file %.3f GB\n",
                 shape.c_str(), static_cast<long long>(total), static_cast<long long>(capable),
                 static_cast<long long>(total - capable), total * 4e-9,
-                (capable * 2 + (total - capable) * 4) * 1e-9);
+                (capable * 2 + (total - capable) * 4) * 1e-9,
+                (capable * 1.125 + (total - capable) * 4) * 1e-9);
     if (argc < 3) return 0;
     m.init(1);
     const std::string dtype = argc > 3 ? argv[3] : "fp32";
