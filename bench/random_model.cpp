@@ -1,14 +1,14 @@
 // Writes a random-weight model of a released H3 hybrid's shape, for memory and speed
 // measurements of inference loading (docs/checkpoints.md), and prints its parameter counts.
-// Usage: random_model 125m|355m|1.3b|2.7b[:hybrid|transformer|h3] [OUT.safetensors [bf16]]
+// Usage: random_model 125m|355m|1.3b|2.7b[:hybrid|transformer|h3] [OUT.safetensors [bf16|q8]]
 // Without OUT only the counts are printed (the model is not initialised: no memory touched).
 #include <cstdio>
-#include <cstring>
 #include <string>
 
 #include "core/error.h"
 #include "models/bf16_weights.h"
 #include "models/lm.h"
+#include "models/q8_weights.h"
 #include "train/checkpoint.h"
 
 using namespace hippo;
@@ -16,7 +16,7 @@ using namespace hippo;
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: random_model 125m|355m|1.3b|2.7b[:hybrid|transformer|h3] "
-                         "[OUT.safetensors [bf16]]\n");
+                         "[OUT.safetensors [bf16|q8]]\n");
     return 2;
   }
   try {
@@ -53,14 +53,20 @@ int main(int argc, char** argv) {
       if (p.param->accepts_stored) capable += p.param->value.numel();
     }
     std::printf("%s: %lld parameters, %lld of them linear/embedding weights (bf16-capable), "
-                "%lld others; fp32 %.3f GB, bf16 file %.3f GB\n",
+                "%lld others; fp32 %.3f GB, bf16 file %.3f GB, q8 file %.3f GB\n",
                 shape.c_str(), static_cast<long long>(total), static_cast<long long>(capable),
                 static_cast<long long>(total - capable), total * 4e-9,
-                (capable * 2 + (total - capable) * 4) * 1e-9);
+                (capable * 2 + (total - capable) * 4) * 1e-9,
+                (capable * 1.125 + (total - capable) * 4) * 1e-9);
     if (argc < 3) return 0;
     m.init(1);
-    if (argc > 3 && std::strcmp(argv[3], "bf16") == 0)
+    const std::string dtype = argc > 3 ? argv[3] : "fp32";
+    HIPPO_CHECK(dtype == "fp32" || dtype == "bf16" || dtype == "q8", "unknown weight type '", dtype,
+                "' (expected bf16 or q8)");
+    if (dtype == "bf16")
       save_weights_bf16(argv[2], m);
+    else if (dtype == "q8")
+      save_weights_q8(argv[2], m);
     else
       save_weights(argv[2], m);
     return 0;

@@ -27,6 +27,7 @@ struct BenchGenerateOptions {
   bool long_prompt = false;  // also a prompt of 8192 tokens
   bool quick = false;        // one prompt length (512), at most 16 decode steps
   bool bf16 = false;         // linear + embedding weights in bf16
+  bool q8 = false;           // linear + embedding weights in q8 (int8, blocks of 32)
   std::string only;          // "hybrid", "transformer" or "h3": one model only (profiling)
   bool no_h3 = false;        // leave out the H3-only model
   bool fast_bf16 = false;    // with bf16: decoding activations rounded to bf16 (VDPBF16PS)

@@ -176,7 +176,7 @@ SynthStudyResult run_synth(const SynthStudyOptions& options);
 struct ConvertOptions {
   std::string input;            // a released H3 PyTorch checkpoint (model.pt)
   std::string output;           // .safetensors
-  std::string dtype = "fp32";   // or "bf16" (linear and embedding weights)
+  std::string dtype = "fp32";   // or "bf16" / "q8" (linear and embedding weights)
   int heads = 0;                // attention heads; 0: from a released model of the same shape
   int vocab_size = 0;           // 0: from the embedding
   std::string tokenizer;        // "byte" | "gpt2:DIR": embedded in the output; empty: none

@@ -19,6 +19,7 @@
 #include "generate/state_io.h"
 #include "hippo/bench.hpp"
 #include "models/bf16_weights.h"
+#include "models/q8_weights.h"
 #include "models/lm.h"
 
 namespace hippo {
@@ -195,6 +196,7 @@ void bench_generate(const BenchGenerateOptions& options) {
   if (o.long_prompt) o.prompts.push_back(8192);
   set_num_threads(o.threads);
   HIPPO_CHECK(!o.fast_bf16 || o.bf16, "--fast-bf16 needs --bf16 (it concerns bf16 weights)");
+  HIPPO_CHECK(!(o.bf16 && o.q8), "--bf16 and --q8 exclude each other");
   const api::Bf16ActivationsScope bf16_mode(o.fast_bf16);
   const auto wall0 = Clock::now();
   const std::clock_t cpu0 = std::clock();
@@ -203,7 +205,10 @@ void bench_generate(const BenchGenerateOptions& options) {
   const double bw_wall = measure_read_bandwidth(&bw_cpu);
   // At 1 thread the tables are read by CPU time, so the bound uses the CPU-time bandwidth too.
   const double bw = o.threads == 1 ? bw_cpu : bw_wall;
-  std::printf("weights: %s%s\n", o.bf16 ? "bf16 (linear + embedding; SSM, norms fp32)" : "fp32",
+  std::printf("weights: %s%s\n",
+              o.bf16 ? "bf16 (linear + embedding; SSM, norms fp32)"
+              : o.q8 ? "q8 (linear + embedding, int8 blocks of 32 + fp32 scales; SSM, norms fp32)"
+                     : "fp32",
               o.fast_bf16 ? "; decoding activations rounded to bf16 (--fast-bf16)" : "");
   std::printf("threads %d; DRAM read bandwidth (1 GiB streaming sum, best of 3): %.1f GB/s by "
               "wall time, %.1f GB/s by CPU time\n", o.threads, bw_wall, bw_cpu);
@@ -215,10 +220,17 @@ void bench_generate(const BenchGenerateOptions& options) {
     LanguageModel m(shape_125m(static_cast<Kind>(k), max_pos));
     m.init(1);
     if (o.bf16) convert_weights_to_bf16(m);
+    if (o.q8) convert_weights_to_q8(m);
     // Bytes a batch-1 step must read: every parameter except the unused position rows and all
     // but one embedding row (the tied head reads the whole embedding once).
     weight_bytes[k] = 0;
-    for (auto& p : m.params()) weight_bytes[k] += p.param->value.numel() * (p.param->has_stored() ? 2 : 4);
+    for (auto& p : m.params()) {
+      const WeightView w = p.param->view();
+      const int64_t n = p.param->value.numel();
+      weight_bytes[k] += !p.param->has_stored()      ? n * 4
+                         : w.dtype == DType::Q8 ? n + n / kQ8Block * 4  // int8 + fp32 scales
+                                                : n * 2;
+    }
     if (k == kTransformer) weight_bytes[k] -= static_cast<int64_t>(max_pos - 1) * 768 * 4;
     std::fprintf(stderr, "%s: %.1fM parameters\n", kNames[k], m.num_params() / 1e6);
     res[k] = bench_model(m, o);

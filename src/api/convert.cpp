@@ -18,6 +18,8 @@
 #include "hippo/train.hpp"
 #include "io/output_path.h"
 #include "io/run_dir.h"
+#include "models/load.h"
+#include "models/q8_weights.h"
 
 namespace hippo {
 
@@ -87,10 +89,24 @@ std::string find_script() {
   fail("convert: cannot find convert_h3.py; tried:", tried, "\n(set HIPPO_CONVERT_SCRIPT)");
 }
 
+// q8: the fp32 hippo weights in `in` quantized into `out`, every __metadata__ entry (config,
+// tokenizer) kept. The input must hold fp32 weights.
+void write_q8(const std::string& in, const std::string& out) {
+  std::map<std::string, std::string> meta;
+  auto model = load_model_mapped(in, &meta);
+  for (auto& p : model->params())
+    HIPPO_CHECK(!p.param->has_stored(), "convert: ", in, ": tensor '", p.name,
+                "' is not fp32; --dtype q8 needs fp32 weights");
+  meta.erase("weights");
+  save_weights_q8(out, *model, meta);
+}
+
 }  // namespace
 
 void convert_checkpoint(const ConvertOptions& o) {
-  HIPPO_CHECK(o.dtype == "fp32" || o.dtype == "bf16", "--dtype must be fp32 or bf16, got ", o.dtype);
+  HIPPO_CHECK(o.dtype == "fp32" || o.dtype == "bf16" || o.dtype == "q8",
+              "--dtype must be fp32, bf16 or q8, got ", o.dtype);
+  const bool q8 = o.dtype == "q8";
   HIPPO_CHECK(o.heads >= 0 && o.heads <= kMaxHeads, "--heads must be in [1, ", kMaxHeads, "], got ", o.heads);
   HIPPO_CHECK(o.vocab_size >= 0 && o.vocab_size <= kMaxVocab, "--vocab-size must be in [1, ", kMaxVocab, "], got ",
               o.vocab_size);
@@ -100,6 +116,17 @@ void convert_checkpoint(const ConvertOptions& o) {
   check_output_path(o.output, "convert: output", {o.input}, "the converted weights",
                     not_replaceable);
   remove_stale_temp_files_of(o.output);  // left by a killed earlier conversion
+  // hippo's own fp32 weights (hippo train's output) need no PyTorch: quantized here.
+  if (o.input.size() > 12 && o.input.substr(o.input.size() - 12) == ".safetensors") {
+    HIPPO_CHECK(q8, "convert: ", o.input, " is hippo safetensors; only --dtype q8 converts those");
+    HIPPO_CHECK(o.heads == 0 && o.vocab_size == 0 && o.tokenizer.empty(), "convert: --heads, "
+                "--vocab-size and --tokenizer apply to PyTorch checkpoints, not ", o.input);
+    write_q8(o.input, o.output);
+    std::printf("wrote %s (q8 linear and embedding weights)\n", o.output.c_str());
+    return;
+  }
+  // q8 from PyTorch: the converter writes fp32 next to the output, quantized from there.
+  const std::string py_out = q8 ? o.output + ".fp32.tmp" : o.output;
 
   const char* py_env = std::getenv("HIPPO_TORCH_PYTHON");
   const std::string python = py_env ? py_env : "/usr/bin/python3";
@@ -109,14 +136,16 @@ void convert_checkpoint(const ConvertOptions& o) {
               who, fs::exists(python, ec) ? " is not an executable file" : " does not exist",
               "; the converter needs a Python with PyTorch (set HIPPO_TORCH_PYTHON)");
   const std::string script = find_script();
-  std::vector<std::string> args = {python, script, o.input, o.output, "--dtype", o.dtype};
+  std::vector<std::string> args = {python, script, o.input, py_out, "--dtype",
+                                   q8 ? std::string("fp32") : o.dtype};
   if (o.heads > 0) args.insert(args.end(), {"--heads", std::to_string(o.heads)});
   if (o.vocab_size > 0) args.insert(args.end(), {"--vocab-size", std::to_string(o.vocab_size)});
   if (!o.tokenizer.empty()) args.insert(args.end(), {"--tokenizer", o.tokenizer});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const FileStamp before = stamp_of(o.output);
+  if (q8) fs::remove(py_out, ec);
+  const FileStamp before = stamp_of(py_out);
   std::fflush(stdout);
   std::fflush(stderr);
   pid_t pid = ::fork();
@@ -140,14 +169,24 @@ void convert_checkpoint(const ConvertOptions& o) {
     fail("convert: ", what, " failed with exit status ", code,
          code == 127 ? " (it could not be started)" : "", "; ", o.output, " was not written");
   // Exit 0 is not proof: a wrong HIPPO_TORCH_PYTHON (e.g. /bin/true) exits 0 doing nothing.
-  const FileStamp after = stamp_of(o.output);
+  const FileStamp after = stamp_of(py_out);
   HIPPO_CHECK(after.exists && !(after == before), "convert: ", what,
-              " exited with status 0 but wrote no output to ", o.output);
-  const std::string bad = not_replaceable(o.output);
+              " exited with status 0 but wrote no output to ", py_out);
+  const std::string bad = not_replaceable(py_out);
   if (!bad.empty()) {
-    fs::remove(o.output, ec);  // ours, and unusable
-    fail("convert: ", what, " exited with status 0 but its output ", o.output, " ", bad,
+    fs::remove(py_out, ec);  // ours, and unusable
+    fail("convert: ", what, " exited with status 0 but its output ", py_out, " ", bad,
          "; removed it");
+  }
+  if (q8) {
+    try {
+      write_q8(py_out, o.output);
+    } catch (...) {
+      fs::remove(py_out, ec);
+      throw;
+    }
+    fs::remove(py_out, ec);
+    std::printf("quantized to q8: %s\n", o.output.c_str());
   }
 }
 

@@ -250,6 +250,9 @@ uint64_t weights_fingerprint(const LanguageModel& model) {
       const int sz = dtype_size(w.dtype);
       for (int64_t i = 0; i < n; i += stride)
         h = fnv1a64(static_cast<const char*>(w.data) + i * sz, static_cast<size_t>(sz), h);
+      if (w.scales)  // q8: the scales are weights too
+        for (int64_t i = 0; i < n / kQ8Block; i += stride)
+          h = fnv1a64(w.scales + i, sizeof(float), h);
       continue;
     }
     for (int64_t i = 0; i < n; i += stride) h = fnv1a64(t.data() + i, sizeof(float), h);

@@ -40,6 +40,7 @@ static int dtype_size(const std::string& dt) {
   if (dt == "F32" || dt == "I32") return 4;
   if (dt == "BF16" || dt == "F16") return 2;
   if (dt == "F64" || dt == "I64") return 8;
+  if (dt == "I8") return 1;
   return 0;
 }
 
@@ -64,6 +65,9 @@ void convert_to_f32(const std::string& dt, const unsigned char* p, uint64_t n, f
       std::memcpy(&h, p + 2 * i, 2);
       out[i] = f16_to_f32(h);
     }
+  } else if (dt == "I8") {
+    fail("convert_to_f32: dtype I8 (q8 weights) has no fp32 reading here; q8 files are loaded "
+         "memory-mapped (models/load.h)");
   } else {
     fail("convert_to_f32: unsupported dtype ", dt);
   }
@@ -320,6 +324,37 @@ std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
     } else {
       bytes.append(reinterpret_cast<const char*>(nt.tensor->data()), nt.tensor->numel() * 4);
     }
+  }
+  return bytes;
+}
+
+std::string safetensors_bytes_raw(const std::vector<RawTensor>& tensors,
+                                  const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t off = 0;
+  std::vector<uint64_t> sizes;
+  for (auto& t : tensors) {
+    const int es = dtype_size(t.dtype);
+    HIPPO_CHECK(es != 0, "safetensors: tensor '", t.name, "' has unsupported dtype ", t.dtype);
+    const uint64_t n = static_cast<uint64_t>(shape_numel(t.shape)) * static_cast<uint64_t>(es);
+    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
+    sizes.push_back(n);
+    off += (n + 63) / 64 * 64;
+  }
+  std::string h = header.dump();
+  // The data section and every tensor start 64-byte aligned: mapped, each row of a weight whose
+  // rows are 64-byte multiples lies in whole cache lines (a 512-bit load spanning two lines
+  // runs at about half speed).
+  while ((8 + h.size()) % 64) h += ' ';
+  std::string bytes(8, '\0');
+  uint64_t hl = h.size();
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((hl >> (8 * i)) & 0xff);
+  bytes += h;
+  bytes.reserve(bytes.size() + off);
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    bytes.append(static_cast<const char*>(tensors[k].data), sizes[k]);
+    while (bytes.size() % 64) bytes.push_back('\0');
   }
   return bytes;
 }

@@ -26,7 +26,7 @@ SafeTensors parse_safetensors(const unsigned char* bytes, size_t size, const std
 
 // One tensor's header entry; [begin, end) is relative to the data section.
 struct TensorEntry {
-  std::string dtype;  // F32, F16, BF16 or F64 (the only ones accepted)
+  std::string dtype;  // F32, F16, BF16, F64, or I8 (q8 weights; never converted to fp32)
   Shape shape;
   uint64_t begin = 0, end = 0;
 };
@@ -82,6 +82,19 @@ std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {},
                       const std::set<std::string>& as_bf16 = {});
+
+// A tensor given as raw little-endian bytes of `dtype` (F32, BF16, F16, F64 or I8): how files
+// with quantized weights (models/q8_weights.h) are written. data holds numel(shape) elements.
+struct RawTensor {
+  std::string name;
+  std::string dtype;
+  Shape shape;
+  const void* data;
+};
+// The bytes of a safetensors file holding these tensors (in this order; each starts 64-byte
+// aligned in the file) and metadata.
+std::string safetensors_bytes_raw(const std::vector<RawTensor>& tensors,
+                                  const std::map<std::string, std::string>& metadata = {});
 
 // Writes bytes to path atomically (temporary file, fsync, rename, fsync of the folder).
 void write_file_atomic(const std::string& path, const std::string& bytes);

@@ -4,6 +4,7 @@
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/gemm_q8.h"
 
 namespace hippo {
 
@@ -16,11 +17,22 @@ void xwt_f32(const float* x, int64_t rows, const WeightView& W, float* y, bool a
 void xwt_bf16(const float* x, int64_t rows, const WeightView& W, float* y, bool acc) {
   matmul_xwt_bf16(x, static_cast<const uint16_t*>(W.data), y, rows, W.cols, W.rows, acc);
 }
+void xwt_q8(const float* x, int64_t rows, const WeightView& W, float* y, bool acc) {
+  matmul_xwt_q8(x, rows, W, y, acc);
+}
 void gather_f32(const int32_t* ids, int64_t n, const WeightView& W, float* y) {
   embedding_forward(ids, static_cast<const float*>(W.data), y, n, W.rows, W.cols);
 }
 void gather_bf16(const int32_t* ids, int64_t n, const WeightView& W, float* y) {
   embedding_forward_bf16(ids, static_cast<const uint16_t*>(W.data), y, n, W.rows, W.cols);
+}
+
+void gather_q8(const int32_t* ids, int64_t n, const WeightView& W, float* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    HIPPO_CHECK(ids[i] >= 0 && ids[i] < W.rows, "embedding: token id ", ids[i], " at position ", i,
+                " is outside [0, ", W.rows, ")");
+    dequantize_q8_rows(W, ids[i], 1, y + i * W.cols);
+  }
 }
 
 struct DTypeKernels {
@@ -32,6 +44,7 @@ struct DTypeKernels {
 constexpr DTypeKernels kKernels[kNumDTypes] = {
     {xwt_f32, gather_f32},    // F32
     {xwt_bf16, gather_bf16},  // BF16
+    {xwt_q8, gather_q8},      // Q8
 };
 
 const DTypeKernels& kernels_for(const WeightView& W) {

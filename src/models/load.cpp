@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "io/strict_json.h"
 #include "models/memory_check.h"
+#include "models/q8_weights.h"
 
 namespace hippo {
 
@@ -54,6 +55,47 @@ static void check_finite_bf16(const uint16_t* x, int64_t n, const std::string& t
          " at element ", i, " of ", n, ", bf16); refusing to use NaN/Inf weights");
 }
 
+// A q8 weight NAME (I8) and its scales NAME.q8_scale (F32, (rows, cols / 32)), mapped in place
+// (an oddly aligned scale tensor is copied). The values must lie in [-127, 127] (the VNNI kernel
+// moves signs onto them) and the scales must be finite and non-negative.
+static WeightView map_q8(const SafeTensorsHeader& h, unsigned char* data, const ParamRef& p,
+                         const TensorEntry& e, LanguageModel& model, std::set<std::string>& loaded,
+                         const std::string& path) {
+  const WeightView v = p.param->view();
+  const std::string sname = p.name + kQ8ScaleSuffix;
+  HIPPO_CHECK(v.cols % kQ8Block == 0, path, ": tensor '", p.name, "' is I8 (q8) but its rows of ",
+              v.cols, " are not whole blocks of ", kQ8Block);
+  auto it = h.tensors.find(sname);
+  HIPPO_CHECK(it != h.tensors.end(), path, ": tensor '", p.name,
+              "' is I8 (q8) but its scales '", sname, "' are missing");
+  const TensorEntry& se = it->second;
+  const Shape want{v.rows, v.cols / kQ8Block};
+  HIPPO_CHECK(se.dtype == "F32", path, ": tensor '", sname, "' must be F32, not ", se.dtype);
+  HIPPO_CHECK(se.shape == want, path, ": tensor '", sname, "' has shape ", shape_str(se.shape),
+              ", the q8 weight '", p.name, "' needs ", shape_str(want));
+  const auto* q = reinterpret_cast<const int8_t*>(data + e.begin);
+  const int64_t n = v.rows * v.cols, ns = v.rows * (v.cols / kQ8Block);
+  for (int64_t i = 0; i < n; ++i)
+    if (q[i] == -128)
+      fail(path, ": tensor '", p.name, "' holds -128 at element ", i,
+           "; q8 values must lie in [-127, 127]");
+  const float* s = nullptr;
+  unsigned char* src = data + se.begin;
+  if (reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
+    s = reinterpret_cast<const float*>(src);
+  } else {
+    auto copy = std::make_shared<std::vector<float>>(static_cast<size_t>(ns));
+    std::memcpy(copy->data(), src, static_cast<size_t>(ns) * 4);
+    s = copy->data();
+    model.keep_alive(std::move(copy));
+  }
+  check_finite(s, ns, sname, path);
+  for (int64_t i = 0; i < ns; ++i)
+    if (s[i] < 0) fail(path, ": tensor '", sname, "' holds a negative scale (", s[i], ") at element ", i);
+  loaded.insert(sname);
+  return {DType::Q8, q, v.rows, v.cols, s};
+}
+
 static const TensorEntry& entry_for(const SafeTensorsHeader& h, const ParamRef& p,
                                     const std::string& path) {
   auto it = h.tensors.find(p.name);
@@ -76,7 +118,9 @@ void load_model_weights(const SafeTensorsReader& st, LanguageModel& model) {
               ": cannot load into a model whose weights were loaded for inference");
   std::set<std::string> loaded;
   for (auto& p : model.params()) {
-    entry_for(st.header(), p, st.path());
+    HIPPO_CHECK(entry_for(st.header(), p, st.path()).dtype != "I8", st.path(), ": tensor '",
+                p.name, "' is q8 (I8): a q8 file can only be run (memory-mapped, as hippo "
+                "generate and eval load it), not read into fp32 weights");
     st.read_f32(p.name, p.param->value.data());
     check_finite(p.param->value.data(), p.param->value.numel(), p.name, st.path());
     loaded.insert(p.name);
@@ -109,6 +153,11 @@ std::unique_ptr<LanguageModel> load_model_mapped(const std::string& path,
       check_finite_bf16(bf16, n, p.name, path);
       q.stored = {DType::BF16, bf16, q.view().rows, q.view().cols};
       // Frees the (untouched) fp32 storage made by the constructor; the shape stays.
+      q.value = Tensor::borrow(nullptr, q.value.shape());
+    } else if (e.dtype == "I8") {
+      HIPPO_CHECK(q.accepts_stored, path, ": tensor '", p.name,
+                  "' is I8 (q8), but only linear and embedding weights can be q8");
+      q.stored = map_q8(h, file->data() + h.data_offset, p, e, *model, loaded, path);
       q.value = Tensor::borrow(nullptr, q.value.shape());
     } else if (e.dtype == "F32" && addr % alignof(float) == 0) {
       q.value = Tensor::borrow(reinterpret_cast<float*>(src), q.value.shape());

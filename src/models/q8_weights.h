@@ -1,0 +1,37 @@
+// q8 weights for inference (core/weight.h DType::Q8): the linear layers' weights and the token
+// embedding (also the tied head) as int8 in blocks of 32 with one fp32 scale per block, about
+// 1.125 bytes per weight instead of bf16's 2. SSM parameters, norms, biases and position
+// embeddings stay fp32 (Param::accepts_stored says which is which), as does any weight whose
+// rows are not a multiple of 32 long.
+//
+// File layout (`hippo convert --dtype q8`, docs/checkpoints.md): each q8 weight NAME is two
+// safetensors tensors, NAME (I8, the weight's shape) and NAME.q8_scale (F32, (rows, cols / 32));
+// __metadata__ holds the config and "weights": "q8". models/load.h maps them without copying.
+#pragma once
+#include <map>
+#include <string>
+
+#include "models/lm.h"
+
+namespace hippo {
+
+// Suffix of a q8 weight's scale tensor in a file.
+inline constexpr const char* kQ8ScaleSuffix = ".q8_scale";
+
+// Whether a parameter becomes q8: a linear/embedding weight whose rows are whole blocks.
+bool q8_capable(const Param& p);
+
+// Replaces every q8-capable parameter's value by its q8 quantization made back into fp32 (the
+// fp32 twin of a q8 model, for comparisons: same weights, fp32 kernels).
+void round_weights_to_q8(LanguageModel& model);
+
+// Replaces every q8-capable fp32 parameter by a q8 copy (Param::stored) and frees its fp32
+// storage. The model can then only be run (no init/backward/save).
+void convert_weights_to_q8(LanguageModel& model);
+
+// Writes the model in the q8 layout above (atomically). Needs fp32 weights. `metadata` is added
+// to the file's __metadata__ (e.g. an embedded tokenizer); format, config and weights are set.
+void save_weights_q8(const std::string& path, const LanguageModel& model,
+                     std::map<std::string, std::string> metadata = {});
+
+}  // namespace hippo
