@@ -230,7 +230,8 @@ TEST(RecomputeMemory, DoesNotGrowWithBatch) {
   std::printf("peak RSS growth of a step at L=%d: recompute B=1 %lld KiB, B=3 %lld KiB; plain "
               "B=2 %lld KiB\n", L, static_cast<long long>(one), static_cast<long long>(three),
               static_cast<long long>(plain));
-  EXPECT_LE(three, one + 4096);
+  // Growing with B would make it ~3x; huge pages (2 MiB granules) leave ~15 MB of slack.
+  EXPECT_LE(three, one + one / 2 + 4096);
   EXPECT_LE(three * 3, plain);
 }
 
