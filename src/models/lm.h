@@ -85,6 +85,27 @@ class LanguageModel {
 
   const float* logits() const { return logits_.data(); }
 
+  // Training with recomputation (lm_recompute.cpp; docs/design.md "Training on long
+  // sequences"): forward, loss and backward of tokens (B, L) against targets in one call,
+  // adding `scale` times the gradient of the mean loss into Param::grad, as forward +
+  // loss(targets) + backward(scale) do (equal up to rounding; with dropout, equal masks when
+  // one piece holds the whole batch). Runs `seqs_per_piece` sequences at a time (0: as many as
+  // fit kRecomputePieceTokens, at least one) and keeps of each block only its input rows; a
+  // block's activations are recomputed in the backward, one block at a time, and the head's
+  // logits are made and consumed a block of rows at a time. Memory: (n_layer + 1) residual
+  // rows of one piece plus one block's activations over one piece, whatever B and the
+  // vocabulary. Leaves nothing for backward() (its forward state is cleared).
+  LossStats train_step_recompute(const int32_t* tokens, const int32_t* targets, int B, int L,
+                                 float scale, int seqs_per_piece = 0);
+  static constexpr int64_t kRecomputePieceTokens = 16384;
+  // Bytes the plain forward/backward keeps for (B, L) (an estimate: the saved activations of
+  // every block, the logits and their gradient), which picks the path in training.
+  int64_t plain_training_bytes(int B, int L) const;
+  // Whether training (B, L) takes train_step_recompute: plain_training_bytes over
+  // kRecomputeAboveBytes. HIPPO_TRAIN_RECOMPUTE=0|1 in the environment forces it off or on.
+  bool prefers_recompute(int B, int L) const;
+  static constexpr int64_t kRecomputeAboveBytes = int64_t{4} << 30;
+
   // Recurrent generation (lm_generate.cpp); no dropout. Logits are (B, padded_vocab), held by
   // the state (ModelState::logits), valid until its next prefill or step. A fresh state is the
   // state before position 0. Threads: new_state, prefill, step and step_many are const and
@@ -163,6 +184,16 @@ class LanguageModel {
   void for_each_chunk(const int32_t* tokens, int B, int L, int chunk, Fn&& fn) const;
   // Checks shared by prefill and score.
   void check_sequence(const char* what, int B, int L, const ModelState& state) const;
+
+  // train_step_recompute's: each block's input rows of the current piece.
+  std::vector<Buffer> block_inputs_;
+  // One piece of train_step_recompute: embeds, runs and scores sequences (P, L), backward
+  // included; `count` targets are counted in the whole micro-batch (the mean's divisor).
+  void recompute_piece(const int32_t* tokens, const int32_t* targets, int P, int L, float scale,
+                       int64_t count, double& nats, LossStats& stats);
+  // Block i's forward on r (rows of P sequences of L) in place, saving its activations.
+  void block_forward(size_t i, float* r, int P, int L);
+  void release_block(size_t i);
 
   void dropout_forward(float* x, int64_t n, int site);
   void dropout_backward(float* dx, int64_t n, int site);

@@ -30,8 +30,14 @@ EvalResult evaluate_lm(LanguageModel& model, const TokenCache& tokens, int L, in
   for (int64_t w = 0; w < windows; w += B) {
     const int nb = static_cast<int>(std::min<int64_t>(B, windows - w));
     lm_eval_batch(tokens, L, w, nb, batch);
-    model.forward(batch.tokens.data(), nb, L);
-    LossStats s = model.loss(batch.targets.data(), false);
+    LossStats s;
+    if (model.prefers_recompute(nb, L)) {  // long windows: the chunked path, constant memory
+      ModelState st = model.new_state(nb);
+      s = model.score(batch.tokens.data(), batch.targets.data(), nb, L, st);
+    } else {
+      model.forward(batch.tokens.data(), nb, L);
+      s = model.loss(batch.targets.data(), false);
+    }
     nats += s.loss * s.count;
     count += s.count;
     if (byte_lengths)

@@ -224,12 +224,22 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       if (k == 0 || flat) model.zero_grad();
       next_batch(step, micro, batch);
       model.set_training(true, mix(opt.seed, static_cast<uint64_t>(step) * 1024 + micro));
-      model.forward(batch.tokens.data(), batch.B, batch.L);
-      LossStats s = model.loss(batch.targets.data());
+      const float scale = 1.0f / static_cast<float>(opt.grad_accum);
+      // Long sequences: only each block's input is kept, the rest recomputed in the backward
+      // (LanguageModel::train_step_recompute; the loss check then follows the backward).
+      const bool recompute = model.prefers_recompute(batch.B, batch.L);
+      LossStats s;
+      if (recompute) {
+        s = model.train_step_recompute(batch.tokens.data(), batch.targets.data(), batch.B,
+                                       batch.L, scale);
+      } else {
+        model.forward(batch.tokens.data(), batch.B, batch.L);
+        s = model.loss(batch.targets.data());
+      }
       // With several ranks the check comes after the statistics are summed, on every rank alike.
       HIPPO_CHECK(nranks > 1 || std::isfinite(s.loss), "train: loss is ", s.loss, " at step ", step,
                   "; stopping (the last checkpoint is kept)");
-      model.backward(1.0f / static_cast<float>(opt.grad_accum));
+      if (!recompute) model.backward(scale);
       step_loss += s.loss / opt.grad_accum;
       step_acc += (s.count ? static_cast<double>(s.correct) / s.count : 0.0) / opt.grad_accum;
       step_tokens += static_cast<double>(batch.B) * batch.L;
