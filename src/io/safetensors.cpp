@@ -286,6 +286,19 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
   write_file_atomic(path, safetensors_bytes(tensors, metadata, as_bf16));
 }
 
+// The 8-byte length and the JSON header, padded with spaces (the format allows it) so the data
+// section starts 64-byte aligned: mapped fp32 weights are used in place, and rows that start on
+// a cache line halve the lines a vector load touches (the small-rows kernel ran batch-8
+// decoding ~15% faster; docs/serving.md "Batched decoding").
+static std::string framed_header(const json& header) {
+  std::string h = header.dump();
+  while ((8 + h.size()) % 64) h += ' ';
+  std::string bytes(8, '\0');
+  const uint64_t hl = h.size();
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((hl >> (8 * i)) & 0xff);
+  return bytes + h;
+}
+
 std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
                               const std::map<std::string, std::string>& metadata,
                               const std::set<std::string>& as_bf16) {
@@ -301,17 +314,9 @@ std::string safetensors_bytes(const std::vector<NamedTensor>& tensors,
     // Each tensor starts 4-byte aligned, so F32 tensors can be used in place when mapped.
     off += (n + 3) / 4 * 4;
   }
-  std::string h = header.dump();
-  // The data section starts 64-byte aligned (the JSON is padded with spaces, as the format
-  // allows): mapped fp32 weights are used in place, and rows that start on a cache line halve
-  // the lines a vector load touches (the small-rows kernel ran batch-8 decoding ~15% faster;
-  // docs/serving.md "Batched decoding"). Tensors whose sizes are multiples of 64 bytes (every
-  // one of a released shape's) then all start aligned.
-  while ((8 + h.size()) % 64) h += ' ';
-  std::string bytes(8, '\0');
-  uint64_t hl = h.size();
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((hl >> (8 * i)) & 0xff);
-  bytes += h;
+  // Tensors whose sizes are multiples of 64 bytes (every one of a released shape's) all start
+  // aligned after the aligned header.
+  std::string bytes = framed_header(header);
   bytes.reserve(bytes.size() + off);
   for (auto& nt : tensors) {
     if (as_bf16.count(nt.name)) {
@@ -342,15 +347,10 @@ std::string safetensors_bytes_raw(const std::vector<RawTensor>& tensors,
     sizes.push_back(n);
     off += (n + 63) / 64 * 64;
   }
-  std::string h = header.dump();
-  // The data section and every tensor start 64-byte aligned: mapped, each row of a weight whose
-  // rows are 64-byte multiples lies in whole cache lines (a 512-bit load spanning two lines
-  // runs at about half speed).
-  while ((8 + h.size()) % 64) h += ' ';
-  std::string bytes(8, '\0');
-  uint64_t hl = h.size();
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((hl >> (8 * i)) & 0xff);
-  bytes += h;
+  // Every tensor also starts 64-byte aligned: mapped, each row of a weight whose rows are
+  // 64-byte multiples lies in whole cache lines (a 512-bit load spanning two lines runs at
+  // about half speed).
+  std::string bytes = framed_header(header);
   bytes.reserve(bytes.size() + off);
   for (size_t k = 0; k < tensors.size(); ++k) {
     bytes.append(static_cast<const char*>(tensors[k].data), sizes[k]);
