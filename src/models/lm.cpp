@@ -139,19 +139,7 @@ const float* LanguageModel::forward(const int32_t* tokens, int B, int L) {
       for (int c = 0; c < d; ++c) r[i * d + c] += pe[(i % L) * d + c];
   }
   dropout_forward(r, n, 0);
-  float* normed = normed_.get(n);
-  float* branch = branch_.get(n);
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    Block& b = *blocks_[i];
-    b.norm1.forward(r, normed, rows);
-    b.mixer->forward(normed, branch, B, L);
-    dropout_forward(branch, n, static_cast<int>(1 + 2 * i));
-    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-    b.norm2.forward(r, normed, rows);
-    b.mlp.forward(normed, branch, rows);
-    dropout_forward(branch, n, static_cast<int>(2 + 2 * i));
-    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-  }
+  for (size_t i = 0; i < blocks_.size(); ++i) block_forward(i, r, B, L);
   float* fin = final_.get(n);
   ln_f_.forward(r, fin, rows);
   const int64_t V = cfg_.padded_vocab();
