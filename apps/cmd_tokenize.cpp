@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "apps/commands.h"
+#include "apps/int_option.h"
 #include "hippo/tools.hpp"
 
 namespace hippo::cli {
@@ -57,15 +58,21 @@ void add_tokenize(CLI::App& app, std::function<int()>& run) {
   shards_opt->excludes("--decode")->excludes("--jsonl")->excludes("--model")->excludes("--special");
   cmd->add_option("-d,--data", shards->data, "With --shards: the corpus (as hippo train --data)")
       ->capture_default_str()->needs(shards_opt);
-  cmd->add_option("--shard-tokens", shards->shard_tokens,
+  // Parsed strictly (apps/int_option.h): CLI11 would wrap "-5" into a huge unsigned count.
+  auto shard_tokens_text = std::make_shared<std::string>("0");
+  cmd->add_option("--shard-tokens", *shard_tokens_text,
                   "With --shards: ids per shard file (0: 2^27, 256 MiB of uint16 ids)")
-      ->capture_default_str()->needs(shards_opt);
+      ->type_name("INT")->capture_default_str()->needs(shards_opt);
   cmd->add_option("-t,--threads", shards->threads, "With --shards: threads (0: all cores)")
       ->capture_default_str()->needs(shards_opt);
-  cmd->callback([o, shards, &run] {
+  cmd->callback([o, shards, shard_tokens_text, &run] {
     if (!shards->out_dir.empty()) {
       shards->tokenizer = o->tokenizer;
-      run = [shards] { return run_shards(*shards); };
+      run = [shards, shard_tokens_text] {
+        shards->shard_tokens = static_cast<uint64_t>(
+            parse_int_option(*shard_tokens_text, "--shard-tokens", 0, kMaxCount));
+        return run_shards(*shards);
+      };
       return;
     }
     run = [o] { tokenize_stream(*o, std::cin, std::cout); return 0; };

@@ -154,6 +154,13 @@ class DataPipelineTest(unittest.TestCase):
                              "bad.jsonl" + needle)
         self.assertFalse(os.path.exists(self.path("sh")))
 
+    def test_bad_shard_sizes_are_refused_before_writing(self):
+        data = self.write("s.txt", corpus_text(50))
+        for bad, msg in (("-5", "--shard-tokens must be >= 0"), ("abc", "--shard-tokens must be an integer")):
+            self.refused(self.hippo("tokenize", "--shards", self.path("no"), "-d", data, "--shard-tokens", bad,
+                                    ok=False), msg)
+            self.assertFalse(os.path.exists(self.path("no")))
+
     def test_bad_shards_are_refused_naming_file_and_offset(self):
         self.shards(self.write("c.txt", corpus_text(200)), "sh")
         train = self.path("sh/train-00000.tok")
