@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -179,4 +180,21 @@ TEST(SafeTensors, DataSectionStartsOnACacheLine) {
     std::memcpy(&v, bytes.data() + h.data_offset + 5 * 4, 4);
     EXPECT_EQ(v, 5.0f);
   }
+}
+
+// An atomic write renames over its target, so a device, FIFO or folder at the path would be
+// replaced: refused instead, and left as it was (random_model once replaced /dev/null).
+TEST(SafeTensors, AtomicWriteNeverReplacesANonRegularFile) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("hippo_atomic_" + std::to_string(::getpid()));
+  fs::create_directories(dir / "folder");
+  const std::string fifo = (dir / "fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THROW(hippo::write_file_atomic(fifo, "x"), hippo::Error);
+  EXPECT_TRUE(fs::is_fifo(fs::symlink_status(fifo)));
+  EXPECT_THROW(hippo::write_file_atomic((dir / "folder").string(), "x"), hippo::Error);
+  EXPECT_TRUE(fs::is_directory(dir / "folder"));
+  hippo::write_file_atomic((dir / "plain").string(), "x");  // a new regular file is fine
+  EXPECT_EQ(fs::file_size(dir / "plain"), 1u);
+  fs::remove_all(dir);
 }

@@ -246,6 +246,12 @@ void SafeTensorsReader::read_f32(const std::string& name, float* out) const {
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   namespace fs = std::filesystem;
   fs::path target(path);
+  // The rename below would replace whatever is there: never a device (bench/random_model once
+  // replaced /dev/null), a FIFO or a folder. Symbolic links are replaced, not followed, as before.
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(target, ec);
+  HIPPO_CHECK(!fs::exists(st) || fs::is_regular_file(st) || fs::is_symlink(st), path,
+              ": exists and is not a regular file; refusing to replace it");
   fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   // Same folder, so the rename cannot cross file systems.
   std::string tmp = (dir / str(".", target.filename().string(), ".tmp", ::getpid())).string();
