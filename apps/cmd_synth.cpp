@@ -12,11 +12,22 @@ namespace {
 
 struct SynthCli {
   SynthStudyOptions s;
-  std::string steps_text = "3000", eval_every_text = "100";  // parsed strictly (apps/int_option.h)
+  std::string steps_text = "3000", attn_steps_text, eval_every_text = "100";  // parsed strictly (apps/int_option.h)
+  bool steps_given = false, lr_given = false, attn_lr_given = false;
+  float attn_lr = 0;
 };
 
 int run_synth_cli(SynthCli& o) {
   o.s.steps = parse_int_option(o.steps_text, "--steps", 1, kMaxCount);
+  // Attention's own budget is a default of the study; a user who sets -n alone means every model.
+  if (!o.attn_steps_text.empty())
+    o.s.attn_steps = parse_int_option(o.attn_steps_text, "--attn-steps", 0, kMaxCount);
+  else if (o.steps_given)
+    o.s.attn_steps = 0;
+  if (o.attn_lr_given)
+    o.s.attn_lr = o.attn_lr;
+  else if (o.lr_given)
+    o.s.attn_lr = 0;
   o.s.eval_every = parse_int_option(o.eval_every_text, "--eval-every", 0, kMaxCount);
   o.s.source_dir = HIPPO_SOURCE_DIR;
   run_synth(o.s);
@@ -43,9 +54,14 @@ void add_synth(CLI::App& app, std::function<int()>& run) {
   c->add_option("--layers", o->s.n_layer, "Layers")->capture_default_str();
   c->add_option("-b,--batch-size", o->s.batch_size, "Batch size")->capture_default_str();
   c->add_option("-n,--steps", o->steps_text, "Step budget per run")->type_name("INT")->capture_default_str();
+  c->add_option("--attn-steps", o->attn_steps_text,
+                "Step budget of attention runs (default: 10000, or -n when -n is given; 0: -n)")
+      ->type_name("INT");
   c->add_option("--eval-every", o->eval_every_text, "Evaluate every N steps")
       ->type_name("INT")->capture_default_str();
   c->add_option("--lr", o->s.lr, "Peak learning rate")->capture_default_str();
+  c->add_option("--attn-lr", o->attn_lr,
+                "Peak learning rate of attention runs (default: 0.001, or --lr when --lr is given; 0: --lr)");
   c->add_option("--init-std", o->s.init_std, "Init std of linears and embeddings (0: 1/sqrt(d))")
       ->capture_default_str();
   c->add_option("--dropout", o->s.dropout, "Embedding and residual dropout while training")
@@ -57,7 +73,12 @@ void add_synth(CLI::App& app, std::function<int()>& run) {
   c->add_option("-t,--threads", o->s.threads, "Runs in parallel (0: all cores)")->capture_default_str();
   c->add_option("-o,--out", o->s.out, "Output folder")->capture_default_str();
   c->add_flag("--force", o->s.force, "Replace an earlier study's results in the output folder");
-  c->callback([&run, o] { run = [o] { return run_synth_cli(*o); }; });
+  c->callback([&run, o, c] {
+    o->steps_given = c->count("--steps") > 0;
+    o->lr_given = c->count("--lr") > 0;
+    o->attn_lr_given = c->count("--attn-lr") > 0;
+    run = [o] { return run_synth_cli(*o); };
+  });
 }
 
 }  // namespace hippo::cli

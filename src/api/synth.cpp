@@ -61,6 +61,11 @@ ModelConfig study_config(const std::string& model, int vocab, int seq_len, const
   return ModelConfig::from_json(j, "synth study config for " + model);
 }
 
+// The step budget of one model's runs: attention may have a budget of its own.
+int64_t steps_of(const std::string& model, const SynthStudyOptions& o) {
+  return model == "attention" && o.attn_steps > 0 ? o.attn_steps : o.steps;
+}
+
 // One task of the study at the study's sizes (0: the task's own defaults).
 SynthOptions task_options(const std::string& task, const SynthStudyOptions& o) {
   SynthOptions so;
@@ -97,6 +102,8 @@ void validate(const SynthStudyOptions& o) {
   HIPPO_CHECK(o.batch_size >= 1 && o.batch_size <= 65536, "--batch-size must be in [1, 65536], got ",
               o.batch_size);
   HIPPO_CHECK(std::isfinite(o.lr) && o.lr > 0, "--lr must be a positive finite number, got ", o.lr);
+  HIPPO_CHECK(std::isfinite(o.attn_lr) && o.attn_lr >= 0,
+              "--attn-lr must be a finite number >= 0 (0: --lr), got ", o.attn_lr);
   HIPPO_CHECK(o.init_std == 0 || (o.init_std > 0 && o.init_std < 10),
               "--init-std must be 0 (1/sqrt(d)) or in (0, 10), got ", o.init_std);
   HIPPO_CHECK(o.attn_positions == "learned" || o.attn_positions == "rotary",
@@ -120,6 +127,7 @@ void validate(const SynthStudyOptions& o) {
 SynthStudyResult run_synth(const SynthStudyOptions& o) {
   namespace fs = std::filesystem;
   HIPPO_CHECK(o.steps >= 1, "--steps must be >= 1, got ", o.steps);
+  HIPPO_CHECK(o.attn_steps >= 0, "--attn-steps must be >= 0 (0: --steps), got ", o.attn_steps);
   HIPPO_CHECK(o.eval_every >= 0, "--eval-every must be >= 0, got ", o.eval_every);
   validate(o);
   // The output folder is ready before hours of runs: created, locked against a second study,
@@ -142,10 +150,14 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
   for (auto& t : o.tasks)
     for (auto& m : o.models)
       for (int s = 0; s < o.seeds; ++s) jobs.push_back({t, m, s});
+  // The longest budgets start first, so that the last runs to finish are short ones.
+  std::stable_sort(jobs.begin(), jobs.end(),
+                   [&](const Job& a, const Job& b) { return steps_of(a.model, o) > steps_of(b.model, o); });
   const int workers = o.threads > 0 ? o.threads : omp_get_num_procs();
   std::fprintf(stderr, "synth: %zu runs (%zu tasks x %zu models x %d seeds), %d at a time, "
-               "up to %lld steps each, batch %d\n", jobs.size(), o.tasks.size(), o.models.size(),
-               o.seeds, workers, static_cast<long long>(o.steps), o.batch_size);
+               "up to %lld steps each (attention %lld), batch %d\n", jobs.size(), o.tasks.size(), o.models.size(),
+               o.seeds, workers, static_cast<long long>(o.steps),
+               static_cast<long long>(steps_of("attention", o)), o.batch_size);
   std::vector<RunResult> results(jobs.size());
   std::mutex io;
   int done = 0;
@@ -168,10 +180,10 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
       LanguageModel model(study_config(job.model, so.vocab, so.seq_len, o));
       model.init(job.seed);
       TrainOptions t;
-      t.steps = o.steps;
-      t.adam.lr = o.lr;
+      t.steps = steps_of(job.model, o);
+      t.adam.lr = job.model == "attention" && o.attn_lr > 0 ? o.attn_lr : o.lr;
       t.adam.weight_decay = 0.1f;
-      t.warmup_steps = std::min<int64_t>(100, o.steps / 10);
+      t.warmup_steps = std::min<int64_t>(100, t.steps / 10);
       t.eval_every = o.eval_every;
       t.seed = job.seed;
       t.quiet = true;
@@ -251,7 +263,10 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
               << "," << early << "," << tps / n << "," << sizes.vocab << "," << sizes.seq_len << ","
               << sizes.pairs << "\n";
     }
+  const bool attn_lr_own = o.attn_lr > 0 && o.attn_lr != o.lr &&
+                           std::find(o.models.begin(), o.models.end(), "attention") != o.models.end();
   md << "\nSettings: d_model " << o.d_model << ", " << o.n_layer << " layers, AdamW lr " << o.lr
+     << (attn_lr_own ? str(" (attention ", o.attn_lr, ")") : std::string())
      << " (SSM dynamics min(lr, 1e-3)), weight decay 0.1, warmup then cosine, clip 1.0, init std "
      << fmt("%.3f", o.init_std > 0 ? o.init_std : 1.0 / std::sqrt(static_cast<double>(o.d_model)))
      << ", dropout " << o.dropout << "; attention has " << (o.attn_positions == "rotary" ? "rotary" : "learned")
@@ -265,9 +280,15 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
     if (sizes.pairs > 0) md << ", " << sizes.pairs << " pairs";
   }
   md << " (" << o.n_train << " training and " << o.n_test << " test sequences).\n";
+  const bool attn_own = o.attn_steps > 0 && o.attn_steps != o.steps &&
+                        std::find(o.models.begin(), o.models.end(), "attention") != o.models.end();
   md << "\nBudget: up to " << o.steps << " steps of batch " << o.batch_size << " ("
-     << fmt("%.1f", static_cast<double>(o.steps) * o.batch_size / o.n_train)
-     << " epochs of " << o.n_train << " sequences), the same for every model; a run stops early "
+     << fmt("%.1f", static_cast<double>(o.steps) * o.batch_size / o.n_train) << " epochs of " << o.n_train
+     << " sequences), "
+     << (attn_own ? str("attention up to ", o.attn_steps, " steps (", fmt("%.1f", static_cast<double>(o.attn_steps) *
+                                                                               o.batch_size / o.n_train), " epochs)")
+                  : std::string("the same for every model"))
+     << "; a run stops early "
      << "once it reaches 100% test accuracy (evaluated every " << o.eval_every << " steps). "
      << "Wall time " << fmt("%.0f", total) << " s for all runs, " << workers << " at a time.\n";
   std::printf("%s", md.str().c_str());

@@ -110,6 +110,36 @@ class SynthTasks(unittest.TestCase):
         self.refused(bad, "--dropout must be in [0, 1)")
         self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
 
+    def study_steps(self, name, *extra):
+        """Runs a 1-seed associative-recall study of attention and H3; returns the steps each ran
+        (evaluation only at the end, so no run stops early) and the table."""
+        out = os.path.join(self.dir, name)
+        r = self.hippo("synth", "--tasks", "associative_recall", "--models", "attention", "h3", "--seeds", "1",
+                       "--eval-every", "0", "--d-model", "16", "--layers", "1", "--n-train", "16",
+                       "--n-test", "4", "-t", "1", "-o", out, *extra)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(out, "summary.csv")) as f:
+            steps = {x["model"]: float(x["steps_mean"]) for x in csv.DictReader(f)}
+        with open(os.path.join(out, "table.md")) as f:
+            return steps, f.read()
+
+    def test_attention_has_its_own_budget_and_lr(self):
+        # The study gives attention a budget and lr of its own; -n / --lr alone mean every model,
+        # --attn-steps / --attn-lr set attention's.
+        steps, table = self.study_steps("own", "-n", "2", "--attn-steps", "3", "--lr", "0.002",
+                                        "--attn-lr", "0.0005")
+        self.assertEqual(steps, {"attention": 3.0, "h3": 2.0})
+        self.assertIn("attention up to 3 steps", table)
+        self.assertIn("AdamW lr 0.002 (attention 0.0005)", table)
+        steps, table = self.study_steps("same", "-n", "2", "--lr", "0.002")
+        self.assertEqual(steps, {"attention": 2.0, "h3": 2.0})
+        self.assertIn("the same for every model", table)
+        self.assertIn("AdamW lr 0.002 (SSM", table)
+        for extra, msg in [(["--attn-lr", "-1"], "--attn-lr must be"), (["--attn-steps", "-2"], "--attn-steps")]:
+            with self.subTest(extra=extra):
+                self.refused(self.hippo("synth", *extra, "-o", os.path.join(self.dir, "no")), msg)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
+
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
