@@ -20,8 +20,8 @@
 #
 # Environment: HIPPO (build/hippo), SHAPE (hybrid: configs/lm_compare/hybrid.json, d 256,
 # 6 layers, byte vocabulary, 19 MB of gradients, -b 4 -L 256; 125m: d 768, 12 layers, vocabulary
-# 50264, attention at layer 6, -b 1 -L 128), CONFIG/B/L (override the shape's), DATA (a 400 kB
-# text made from the Brown corpus, tags removed), ACCUM (2: micro-batches per step over all
+# 50264, attention at layer 6, -b 1 -L 128), CONFIG/B/L (override the shape's), DATA (a text of
+# DATA_BYTES, 400 kB (hybrid) or 40 kB (125m), made from the Brown corpus, tags removed), ACCUM (2: micro-batches per step over all
 # ranks), STEPS (16), ROUNDS (3), RUNS (the list above), BUCKET_MB (4), OUT (a temporary
 # folder), MPI_ARGS (extra mpirun options for every -np 2 run). Every run uses
 # OMP_WAIT_POLICY=PASSIVE (spinning OpenMP waits make -t 2 collapse whenever anything else
@@ -33,24 +33,24 @@ SHAPE=${SHAPE:-hybrid}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 case "$SHAPE" in
-  hybrid) CONFIG=${CONFIG:-configs/lm_compare/hybrid.json}; B=${B:-4}; L=${L:-256} ;;
+  hybrid) CONFIG=${CONFIG:-configs/lm_compare/hybrid.json}; B=${B:-4}; L=${L:-256}; DATA_BYTES=${DATA_BYTES:-400000} ;;
   125m)
     if [ -z "${CONFIG:-}" ]; then
       CONFIG=$OUT/125m.json
       echo '{"vocab_size": 50264, "d_model": 768, "n_layer": 12, "d_state": 64, "attn_heads": 12, "mixer": "h3", "attn_layer_idx": [6]}' > "$CONFIG"
     fi
-    B=${B:-1}; L=${L:-128} ;;
+    B=${B:-1}; L=${L:-128}; DATA_BYTES=${DATA_BYTES:-40000} ;;  # a small test split: its evaluation ends each run
   *) echo "bench_scaling: SHAPE must be hybrid or 125m" >&2; exit 1 ;;
 esac
 ACCUM=${ACCUM:-2}; STEPS=${STEPS:-16}; ROUNDS=${ROUNDS:-3}; BUCKET_MB=${BUCKET_MB:-4}
 RUNS=${RUNS:-np2 np2b np2nb np1t1 np1t2}
 if [ -z "${DATA:-}" ]; then
-  DATA=$OUT/brown400k.txt
+  DATA=$OUT/brown$DATA_BYTES.txt
   [ -d data/brown ] || { echo "bench_scaling: data/brown missing (scripts/get_brown.sh), or set DATA" >&2; exit 1; }
   cat data/brown/c[a-r][0-9][0-9] | python3 -c '
 import re, sys
 text = re.sub(r"/\S+", "", sys.stdin.read())
-sys.stdout.write(re.sub(r"[ \t]+", " ", text)[:400000])' > "$DATA"
+sys.stdout.write(re.sub(r"[ \t]+", " ", text)[:int(sys.argv[1])])' "$DATA_BYTES" > "$DATA"
 fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 command -v mpirun >/dev/null || { echo "bench_scaling: mpirun not found (Debian: openmpi-bin)" >&2; exit 1; }
