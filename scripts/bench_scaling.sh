@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel scaling on one machine (docs/scaling.md, issue 15), one command:
 #
-#   scripts/bench_scaling.sh                 # ~5 min on an idle 2-core machine; prints markdown tables
+#   scripts/bench_scaling.sh                 # ~5-6 min on an idle 2-core machine (estimated); markdown tables
 #   ROUNDS=5 STEPS=32 scripts/bench_scaling.sh
 #   SHAPE=125m STEPS=6 ROUNDS=2 scripts/bench_scaling.sh     # the 125M shape (~500 MB of gradients)
 #
