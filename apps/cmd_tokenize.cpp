@@ -63,6 +63,9 @@ void add_tokenize(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--shard-tokens", *shard_tokens_text,
                   "With --shards: ids per shard file (0: 2^27, 256 MiB of uint16 ids)")
       ->type_name("INT")->capture_default_str()->needs(shards_opt);
+  cmd->add_flag("--force", shards->force,
+                "With --shards: replace the token shards already in OUT_DIR (without it, refused)")
+      ->needs(shards_opt);
   cmd->add_option("-t,--threads", shards->threads, "With --shards: threads (0: all cores)")
       ->capture_default_str()->needs(shards_opt);
   cmd->callback([o, shards, shard_tokens_text, &run] {

@@ -88,6 +88,10 @@ void add_train(CLI::App& app, std::function<int()>& run) {
   c->add_option("--dist-timeout", o->t.dist_timeout,
                  "Under mpirun: seconds a rank waits for the others before ending the job (a rank "
                  "died or hangs; 0: for ever)")->capture_default_str();
+  c->add_option("--allreduce-bucket-mb", o->t.allreduce_bucket_mb,
+                 "Under mpirun: all-reduce the gradients in buckets of this many MB, started "
+                 "during the backward (0: one all-reduce after it; same weights either way)")
+      ->capture_default_str();
   c->add_option("--tokenizer", o->t.tokenizer, "byte | gpt2:DIR (text data)")->capture_default_str();
   c->add_option("-L,--seq-len", o->t.seq_len,
                 "Tokens per training window (text data); sequence length (synthetic data; default: "

@@ -34,6 +34,7 @@ struct ShardOptions {
   std::string out_dir;
   int threads = 0;                 // 0: all cores
   uint64_t shard_tokens = 0;       // ids per shard file; 0: 2^27
+  bool force = false;              // replace shards already in out_dir (else refused)
   std::function<void(uint64_t done_bytes, uint64_t total_bytes)> on_progress;  // null: none
 };
 struct ShardResult {

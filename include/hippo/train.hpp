@@ -72,6 +72,11 @@ struct TrainingOptions {
   // Under mpirun: a collective that waits longer than this for the other ranks (one died or
   // hangs) ends the job with a message. Must exceed an evaluation plus a checkpoint save.
   double dist_timeout = 600;
+  // Under mpirun: the gradients are all-reduced in buckets of about this many MB (10^6 bytes),
+  // each started while the backward of the step's last micro-batch still runs; 0: one
+  // all-reduce after the backward. The weights are the same bit for bit either way
+  // (docs/scaling.md "Bucketed all-reduce").
+  double allreduce_bucket_mb = 0;
 };
 
 struct TrainingProgress {

@@ -49,6 +49,9 @@ void validate(const TrainingOptions& o, const TrainOptions& t) {
   HIPPO_CHECK(std::isfinite(o.dist_timeout) && o.dist_timeout >= 0,
               "--dist-timeout must be a finite number of seconds >= 0 (0: wait for ever), got ",
               o.dist_timeout);
+  HIPPO_CHECK(std::isfinite(o.allreduce_bucket_mb) && o.allreduce_bucket_mb >= 0 &&
+              o.allreduce_bucket_mb <= 1e6, "--allreduce-bucket-mb must be a number of MB in "
+              "[0, 1e6] (0: one all-reduce after the backward), got ", o.allreduce_bucket_mb);
   HIPPO_CHECK(o.grad_accum >= 0, "--grad-accum must be >= 1 (or 0: one per rank), got ", o.grad_accum);
   HIPPO_CHECK(o.data.rfind("synthetic:", 0) == 0 || (o.synth_vocab == 0 && o.synth_pairs == 0),
               "--vocab and --pairs size a synthetic task (-d synthetic:TASK); the data is '", o.data, "'");
@@ -62,6 +65,7 @@ TrainOptions trainer_options(const TrainingOptions& o) {
   TrainOptions t;
   t.steps = o.steps;
   t.grad_accum = o.grad_accum;
+  t.allreduce_bucket_bytes = static_cast<size_t>(std::ceil(o.allreduce_bucket_mb * 1e6));
   t.adam.lr = o.lr;
   t.adam.weight_decay = o.weight_decay;
   t.warmup_steps = o.warmup;

@@ -50,12 +50,15 @@ LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)), ln_f_(cfg_
     blocks_.push_back(std::make_unique<Block>(cfg_, cfg_.mixers[i]));
     const std::string pre = "backbone.layers." + std::to_string(i) + ".";
     Block& b = *blocks_.back();
+    block_params_begin_.push_back(params_.size());
     b.norm1.collect_params(pre + "norm1.", params_);
     b.mixer->collect_params(pre + "mixer.", params_);
     b.norm2.collect_params(pre + "norm2.", params_);
     b.mlp.collect_params(pre + "mlp.", params_);
   }
+  const size_t before_ln_f = params_.size();
   ln_f_.collect_params("backbone.ln_f.", params_);
+  ln_f_params_ = params_.size() - before_ln_f;
   masks_.resize(1 + 2 * cfg_.n_layer);
 }
 
@@ -174,6 +177,11 @@ void LanguageModel::backward(float scale) {
        wte_.grad.data(), d);
   float* dr = dresid_.get(n);
   ln_f_.backward(dfin, dr);
+  // Block i's parameters are params_[block_begin(i), block_begin(i + 1)); ln_f's follow the last.
+  auto block_begin = [&](size_t i) {
+    return i < block_params_begin_.size() ? block_params_begin_[i] : params_.size() - ln_f_params_;
+  };
+  if (grads_final_) grads_final_(block_begin(blocks_.size()), params_.size());
   float* dbranch = dbranch_.get(n);
   float* dnormed = dnormed_.get(n);
   float* tmp = normed_.get(n);  // free after forward
@@ -189,6 +197,7 @@ void LanguageModel::backward(float scale) {
     b.mixer->backward(dbranch, dnormed);
     b.norm1.backward(dnormed, tmp);
     for (int64_t j = 0; j < n; ++j) dr[j] += tmp[j];
+    if (grads_final_) grads_final_(block_begin(i), block_begin(i + 1));
   }
   dropout_backward(dr, n, 0);
   embedding_backward(tokens_.data(), dr, wte_.grad.data(), rows, cfg_.padded_vocab(), d);
@@ -197,6 +206,7 @@ void LanguageModel::backward(float scale) {
     for (int64_t i = 0; i < rows; ++i)
       for (int c = 0; c < d; ++c) dpe[(i % L_) * d + c] += dr[i * d + c];
   }
+  if (grads_final_) grads_final_(0, block_begin(0));
 }
 
 }  // namespace hippo

@@ -3,6 +3,7 @@
 // a final LayerNorm and the LM head tied to the embedding.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -82,6 +83,14 @@ class LanguageModel {
   // gradient accumulation); adds into every Param::grad. An Error unless the last forward was
   // followed by loss(want_grad = true) (generation in between changes nothing).
   void backward(float scale = 1.0f);
+  // Called by backward() as soon as the gradients of params()[begin, end) are final for this
+  // backward (nothing more is added to them before it returns): the final LayerNorm's, then
+  // each block's from the last to the first, then the embeddings' at the end; every parameter
+  // exactly once. Data-parallel training starts the all-reduce of those gradients while the
+  // backward goes on (train/dist/grad_buckets.h). Null (the default): none. Not called by
+  // train_step_recompute.
+  using GradsFinalFn = std::function<void(size_t begin, size_t end)>;
+  void set_grads_final_hook(GradsFinalFn fn) { grads_final_ = std::move(fn); }
 
   const float* logits() const { return logits_.data(); }
 
@@ -165,6 +174,9 @@ class LanguageModel {
   bool grad_ready_ = false;    // dlogits_ belongs to the last forward (loss with want_grad)
 
   std::vector<std::shared_ptr<const void>> external_;
+  GradsFinalFn grads_final_;
+  std::vector<size_t> block_params_begin_;  // index in params_ of each block's first parameter
+  size_t ln_f_params_ = 0;                  // ln_f's parameters, the last in params_
 
   // Token embedding rows (fp32 or bf16 weights) of `rows` tokens into r.
   void embed_tokens(const int32_t* tokens, int64_t rows, float* r) const;

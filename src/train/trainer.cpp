@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "train/checkpoint.h"
+#include "train/dist/grad_buckets.h"
 #include "train/dist/grad_sync.h"
 #include "train/grad_clip.h"
 #include "train/run_log.h"
@@ -189,6 +190,14 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
   // Micro-batch gradients summed apart from Param::grad (see train() in trainer.h).
   std::optional<GradBuffer> flat;
   if (nranks > 1 || opt.grad_accum > 1) flat.emplace(model.params());
+  // Bucketed: the last micro-batch's gradients are all-reduced as the backward finishes them.
+  std::optional<BucketedAllreduce> buckets;
+  if (nranks > 1 && opt.allreduce_bucket_bytes > 0)
+    buckets.emplace(*flat, *comm, opt.allreduce_bucket_bytes);
+  struct HookGuard {  // the model's hook points at `buckets` only during that backward
+    LanguageModel& m;
+    ~HookGuard() { m.set_grads_final_hook(nullptr); }
+  };
 
   TrainResult res;
   res.steps_done = start;
@@ -222,6 +231,13 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     for (int k = 0; k < per_rank; ++k) {
       const int micro = rank * per_rank + k;  // its index in the step, over all ranks
       if (k == 0 || flat) model.zero_grad();
+      const bool hooked = buckets && k + 1 == per_rank;
+      std::optional<HookGuard> hook;
+      if (hooked) {
+        buckets->begin(k == 0);
+        hook.emplace(model);
+        model.set_grads_final_hook([&](size_t b, size_t e) { buckets->grads_final(b, e); });
+      }
       next_batch(step, micro, batch);
       model.set_training(true, mix(opt.seed, static_cast<uint64_t>(step) * 1024 + micro));
       const float scale = 1.0f / static_cast<float>(opt.grad_accum);
@@ -243,7 +259,8 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
       step_loss += s.loss / opt.grad_accum;
       step_acc += (s.count ? static_cast<double>(s.correct) / s.count : 0.0) / opt.grad_accum;
       step_tokens += static_cast<double>(batch.B) * batch.L;
-      if (flat && k == 0) flat->assign_grads();
+      if (hooked) buckets->start_rest();  // after train_step_recompute: all of them
+      else if (flat && k == 0) flat->assign_grads();
       else if (flat) flat->add_grads();
     }
     const auto t_wait = std::chrono::steady_clock::now();
@@ -252,7 +269,8 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     const auto t_reduce = std::chrono::steady_clock::now();
     wait_acc += std::chrono::duration<double>(t_reduce - t_wait).count();
     if (nranks > 1) {
-      comm->allreduce_sum(flat->data(), flat->size());
+      if (buckets) buckets->wait();
+      else comm->allreduce_sum(flat->data(), flat->size());
       double stats[3] = {step_loss, step_acc, step_tokens};
       comm->allreduce_sum(stats, 3);
       step_loss = stats[0];

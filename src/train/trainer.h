@@ -29,6 +29,10 @@ using EvalFn = std::function<EvalResult(LanguageModel&)>;
 struct TrainOptions {
   int64_t steps = 1000;
   int grad_accum = 1;
+  // Under several ranks: gradients all-reduced in buckets of about this many bytes, started
+  // during the backward of the step's last micro-batch (train/dist/grad_buckets.h); 0: one
+  // all-reduce after the backward. The weights are the same bit for bit either way.
+  size_t allreduce_bucket_bytes = 0;
   AdamWOptions adam;
   int64_t warmup_steps = 0;
   float min_lr_ratio = 0.1f;

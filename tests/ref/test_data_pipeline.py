@@ -154,6 +154,32 @@ class DataPipelineTest(unittest.TestCase):
                              "bad.jsonl" + needle)
         self.assertFalse(os.path.exists(self.path("sh")))
 
+    def test_shards_already_in_the_folder_are_replaced_only_with_force(self):
+        data = self.write("c.txt", corpus_text(200))
+        sh = self.path("sh")
+        self.hippo("tokenize", "--shards", sh, "-d", data, "--shard-tokens", "1000")
+        before = {f: os.path.getmtime(os.path.join(sh, f)) for f in os.listdir(sh)}
+        self.assertGreater(len([f for f in before if f.startswith("train-")]), 2)
+        r = self.hippo("tokenize", "--shards", sh, "-d", data, ok=False)
+        self.refused(r, f"--shards {sh}: already holds token shards (test-00000.tok", "--force")
+        self.assertEqual(before, {f: os.path.getmtime(os.path.join(sh, f)) for f in os.listdir(sh)})
+        # --force replaces them, the earlier run's extra files included
+        self.hippo("tokenize", "--shards", sh, "-d", data, "--force")
+        self.assertEqual(sorted(os.listdir(sh)), ["test-00000.tok", "train-00000.tok", "validation-00000.tok"])
+        # a folder with other files (no shards) is fine, and they stay; the corpus folder itself is not
+        other = self.path("other")
+        os.makedirs(other)
+        self.write("other/notes.md", "mine")
+        self.hippo("tokenize", "--shards", other, "-d", data)
+        self.assertIn("notes.md", os.listdir(other))
+        corpus_dir = self.path("corpus")
+        os.makedirs(corpus_dir)
+        self.write("corpus/a.txt", corpus_text(100))
+        self.write("corpus/b.txt", corpus_text(100, 2))
+        self.refused(self.hippo("tokenize", "--shards", corpus_dir, "-d", corpus_dir, "--force", ok=False),
+                     "is the corpus folder itself")
+        self.refused(self.hippo("tokenize", "--shards", data, "-d", data, ok=False), "is not a folder")
+
     def test_bad_shard_sizes_are_refused_before_writing(self):
         data = self.write("s.txt", corpus_text(50))
         for bad, msg in (("-5", "--shard-tokens must be >= 0"), ("abc", "--shard-tokens must be an integer")):

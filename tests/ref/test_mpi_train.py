@@ -149,6 +149,26 @@ class MpiTrainTest(unittest.TestCase):
                 w1, w2 = self.weights(tag + "ga1"), self.weights(tag + "np2")
                 self.assertTrue(any(not np.array_equal(w1[k], w2[k]) for k in w1))
 
+    def test_bucketed_allreduce_gives_the_same_weights_bit_for_bit(self):
+        """--allreduce-bucket-mb: buckets all-reduced during the backward (of a rank's last
+        micro-batch) give the weights of one all-reduce after it, and of one process."""
+        self.run_ok(1, "ga2", "-n", "10", "--grad-accum", "2")
+        self.run_ok(1, "ga4", "-n", "10", "--grad-accum", "4")
+        for accum in ("2", "4"):  # one micro-batch per rank; two (the first's summed before)
+            for mb in ("0", "0.001", "0.02", "1000") if accum == "2" else ("0", "0.001"):
+                # single; a bucket per tensor; a few; one
+                with self.subTest(accum=accum, mb=mb):
+                    out = f"np2_{accum}_{mb}"
+                    self.run_ok(2, out, "-n", "10", "--grad-accum", accum, "--allreduce-bucket-mb", mb)
+                    self.assert_bit_identical("ga" + accum if accum == "2" else "np2_4_0", out)
+        # 2 ranks of 2 micro-batches sum in another order than one process of 4 (docs/scaling.md)
+        wa, wb = self.weights("ga4"), self.weights("np2_4_0.001")
+        self.assertLessEqual(max(float(np.abs(wa[k] - wb[k]).max()) for k in wa), 1e-6)
+        r = subprocess.run(self.cmd(0, "neg", "-n", "1", "--allreduce-bucket-mb", "-1"),
+                           capture_output=True, text=True, timeout=60, env=ENV)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--allreduce-bucket-mb", r.stderr)
+
     def test_ranks_read_only_their_part_of_many_shards(self):
         """Shards of 500 ids: each rank maps them all but reads (and checks) only the token range
         of its micro-batches; the weights stay bit-identical to one process and to the text."""

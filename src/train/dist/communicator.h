@@ -22,6 +22,16 @@ class Communicator {
   // --grad-accum (docs/scaling.md).
   virtual void allreduce_sum(float* data, size_t n) = 0;
   virtual void allreduce_sum(double* data, size_t n) = 0;
+  // Nonblocking allreduce_sum of data[0..n) (MPI_Iallreduce, in pieces like allreduce_sum):
+  // starts it and returns; data must stay untouched until wait_all() returns. The bucketed
+  // gradient all-reduce (grad_buckets.h) starts one per bucket during the backward. Same
+  // result as allreduce_sum bit for bit with two ranks (a + b either way).
+  virtual void start_allreduce_sum(float* data, size_t n) = 0;
+  // Lets the started all-reduces advance (MPI_Testall): without a progress thread (Open MPI's
+  // default) they move only while their rank is inside an MPI call. Never waits.
+  virtual void progress() = 0;
+  // Waits until every started all-reduce is complete (under the watchdog).
+  virtual void wait_all() = 0;
   // bytes of root's buffer to every rank.
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual void barrier() = 0;

@@ -9,26 +9,29 @@ namespace hippo {
 
 GradBuffer::GradBuffer(const ParamList& params) : params_(params) {
   size_t n = 0;
-  for (const ParamRef& p : params_) n += static_cast<size_t>(p.param->grad.numel());
+  for (const ParamRef& p : params_) {
+    offsets_.push_back(n);
+    n += static_cast<size_t>(p.param->grad.numel());
+  }
+  offsets_.push_back(n);
   flat_.resize(n);
 }
 
-void GradBuffer::assign_grads() {
-  float* out = flat_.data();
-  for (const ParamRef& p : params_) {
-    const size_t n = static_cast<size_t>(p.param->grad.numel());
-    std::memcpy(out, p.param->grad.data(), n * sizeof(float));
-    out += n;
-  }
+void GradBuffer::assign_grads() { assign_grads(0, params_.size()); }
+void GradBuffer::add_grads() { add_grads(0, params_.size()); }
+
+void GradBuffer::assign_grads(size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i)
+    std::memcpy(flat_.data() + offsets_[i], params_[i].param->grad.data(),
+                (offsets_[i + 1] - offsets_[i]) * sizeof(float));
 }
 
-void GradBuffer::add_grads() {
-  float* out = flat_.data();
-  for (const ParamRef& p : params_) {
-    const size_t n = static_cast<size_t>(p.param->grad.numel());
-    const float* g = p.param->grad.data();
-    for (size_t i = 0; i < n; ++i) out[i] += g[i];
-    out += n;
+void GradBuffer::add_grads(size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i) {
+    float* out = flat_.data() + offsets_[i];
+    const float* g = params_[i].param->grad.data();
+    const size_t n = offsets_[i + 1] - offsets_[i];
+    for (size_t j = 0; j < n; ++j) out[j] += g[j];
   }
 }
 

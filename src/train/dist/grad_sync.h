@@ -21,11 +21,19 @@ class GradBuffer {
   void assign_grads();  // flat = grads
   void add_grads();     // flat += grads
   void store_grads();   // grads = flat
+  // The same for params()[begin, end) only (the bucketed all-reduce hands them over as the
+  // backward finishes them).
+  void assign_grads(size_t begin, size_t end);
+  void add_grads(size_t begin, size_t end);
   float* data() { return flat_.data(); }
   size_t size() const { return flat_.size(); }
+  size_t num_params() const { return params_.size(); }
+  // Where parameter i's gradient starts in data(); offset(num_params()) == size().
+  size_t offset(size_t i) const { return offsets_[i]; }
 
  private:
   ParamList params_;
+  std::vector<size_t> offsets_;
   std::vector<float> flat_;
 };
 

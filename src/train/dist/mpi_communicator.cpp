@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "train/dist/communicator.h"
@@ -84,6 +85,30 @@ class MpiCommunicator final : public Communicator {
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_DOUBLE, MPI_SUM,
                             MPI_COMM_WORLD), "all-reduce");
   }
+  void start_allreduce_sum(float* data, size_t n) override {
+    for (size_t done = 0; done < n;) {
+      const int k = static_cast<int>(std::min(n - done, kPieceBytes / sizeof(float)));
+      MPI_Request r = MPI_REQUEST_NULL;
+      check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data + done, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
+                "nonblocking all-reduce");
+      pending_.push_back(r);
+      done += static_cast<size_t>(k);
+    }
+  }
+  void progress() override {
+    if (pending_.empty()) return;
+    int all_done = 0;
+    check_mpi(MPI_Testall(static_cast<int>(pending_.size()), pending_.data(), &all_done,
+                          MPI_STATUSES_IGNORE), "test of the nonblocking all-reduces");
+    if (all_done) pending_.clear();  // completed requests are MPI_REQUEST_NULL now
+  }
+  void wait_all() override {
+    if (pending_.empty()) return;
+    Guard g(*this, "the gradient all-reduce (bucketed)");
+    check_mpi(MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE),
+              "wait for the nonblocking all-reduces");
+    pending_.clear();
+  }
   void broadcast(void* data, size_t bytes, int root) override {
     Guard g(*this, "a broadcast from rank 0");
     char* p = static_cast<char*>(data);
@@ -146,6 +171,7 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
+  std::vector<MPI_Request> pending_;  // started by start_allreduce_sum, not yet waited for
   int rank_ = 0, size_ = 1, local_size_ = 1;
   bool thread_multiple_ = false;
   std::atomic<double> timeout_s_{0};
