@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <complex>
 #include <vector>
 
 #include "model_cases.h"
 #include "nn/h3.h"
+#include "ssm/s4d.h"
+#include "ssm/shift.h"
 
 using namespace hippo;
 using namespace hippo::test_models;
@@ -86,5 +89,79 @@ TEST_P(PrefillKernelCache, FollowsParameterChangesAndEqualsTheReference) {
 INSTANTIATE_TEST_SUITE_P(All, PrefillKernelCache,
                          ::testing::Values("h3", "h3_noshift", "h3_nodiag"),
                          [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
+
+namespace {
+
+// The blocked state advance of prefill (a float table of powers per block of 64 tokens) against
+// the one-mode-at-a-time recurrence in double, from a nonzero state, at lengths around the
+// block size; and a chunked H3 prefill with chunks of whole blocks against the forward.
+TEST(PrefillAdvance, BlockedEqualsReference) {
+  const int H = 3, N = 64;
+  S4DKernel k(H, N);
+  Rng rng(11);
+  k.init(rng);
+  k.discretize();
+  const S4DKernel::Discrete dyn = k.discretized();
+  const S4DKernel::AdvanceTable table = k.advance_table(dyn);
+  for (int L : {1, 63, 64, 65, 128, 200, 4099}) {
+    std::vector<float> u(static_cast<size_t>(L));
+    for (auto& v : u) v = static_cast<float>(rng.normal());
+    for (int h = 0; h < H; ++h) {
+      std::vector<std::complex<float>> x0(static_cast<size_t>(k.M()));
+      for (auto& v : x0) v = {static_cast<float>(rng.normal()), static_cast<float>(rng.normal())};
+      auto fast = x0, ref = x0;
+      k.advance_state_blocked(dyn, table, h, u.data(), L, fast.data());
+      k.advance_state_reference(h, u.data(), L, ref.data());
+      double num = 0, den = 0;
+      for (int n = 0; n < k.M(); ++n) {
+        num = std::max(num, static_cast<double>(std::abs(fast[n] - ref[n])));
+        den = std::max(den, static_cast<double>(std::abs(ref[n])));
+      }
+      EXPECT_LE(num / den, 2e-6) << "L " << L << " h " << h;
+    }
+  }
+}
+
+TEST(PrefillAdvance, ChunksOfWholeBlocksEqualTheForward) {
+  LanguageModel m(config_with({{"layers", {"h3", "h3"}}}));
+  init_model(m, 6);
+  const std::vector<int32_t> t = random_tokens(300, 41, 5);
+  const size_t V = static_cast<size_t>(m.config().padded_vocab());
+  for (int chunk : {64, 100, 128}) {
+    const std::vector<float> got = prefill_last(m, t, 300, chunk);
+    EXPECT_LE(rel_err(got.data(), forward_last(m, t, 300).data(), V), 1e-5) << "chunk " << chunk;
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The shift SSM's state advance (prefill, vectorised) against prompt_state of the whole
+// sequence (its state depends only on the last N inputs), from every split point class.
+TEST(PrefillAdvance, ShiftAdvanceEqualsPromptState) {
+  const int H = 2, N = 64;
+  ShiftKernel k(H, N);
+  Rng rng(12);
+  k.init(rng);
+  for (float* p : {k.B.value.data(), k.C.value.data()})
+    for (int i = 0; i < H * N; ++i) p[i] = static_cast<float>(rng.normal());
+  for (int P : {0, 5, 64, 70})
+    for (int L : {1, 10, 63, 64, 65, 200}) {
+      std::vector<float> u(static_cast<size_t>(P + L));
+      for (auto& v : u) v = static_cast<float>(rng.normal());
+      for (int h = 0; h < H; ++h) {
+        std::vector<float> s(N, 0.0f), ref(N);
+        if (P > 0) k.prompt_state(h, u.data(), P, s.data());
+        k.advance_state(h, u.data() + P, L, s.data());
+        k.prompt_state(h, u.data(), P + L, ref.data());
+        for (int n = 0; n < N; ++n)
+          EXPECT_NEAR(s[n], ref[n], 1e-5 * (1 + std::fabs(ref[n])))
+              << "P " << P << " L " << L << " n " << n;
+      }
+    }
+}
 
 }  // namespace

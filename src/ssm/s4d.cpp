@@ -491,6 +491,104 @@ void S4DKernel::advance_from(const cd* dA_, const cd* dB_, int h, const float* u
   }
 }
 
+namespace {
+// acc[r] = sum_j W[j, r] u[j] over one block of kAdvanceTableBlock tokens (W: (T, R)), 16
+// outputs at a time so that each accumulator stays in registers; compiled per ISA level.
+[[gnu::always_inline]] inline void block_sum_body(const float* W, const float* u, float* acc,
+                                                  int R) {
+  constexpr int T = S4DKernel::kAdvanceTableBlock, kLanes = 16;
+  int r0 = 0;
+  for (; r0 + kLanes <= R; r0 += kLanes) {
+    float a[kLanes] = {};
+    for (int j = 0; j < T; ++j) {
+      const float v = u[j];
+      const float* w = W + static_cast<size_t>(j) * R + r0;
+#pragma omp simd
+      for (int r = 0; r < kLanes; ++r) a[r] += w[r] * v;
+    }
+    for (int r = 0; r < kLanes; ++r) acc[r0 + r] = a[r];
+  }
+  for (int r = r0; r < R; ++r) {
+    float a = 0.0f;
+    for (int j = 0; j < T; ++j) a += W[static_cast<size_t>(j) * R + r] * u[j];
+    acc[r] = a;
+  }
+}
+void block_sum_scalar(const float* W, const float* u, float* acc, int R) {
+  block_sum_body(W, u, acc, R);
+}
+HIPPO_TARGET_AVX2 void block_sum_avx2(const float* W, const float* u, float* acc, int R) {
+  block_sum_body(W, u, acc, R);
+}
+HIPPO_TARGET_AVX512 void block_sum_avx512(const float* W, const float* u, float* acc, int R) {
+  block_sum_body(W, u, acc, R);
+}
+}  // namespace
+
+S4DKernel::AdvanceTable S4DKernel::advance_table(const Discrete& dyn) const {
+  constexpr int T = kAdvanceTableBlock;
+  const int M = M_;
+  AdvanceTable t;
+  t.W.resize(static_cast<size_t>(H_) * T * 2 * M);
+  t.dAT.resize(static_cast<size_t>(H_) * M);
+  for (int h = 0; h < H_; ++h)
+    for (int n = 0; n < M; ++n) {
+      const size_t i = static_cast<size_t>(h) * M + n;
+      const double ar = dyn.dA[i].real(), ai = dyn.dA[i].imag();
+      double zr = dyn.dB[i].real(), zi = dyn.dB[i].imag();  // dA^k dB, k = 0, 1, ...
+      float* w = t.W.data() + static_cast<size_t>(h) * T * 2 * M;
+      for (int k = 0; k < T; ++k) {
+        const int j = T - 1 - k;
+        w[static_cast<size_t>(j) * 2 * M + n] = static_cast<float>(zr);
+        w[static_cast<size_t>(j) * 2 * M + M + n] = static_cast<float>(zi);
+        const double r = zr * ar - zi * ai;
+        zi = zr * ai + zi * ar;
+        zr = r;
+      }
+      double pr = 1.0, pi = 0.0;  // dA^T
+      for (int k = 0; k < T; ++k) {
+        const double r = pr * ar - pi * ai;
+        pi = pr * ai + pi * ar;
+        pr = r;
+      }
+      t.dAT[i] = cd(pr, pi);
+    }
+  return t;
+}
+
+void S4DKernel::advance_state_blocked(const Discrete& dyn, const AdvanceTable& table, int h,
+                                      const float* u, int L, cf* x) const {
+  constexpr int T = kAdvanceTableBlock;
+  const int M = M_, head = L % T;
+  if (head > 0) advance_from(dyn.dA.data(), dyn.dB.data(), h, u, head, x);
+  if (L == head) return;
+  // 2M accumulators of one block; M is small (d_state / 2), the stack is enough.
+  constexpr int kMaxM = 256;
+  HIPPO_CHECK(M <= kMaxM, "S4DKernel::advance_state_blocked: ", M, " modes, at most ", kMaxM);
+  double sr[kMaxM], si[kMaxM];
+  for (int n = 0; n < M; ++n) {
+    sr[n] = x[n].real();
+    si[n] = x[n].imag();
+  }
+  const float* W = table.W.data() + static_cast<size_t>(h) * T * 2 * M;
+  const cd* dAT = table.dAT.data() + static_cast<size_t>(h) * M;
+  float acc[2 * kMaxM];
+  const Isa level = active_isa();
+  const auto block_sum = level >= Isa::Avx512 ? block_sum_avx512
+                         : level >= Isa::Avx2 ? block_sum_avx2
+                                              : block_sum_scalar;
+  for (int l0 = head; l0 < L; l0 += T) {
+    block_sum(W, u + l0, acc, 2 * M);
+    for (int n = 0; n < M; ++n) {
+      const double ar = dAT[n].real(), ai = dAT[n].imag();
+      const double r = ar * sr[n] - ai * si[n] + acc[n];
+      si[n] = ar * si[n] + ai * sr[n] + acc[M + n];
+      sr[n] = r;
+    }
+  }
+  for (int n = 0; n < M; ++n) x[n] = cf(static_cast<float>(sr[n]), static_cast<float>(si[n]));
+}
+
 void S4DKernel::advance_state_reference(int h, const float* u, int L, cf* x) const {
   // Horner form of the sum: the recurrence itself, in double.
   for (int n = 0; n < M_; ++n) {
