@@ -492,26 +492,38 @@ void S4DKernel::advance_from(const cd* dA_, const cd* dB_, int h, const float* u
 }
 
 namespace {
-// acc[r] = sum_j W[j, r] u[j] over one block of kAdvanceTableBlock tokens (W: (T, R)), 16
-// outputs at a time so that each accumulator stays in registers; compiled per ISA level.
+// acc[r] = sum_j W[j, r] u[j] over one block of kAdvanceTableBlock tokens (W: (T, R)); compiled
+// per ISA level. R = 64 (d_state 64, the usual) has its own copy with the 64 outputs in
+// registers and two sets of accumulators (even and odd j), so that 8 independent vector chains
+// hide the multiply-add latency (one 16-wide chain per output group was latency-bound).
+template <int R>
+[[gnu::always_inline]] inline void block_sum_fixed(const float* W, const float* u, float* acc) {
+  constexpr int T = S4DKernel::kAdvanceTableBlock;
+  static_assert(T % 2 == 0);
+  float a[R] = {}, b[R] = {};
+  for (int j = 0; j < T; j += 2) {
+    const float v0 = u[j], v1 = u[j + 1];
+    const float* w0 = W + static_cast<size_t>(j) * R;
+    const float* w1 = w0 + R;
+#pragma omp simd
+    for (int r = 0; r < R; ++r) {
+      a[r] += w0[r] * v0;
+      b[r] += w1[r] * v1;
+    }
+  }
+#pragma omp simd
+  for (int r = 0; r < R; ++r) acc[r] = a[r] + b[r];
+}
 [[gnu::always_inline]] inline void block_sum_body(const float* W, const float* u, float* acc,
                                                   int R) {
-  constexpr int T = S4DKernel::kAdvanceTableBlock, kLanes = 16;
-  int r0 = 0;
-  for (; r0 + kLanes <= R; r0 += kLanes) {
-    float a[kLanes] = {};
-    for (int j = 0; j < T; ++j) {
-      const float v = u[j];
-      const float* w = W + static_cast<size_t>(j) * R + r0;
+  if (R == 64) return block_sum_fixed<64>(W, u, acc);
+  constexpr int T = S4DKernel::kAdvanceTableBlock;
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  for (int j = 0; j < T; ++j) {
+    const float v = u[j];
+    const float* w = W + static_cast<size_t>(j) * R;
 #pragma omp simd
-      for (int r = 0; r < kLanes; ++r) a[r] += w[r] * v;
-    }
-    for (int r = 0; r < kLanes; ++r) acc[r0 + r] = a[r];
-  }
-  for (int r = r0; r < R; ++r) {
-    float a = 0.0f;
-    for (int j = 0; j < T; ++j) a += W[static_cast<size_t>(j) * R + r] * u[j];
-    acc[r] = a;
+    for (int r = 0; r < R; ++r) acc[r] += w[r] * v;
   }
 }
 void block_sum_scalar(const float* W, const float* u, float* acc, int R) {
