@@ -415,7 +415,6 @@ std::shared_ptr<const H3State::PrefillCache> H3::prefill_kernels(int L) const {
     pc->dyn = diag_->discretized();
     pc->Kd.resize(sz(static_cast<int64_t>(H_) * L));
     diag_->kernel(pc->dyn, pc->Kd.data(), L);
-    pc->advance = diag_->advance_table(pc->dyn);
   }
   if (share_prefill_kernels) prefill_kernels_ = pc;
   return pc;
@@ -478,8 +477,9 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
     for (int g = 0; g < B * p * p; ++g)
       for (int h = 0; h < H; ++h) {
         const int64_t idx = static_cast<int64_t>(g) * H + h;
-        diag_->advance_state_blocked(dyn, pc->advance, h, kv + idx * L, L,
-                                     st.diag.data() + idx * M);
+        thread_local S4DKernel::AdvanceTable table;
+        if (L >= S4DKernel::kAdvanceTableBlock) diag_->advance_table(dyn, h, table);
+        diag_->advance_state_blocked(dyn, table, h, kv + idx * L, L, st.diag.data() + idx * M);
       }
   }
 }

@@ -36,7 +36,6 @@ struct H3State : MixerState {
     int len = 0;
     S4DKernel::Discrete dyn;
     std::vector<float> Ks, Kd;  // (d, N), (H, len)
-    S4DKernel::AdvanceTable advance;  // for the diagonal SSM's state after a chunk
     std::vector<float> source;  // the shift and diagonal SSMs' parameter values
   };
   std::shared_ptr<const PrefillCache> prefill_cache;

@@ -537,41 +537,36 @@ HIPPO_TARGET_AVX512 void block_sum_avx512(const float* W, const float* u, float*
 }
 }  // namespace
 
-S4DKernel::AdvanceTable S4DKernel::advance_table(const Discrete& dyn) const {
+void S4DKernel::advance_table(const Discrete& dyn, int h, AdvanceTable& t) const {
   constexpr int T = kAdvanceTableBlock;
   const int M = M_;
-  AdvanceTable t;
-  t.W.resize(static_cast<size_t>(H_) * T * 2 * M);
-  t.dAT.resize(static_cast<size_t>(H_) * M);
-  for (int h = 0; h < H_; ++h)
-    for (int n = 0; n < M; ++n) {
-      const size_t i = static_cast<size_t>(h) * M + n;
-      const double ar = dyn.dA[i].real(), ai = dyn.dA[i].imag();
-      double zr = dyn.dB[i].real(), zi = dyn.dB[i].imag();  // dA^k dB, k = 0, 1, ...
-      float* w = t.W.data() + static_cast<size_t>(h) * T * 2 * M;
-      for (int k = 0; k < T; ++k) {
-        const int j = T - 1 - k;
-        w[static_cast<size_t>(j) * 2 * M + n] = static_cast<float>(zr);
-        w[static_cast<size_t>(j) * 2 * M + M + n] = static_cast<float>(zi);
-        const double r = zr * ar - zi * ai;
-        zi = zr * ai + zi * ar;
-        zr = r;
-      }
-      double pr = 1.0, pi = 0.0;  // dA^T
-      for (int k = 0; k < T; ++k) {
-        const double r = pr * ar - pi * ai;
-        pi = pr * ai + pi * ar;
-        pr = r;
-      }
-      t.dAT[i] = cd(pr, pi);
+  t.W.resize(static_cast<size_t>(T) * 2 * M);
+  t.dAT.resize(static_cast<size_t>(M));
+  const cd* dA = dyn.dA.data() + static_cast<size_t>(h) * M;
+  const cd* dB = dyn.dB.data() + static_cast<size_t>(h) * M;
+  for (int n = 0; n < M; ++n) {
+    const double ar = dA[n].real(), ai = dA[n].imag();
+    double zr = dB[n].real(), zi = dB[n].imag();  // dA^k dB, k = 0, 1, ...
+    double pr = 1.0, pi = 0.0;                    // dA^k
+    for (int k = 0; k < T; ++k) {
+      const int j = T - 1 - k;
+      t.W[static_cast<size_t>(j) * 2 * M + n] = static_cast<float>(zr);
+      t.W[static_cast<size_t>(j) * 2 * M + M + n] = static_cast<float>(zi);
+      const double r = zr * ar - zi * ai;
+      zi = zr * ai + zi * ar;
+      zr = r;
+      const double q = pr * ar - pi * ai;
+      pi = pr * ai + pi * ar;
+      pr = q;
     }
-  return t;
+    t.dAT[n] = cd(pr, pi);
+  }
 }
 
 void S4DKernel::advance_state_blocked(const Discrete& dyn, const AdvanceTable& table, int h,
                                       const float* u, int L, cf* x) const {
   constexpr int T = kAdvanceTableBlock;
-  const int M = M_, head = L % T;
+  const int M = M_, head = L % T;  // with L < T the table is not read
   if (head > 0) advance_from(dyn.dA.data(), dyn.dB.data(), h, u, head, x);
   if (L == head) return;
   // 2M accumulators of one block; M is small (d_state / 2), the stack is enough.
@@ -582,8 +577,10 @@ void S4DKernel::advance_state_blocked(const Discrete& dyn, const AdvanceTable& t
     sr[n] = x[n].real();
     si[n] = x[n].imag();
   }
-  const float* W = table.W.data() + static_cast<size_t>(h) * T * 2 * M;
-  const cd* dAT = table.dAT.data() + static_cast<size_t>(h) * M;
+  HIPPO_CHECK(table.W.size() == static_cast<size_t>(T) * 2 * M && table.dAT.size() == static_cast<size_t>(M),
+              "S4DKernel::advance_state_blocked: the table is not one head's of this kernel");
+  const float* W = table.W.data();
+  const cd* dAT = table.dAT.data();
   float acc[2 * kMaxM];
   const Isa level = active_isa();
   const auto block_sum = level >= Isa::Avx512 ? block_sum_avx512

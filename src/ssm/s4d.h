@@ -104,11 +104,14 @@ class S4DKernel : public Module {
   // step's dependent complex double ones (4.5% of a 512-token 125M H3 prefill). The first
   // L mod T tokens go through advance_state. Tested against advance_state_reference.
   static constexpr int kAdvanceTableBlock = 64;
-  struct AdvanceTable {
-    std::vector<float> W;  // (H, T, 2M): row j holds Re then Im of dA_n^(T-1-j) dB_n
-    std::vector<cd> dAT;   // (H, M): dA^T
+  struct AdvanceTable {   // of one head
+    std::vector<float> W;  // (T, 2M): row j holds Re then Im of dA_n^(T-1-j) dB_n
+    std::vector<cd> dAT;   // (M): dA^T
   };
-  AdvanceTable advance_table(const Discrete& dyn) const;
+  // Made per head and call (T x M complex steps, ~1% of the block sums of a 512-token chunk)
+  // rather than kept: all heads' tables are 12.6 MB per layer at d 768, 151 MB for the 125M
+  // shape, which the constant-memory target has no room for.
+  void advance_table(const Discrete& dyn, int h, AdvanceTable& table) const;
   void advance_state_blocked(const Discrete& dyn, const AdvanceTable& table, int h,
                              const float* u, int L, cf* x) const;
   // What states x (H, M) held before a sequence contribute to its outputs (spec §7, state
