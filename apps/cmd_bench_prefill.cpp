@@ -19,6 +19,9 @@ void add_bench_prefill(CLI::App& bench, std::function<int()>& run) {
                 "Longest prompt for the Transformer (quadratic in the length)")->capture_default_str();
   g->add_option("--chunk", o->chunk, "Tokens per prefill chunk (0: the default)")
       ->capture_default_str();
+  g->add_option("--repeat", o->repeat,
+                "Runs of each (model, length), the models alternating (A B A B); CSV: medians")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
   g->add_flag("--small", o->small, "A d=64, 2-layer shape (quick check)");
   g->add_option("--csv", o->csv, "Also write the rows to this CSV file");
   g->callback([&run, o] { run = [o] { bench_prefill(*o); return 0; }; });

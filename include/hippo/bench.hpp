@@ -46,6 +46,7 @@ struct BenchPrefillOptions {
   int chunk = 0;                // tokens per prefill chunk; 0: the default
   bool small = false;           // a d=64, 2-layer shape instead of 125M (tests)
   std::string csv;              // also write the rows to this .csv file
+  int repeat = 1;               // runs of each (model, length), alternating models; medians
 };
 
 // Prefill (prompt) tokens/s and peak resident memory by length of random-weight models of the

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -75,57 +76,127 @@ void check_options(const BenchPrefillOptions& o) {
 
 }  // namespace
 
+namespace {
+struct Run {
+  double wall = 0, cpu = 0, before_mb = 0, peak_mb = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+}  // namespace
+
 void bench_prefill(const BenchPrefillOptions& o) {
   check_options(o);
+  HIPPO_CHECK(o.repeat >= 1 && o.repeat <= 1000, "--repeat must be in [1, 1000], got ", o.repeat);
   set_num_threads(o.threads);
-  std::string csv = "model,length,chunk,wall_s,cpu_s,tokens_per_s_wall,tokens_per_s_cpu,"
-                    "weights_mb,rss_before_mb,peak_rss_mb,peak_over_before_mb\n";
   std::printf("threads %d; peak RSS: the process's high-water mark during the prefill (reset "
-              "before each length)\n", o.threads);
-  std::printf("%-12s %9s %7s %10s %12s %12s %11s %11s %13s\n", "model", "length", "chunk",
-              "wall s", "tok/s wall", "tok/s cpu", "weights MB", "peak RSS MB", "peak-before MB");
+              "before each length)%s\n", o.threads,
+              o.repeat > 1 ? "; repeats interleave the models (A B A B), medians at the end" : "");
+  std::printf("%-12s %9s %7s %4s %10s %12s %12s %11s %11s %13s\n", "model", "length", "chunk",
+              "rep", "wall s", "tok/s wall", "tok/s cpu", "weights MB", "peak RSS MB",
+              "peak-before MB");
   const int longest = *std::max_element(o.lengths.begin(), o.lengths.end());
+  // All models first (each warmed once), so that repeats can alternate between them.
+  std::vector<std::unique_ptr<LanguageModel>> models;
+  std::vector<double> weights_mb;
   for (const std::string& kind : o.models) {
     const int max_pos = std::max(1, std::min(longest, o.transformer_max));
-    LanguageModel m(shape(kind, o.small, max_pos));
-    m.init(1);
-    const double weights_mb = static_cast<double>(m.num_params()) * 4 / (1 << 20);
-    Rng rng(3);
-    const int V = m.config().vocab_size;
+    auto m = std::make_unique<LanguageModel>(shape(kind, o.small, max_pos));
+    m->init(1);
+    weights_mb.push_back(static_cast<double>(m->num_params()) * 4 / (1 << 20));
     {  // untimed: oneDNN's JIT, FFT plans, per-thread scratch
-      ModelState warm = m.new_state(1);
+      ModelState warm = m->new_state(1);
       if (o.chunk > 0) warm.chunk = o.chunk;
       const int w = std::min(longest, warm.chunk);
       std::vector<int32_t> t(static_cast<size_t>(w), 1);
-      m.prefill(t.data(), 1, w, warm);
+      m->prefill(t.data(), 1, w, warm);
     }
-    for (int L : o.lengths) {
-      if (kind == "transformer" && L > o.transformer_max) continue;
-      std::vector<int32_t> tokens(static_cast<size_t>(L));
-      for (auto& t : tokens) t = static_cast<int32_t>(rng.below(V));
-      ModelState st = m.new_state(1);
-      if (o.chunk > 0) st.chunk = o.chunk;
-      reset_peak_rss();
-      const int64_t before_kb = status_kb("VmRSS");
-      const auto w0 = std::chrono::steady_clock::now();
-      const double c0 = cpu_seconds();
-      m.prefill(tokens.data(), 1, L, st);
-      const double cpu = cpu_seconds() - c0;
-      const double wall =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
-      const int64_t peak_kb = status_kb("VmHWM");
-      const double before_mb = before_kb / 1024.0, peak_mb = peak_kb / 1024.0;
-      std::printf("%-12s %9d %7d %10.2f %12.1f %12.1f %11.0f %11.0f %13.0f\n", kind.c_str(), L,
-                  st.chunk, wall, L / wall, L / cpu, weights_mb, peak_mb, peak_mb - before_mb);
-      std::fflush(stdout);
-      char line[512];
-      std::snprintf(line, sizeof line, "%s,%d,%d,%.4f,%.4f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f\n",
-                    kind.c_str(), L, st.chunk, wall, cpu, L / wall, L / cpu, weights_mb,
-                    before_mb, peak_mb, peak_mb - before_mb);
-      csv += line;
-      if (!o.csv.empty()) write_file_atomic(o.csv, csv);  // rows so far, if a long run is cut
-    }
+    models.push_back(std::move(m));
   }
+  const size_t nm = models.size(), nl = o.lengths.size();
+  std::vector<std::vector<Run>> runs(nm * nl);  // [model * nl + length]
+  std::vector<int> chunk_used(nm * nl, 0);
+  Rng rng(3);
+  for (int rep = 0; rep < o.repeat; ++rep)
+    for (size_t li = 0; li < nl; ++li) {
+      const int L = o.lengths[li];
+      for (size_t mi = 0; mi < nm; ++mi) {
+        const std::string& kind = o.models[mi];
+        if (kind == "transformer" && L > o.transformer_max) continue;
+        const LanguageModel& m = *models[mi];
+        std::vector<int32_t> tokens(static_cast<size_t>(L));
+        const int V = m.config().vocab_size;
+        for (auto& t : tokens) t = static_cast<int32_t>(rng.below(V));
+        ModelState st = m.new_state(1);
+        if (o.chunk > 0) st.chunk = o.chunk;
+        reset_peak_rss();
+        Run r;
+        r.before_mb = status_kb("VmRSS") / 1024.0;
+        const auto w0 = std::chrono::steady_clock::now();
+        const double c0 = cpu_seconds();
+        m.prefill(tokens.data(), 1, L, st);
+        r.cpu = cpu_seconds() - c0;
+        r.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+        r.peak_mb = status_kb("VmHWM") / 1024.0;
+        runs[mi * nl + li].push_back(r);
+        chunk_used[mi * nl + li] = st.chunk;
+        std::printf("%-12s %9d %7d %4d %10.2f %12.1f %12.1f %11.0f %11.0f %13.0f\n",
+                    kind.c_str(), L, st.chunk, rep, r.wall, L / r.wall, L / r.cpu,
+                    weights_mb[mi], r.peak_mb, r.peak_mb - r.before_mb);
+        std::fflush(stdout);
+      }
+    }
+  // Rows: medians of the repeats (peak: the highest), model-major.
+  std::string csv = "model,length,chunk,wall_s,cpu_s,tokens_per_s_wall,tokens_per_s_cpu,"
+                    "weights_mb,rss_before_mb,peak_rss_mb,peak_over_before_mb,repeats\n";
+  for (size_t mi = 0; mi < nm; ++mi)
+    for (size_t li = 0; li < nl; ++li) {
+      const auto& rs = runs[mi * nl + li];
+      if (rs.empty()) continue;
+      std::vector<double> wall, cpu;
+      double before = rs[0].before_mb, peak = 0, over = 0;
+      for (const Run& r : rs) {
+        wall.push_back(r.wall);
+        cpu.push_back(r.cpu);
+        if (r.peak_mb - r.before_mb > over) over = r.peak_mb - r.before_mb;
+        peak = std::max(peak, r.peak_mb);
+      }
+      const int L = o.lengths[li];
+      const double w = median(wall), c = median(cpu);
+      char line[512];
+      std::snprintf(line, sizeof line, "%s,%d,%d,%.4f,%.4f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f,%zu\n",
+                    o.models[mi].c_str(), L, chunk_used[mi * nl + li], w, c, L / w, L / c,
+                    weights_mb[mi], before, peak, over, rs.size());
+      csv += line;
+    }
+  if (o.repeat > 1) {  // medians, and each model against the Transformer run next to it
+    std::printf("\nmedians of %d repeats (tok/s by CPU time)\n", o.repeat);
+    const auto tf = std::find(o.models.begin(), o.models.end(), "transformer");
+    const size_t ti = static_cast<size_t>(tf - o.models.begin());
+    for (size_t mi = 0; mi < nm; ++mi)
+      for (size_t li = 0; li < nl; ++li) {
+        const auto& rs = runs[mi * nl + li];
+        if (rs.empty()) continue;
+        std::vector<double> tps, ratio;
+        for (size_t k = 0; k < rs.size(); ++k) {
+          tps.push_back(o.lengths[li] / rs[k].cpu);
+          if (tf != o.models.end() && ti != mi && runs[ti * nl + li].size() == rs.size())
+            ratio.push_back(runs[ti * nl + li][k].cpu / rs[k].cpu);
+        }
+        std::printf("%-12s %9d  tok/s %9.1f  (min %9.1f max %9.1f)", o.models[mi].c_str(),
+                    o.lengths[li], median(tps), *std::min_element(tps.begin(), tps.end()),
+                    *std::max_element(tps.begin(), tps.end()));
+        if (!ratio.empty())
+          std::printf("  vs transformer %.3fx (min %.3f max %.3f)", median(ratio),
+                      *std::min_element(ratio.begin(), ratio.end()),
+                      *std::max_element(ratio.begin(), ratio.end()));
+        std::printf("\n");
+      }
+  }
+  if (!o.csv.empty()) write_file_atomic(o.csv, csv);
 }
 
 }  // namespace hippo

@@ -370,6 +370,56 @@ bool all_zero(const std::vector<T>& v) {
 }
 }  // namespace
 
+std::vector<const Param*> H3::kernel_params() const {
+  std::vector<const Param*> ps;
+  ps.reserve(7);
+  if (shift_) {
+    ps.push_back(&shift_->B);
+    ps.push_back(&shift_->C);
+  }
+  if (diag_)
+    for (const Param* p : {&diag_->log_dt, &diag_->inv_A_real, &diag_->A_imag, &diag_->B, &diag_->C})
+      ps.push_back(p);
+  return ps;
+}
+
+std::shared_ptr<const H3State::PrefillCache> H3::prefill_kernels(int L) const {
+  const std::vector<const Param*> ps = kernel_params();
+  // Bitwise, in place: a NaN parameter still matches itself, and -0.0 is not 0.0 to exp().
+  const auto made_from_now = [&ps](const std::vector<float>& source) {
+    size_t off = 0;
+    for (const Param* p : ps) {
+      const size_t n = static_cast<size_t>(p->value.numel());
+      if (off + n > source.size() ||
+          std::memcmp(source.data() + off, p->value.data(), sizeof(float) * n) != 0)
+        return false;
+      off += n;
+    }
+    return off == source.size();
+  };
+  std::unique_lock<std::mutex> lock(prefill_kernels_mutex_, std::defer_lock);
+  if (share_prefill_kernels) {
+    lock.lock();
+    if (prefill_kernels_ && prefill_kernels_->len >= L && made_from_now(prefill_kernels_->source))
+      return prefill_kernels_;
+  }
+  auto pc = std::make_shared<H3State::PrefillCache>();
+  pc->len = L;
+  for (const Param* p : ps)
+    pc->source.insert(pc->source.end(), p->value.data(), p->value.data() + p->value.numel());
+  if (shift_) {
+    pc->Ks.resize(sz(static_cast<int64_t>(d_) * N_));
+    shift_->kernel(pc->Ks.data());
+  }
+  if (diag_) {
+    pc->dyn = diag_->discretized();
+    pc->Kd.resize(sz(static_cast<int64_t>(H_) * L));
+    diag_->kernel(pc->dyn, pc->Kd.data(), L);
+  }
+  if (share_prefill_kernels) prefill_kernels_ = pc;
+  return pc;
+}
+
 void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
                  Workspace& ws) const {
   H3State& st = as_h3_state(state, B, true);
@@ -379,19 +429,7 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
   // The kernels (and one snapshot of the dynamics for them and the state) once for all chunks
   // of a prefill: a later chunk that is no longer uses a prefix of them.
   auto& pc = st.prefill_cache;
-  if (!pc || pc->len < L) {
-    pc = std::make_unique<H3State::PrefillCache>();
-    pc->len = L;
-    if (shift_) {
-      pc->Ks.resize(sz(static_cast<int64_t>(d) * N));
-      shift_->kernel(pc->Ks.data());
-    }
-    if (diag_) {
-      pc->dyn = diag_->discretized();
-      pc->Kd.resize(sz(static_cast<int64_t>(H) * L));
-      diag_->kernel(pc->dyn, pc->Kd.data(), L);
-    }
-  }
+  if (!pc || pc->len < L) pc = prefill_kernels(L);
   const float* Ks = shift_ ? pc->Ks.data() : nullptr;
   const float* Kd = nullptr;
   if (diag_) {
@@ -439,7 +477,9 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
     for (int g = 0; g < B * p * p; ++g)
       for (int h = 0; h < H; ++h) {
         const int64_t idx = static_cast<int64_t>(g) * H + h;
-        diag_->advance_state(dyn, h, kv + idx * L, L, st.diag.data() + idx * M);
+        thread_local S4DKernel::AdvanceTable table;
+        if (L >= S4DKernel::kAdvanceTableBlock) diag_->advance_table(dyn, h, table);
+        diag_->advance_state_blocked(dyn, table, h, kv + idx * L, L, st.diag.data() + idx * M);
       }
   }
 }

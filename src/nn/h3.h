@@ -8,6 +8,7 @@
 #pragma once
 #include <complex>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/buffer.h"
@@ -29,12 +30,15 @@ struct H3State : MixerState {
 
   // What the chunks of one prefill share: the kernels for `len` positions and the diagonal
   // SSM's dynamics they were made from (see MixerState::release_prefill_cache).
+  // Made by H3::prefill_kernels and shared by every state's prefill while the parameters they
+  // were made from (`source`, bitwise) stay the same.
   struct PrefillCache {
     int len = 0;
     S4DKernel::Discrete dyn;
     std::vector<float> Ks, Kd;  // (d, N), (H, len)
+    std::vector<float> source;  // the shift and diagonal SSMs' parameter values
   };
-  std::unique_ptr<PrefillCache> prefill_cache;
+  std::shared_ptr<const PrefillCache> prefill_cache;
   void release_prefill_cache() override { prefill_cache.reset(); }
 };
 
@@ -45,6 +49,8 @@ class H3 : public Mixer {
   // Diagonal SSM convolution through the plain FFTW path instead of FlashConv (tests hold
   // the two equal).
   bool reference_conv = false;
+  // Prefill keeps its kernels in the layer for the next prefill (see prefill_kernels).
+  bool share_prefill_kernels = true;
 
   H3(int d, int d_state = 64, int head_dim = 1, bool use_shift = true, bool use_diag = true,
      Discretization disc = Discretization::Bilinear);
@@ -106,6 +112,16 @@ class H3 : public Mixer {
   // The recurrent part of one step of one state on its rows of the projections: k is
   // overwritten with k', yp gets the pre-output-projection rows.
   void step_state(H3State& st, const float* q, float* k, const float* v, float* yp) const;
+  // The prefill's kernels for at least L positions from the current parameters: the layer's
+  // shared copy when it was made from the same parameter values (bitwise) and is long enough,
+  // else a new one that replaces it. A short prompt then costs no kernel generation (it was
+  // ~10% of a 512-token prefill of the 125M shape); the copy is at most one chunk long
+  // (H x chunk floats, 12.6 MB at d 768 and chunk 4096). share_prefill_kernels = false: a
+  // fresh one on every call (the reference path, tests).
+  std::shared_ptr<const H3State::PrefillCache> prefill_kernels(int L) const;
+  std::vector<const Param*> kernel_params() const;
+  mutable std::mutex prefill_kernels_mutex_;
+  mutable std::shared_ptr<const H3State::PrefillCache> prefill_kernels_;
 
  public:
   void release_activations() override;

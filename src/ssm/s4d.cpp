@@ -491,6 +491,113 @@ void S4DKernel::advance_from(const cd* dA_, const cd* dB_, int h, const float* u
   }
 }
 
+namespace {
+// acc[r] = sum_j W[j, r] u[j] over one block of kAdvanceTableBlock tokens (W: (T, R)); compiled
+// per ISA level. R = 64 (d_state 64, the usual) has its own copy with the 64 outputs in
+// registers and two sets of accumulators (even and odd j), so that 8 independent vector chains
+// hide the multiply-add latency (one 16-wide chain per output group was latency-bound).
+template <int R>
+[[gnu::always_inline]] inline void block_sum_fixed(const float* W, const float* u, float* acc) {
+  constexpr int T = S4DKernel::kAdvanceTableBlock;
+  static_assert(T % 2 == 0);
+  float a[R] = {}, b[R] = {};
+  for (int j = 0; j < T; j += 2) {
+    const float v0 = u[j], v1 = u[j + 1];
+    const float* w0 = W + static_cast<size_t>(j) * R;
+    const float* w1 = w0 + R;
+#pragma omp simd
+    for (int r = 0; r < R; ++r) {
+      a[r] += w0[r] * v0;
+      b[r] += w1[r] * v1;
+    }
+  }
+#pragma omp simd
+  for (int r = 0; r < R; ++r) acc[r] = a[r] + b[r];
+}
+[[gnu::always_inline]] inline void block_sum_body(const float* W, const float* u, float* acc,
+                                                  int R) {
+  if (R == 64) return block_sum_fixed<64>(W, u, acc);
+  constexpr int T = S4DKernel::kAdvanceTableBlock;
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  for (int j = 0; j < T; ++j) {
+    const float v = u[j];
+    const float* w = W + static_cast<size_t>(j) * R;
+#pragma omp simd
+    for (int r = 0; r < R; ++r) acc[r] += w[r] * v;
+  }
+}
+void block_sum_scalar(const float* W, const float* u, float* acc, int R) {
+  block_sum_body(W, u, acc, R);
+}
+HIPPO_TARGET_AVX2 void block_sum_avx2(const float* W, const float* u, float* acc, int R) {
+  block_sum_body(W, u, acc, R);
+}
+HIPPO_TARGET_AVX512 void block_sum_avx512(const float* W, const float* u, float* acc, int R) {
+  block_sum_body(W, u, acc, R);
+}
+}  // namespace
+
+void S4DKernel::advance_table(const Discrete& dyn, int h, AdvanceTable& t) const {
+  constexpr int T = kAdvanceTableBlock;
+  const int M = M_;
+  t.W.resize(static_cast<size_t>(T) * 2 * M);
+  t.dAT.resize(static_cast<size_t>(M));
+  const cd* dA = dyn.dA.data() + static_cast<size_t>(h) * M;
+  const cd* dB = dyn.dB.data() + static_cast<size_t>(h) * M;
+  for (int n = 0; n < M; ++n) {
+    const double ar = dA[n].real(), ai = dA[n].imag();
+    double zr = dB[n].real(), zi = dB[n].imag();  // dA^k dB, k = 0, 1, ...
+    double pr = 1.0, pi = 0.0;                    // dA^k
+    for (int k = 0; k < T; ++k) {
+      const int j = T - 1 - k;
+      t.W[static_cast<size_t>(j) * 2 * M + n] = static_cast<float>(zr);
+      t.W[static_cast<size_t>(j) * 2 * M + M + n] = static_cast<float>(zi);
+      const double r = zr * ar - zi * ai;
+      zi = zr * ai + zi * ar;
+      zr = r;
+      const double q = pr * ar - pi * ai;
+      pi = pr * ai + pi * ar;
+      pr = q;
+    }
+    t.dAT[n] = cd(pr, pi);
+  }
+}
+
+void S4DKernel::advance_state_blocked(const Discrete& dyn, const AdvanceTable& table, int h,
+                                      const float* u, int L, cf* x) const {
+  constexpr int T = kAdvanceTableBlock;
+  const int M = M_, head = L % T;  // with L < T the table is not read
+  if (head > 0) advance_from(dyn.dA.data(), dyn.dB.data(), h, u, head, x);
+  if (L == head) return;
+  // 2M accumulators of one block; M is small (d_state / 2), the stack is enough.
+  constexpr int kMaxM = 256;
+  HIPPO_CHECK(M <= kMaxM, "S4DKernel::advance_state_blocked: ", M, " modes, at most ", kMaxM);
+  double sr[kMaxM], si[kMaxM];
+  for (int n = 0; n < M; ++n) {
+    sr[n] = x[n].real();
+    si[n] = x[n].imag();
+  }
+  HIPPO_CHECK(table.W.size() == static_cast<size_t>(T) * 2 * M && table.dAT.size() == static_cast<size_t>(M),
+              "S4DKernel::advance_state_blocked: the table is not one head's of this kernel");
+  const float* W = table.W.data();
+  const cd* dAT = table.dAT.data();
+  float acc[2 * kMaxM];
+  const Isa level = active_isa();
+  const auto block_sum = level >= Isa::Avx512 ? block_sum_avx512
+                         : level >= Isa::Avx2 ? block_sum_avx2
+                                              : block_sum_scalar;
+  for (int l0 = head; l0 < L; l0 += T) {
+    block_sum(W, u + l0, acc, 2 * M);
+    for (int n = 0; n < M; ++n) {
+      const double ar = dAT[n].real(), ai = dAT[n].imag();
+      const double r = ar * sr[n] - ai * si[n] + acc[n];
+      si[n] = ar * si[n] + ai * sr[n] + acc[M + n];
+      sr[n] = r;
+    }
+  }
+  for (int n = 0; n < M; ++n) x[n] = cf(static_cast<float>(sr[n]), static_cast<float>(si[n]));
+}
+
 void S4DKernel::advance_state_reference(int h, const float* u, int L, cf* x) const {
   // Horner form of the sum: the recurrence itself, in double.
   for (int n = 0; n < M_; ++n) {

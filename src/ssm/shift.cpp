@@ -136,9 +136,19 @@ void ShiftKernel::prompt_state(int h, const float* u, int L, float* s) const {
 }
 
 void ShiftKernel::advance_state(int h, const float* u, int L, float* s) const {
-  std::vector<float> fresh(static_cast<size_t>(N_));
-  prompt_state(h, u, L, fresh.data());
-  for (int n = N_ - 1; n >= 0; --n) s[n] = fresh[n] + (n >= L ? s[n - L] : 0.0f);
+  // prompt_state's sums without its per-term bounds test and allocation, vectorised (the
+  // double sum reassociated): s[n] = shift^L(s)[n] + sum_{m = max(0, n-L+1)}^{n} b[m] u[L-1-n+m].
+  // From the top, so that s[n - L] is read before it is overwritten. Once per channel per
+  // prefill chunk; it was 2% of a 512-token 125M H3 prefill.
+  const float* b = B.value.data() + static_cast<int64_t>(h) * N_;
+  for (int n = N_ - 1; n >= 0; --n) {
+    const int m0 = std::max(0, n - L + 1);
+    const float* uu = u + (L - 1 - n);
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (int m = m0; m <= n; ++m) acc += static_cast<double>(b[m]) * uu[m];
+    s[n] = static_cast<float>(acc) + (n >= L ? s[n - L] : 0.0f);
+  }
 }
 
 void ShiftKernel::add_state_output(int h, const float* s, int L, float* y) const {

@@ -3,6 +3,7 @@ writes one CSV row per (model, length); the Transformer stops at --transformer-m
 are refused by name."""
 import csv
 import os
+import re
 import subprocess
 import tempfile
 
@@ -31,8 +32,20 @@ class BenchPrefillTest(RefTestCase):
                 self.assertEqual(int(row["chunk"]), 256)
                 self.assertGreater(float(row["tokens_per_s_cpu"]), 0)
                 self.assertGreater(float(row["peak_rss_mb"]), 0)
+            # --repeat alternates the models and writes one row of medians per (model, length).
+            r = self.run_hippo("--small", "--lengths", "300", "--repeat", "3",
+                               "--models", "h3", "transformer", "--csv", out)
+            self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
+            with open(out) as f:
+                rows = list(csv.DictReader(f))
+            self.assertEqual([(r["model"], int(r["repeats"])) for r in rows],
+                             [("h3", 3), ("transformer", 3)])
+            log = r.stdout.decode()
+            rounds = re.findall(r"^h3 +300 +\d+ +(\d+) ", log, re.M)  # model length chunk rep
+            self.assertEqual(rounds, ["0", "1", "2"])
+            self.assertIn("vs transformer", log)
         for args, name in [(["--models", "rnn"], "--models"), (["--lengths", "0"], "--lengths"),
-                           (["--chunk", "-1"], "--chunk")]:
+                           (["--chunk", "-1"], "--chunk"), (["--repeat", "0"], "--repeat")]:
             r = self.run_hippo("--small", *args)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn(name, r.stderr.decode(errors="replace"))
