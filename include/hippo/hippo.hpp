@@ -44,7 +44,9 @@ struct ModelInfo {
   int n_layer = 0;
   int d_state = 0;
   int64_t num_params = 0;
-  bool bf16_weights = false;
+  bool bf16_weights = false;  // the linear layers' weights are bf16 (weights_dtype == "bf16")
+  // "fp32", "bf16" or "q8": the dtype the linear layers' and embedding weights were loaded in.
+  std::string weights_dtype = "fp32";
   std::string config_json;  // the full config, as stored in the file
 };
 

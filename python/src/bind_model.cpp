@@ -62,6 +62,8 @@ void bind_model(pyb::module_& m) {
       .def_property_readonly("num_params", [](const PyModel& pm) { return pm.model->info().num_params; })
       .def_property_readonly("bf16_weights",
                              [](const PyModel& pm) { return pm.model->info().bf16_weights; })
+      .def_property_readonly("weights_dtype",
+                             [](const PyModel& pm) { return pm.model->info().weights_dtype; })
       .def_property_readonly(
           "tokenizer", [](const PyModel& pm) { return &pm.model->tokenizer(); },
           pyb::return_value_policy::reference_internal, "The model file's tokenizer")

@@ -59,8 +59,15 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   info.n_layer = cfg.n_layer;
   info.d_state = cfg.d_state;
   info.num_params = impl->lm->num_params();
-  info.bf16_weights = std::any_of(impl->lm->params().begin(), impl->lm->params().end(),
-                                  [](const ParamRef& p) { return p.param->has_stored(); });
+  // One stored dtype per file (bf16 and q8 files keep norms, biases and SSM parameters fp32).
+  for (const ParamRef& p : impl->lm->params())
+    if (p.param->has_stored()) {
+      info.weights_dtype = p.param->stored.dtype == DType::Q8 ? "q8"
+                           : p.param->stored.dtype == DType::BF16 ? "bf16"
+                                                                  : "fp32";
+      break;
+    }
+  info.bf16_weights = info.weights_dtype == "bf16";
   info.config_json = cfg.to_json().dump();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }

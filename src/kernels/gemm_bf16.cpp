@@ -169,6 +169,51 @@ void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
     matmul_xwt_bf16_blocked(x, W, y, rows, in, out, accumulate);
 }
 
+void matmul_xwt_bf16_part(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+                          int64_t out, bool accumulate, Bf16Activations act, int64_t begin,
+                          int64_t end) {
+  HIPPO_CHECK(rows >= 0 && rows <= kBf16GemvRows, "matmul_xwt_bf16_part: ", rows,
+              " rows (at most ", kBf16GemvRows, ")");
+  HIPPO_CHECK(0 <= begin && begin <= end && end <= out, "matmul_xwt_bf16_part: outputs [", begin,
+              ", ", end, ") outside [0, ", out, ")");
+  if (rows == 0 || begin == end) return;
+  if (in <= 0) {
+    if (!accumulate)
+      for (int64_t r = 0; r < rows; ++r) std::fill(y + r * out + begin, y + r * out + end, 0.0f);
+    return;
+  }
+  const float beta = accumulate ? 1.0f : 0.0f;
+  const int64_t st = round_up(in, kChunk);
+  thread_local ScratchBuffer buf;  // this thread's arrangement of x (each thread makes its own)
+  if (act == Bf16Activations::RoundedToBf16 && small_rows_bf16_dot_available()) {
+    uint16_t* xb = reinterpret_cast<uint16_t*>(buf.get(static_cast<size_t>(rows * st / 2 + 16)));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < st; ++i) xb[r * st + i] = i < in ? f32_to_bf16(x[r * in + i]) : 0;
+    gemm_small_nt_bf16_dot_part(rows, out, in, xb, st, W, in, beta, y, out, begin, end);
+    return;
+  }
+  const Isa level = active_isa();
+  float* xs = buf.get(static_cast<size_t>(rows * st));
+  if (level == Isa::Avx512Bf16) {
+    for (int64_t r = 0; r < rows; ++r)
+      split_hi_lo(x + r * in, reinterpret_cast<uint16_t*>(xs + r * st), in);
+    gemm_small_nt_bf16_hilo_part(rows, out, in, xs, st, W, in, beta, y, out, begin, end);
+  } else if (level == Isa::Avx512) {
+    for (int64_t r = 0; r < rows; ++r) split_even_odd(x + r * in, xs + r * st, in);
+    gemm_small_nt_bf16_split_part(rows, out, in, xs, st, W, in, beta, y, out, begin, end);
+  } else {
+    for (int64_t o = begin; o < end; ++o) {  // gemv_scalar's loop
+      const uint16_t* w = W + o * in;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * in;
+        float acc = 0;
+        for (int64_t i = 0; i < in; ++i) acc += bf16_to_f32(w[i]) * xr[i];
+        store(y + r * out + o, acc, accumulate);
+      }
+    }
+  }
+}
+
 void matmul_xwt_bf16_ref(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                          int64_t out, bool accumulate) {
   for (int64_t r = 0; r < rows; ++r)

@@ -33,6 +33,14 @@ void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
                      int64_t out, bool accumulate = false,
                      Bf16Activations act = bf16_activations());
 
+// matmul_xwt_bf16 for outputs [begin, end) only (columns of y), rows <= kBf16GemvRows, on the
+// calling thread (no fork): for threads inside one parallel region (a decoding step). Takes the
+// path matmul_xwt_bf16 takes for these rows and `act`; any split of [0, out) gives its result
+// bit for bit.
+void matmul_xwt_bf16_part(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+                          int64_t out, bool accumulate, Bf16Activations act, int64_t begin,
+                          int64_t end);
+
 // The small-rows kernel on the path of instruction-set level `level` (core/cpu_features.h), any
 // rows count; Error if the level is not enabled. The paths:
 //   Scalar, Avx2  portable C++

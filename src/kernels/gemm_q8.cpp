@@ -210,6 +210,22 @@ void matmul_xwt_q8_gemv(const float* x, int64_t rows, const WeightView& W, float
   });
 }
 
+void matmul_xwt_q8_part(const float* x, int64_t rows, const WeightView& W, float* y,
+                        bool accumulate, int64_t begin, int64_t end) {
+  check_q8(W, "matmul_xwt_q8_part");
+  HIPPO_CHECK(rows >= 0 && rows <= kQ8GemvRows, "matmul_xwt_q8_part: ", rows, " rows (at most ",
+              kQ8GemvRows, ")");
+  HIPPO_CHECK(0 <= begin && begin <= end && end <= W.rows, "matmul_xwt_q8_part: outputs [", begin,
+              ", ", end, ") outside [0, ", W.rows, ")");
+  const int64_t in = W.cols, out = W.rows, nb = in / B;
+  if (rows == 0 || begin == end) return;
+  thread_local ScratchBuffer buf;  // this thread's quantized x (each thread makes its own)
+  float* xs = buf.get(static_cast<size_t>(rows * nb + rows * in / 4 + 16));
+  auto* xq = reinterpret_cast<int8_t*>(xs + rows * nb);
+  quantize_q8(x, rows, in, xq, xs, "matmul_xwt_q8");
+  q8_dot_rows(xq, xs, rows, W, y, out, begin, end, accumulate, active_isa());
+}
+
 void matmul_xwt_q8_blocked(const float* x, int64_t rows, const WeightView& W, float* y,
                            bool accumulate) {
   check_q8(W, "matmul_xwt_q8");

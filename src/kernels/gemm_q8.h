@@ -42,6 +42,12 @@ void q8_dot_rows(const int8_t* xq, const float* xs, int64_t rows, const WeightVi
 // Whether q8_dot_rows at `level` takes the VNNI path on this CPU.
 bool q8_vnni_path(Isa level);
 
+// matmul_xwt_q8 for outputs [begin, end) only, rows <= kQ8GemvRows, on the calling thread (no
+// fork): x quantized by this thread, then q8_dot_rows at active_isa(). Any split of [0, W.rows)
+// gives matmul_xwt_q8's result bit for bit.
+void matmul_xwt_q8_part(const float* x, int64_t rows, const WeightView& W, float* y,
+                        bool accumulate, int64_t begin, int64_t end);
+
 // matmul_xwt_q8's decoding path (quantize x, q8_dot_rows split over threads) at a given level,
 // any rows count; and its prompt path (dequantized blocks + fp32 GEMM), any rows count.
 void matmul_xwt_q8_gemv(const float* x, int64_t rows, const WeightView& W, float* y,

@@ -395,6 +395,44 @@ void gemm_small_nt_bf16_hilo(int64_t M, int64_t N, int64_t K, const float* xs, i
   run_any_rows<Bf16HiLoWeights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
 }
 
+namespace {
+template <class WT>
+void run_part(const char* what, Operands<WT> op, int64_t M, int64_t N, int64_t K, float beta,
+              int64_t begin, int64_t end) {
+  HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, what, ": ", M, " rows (at most ", kSmallRowsMax, ")");
+  HIPPO_CHECK(0 <= begin && begin <= end && end <= N, what, ": outputs [", begin, ", ", end,
+              ") outside [0, ", N, ")");
+  if (M == 0 || begin == end || K <= 0) return;
+  run_range<WT>(op, M, K, beta, begin, end);
+}
+}  // namespace
+
+void gemm_small_nt_bf16_split_part(int64_t M, int64_t N, int64_t K, const float* xs,
+                                   int64_t ldxs, const uint16_t* W, int64_t ldw, float beta,
+                                   float* C, int64_t ldc, int64_t begin, int64_t end) {
+  HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt_bf16_split_part: this CPU lacks AVX-512");
+  run_part<Bf16Weights>("gemm_small_nt_bf16_split_part", {xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N,
+                        K, beta, begin, end);
+}
+
+void gemm_small_nt_bf16_dot_part(int64_t M, int64_t N, int64_t K, const uint16_t* xb,
+                                 int64_t ldxb, const uint16_t* W, int64_t ldw, float beta,
+                                 float* C, int64_t ldc, int64_t begin, int64_t end) {
+  HIPPO_CHECK(small_rows_bf16_dot_available(),
+              "gemm_small_nt_bf16_dot_part: this CPU lacks AVX512_BF16");
+  run_part<Bf16DotWeights>("gemm_small_nt_bf16_dot_part", {xb, ldxb, W, ldw, C, ldc, 1.0f}, M, N,
+                           K, beta, begin, end);
+}
+
+void gemm_small_nt_bf16_hilo_part(int64_t M, int64_t N, int64_t K, const float* xs,
+                                  int64_t ldxs, const uint16_t* W, int64_t ldw, float beta,
+                                  float* C, int64_t ldc, int64_t begin, int64_t end) {
+  HIPPO_CHECK(small_rows_bf16_dot_available(),
+              "gemm_small_nt_bf16_hilo_part: this CPU lacks AVX512_BF16");
+  run_part<Bf16HiLoWeights>("gemm_small_nt_bf16_hilo_part", {xs, ldxs, W, ldw, C, ldc, 1.0f}, M,
+                            N, K, beta, begin, end);
+}
+
 void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,
                       int64_t out, bool accumulate) {
   gemm_small_nt(rows, out, in, 1.0f, x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);

@@ -59,6 +59,18 @@ void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb,
 void gemm_small_nt_bf16_hilo(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
                              const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc);
 
+// The three bf16 products above for outputs [begin, end) only, on the calling thread (no fork):
+// any split of [0, N) gives the whole call's result bit for bit. M <= kSmallRowsMax.
+void gemm_small_nt_bf16_split_part(int64_t M, int64_t N, int64_t K, const float* xs,
+                                   int64_t ldxs, const uint16_t* W, int64_t ldw, float beta,
+                                   float* C, int64_t ldc, int64_t begin, int64_t end);
+void gemm_small_nt_bf16_dot_part(int64_t M, int64_t N, int64_t K, const uint16_t* xb,
+                                 int64_t ldxb, const uint16_t* W, int64_t ldw, float beta,
+                                 float* C, int64_t ldc, int64_t begin, int64_t end);
+void gemm_small_nt_bf16_hilo_part(int64_t M, int64_t N, int64_t K, const float* xs,
+                                  int64_t ldxs, const uint16_t* W, int64_t ldw, float beta,
+                                  float* C, int64_t ldc, int64_t begin, int64_t end);
+
 // y = x W^T (y += x W^T when accumulate); x (rows, in), y (rows, out), rows <= kSmallRowsMax.
 void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,
                       int64_t out, bool accumulate);

@@ -47,6 +47,18 @@ struct ModelState {
   Workspace work;
 };
 
+// How a decoding step (step_many of at most kStepRowsMax rows in all) uses threads (issue 18):
+//  - OneRegion (default): one parallel region for the whole step; every thread takes its share
+//    of every product's outputs by index and the threads meet at a barrier only where the next
+//    operation reads what others wrote (lm_step_team.cpp, docs/performance.md).
+//  - PerOp: each product (and the per-token parts above their thresholds) forks its own region.
+//    The reference path; steps of more rows always take it.
+// The same logits either way (bit for bit on the small-rows kernels). Process-wide; the
+// environment variable HIPPO_STEP_THREADING=per-op|one-region sets the starting value.
+enum class StepThreading { OneRegion, PerOp };
+void set_step_threading(StepThreading mode);
+StepThreading step_threading();
+
 struct LossStats {
   double loss = 0;      // mean cross-entropy over counted positions
   int64_t count = 0;    // positions with a target >= 0
@@ -194,6 +206,9 @@ class LanguageModel {
   // the chunk's tokens gathered into contiguous rows.
   template <class Fn>
   void for_each_chunk(const int32_t* tokens, int B, int L, int chunk, Fn&& fn) const;
+  // step_many's OneRegion path (lm_step_team.cpp), after its checks; rows: all states' sequences.
+  void step_many_team(const int32_t* tokens, std::span<ModelState* const> states,
+                      int64_t rows) const;
   // Checks shared by prefill and score.
   void check_sequence(const char* what, int B, int L, const ModelState& state) const;
 

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/matmul.h"
 #include "kernels/parallel_work.h"
 #include "models/lm.h"
 
@@ -90,6 +91,8 @@ void LanguageModel::step_many(const int32_t* tokens, std::span<ModelState* const
     HIPPO_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(),
                 "step_many: the same state is given twice");
   }
+  if (rows <= kStepRowsMax && step_threading() == StepThreading::OneRegion)
+    return step_many_team(tokens, states, rows);
   ModelState& first = *states[0];
   const int d = cfg_.d_model;
   const int64_t n = rows * d;

@@ -253,50 +253,58 @@ void Attention::prefill(const float* x, float* y, int B, int L, MixerState& stat
   out_proj.forward(ctx, y, rows);
 }
 
-void Attention::attend_step(AttentionCache& c, float* qkv, float* ctx) const {
+void Attention::attend_setup(AttentionCache& c) const {
   const int B = c.batch, pos = c.len, n = pos + 1;
-  const int64_t d3 = 3 * d_;
   reserve_cache(c, heads_, dh_, n);
   if (rot_ > 0) {  // at this state's own position
     float* cs = c.rot.get(rot_);
     rotary_angles(pos, cs, cs + rot_ / 2);
-    for (int b = 0; b < B; ++b)
-      for (int h = 0; h < heads_; ++h) {
-        rotate(qkv + b * d3 + h * dh_, cs, cs + rot_ / 2, false);
-        rotate(qkv + b * d3 + d_ + h * dh_, cs, cs + rot_ / 2, false);
-      }
   }
   // Sized by the cache capacity, not n, so that the buffer grows with the cache (doubling)
   // rather than on every token.
-  float* scores = c.scores.get(static_cast<size_t>(B) * heads_ * c.capacity);
-  // Reads the whole cache (keys and values): split over threads only when that is long.
-  const int64_t pairs = static_cast<int64_t>(B) * heads_;
-  parallel_range(pairs, worth_parallel_step(2 * pairs * n * dh_), [&](int64_t bh0, int64_t bh1) {
-    for (int64_t bh = bh0; bh < bh1; ++bh) {
-      const int64_t b = bh / heads_, h = bh % heads_;
-      const float* q = qkv + b * d3 + h * dh_;
-      float* kc = c.k.data() + bh * c.capacity * dh_;
-      float* vc = c.v.data() + bh * c.capacity * dh_;
-      std::memcpy(kc + static_cast<int64_t>(pos) * dh_, q + d_, sizeof(float) * dh_);
-      std::memcpy(vc + static_cast<int64_t>(pos) * dh_, q + 2 * d_, sizeof(float) * dh_);
-      float* s = scores + bh * n;
-      for (int j = 0; j < n; ++j) {
-        const float* kj = kc + static_cast<int64_t>(j) * dh_;
-        float acc = 0;
+  c.scores.get(static_cast<size_t>(B) * heads_ * c.capacity);
+}
+
+void Attention::attend_pair(AttentionCache& c, float* qkv, float* ctx, int64_t bh) const {
+  const int pos = c.len, n = pos + 1;
+  const int64_t d3 = 3 * d_;
+  const int64_t b = bh / heads_, h = bh % heads_;
+  float* q = qkv + b * d3 + h * dh_;
+  if (rot_ > 0) {
+    const float* cs = c.rot.data();
+    rotate(q, cs, cs + rot_ / 2, false);
+    rotate(q + d_, cs, cs + rot_ / 2, false);
+  }
+  float* kc = c.k.data() + bh * c.capacity * dh_;
+  float* vc = c.v.data() + bh * c.capacity * dh_;
+  std::memcpy(kc + static_cast<int64_t>(pos) * dh_, q + d_, sizeof(float) * dh_);
+  std::memcpy(vc + static_cast<int64_t>(pos) * dh_, q + 2 * d_, sizeof(float) * dh_);
+  float* s = c.scores.data() + bh * n;
+  for (int j = 0; j < n; ++j) {
+    const float* kj = kc + static_cast<int64_t>(j) * dh_;
+    float acc = 0;
 #pragma omp simd reduction(+ : acc)
-        for (int i = 0; i < dh_; ++i) acc += q[i] * kj[i];
-        s[j] = acc * scale_;
-      }
-      softmax_row(s, s, n);
-      float* o = ctx + b * d_ + h * dh_;
-      std::fill(o, o + dh_, 0.0f);
-      for (int j = 0; j < n; ++j) {
-        const float* vj = vc + static_cast<int64_t>(j) * dh_;
-        for (int i = 0; i < dh_; ++i) o[i] += s[j] * vj[i];
-      }
-    }
+    for (int i = 0; i < dh_; ++i) acc += q[i] * kj[i];
+    s[j] = acc * scale_;
+  }
+  softmax_row(s, s, n);
+  float* o = ctx + b * d_ + h * dh_;
+  std::fill(o, o + dh_, 0.0f);
+  for (int j = 0; j < n; ++j) {
+    const float* vj = vc + static_cast<int64_t>(j) * dh_;
+    for (int i = 0; i < dh_; ++i) o[i] += s[j] * vj[i];
+  }
+}
+
+void Attention::attend_step(AttentionCache& c, float* qkv, float* ctx) const {
+  attend_setup(c);
+  const int64_t n = c.len + 1;
+  // Reads the whole cache (keys and values): split over threads only when that is long.
+  const int64_t pairs = static_cast<int64_t>(c.batch) * heads_;
+  parallel_range(pairs, worth_parallel_step(2 * pairs * n * dh_), [&](int64_t bh0, int64_t bh1) {
+    for (int64_t bh = bh0; bh < bh1; ++bh) attend_pair(c, qkv, ctx, bh);
   });
-  c.len = n;
+  c.len = static_cast<int>(n);
 }
 
 void Attention::step_many(const float* x, float* y, std::span<MixerState* const> states) const {
@@ -314,6 +322,50 @@ void Attention::step_many(const float* x, float* y, std::span<MixerState* const>
     off += c.batch;
   }
   out_proj.forward(ctx, y, rows);
+}
+
+void Attention::prepare_team_step(std::span<MixerState* const> states) const {
+  HIPPO_CHECK(!states.empty(), "Attention::step_team: no states");
+  int64_t rows = 0;
+  for (MixerState* s : states) {
+    AttentionCache& c = as_cache(*s);
+    attend_setup(c);
+    rows += c.batch;
+  }
+  AttentionCache& first = as_cache(*states[0]);
+  first.qkv.get(static_cast<size_t>(rows) * 3 * d_);
+  first.ctx.get(static_cast<size_t>(rows) * d_);
+}
+
+// The (sequence, head) pairs of all states split over the team: a head needs its q, k and v
+// from three parts of the projection, so the projection is followed by a barrier.
+void Attention::step_team(const float* x, float* y, std::span<MixerState* const> states,
+                          const Team& team) const {
+  int64_t rows = 0, pairs = 0;
+  for (MixerState* s : states) rows += static_cast<AttentionCache&>(*s).batch;
+  pairs = rows * heads_;
+  AttentionCache& first = static_cast<AttentionCache&>(*states[0]);
+  float* qkv = first.qkv.data();
+  float* ctx = first.ctx.data();
+  const auto [p0, p1] = team.share(3 * static_cast<int64_t>(d_));
+  Wqkv.forward_part(x, qkv, rows, p0, p1);
+  team.barrier();
+  // Pair g of all states: state k's pairs after those of states 0..k-1.
+  const auto [g0, g1] = team.share(pairs, 1);
+  int64_t first_pair = 0;
+  for (MixerState* s : states) {
+    AttentionCache& c = static_cast<AttentionCache&>(*s);
+    const int64_t np = static_cast<int64_t>(c.batch) * heads_;
+    const int64_t row0 = first_pair / heads_;
+    for (int64_t g = std::max(g0, first_pair); g < std::min(g1, first_pair + np); ++g)
+      attend_pair(c, qkv + row0 * 3 * d_, ctx + row0 * d_, g - first_pair);
+    first_pair += np;
+  }
+  team.barrier();  // the output projection reads every head; no thread reads c.len any more
+  if (team.t == 0)
+    for (MixerState* s : states) ++static_cast<AttentionCache&>(*s).len;
+  const auto [o0, o1] = team.share(d_);
+  out_proj.forward_part(ctx, y, rows, o0, o1);
 }
 
 void Attention::forward_reference(const float* x, float* y, int B, int L) const {

@@ -41,6 +41,9 @@ class Attention : public Mixer {
   void prefill(const float* x, float* y, int B, int L, MixerState& state,
                Workspace& ws) const override;
   void step_many(const float* x, float* y, std::span<MixerState* const> states) const override;
+  void prepare_team_step(std::span<MixerState* const> states) const override;
+  void step_team(const float* x, float* y, std::span<MixerState* const> states,
+                 const Team& team) const override;
 
   // The plain path: triple loops in double precision, nothing kept. Tests hold forward to it.
   void forward_reference(const float* x, float* y, int B, int L) const;
@@ -72,6 +75,11 @@ class Attention : public Mixer {
   // Attention of one state's new token over its cache: rotates q and k of its rows of qkv
   // (B, 3d) in place at its position, appends k and v to the cache, writes the context rows.
   void attend_step(AttentionCache& c, float* qkv, float* ctx) const;
+  // attend_step's parts: the cache room, rotary angles and scores for the next token (one
+  // thread, before), then (sequence, head) pair bh of the state, any pairs on any threads
+  // (then the caller moves c.len on).
+  void attend_setup(AttentionCache& c) const;
+  void attend_pair(AttentionCache& c, float* qkv, float* ctx, int64_t bh) const;
 
   // Query rows per causal block (small enough to skip most masked work, big enough for GEMM).
   static constexpr int kRowBlock = 32;

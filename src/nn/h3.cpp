@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "core/error.h"
 #include "kernels/causal_conv_direct.h"
@@ -484,43 +485,48 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
   }
 }
 
+void H3::shift_at(H3State& st, float* k, int64_t i) const {
+  const int c = static_cast<int>(i % d_);
+  k[i] = shift_->step(c, st.shift.data() + i * N_, k[i]) + ssm_k_D.value.data()[c] * k[i];
+}
+
+void H3::head_at(H3State& st, const float* q, const float* k, const float* v, float* yp, int b,
+                 int h) const {
+  const int d = d_, p = p_, H = H_;
+  const S4DStepParams* dyn = st.diag_dynamics.get();
+  const int M = diag_ ? diag_->M() : 0;
+  for (int j = 0; j < p; ++j) {
+    const int64_t cj = static_cast<int64_t>(b) * d + h * p + j;
+    float acc = 0.0f;
+    for (int i = 0; i < p; ++i) {
+      const int64_t ci = static_cast<int64_t>(b) * d + h * p + i;
+      const float kvv = k[ci] * v[cj];
+      float z = kvv;
+      if (diag_) {
+        const int64_t idx = static_cast<int64_t>((b * p + i) * p + j) * H + h;
+        z = dyn->step(h, st.diag.data() + idx * M, kvv) + D.value[h] * kvv;
+      }
+      acc += q[ci] * z;
+    }
+    yp[cj] = acc;
+  }
+}
+
 void H3::step_state(H3State& st, const float* q, float* k, const float* v, float* yp) const {
   const int B = st.B, d = d_, p = p_, H = H_, N = N_;
   const int64_t rows = static_cast<int64_t>(B) * d;
   if (diag_ && !st.diag_dynamics) st.diag_dynamics = diag_->step_params();
-  const S4DStepParams* dyn = st.diag_dynamics.get();
   if (shift_) {
-    const float* Dk = ssm_k_D.value.data();
-    float* S = st.shift.data();
     parallel_range(rows, worth_parallel_step(rows * N), [&](int64_t r0, int64_t r1) {
-      for (int64_t i = r0; i < r1; ++i) {
-        const int c = static_cast<int>(i % d);
-        k[i] = shift_->step(c, S + i * N, k[i]) + Dk[c] * k[i];
-      }
+      for (int64_t i = r0; i < r1; ++i) shift_at(st, k, i);
     });
   }
   const int M = diag_ ? diag_->M() : 0;
   // Over (b, h): the p*p diagonal SSMs of one head of one sequence.
   const int64_t heads = static_cast<int64_t>(B) * H;
   parallel_range(heads, worth_parallel_step(rows * p * (M + 1)), [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g) {
-      const int b = static_cast<int>(g / H), h = static_cast<int>(g % H);
-      for (int j = 0; j < p; ++j) {
-        const int64_t cj = static_cast<int64_t>(b) * d + h * p + j;
-        float acc = 0.0f;
-        for (int i = 0; i < p; ++i) {
-          const int64_t ci = static_cast<int64_t>(b) * d + h * p + i;
-          const float kvv = k[ci] * v[cj];
-          float z = kvv;
-          if (diag_) {
-            const int64_t idx = static_cast<int64_t>((b * p + i) * p + j) * H + h;
-            z = dyn->step(h, st.diag.data() + idx * M, kvv) + D.value[h] * kvv;
-          }
-          acc += q[ci] * z;
-        }
-        yp[cj] = acc;
-      }
-    }
+    for (int64_t g = g0; g < g1; ++g)
+      head_at(st, q, k, v, yp, static_cast<int>(g / H), static_cast<int>(g % H));
   });
 }
 
@@ -544,6 +550,50 @@ void H3::step_many(const float* x, float* y, std::span<MixerState* const> states
     off += static_cast<int64_t>(st.B) * d_;
   }
   output_linear.forward(yp, y, rows);
+}
+
+void H3::prepare_team_step(std::span<MixerState* const> states) const {
+  HIPPO_CHECK(!states.empty(), "H3::step_team: no states");
+  int64_t rows = 0;
+  for (MixerState* s : states) {
+    H3State& st = as_h3_state(*s, 0, false);
+    if (diag_ && !st.diag_dynamics) st.diag_dynamics = diag_->step_params();
+    rows += st.B;
+  }
+  H3State& first = as_h3_state(*states[0], 0, false);
+  for (Buffer* b : {&first.q, &first.k, &first.v, &first.y}) b->get(sz(rows * d_));
+}
+
+// Each thread takes whole heads of channels: its share of q, k and v is all its recurrent
+// part reads, so the projections and the SSM steps run without a barrier between them.
+void H3::step_team(const float* x, float* y, std::span<MixerState* const> states,
+                   const Team& team) const {
+  int64_t rows = 0;
+  for (MixerState* s : states) rows += static_cast<H3State&>(*s).B;
+  H3State& first = static_cast<H3State&>(*states[0]);
+  float* q = first.q.data();
+  float* k = first.k.data();
+  float* v = first.v.data();
+  float* yp = first.y.data();
+  const int64_t align = std::lcm<int64_t>(16, p_);
+  const auto [c0, c1] = team.share(d_, align);
+  q_proj.forward_part(x, q, rows, c0, c1);
+  k_proj.forward_part(x, k, rows, c0, c1);
+  v_proj.forward_part(x, v, rows, c0, c1);
+  int64_t off = 0;
+  for (MixerState* s : states) {
+    H3State& st = static_cast<H3State&>(*s);
+    for (int b = 0; b < st.B; ++b) {
+      if (shift_)
+        for (int64_t c = c0; c < c1; ++c) shift_at(st, k + off, static_cast<int64_t>(b) * d_ + c);
+      for (int64_t h = c0 / p_; h < c1 / p_; ++h)
+        head_at(st, q + off, k + off, v + off, yp + off, b, static_cast<int>(h));
+    }
+    off += static_cast<int64_t>(st.B) * d_;
+  }
+  team.barrier();  // the output projection reads every thread's channels
+  const auto [o0, o1] = team.share(d_);
+  output_linear.forward_part(yp, y, rows, o0, o1);
 }
 
 void H3::release_activations() {

@@ -71,6 +71,9 @@ class H3 : public Mixer {
   void prefill(const float* x, float* y, int B, int L, MixerState& state,
                Workspace& ws) const override;
   void step_many(const float* x, float* y, std::span<MixerState* const> states) const override;
+  void prepare_team_step(std::span<MixerState* const> states) const override;
+  void step_team(const float* x, float* y, std::span<MixerState* const> states,
+                 const Team& team) const override;
 
   int d() const { return d_; }
   int d_state() const { return N_; }
@@ -122,6 +125,12 @@ class H3 : public Mixer {
   std::vector<const Param*> kernel_params() const;
   mutable std::mutex prefill_kernels_mutex_;
   mutable std::shared_ptr<const H3State::PrefillCache> prefill_kernels_;
+  // The two parts of a step both paths (step_many, step_team) run, so that they compute the
+  // same numbers: k[i] <- k'[i] (shift SSM and skip) for element i = b * d + c of the state's
+  // rows; yp of head h of sequence b (its p * p diagonal SSMs, or their bypass, times q).
+  [[gnu::noinline]] void shift_at(H3State& st, float* k, int64_t i) const;
+  [[gnu::noinline]] void head_at(H3State& st, const float* q, const float* k, const float* v,
+                                 float* yp, int b, int h) const;
 
  public:
   void release_activations() override;

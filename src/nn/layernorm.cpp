@@ -40,6 +40,11 @@ void LayerNorm::forward_inference(const float* x, float* y, int64_t rows, Buffer
                     eps_);
 }
 
+void LayerNorm::forward_inference(const float* x, float* y, int64_t rows, float* stats) const {
+  layernorm_forward(x, weight.value.data(), bias.value.data(), y, stats, stats + rows, rows, d_,
+                    eps_);
+}
+
 void LayerNorm::backward(const float* dy, float* dx) {
   HIPPO_CHECK(rows_ > 0, "LayerNorm: backward called before forward");
   layernorm_backward(dy, x_.data(), weight.value.data(), mean_.data(), rstd_.data(), dx,

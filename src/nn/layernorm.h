@@ -18,6 +18,9 @@ class LayerNorm : public Module {
   // The same y without keeping anything (recurrent steps; threads may call it at once).
   // `stats`: scratch for the row statistics, owned by the caller.
   void forward_inference(const float* x, float* y, int64_t rows, Buffer& stats) const;
+  // The same with the row statistics in `stats` (2 * rows floats): each thread of a decoding
+  // step's region normalises the rows into its own copy (cheaper than a barrier).
+  void forward_inference(const float* x, float* y, int64_t rows, float* stats) const;
   // dy for the last forward: dx overwritten (may alias dy), weight/bias grads accumulated.
   void backward(const float* dy, float* dx);
   void release_activations() override;

@@ -35,6 +35,16 @@ void Linear::forward(const float* x, float* y, int64_t rows) const {
   matmul_xwt(x, rows, weight.view(), y, /*accumulate=*/has_bias_);
 }
 
+void Linear::forward_part(const float* x, float* y, int64_t rows, int64_t begin,
+                          int64_t end) const {
+  if (has_bias_) {
+    const float* b = bias.value.data();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = begin; o < end; ++o) y[r * out_ + o] = b[o];
+  }
+  matmul_xwt_part(x, rows, weight.view(), y, begin, end, /*accumulate=*/has_bias_);
+}
+
 void Linear::backward(const float* x, const float* dy, float* dx, int64_t rows,
                       bool accumulate_dx) {
   HIPPO_CHECK(!weight.has_stored(), "Linear::backward: the weights are a read-only bf16 view loaded for "

@@ -15,6 +15,10 @@ class Linear : public Module {
   // x: (rows, in) -> y: (rows, out). Does not keep x: callers pass it again to backward.
   // Reads the weight through Param::view() (fp32, or bf16 inference weights).
   void forward(const float* x, float* y, int64_t rows) const;
+  // Outputs [begin, end) of forward (columns of y) on the calling thread, rows <=
+  // kStepRowsMax (kernels/matmul.h): one thread's share inside a decoding step's parallel region
+  // (core/team.h). Any split gives forward's y bit for bit where matmul_xwt_part says so.
+  void forward_part(const float* x, float* y, int64_t rows, int64_t begin, int64_t end) const;
   // dx = dy W (overwrites, or adds if accumulate_dx), dW += dy^T x, db += sum_rows dy.
   // dx may be null when the input gradient is not needed. An Error with bf16 weights.
   void backward(const float* x, const float* dy, float* dx, int64_t rows,

@@ -44,6 +44,17 @@ void Mlp::forward_inference(const float* x, float* y, int64_t rows, Buffer& hidd
   run(x, y, rows, act, act);  // the activation in place of the pre-activation
 }
 
+void Mlp::forward_team(const float* x, float* y, int64_t rows, float* hidden,
+                       const Team& team) const {
+  const int64_t h = 4 * static_cast<int64_t>(d_);
+  const auto [h0, h1] = team.share(h);
+  fc1.forward_part(x, hidden, rows, h0, h1);
+  for (int64_t r = 0; r < rows; ++r) gelu_forward(hidden + r * h + h0, hidden + r * h + h0, h1 - h0);
+  team.barrier();  // fc2 reads every thread's activations
+  const auto [c0, c1] = team.share(d_);
+  fc2.forward_part(hidden, y, rows, c0, c1);
+}
+
 void Mlp::backward(const float* dy, float* dx) {
   HIPPO_CHECK(rows_ > 0, "Mlp: backward called before forward");
   const size_t h = static_cast<size_t>(rows_) * 4 * d_;

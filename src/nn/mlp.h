@@ -1,6 +1,7 @@
 // The block MLP (spec §4): fc1 d->4d, GELU (tanh approximation), fc2 4d->d, with biases.
 #pragma once
 #include "core/buffer.h"
+#include "core/team.h"
 #include "nn/linear.h"
 #include "nn/module.h"
 
@@ -20,6 +21,12 @@ class Mlp : public Module {
   // The same y without keeping anything (recurrent steps; threads may call it at once).
   // `hidden`: scratch for the (rows, 4d) activations, owned by the caller.
   void forward_inference(const float* x, float* y, int64_t rows, Buffer& hidden) const;
+  // forward_inference by one thread of a team inside a decoding step's region (core/team.h),
+  // rows <= kStepRowsMax: every thread of the team calls it with the same arguments. x must be
+  // complete; `hidden` holds the team's (rows, 4d) activations (written in shares, one barrier).
+  // On return this thread has written columns team.share(d) of y; the other columns are other
+  // threads' (the caller's barrier waits for them).
+  void forward_team(const float* x, float* y, int64_t rows, float* hidden, const Team& team) const;
   // dy for the last forward: dx overwritten, parameter grads accumulated.
   void backward(const float* dy, float* dx);
   void release_activations() override;

@@ -8,6 +8,7 @@
 #include "core/buffer.h"
 #include "core/param.h"
 #include "core/rng.h"
+#include "core/team.h"
 
 namespace hippo {
 
@@ -76,6 +77,21 @@ class Mixer : public Module {
   // equal what stepping it alone gives. The stacked rows' scratch is the first state's; the
   // states must be distinct.
   virtual void step_many(const float* x, float* y, std::span<MixerState* const> states) const = 0;
+  // step_many by a team of threads inside one parallel region (a whole decoding step of the
+  // model, core/team.h), at most kStepRowsMax rows in all. First prepare_team_step on the
+  // calling thread, before the region: it makes every buffer and cache the step writes (no
+  // allocation happens inside the region). Then every thread of the team calls step_team with
+  // the same arguments: x must be complete and is not written; the step passes at least one
+  // team barrier after its last read of anything the caller wrote before it; on return this
+  // thread has written columns team.share(d) of every row of y (the caller's barrier waits for
+  // the rest). The result equals step_many's (bit for bit for the small-rows kernels, see
+  // kernels/matmul.h). The default runs step_many on the first thread.
+  virtual void prepare_team_step(std::span<MixerState* const> states) const { (void)states; }
+  virtual void step_team(const float* x, float* y, std::span<MixerState* const> states,
+                         const Team& team) const {
+    if (team.t == 0) step_many(x, y, states);
+    team.barrier();
+  }
   // One token per sequence of one state: x, y are (B, d). step_many of that one state.
   void step(const float* x, float* y, MixerState& state) const {
     MixerState* one = &state;

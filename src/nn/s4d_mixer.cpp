@@ -160,32 +160,66 @@ void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state
     }
 }
 
+float S4DMixer::step_at(S4DState& st, const float* x, int64_t idx) const {
+  const int c = static_cast<int>(idx % d_);
+  const float u = x[idx];
+  return st.dynamics->step(c, st.x.data() + idx * kernel_->M(), u) + D.value.data()[c] * u;
+}
+
 void S4DMixer::step_many(const float* x, float* y, std::span<MixerState* const> states) const {
   HIPPO_CHECK(!states.empty(), "S4DMixer::step_many: no states");
   const int d = d_, M = kernel_->M();
   int64_t total = 0;  // all states' sequences
   for (MixerState* s : states) total += as_s4d_state(*s).B;
   float* g = as_s4d_state(*states[0]).g.get(sz(total * d));
-  const float* Dv = D.value.data();
   int64_t off = 0;
   for (MixerState* s : states) {
     S4DState& st = as_s4d_state(*s);
     if (!st.dynamics) st.dynamics = kernel_->step_params();
-    const S4DStepParams* dyn = st.dynamics.get();
     const int64_t rows = static_cast<int64_t>(st.B) * d;
     const float* xs = x + off;
     float* gs = g + off;
     parallel_range(rows, worth_parallel_step(rows * M), [&](int64_t r0, int64_t r1) {
-      for (int64_t idx = r0; idx < r1; ++idx) {
-        const int c = static_cast<int>(idx % d);
-        const float u = xs[idx];
-        gs[idx] = dyn->step(c, st.x.data() + idx * M, u) + Dv[c] * u;
-      }
+      for (int64_t idx = r0; idx < r1; ++idx) gs[idx] = step_at(st, xs, idx);
     });
     off += rows;
   }
   gelu_forward(g, g, total * d);  // elementwise: in place is fine
   output_linear.forward(g, y, total);
+}
+
+void S4DMixer::prepare_team_step(std::span<MixerState* const> states) const {
+  HIPPO_CHECK(!states.empty(), "S4DMixer::step_team: no states");
+  int64_t total = 0;
+  for (MixerState* s : states) {
+    S4DState& st = as_s4d_state(*s);
+    if (!st.dynamics) st.dynamics = kernel_->step_params();
+    total += st.B;
+  }
+  as_s4d_state(*states[0]).g.get(sz(total * d_));
+}
+
+// Channels split over the team; the output projection reads all of them after a barrier.
+void S4DMixer::step_team(const float* x, float* y, std::span<MixerState* const> states,
+                         const Team& team) const {
+  const int64_t d = d_;
+  int64_t total = 0;
+  for (MixerState* s : states) total += static_cast<S4DState&>(*s).B;
+  float* g = static_cast<S4DState&>(*states[0]).g.data();
+  const auto [c0, c1] = team.share(d);
+  int64_t off = 0;
+  for (MixerState* s : states) {
+    S4DState& st = static_cast<S4DState&>(*s);
+    for (int64_t b = 0; b < st.B; ++b) {
+      float* gs = g + off + b * d;
+      for (int64_t c = c0; c < c1; ++c) gs[c] = step_at(st, x + off, b * d + c);
+      gelu_forward(gs + c0, gs + c0, c1 - c0);
+    }
+    off += static_cast<int64_t>(st.B) * d;
+  }
+  team.barrier();
+  const auto [o0, o1] = team.share(d);
+  output_linear.forward_part(g, y, total, o0, o1);
 }
 
 void S4DMixer::release_activations() {

@@ -56,6 +56,9 @@ class S4DMixer : public Mixer {
   void prefill(const float* x, float* y, int B, int L, MixerState& state,
                Workspace& ws) const override;
   void step_many(const float* x, float* y, std::span<MixerState* const> states) const override;
+  void prepare_team_step(std::span<MixerState* const> states) const override;
+  void step_team(const float* x, float* y, std::span<MixerState* const> states,
+                 const Team& team) const override;
 
   int d() const { return d_; }
 
@@ -66,6 +69,9 @@ class S4DMixer : public Mixer {
  private:
   int d_;
   int B_ = 0, L_ = 0;
+  // One element's recurrent step (idx = b * d + c of the state's rows, x those rows), shared by
+  // step_many and step_team so that both compute the same numbers.
+  [[gnu::noinline]] float step_at(S4DState& st, const float* x, int64_t idx) const;
   // The forward pass shared by training and prefill on the kernel K (d, L) the caller computed;
   // uT (the input, channel-major), zT (pre-GELU), tmp and g (GELU out, (B, L, d)) are where
   // the activations go: the layer's buffers or a workspace's. state_out (B, d, L): what the
