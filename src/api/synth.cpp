@@ -263,8 +263,9 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
               << "," << early << "," << tps / n << "," << sizes.vocab << "," << sizes.seq_len << ","
               << sizes.pairs << "\n";
     }
-  const bool attn_lr_own = o.attn_lr > 0 && o.attn_lr != o.lr &&
-                           std::find(o.models.begin(), o.models.end(), "attention") != o.models.end();
+  // Attention's own lr and budget are only worth a mention when the study trains attention.
+  const bool has_attention = std::find(o.models.begin(), o.models.end(), "attention") != o.models.end();
+  const bool attn_lr_own = has_attention && o.attn_lr > 0 && o.attn_lr != o.lr;
   md << "\nSettings: d_model " << o.d_model << ", " << o.n_layer << " layers, AdamW lr " << o.lr
      << (attn_lr_own ? str(" (attention ", o.attn_lr, ")") : std::string())
      << " (SSM dynamics min(lr, 1e-3)), weight decay 0.1, warmup then cosine, clip 1.0, init std "
@@ -280,8 +281,7 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
     if (sizes.pairs > 0) md << ", " << sizes.pairs << " pairs";
   }
   md << " (" << o.n_train << " training and " << o.n_test << " test sequences).\n";
-  const bool attn_own = o.attn_steps > 0 && o.attn_steps != o.steps &&
-                        std::find(o.models.begin(), o.models.end(), "attention") != o.models.end();
+  const bool attn_own = has_attention && o.attn_steps > 0 && o.attn_steps != o.steps;
   md << "\nBudget: up to " << o.steps << " steps of batch " << o.batch_size << " ("
      << fmt("%.1f", static_cast<double>(o.steps) * o.batch_size / o.n_train) << " epochs of " << o.n_train
      << " sequences), "
