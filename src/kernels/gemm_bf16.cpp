@@ -28,18 +28,22 @@ int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 void store(float* y, float v, bool accumulate) { *y = accumulate ? *y + v : v; }
 
+// Output o of every row: the portable loop, shared by the whole call and its row-range form.
+void gemv_scalar_output(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+                        int64_t out, int64_t o, bool accumulate) {
+  const uint16_t* w = W + o * in;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * in;
+    float acc = 0;
+    for (int64_t i = 0; i < in; ++i) acc += bf16_to_f32(w[i]) * xr[i];
+    store(y + r * out + o, acc, accumulate);
+  }
+}
+
 void gemv_scalar(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
                  int64_t out, bool accumulate) {
 #pragma omp parallel for schedule(static) if (worth_parallel_step(rows * in * out))
-  for (int64_t o = 0; o < out; ++o) {
-    const uint16_t* w = W + o * in;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * in;
-      float acc = 0;
-      for (int64_t i = 0; i < in; ++i) acc += bf16_to_f32(w[i]) * xr[i];
-      store(y + r * out + o, acc, accumulate);
-    }
-  }
+  for (int64_t o = 0; o < out; ++o) gemv_scalar_output(x, W, y, rows, in, out, o, accumulate);
 }
 
 // Both AVX-512 paths run on the small-rows kernel (kernels/gemm_small.h); here is the
@@ -202,15 +206,7 @@ void matmul_xwt_bf16_part(const float* x, const uint16_t* W, float* y, int64_t r
     for (int64_t r = 0; r < rows; ++r) split_even_odd(x + r * in, xs + r * st, in);
     gemm_small_nt_bf16_split_part(rows, out, in, xs, st, W, in, beta, y, out, begin, end);
   } else {
-    for (int64_t o = begin; o < end; ++o) {  // gemv_scalar's loop
-      const uint16_t* w = W + o * in;
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* xr = x + r * in;
-        float acc = 0;
-        for (int64_t i = 0; i < in; ++i) acc += bf16_to_f32(w[i]) * xr[i];
-        store(y + r * out + o, acc, accumulate);
-      }
-    }
+    for (int64_t o = begin; o < end; ++o) gemv_scalar_output(x, W, y, rows, in, out, o, accumulate);
   }
 }
 
