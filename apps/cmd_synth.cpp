@@ -49,6 +49,9 @@ void add_synth(CLI::App& app, std::function<int()>& run) {
                 "Key-value pairs of associative_recall and mqar (0: as many as fit / 8)")
       ->capture_default_str();
   c->add_option("--models", o->s.models, "Mixers to compare")->capture_default_str();
+  c->add_option("--test-lengths", o->s.test_lengths,
+                "After training, also test every run at these sequence lengths (length generalisation)")
+      ->delimiter(',');
   c->add_option("--seeds", o->s.seeds, "Seeds per model")->capture_default_str();
   c->add_option("--d-model", o->s.d_model, "Model width")->capture_default_str();
   c->add_option("--layers", o->s.n_layer, "Layers")->capture_default_str();

@@ -166,6 +166,9 @@ struct SynthStudyOptions {
   // Task sizes for every task of the study; 0: each task's default (vocab 20 / 10 / 64, length
   // 32 / 20 / 64, pairs: as many as fit / - / 8 for induction head / associative recall / mqar).
   int vocab = 0, seq_len = 0, pairs = 0;
+  // Length generalisation: after training, every run is also tested at these sequence lengths
+  // (the task's other sizes held; written to out/lengths.csv and a table in out/table.md).
+  std::vector<int> test_lengths;
   bool force = false;           // replace an earlier study's results in `out`
   // Where scripts/plot_synth.py is looked for (after the executable's tree); empty: only there
   // and the working directory.

@@ -3,6 +3,7 @@
 // summary table and (via scripts/plot_synth.py) a PNG plot.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -27,7 +28,7 @@ namespace hippo {
 namespace {
 
 // The files a study writes into its folder.
-const char* const kStudyFiles[] = {"table.md", "summary.csv", "curves.csv", "accuracy.png"};
+const char* const kStudyFiles[] = {"table.md", "summary.csv", "curves.csv", "accuracy.png", "lengths.csv"};
 
 // The source tree, for scripts/: next to the executable (build/hippo), else the caller's
 // (the CLI passes the tree it was built from), else the working directory.
@@ -78,12 +79,22 @@ SynthOptions task_options(const std::string& task, const SynthStudyOptions& o) {
   return so;
 }
 
+// The test set of a length-generalisation point: the trained task's sizes at another length.
+// One training sequence is made because make_synthetic makes both splits; it is not used.
+SynthOptions length_options(const SynthOptions& trained, int len) {
+  SynthOptions at = trained;
+  at.seq_len = len;
+  at.n_train = 1;
+  return at;
+}
+
 struct RunResult {
   std::string task, model;
   int seed;
   TrainResult r;
   int64_t params;
   double seconds;
+  std::vector<double> length_acc;  // test accuracy at each of the study's test_lengths
   std::string error;  // the run failed: left out of the tables, reported at the end
 };
 
@@ -119,6 +130,15 @@ void validate(const SynthStudyOptions& o) {
     SynthOptions so = task_options(t, o);
     so.fill_defaults();
     for (auto& m : o.models) (void)study_config(m, so.vocab, so.seq_len, o);
+    for (int len : o.test_lengths) {
+      HIPPO_CHECK(len >= 1 && len <= 65536, "--test-lengths must be in [1, 65536], got ", len);
+      HIPPO_CHECK(len <= so.seq_len || o.attn_positions == "rotary" ||
+                      std::find(o.models.begin(), o.models.end(), "attention") == o.models.end(),
+                  "--test-lengths longer than the training length (", len, " > ", so.seq_len,
+                  ") need --attn-positions rotary: learned positions end at the training length");
+      SynthOptions at = length_options(so, len);
+      at.fill_defaults();  // refuses a length the task cannot fill, before any run
+    }
   }
 }
 
@@ -195,7 +215,15 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
           model, t, [&](int64_t step, int micro, Batch& b) { synthetic_batch(data.train, job.seed, step, B, b); },
           [&](LanguageModel& m) { return evaluate_synthetic(m, data.test); });
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
-      results[i] = {job.task, job.model, job.seed, r, model.num_params(), secs, ""};
+      std::vector<double> length_acc;
+      for (int len : o.test_lengths) {
+        // At the training length the study's own test set (disjoint from training) is used.
+        const SynthSplits at = len == so.seq_len ? SynthSplits{} : make_synthetic(length_options(so, len));
+        const SynthDataset& test = len == so.seq_len ? data.test : at.test;
+        // Batches of about 8k tokens: attention's scores at length 1024 would take 4 GB at 250.
+        length_acc.push_back(evaluate_synthetic(model, test, std::max(1, 8192 / len)).metrics.at("acc"));
+      }
+      results[i] = {job.task, job.model, job.seed, r, model.num_params(), secs, length_acc, ""};
       std::lock_guard<std::mutex> lock(io);
       ++done;
       std::fprintf(stderr, "[%d/%zu] %-18s %-11s seed %d: test acc %.3f after %lld steps%s, %.0f tok/s, %.0fs\n",
@@ -205,7 +233,7 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
     } catch (const std::exception& e) {
       // An exception must not leave the parallel region; the other runs go on.
       const Job& job = jobs[i];
-      results[i] = {job.task, job.model, job.seed, {}, 0, 0, e.what()};
+      results[i] = {job.task, job.model, job.seed, {}, 0, 0, {}, e.what()};
       std::lock_guard<std::mutex> lock(io);
       ++done;
       std::fprintf(stderr, "[%d/%zu] %-18s %-11s seed %d: FAILED: %s\n", done, jobs.size(),
@@ -291,13 +319,46 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
      << "; a run stops early "
      << "once it reaches 100% test accuracy (evaluated every " << o.eval_every << " steps). "
      << "Wall time " << fmt("%.0f", total) << " s for all runs, " << workers << " at a time.\n";
+  std::ostringstream lengths;
+  if (!o.test_lengths.empty()) {
+    lengths << "task,model,seed,train_len,test_len,test_acc\n";
+    md << "\nLength generalisation: test accuracy %, mean over seeds, of the trained models at other lengths "
+       << "(trained at each task's length above):\n\n| task | model |";
+    for (int len : o.test_lengths) md << " " << len << " |";
+    md << "\n|---|---|";
+    for (size_t k = 0; k < o.test_lengths.size(); ++k) md << "---|";
+    md << "\n";
+    for (auto& t : o.tasks) {
+      SynthOptions sizes = task_options(t, o);
+      sizes.fill_defaults();
+      for (auto& m : o.models) {
+        std::vector<double> sum(o.test_lengths.size(), 0.0);
+        int n = 0;
+        for (auto& rr : results)
+          if (rr.task == t && rr.model == m && rr.error.empty()) {
+            for (size_t k = 0; k < o.test_lengths.size(); ++k) {
+              sum[k] += 100.0 * rr.length_acc[k];
+              lengths << t << "," << m << "," << rr.seed << "," << sizes.seq_len << "," << o.test_lengths[k]
+                      << "," << rr.length_acc[k] << "\n";
+            }
+            ++n;
+          }
+        md << "| " << t << " | " << m << " |";
+        for (size_t k = 0; k < o.test_lengths.size(); ++k)
+          md << " " << (n ? fmt("%.1f", sum[k] / n) : std::string("-")) << " |";
+        md << "\n";
+      }
+    }
+  }
   std::printf("%s", md.str().c_str());
   std::fflush(stdout);  // the table is out even if a file below cannot be written
   SynthStudyResult study{md.str(), static_cast<int>(jobs.size()), failed};
   write_file_atomic(o.out + "/curves.csv", curves.str());
   write_file_atomic(o.out + "/summary.csv", summary.str());
   write_file_atomic(o.out + "/table.md", md.str());
-  std::fprintf(stderr, "wrote %s/{table.md,summary.csv,curves.csv}\n", o.out.c_str());
+  if (!o.test_lengths.empty()) write_file_atomic(o.out + "/lengths.csv", lengths.str());
+  std::fprintf(stderr, "wrote %s/{table.md,summary.csv,curves.csv%s}\n", o.out.c_str(),
+               o.test_lengths.empty() ? "" : ",lengths.csv");
   // The PNG comes from matplotlib (Debian's python3-matplotlib); a missing one only costs the plot.
   const std::string plot = "/usr/bin/python3 '" + source_dir(o.source_dir) + "/scripts/plot_synth.py' '" + o.out +
                            "/curves.csv' '" + o.out + "/accuracy.png'";

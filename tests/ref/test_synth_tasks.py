@@ -110,6 +110,38 @@ class SynthTasks(unittest.TestCase):
         self.refused(bad, "--dropout must be in [0, 1)")
         self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
 
+    def test_length_generalisation(self):
+        # --test-lengths tests every trained run at other lengths: one row per run and length, and
+        # at the training length the study's own test set, so that column equals the summary.
+        out = os.path.join(self.dir, "lengths")
+        r = self.hippo("synth", "--tasks", "induction_head", "--models", "h3", "attention", "--seeds", "1",
+                       "-n", "3", "--eval-every", "0", "--d-model", "16", "--layers", "1", "--n-train", "16",
+                       "--n-test", "8", "--seq-len", "16", "--test-lengths", "16,40", "-t", "1", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(out, "lengths.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual(sorted((x["model"], x["test_len"]) for x in rows),
+                         [("attention", "16"), ("attention", "40"), ("h3", "16"), ("h3", "40")])
+        with open(os.path.join(out, "summary.csv")) as f:
+            acc = {x["model"]: float(x["acc_mean"]) for x in csv.DictReader(f)}
+        for x in rows:
+            self.assertEqual(x["train_len"], "16")
+            a = float(x["test_acc"])
+            self.assertTrue(0.0 <= a <= 1.0, x)
+            if x["test_len"] == "16":
+                self.assertAlmostEqual(100 * a, acc[x["model"]], places=3)
+        with open(os.path.join(out, "table.md")) as f:
+            table = f.read()
+        self.assertIn("Length generalisation", table)
+        self.assertIn("| task | model | 16 | 40 |", table)
+        for args, message in [(["--seq-len", "16", "--attn-positions", "learned", "--test-lengths", "40"],
+                                "need --attn-positions rotary"),
+                               (["--seq-len", "16", "--test-lengths", "0"], "--test-lengths must be in"),
+                               (["--tasks", "mqar", "--seq-len", "64", "--test-lengths", "20"], "need --seq-len >= 32")]:
+            bad = self.hippo("synth", *args, "-o", os.path.join(self.dir, "no"))
+            self.refused(bad, message)
+            self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
+
     def study_steps(self, name, *extra):
         """Runs a 1-seed associative-recall study of attention and H3; returns the steps each ran
         (evaluation only at the end, so no run stops early) and the table."""
