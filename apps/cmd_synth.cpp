@@ -12,7 +12,7 @@ namespace {
 
 struct SynthCli {
   SynthStudyOptions s;
-  std::string steps_text = "3000", attn_steps_text, eval_every_text = "100";  // parsed strictly (apps/int_option.h)
+  std::string steps_text = "3000", attn_steps_text, eval_every_text = "100", curriculum_steps_text = "0";  // parsed strictly (apps/int_option.h)
   bool steps_given = false, lr_given = false, attn_lr_given = false;
   float attn_lr = 0;
 };
@@ -29,6 +29,7 @@ int run_synth_cli(SynthCli& o) {
   else if (o.lr_given)
     o.s.attn_lr = 0;
   o.s.eval_every = parse_int_option(o.eval_every_text, "--eval-every", 0, kMaxCount);
+  o.s.curriculum_steps = parse_int_option(o.curriculum_steps_text, "--curriculum-steps", 0, kMaxCount);
   o.s.source_dir = HIPPO_SOURCE_DIR;
   run_synth(o.s);
   return 0;
@@ -52,6 +53,12 @@ void add_synth(CLI::App& app, std::function<int()>& run) {
   c->add_option("--test-lengths", o->s.test_lengths,
                 "After training, also test every run at these sequence lengths (length generalisation)")
       ->delimiter(',');
+  c->add_option("--curriculum", o->s.curriculum,
+                "Lengths to train on in turn after a run solves its task (stops at the first unsolved)")
+      ->delimiter(',');
+  c->add_option("--curriculum-steps", o->curriculum_steps_text,
+                "Step budget of each curriculum stage (0: the same tokens as the first training)")
+      ->type_name("INT");
   c->add_option("--seeds", o->s.seeds, "Seeds per model")->capture_default_str();
   c->add_option("--d-model", o->s.d_model, "Model width")->capture_default_str();
   c->add_option("--layers", o->s.n_layer, "Layers")->capture_default_str();

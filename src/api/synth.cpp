@@ -28,7 +28,7 @@ namespace hippo {
 namespace {
 
 // The files a study writes into its folder.
-const char* const kStudyFiles[] = {"table.md", "summary.csv", "curves.csv", "accuracy.png", "lengths.csv"};
+const char* const kStudyFiles[] = {"table.md", "summary.csv", "curves.csv", "accuracy.png", "lengths.csv", "curriculum.csv"};
 
 // The source tree, for scripts/: next to the executable (build/hippo), else the caller's
 // (the CLI passes the tree it was built from), else the working directory.
@@ -95,6 +95,12 @@ struct RunResult {
   int64_t params;
   double seconds;
   std::vector<double> length_acc;  // test accuracy at each of the study's test_lengths
+  struct Stage {
+    int seq_len;
+    int64_t steps;
+    double acc;
+  };
+  std::vector<Stage> stages;  // the curriculum stages this run trained (stops after the first unsolved)
   std::string error;  // the run failed: left out of the tables, reported at the end
 };
 
@@ -130,6 +136,17 @@ void validate(const SynthStudyOptions& o) {
     SynthOptions so = task_options(t, o);
     so.fill_defaults();
     for (auto& m : o.models) (void)study_config(m, so.vocab, so.seq_len, o);
+    int prev = so.seq_len;
+    for (int len : o.curriculum) {
+      HIPPO_CHECK(len > prev && len <= 65536, "--curriculum lengths must grow from the task's length (",
+                  so.seq_len, ") and stay <= 65536, got ", len, " after ", prev);
+      HIPPO_CHECK(o.attn_positions == "rotary" ||
+                      std::find(o.models.begin(), o.models.end(), "attention") == o.models.end(),
+                  "--curriculum needs --attn-positions rotary: learned positions end at the first length");
+      SynthOptions at = length_options(so, len);
+      at.fill_defaults();
+      prev = len;
+    }
     for (int len : o.test_lengths) {
       HIPPO_CHECK(len >= 1 && len <= 65536, "--test-lengths must be in [1, 65536], got ", len);
       HIPPO_CHECK(len <= so.seq_len || o.attn_positions == "rotary" ||
@@ -223,7 +240,30 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
         // Batches of about 8k tokens: attention's scores at length 1024 would take 4 GB at 250.
         length_acc.push_back(evaluate_synthetic(model, test, std::max(1, 8192 / len)).metrics.at("acc"));
       }
-      results[i] = {job.task, job.model, job.seed, r, model.num_params(), secs, length_acc, ""};
+      std::vector<RunResult::Stage> stages;
+      bool solved = r.last_eval.metrics.at("acc") >= 1.0;
+      for (size_t k = 0; k < o.curriculum.size() && solved; ++k) {
+        const int len = o.curriculum[k];
+        SynthOptions sk = length_options(so, len);
+        const int64_t steps_k = o.curriculum_steps > 0
+                                    ? o.curriculum_steps
+                                    : std::max<int64_t>(1, t.steps * so.seq_len / len);
+        // Only the sequences the stage can use are made: 100k of length 1,024 would be 400 MB.
+        sk.n_train = static_cast<int>(std::min<int64_t>(o.n_train, steps_k * B));
+        const SynthSplits dk = make_synthetic(sk);
+        TrainOptions tk = t;
+        tk.steps = steps_k;
+        tk.warmup_steps = std::min<int64_t>(100, steps_k / 10);
+        tk.eval_every = std::max<int64_t>(1, std::min<int64_t>(o.eval_every > 0 ? o.eval_every : steps_k, steps_k / 5));
+        const int eval_batch = std::max(1, 8192 / len);
+        const TrainResult rk = train(
+            model, tk, [&](int64_t step, int micro, Batch& b) { synthetic_batch(dk.train, job.seed, step, B, b); },
+            [&](LanguageModel& m) { return evaluate_synthetic(m, dk.test, eval_batch); });
+        const double acc = rk.last_eval.metrics.at("acc");
+        stages.push_back({len, rk.steps_done, acc});
+        solved = acc >= 1.0;
+      }
+      results[i] = {job.task, job.model, job.seed, r, model.num_params(), secs, length_acc, stages, ""};
       std::lock_guard<std::mutex> lock(io);
       ++done;
       std::fprintf(stderr, "[%d/%zu] %-18s %-11s seed %d: test acc %.3f after %lld steps%s, %.0f tok/s, %.0fs\n",
@@ -233,7 +273,7 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
     } catch (const std::exception& e) {
       // An exception must not leave the parallel region; the other runs go on.
       const Job& job = jobs[i];
-      results[i] = {job.task, job.model, job.seed, {}, 0, 0, {}, e.what()};
+      results[i] = {job.task, job.model, job.seed, {}, 0, 0, {}, {}, e.what()};
       std::lock_guard<std::mutex> lock(io);
       ++done;
       std::fprintf(stderr, "[%d/%zu] %-18s %-11s seed %d: FAILED: %s\n", done, jobs.size(),
@@ -350,6 +390,42 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
       }
     }
   }
+  std::ostringstream curriculum;
+  if (!o.curriculum.empty()) {
+    curriculum << "task,model,seed,seq_len,steps,test_acc\n";
+    md << "\nLength curriculum: test accuracy % at each length after training on at it (mean over seeds; "
+       << "a run goes on to the next length only once it solves the current one; unsolved: 0 counted, "
+       << "runs reaching the length in parentheses):\n\n| task | model | trained length |";
+    for (int len : o.curriculum) md << " " << len << " |";
+    md << "\n|---|---|---|";
+    for (size_t k = 0; k < o.curriculum.size(); ++k) md << "---|";
+    md << "\n";
+    for (auto& t : o.tasks) {
+      SynthOptions sizes = task_options(t, o);
+      sizes.fill_defaults();
+      for (auto& m : o.models) {
+        std::vector<double> sum(o.curriculum.size(), 0.0);
+        std::vector<int> reached(o.curriculum.size(), 0);
+        double base = 0;
+        int n = 0;
+        for (auto& rr : results)
+          if (rr.task == t && rr.model == m && rr.error.empty()) {
+            base += 100.0 * rr.r.last_eval.metrics.at("acc");
+            for (size_t k = 0; k < rr.stages.size(); ++k) {
+              sum[k] += 100.0 * rr.stages[k].acc;
+              ++reached[k];
+              curriculum << t << "," << m << "," << rr.seed << "," << rr.stages[k].seq_len << ","
+                         << rr.stages[k].steps << "," << rr.stages[k].acc << "\n";
+            }
+            ++n;
+          }
+        md << "| " << t << " | " << m << " | " << sizes.seq_len << ": " << (n ? fmt("%.1f", base / n) : "-") << " |";
+        for (size_t k = 0; k < o.curriculum.size(); ++k)
+          md << " " << (n ? fmt("%.1f", sum[k] / n) : std::string("-")) << " (" << reached[k] << "/" << n << ") |";
+        md << "\n";
+      }
+    }
+  }
   std::printf("%s", md.str().c_str());
   std::fflush(stdout);  // the table is out even if a file below cannot be written
   SynthStudyResult study{md.str(), static_cast<int>(jobs.size()), failed};
@@ -357,8 +433,9 @@ SynthStudyResult run_synth(const SynthStudyOptions& o) {
   write_file_atomic(o.out + "/summary.csv", summary.str());
   write_file_atomic(o.out + "/table.md", md.str());
   if (!o.test_lengths.empty()) write_file_atomic(o.out + "/lengths.csv", lengths.str());
-  std::fprintf(stderr, "wrote %s/{table.md,summary.csv,curves.csv%s}\n", o.out.c_str(),
-               o.test_lengths.empty() ? "" : ",lengths.csv");
+  if (!o.curriculum.empty()) write_file_atomic(o.out + "/curriculum.csv", curriculum.str());
+  std::fprintf(stderr, "wrote %s/{table.md,summary.csv,curves.csv%s%s}\n", o.out.c_str(),
+               o.test_lengths.empty() ? "" : ",lengths.csv", o.curriculum.empty() ? "" : ",curriculum.csv");
   // The PNG comes from matplotlib (Debian's python3-matplotlib); a missing one only costs the plot.
   const std::string plot = "/usr/bin/python3 '" + source_dir(o.source_dir) + "/scripts/plot_synth.py' '" + o.out +
                            "/curves.csv' '" + o.out + "/accuracy.png'";

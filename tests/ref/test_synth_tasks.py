@@ -142,6 +142,43 @@ class SynthTasks(unittest.TestCase):
             self.refused(bad, message)
             self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
 
+    def test_length_curriculum(self):
+        # --curriculum: a run that solves its task trains on at each longer length in turn, within
+        # the stage budget, and stops after the first length it does not solve. This tiny study
+        # (vocab 4, length 8, lr 0.01) solves length 8 and 12 and not 16 in its 3-step stages.
+        out = os.path.join(self.dir, "curriculum")
+        r = self.hippo("synth", "--tasks", "induction_head", "--models", "h3", "--seeds", "1", "-n", "200",
+                       "--lr", "0.01", "--eval-every", "10", "--d-model", "16", "--layers", "1", "--n-train", "64",
+                       "--n-test", "4", "--vocab", "4", "--seq-len", "8", "--curriculum", "12,16,20",
+                       "--curriculum-steps", "3", "-t", "1", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(out, "summary.csv")) as f:
+            self.assertEqual(float(next(csv.DictReader(f))["acc_mean"]), 100.0)
+        with open(os.path.join(out, "curriculum.csv")) as f:
+            rows = list(csv.DictReader(f))
+        lengths = [int(x["seq_len"]) for x in rows]
+        self.assertEqual(lengths[0], 12)
+        self.assertNotIn(20, lengths[:-1])  # nothing after an unsolved stage
+        for x in rows[:-1]:
+            self.assertEqual(float(x["test_acc"]), 1.0, x)
+        for x in rows:
+            self.assertTrue(1 <= int(x["steps"]) <= 3, x)
+        last = rows[-1]
+        if float(last["test_acc"]) < 1.0:
+            self.assertEqual(int(last["steps"]), 3)  # an unsolved stage used its whole budget
+        with open(os.path.join(out, "table.md")) as f:
+            table = f.read()
+        self.assertIn("| induction_head | h3 | 8: 100.0 |", table)
+        self.assertIn("Length curriculum", table)
+        for args, message in [(["--seq-len", "16", "--curriculum", "16"], "--curriculum lengths must grow"),
+                              (["--seq-len", "16", "--curriculum", "32,24"], "--curriculum lengths must grow"),
+                              (["--seq-len", "16", "--attn-positions", "learned", "--curriculum", "32"],
+                               "--curriculum needs --attn-positions rotary"),
+                              (["--curriculum-steps", "-1"], "--curriculum-steps")]:
+            bad = self.hippo("synth", *args, "-o", os.path.join(self.dir, "no"))
+            self.refused(bad, message)
+            self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
+
     def study_steps(self, name, *extra):
         """Runs a 1-seed associative-recall study of attention and H3; returns the steps each ran
         (evaluation only at the end, so no run stops early) and the table."""
