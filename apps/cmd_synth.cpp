@@ -54,10 +54,10 @@ void add_synth(CLI::App& app, std::function<int()>& run) {
                 "After training, also test every run at these sequence lengths (length generalisation)")
       ->delimiter(',');
   c->add_option("--curriculum", o->s.curriculum,
-                "Lengths to train on in turn after a run solves its task (stops at the first unsolved)")
+                "Lengths to train on in turn after a run solves its task (>= 99%; stops at the first unsolved)")
       ->delimiter(',');
   c->add_option("--curriculum-steps", o->curriculum_steps_text,
-                "Step budget of each curriculum stage (0: the same tokens as the first training)")
+                "Step budget of each curriculum stage (0: the tokens of -n steps at the first length)")
       ->type_name("INT");
   c->add_option("--seeds", o->s.seeds, "Seeds per model")->capture_default_str();
   c->add_option("--d-model", o->s.d_model, "Model width")->capture_default_str();

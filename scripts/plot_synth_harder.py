@@ -2,10 +2,11 @@
 """Collects scripts/synth_harder.sh's studies into one table and plot.
 
 Usage: scripts/plot_synth_harder.py OUT [SECONDS]
-Reads OUT/*/lengths.csv (induction head trained at one length, tested at others) and
+Reads OUT/*/lengths.csv (induction head trained at one length, tested at others),
+OUT/*/curriculum.csv with its study's summary.csv (trained on at each length in turn) and
 OUT/*/summary.csv of the associative-recall studies (one per vocabulary); writes OUT/harder.csv
-(task, model, axis, x, accuracy mean and std over seeds, seeds), OUT/table.md and OUT/harder.png
-(accuracy against test length and against vocabulary).
+(task, model, axis, x, accuracy mean and std over the runs that have the point, runs),
+OUT/table.md and OUT/harder.png (accuracy against length, both ways, and against vocabulary).
 """
 import csv
 import glob
@@ -35,6 +36,14 @@ def points(out):
     for r in read(os.path.join(out, "*", "lengths.csv")):
         key = (r["task"], r["model"], "test length (trained at %s)" % r["train_len"], int(r["test_len"]))
         pts.setdefault(key, []).append(100.0 * float(r["test_acc"]))
+    # A length curriculum: the first length from the study's summary, the later ones from
+    # curriculum.csv (a run that did not reach a length has no point there).
+    for cur in sorted(glob.glob(os.path.join(out, "*", "curriculum.csv"))):
+        axis = "length, trained on at each in turn"
+        for r in read(os.path.join(os.path.dirname(cur), "summary.csv")):
+            pts.setdefault((r["task"], r["model"], axis, int(r["seq_len"])), []).append(float(r["acc_mean"]))
+        for r in read(cur):
+            pts.setdefault((r["task"], r["model"], axis, int(r["seq_len"])), []).append(100.0 * float(r["test_acc"]))
     for r in read(os.path.join(out, "*", "summary.csv")):
         if r["task"] == "associative_recall":
             key = (r["task"], r["model"], "vocabulary (length %s, %s pairs)" % (r["seq_len"], r["pairs"]),
@@ -46,14 +55,14 @@ def points(out):
 def main(out, seconds=None):
     pts = points(out)
     if not pts:
-        sys.exit(f"error: no */lengths.csv or associative-recall */summary.csv under {out}")
+        sys.exit(f"error: no */lengths.csv, */curriculum.csv or associative-recall */summary.csv under {out}")
     with open(os.path.join(out, "harder.csv"), "w") as f:
         w = csv.writer(f)
         w.writerow(["task", "model", "axis", "x", "acc_mean", "acc_std", "n"])
         for (task, model, axis, x), accs in sorted(pts.items()):
             sd = statistics.pstdev(accs) if len(accs) > 1 else 0.0
             w.writerow([task, model, axis, x, f"{statistics.mean(accs):.2f}", f"{sd:.2f}", len(accs)])
-    sweeps = sorted({(k[0], k[2]) for k in pts}, key=lambda s: s[0] != "induction_head")
+    sweeps = sorted({(k[0], k[2]) for k in pts}, key=lambda s: (s[0] != "induction_head", s[1]))
     md = []
     fig, axes = plt.subplots(1, len(sweeps), figsize=(6 * len(sweeps), 4), squeeze=False)
     for ax, (task, axis) in zip(axes[0], sweeps):

@@ -169,10 +169,11 @@ struct SynthStudyOptions {
   // Length generalisation: after training, every run is also tested at these sequence lengths
   // (the task's other sizes held; written to out/lengths.csv and a table in out/table.md).
   std::vector<int> test_lengths;
-  // Length curriculum: a run that solves its task (100% test accuracy) is trained on at each of
+  // Length curriculum: a run that solves its task (>= 99% test accuracy) is trained on at each of
   // these longer lengths in turn, from the weights it has, until a stage is not solved; each
-  // stage's budget is `curriculum_steps` (0: the run's steps x trained length / stage length,
-  // i.e. the same tokens as the first stage). Written to out/curriculum.csv and out/table.md.
+  // stage's budget is `curriculum_steps` (0: `steps` x trained length / stage length, i.e. the
+  // tokens of `steps` at the first length, for every model). Written to out/curriculum.csv and
+  // out/table.md.
   std::vector<int> curriculum;
   int64_t curriculum_steps = 0;
   bool force = false;           // replace an earlier study's results in `out`

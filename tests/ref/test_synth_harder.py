@@ -40,19 +40,29 @@ class SynthHarderTable(unittest.TestCase):
                    ["induction_head", "s4d", 0, 32, 32, 0.1]])
         summary = ["task", "model", "params", "acc_mean", "acc_std", "steps_mean", "stopped_early",
                    "tokens_per_s", "vocab", "seq_len", "pairs"]
+        write_csv(os.path.join(self.out, "cur", "summary.csv"), summary,
+                  [["induction_head", "h3", 1, 100.0, 0, 2000, 1, 1, 20, 32, 0],
+                   ["induction_head", "s4d", 1, 8.0, 0, 3000, 0, 1, 20, 32, 0]])
+        write_csv(os.path.join(self.out, "cur", "curriculum.csv"),
+                  ["task", "model", "seed", "seq_len", "steps", "test_acc"],
+                  [["induction_head", "h3", 0, 64, 1500, 0.995], ["induction_head", "h3", 0, 128, 750, 0.5]])
         for vocab, acc in [(10, 99.0), (64, 12.5)]:
             write_csv(os.path.join(self.out, f"ar{vocab}", "summary.csv"), summary,
                       [["associative_recall", "h3", 1, acc, 0, 3000, 0, 1, vocab, 20, 8]])
         r = self.run_script()
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(os.path.join(self.out, "harder.csv")) as f:
-            rows = {(x["task"], x["model"], int(x["x"])): x for x in csv.DictReader(f)}
-        self.assertEqual(float(rows[("induction_head", "h3", 32)]["acc_mean"]), 75.0)
-        self.assertEqual(float(rows[("induction_head", "h3", 32)]["acc_std"]), 25.0)
-        self.assertEqual(float(rows[("induction_head", "h3", 1024)]["acc_mean"]), 50.0)
-        self.assertEqual(int(rows[("induction_head", "h3", 1024)]["n"]), 2)
-        self.assertEqual(float(rows[("associative_recall", "h3", 64)]["acc_mean"]), 12.5)
-        self.assertEqual(len(rows), 5)
+            rows = {(x["task"], x["model"], x["axis"].split(" ")[0], int(x["x"])): x for x in csv.DictReader(f)}
+        self.assertEqual(float(rows[("induction_head", "h3", "test", 32)]["acc_mean"]), 75.0)
+        self.assertEqual(float(rows[("induction_head", "h3", "test", 32)]["acc_std"]), 25.0)
+        self.assertEqual(float(rows[("induction_head", "h3", "test", 1024)]["acc_mean"]), 50.0)
+        self.assertEqual(int(rows[("induction_head", "h3", "test", 1024)]["n"]), 2)
+        self.assertEqual(float(rows[("associative_recall", "h3", "vocabulary", 64)]["acc_mean"]), 12.5)
+        self.assertEqual(len(rows), 9)
+        with open(os.path.join(self.out, "harder.csv")) as f:
+            cur = {(x["model"], int(x["x"])): float(x["acc_mean"]) for x in csv.DictReader(f)
+                   if x["axis"].startswith("length, trained")}
+        self.assertEqual(cur, {("h3", 32): 100.0, ("h3", 64): 99.5, ("h3", 128): 50.0, ("s4d", 32): 8.0})
         with open(os.path.join(self.out, "table.md")) as f:
             table = f.read()
         self.assertIn("test length (trained at 32)", table)
@@ -61,12 +71,14 @@ class SynthHarderTable(unittest.TestCase):
         self.assertIn("vocabulary (length 20, 8 pairs)", table)
         self.assertIn("| h3 | 99.0 | 12.5 |", table)
         self.assertIn("Wall time 1.5 min", table)
+        self.assertIn("| h3 | 100.0 | 99.5 | 50.0 |", table)
+        self.assertIn("| s4d | 8.0 |  |  |", table)
         self.assertTrue(os.path.getsize(os.path.join(self.out, "harder.png")) > 0)
 
     def test_refuses_a_folder_without_studies(self):
         r = self.run_script()
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("no */lengths.csv", r.stderr)
+        self.assertIn("no */lengths.csv, */curriculum.csv", r.stderr)
 
 
 if __name__ == "__main__":
