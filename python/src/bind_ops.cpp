@@ -4,6 +4,7 @@
 // ops.py makes torch tensors so (without a copy when they already are).
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -57,7 +58,26 @@ Shape activation_shape(const char* op, const char* name, const pyb::array& x) {
   return {x.shape(0), x.shape(1), x.shape(2)};
 }
 
-pyb::array like(const pyb::array& proto, const Shape& shape) { return pyb::array(proto.dtype(), shape); }
+// A new uninitialised C-contiguous array of proto's dtype whose data is 64-byte aligned. The
+// kernels write outputs far larger than the caches with non-temporal stores, which need every
+// row aligned to the vector (FusedOps::stream_outputs in src/kernels/flashconv/fc_engine.h);
+// numpy allocates with malloc, 16-byte aligned for large arrays, so with numpy's own arrays
+// whether a call streamed its output depended on where malloc happened to put it (in
+// python/bench/h3_conv.py's loop 3 of 6 forward outputs were not 64-byte aligned; writing y with
+// normal stores, which read each line first, measured about 5% slower at (8, 768, 1024)).
+pyb::array like(const pyb::array& proto, const Shape& shape) {
+  // A view into a numpy array 64 bytes longer, starting at its first aligned byte: the memory
+  // still comes from numpy's allocator (malloc), which reuses a freed block of the same size
+  // without new page faults (std::aligned_alloc, tried, got fresh pages on every call: 6,144
+  // page faults per (8, 768, 1024) output, ten times the kernel's time).
+  size_t n = 1;
+  for (pyb::ssize_t d : shape) n *= static_cast<size_t>(d);
+  const auto item = static_cast<size_t>(proto.itemsize());
+  pyb::array raw(proto.dtype(), Shape{static_cast<pyb::ssize_t>(n + 64 / item)});
+  char* p = static_cast<char*>(raw.mutable_data());
+  const size_t skip = (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64;  // a multiple of item
+  return pyb::array(proto.dtype(), shape, {}, p + skip, raw);
+}
 
 template <class T>
 const T* in(const pyb::array& a) { return static_cast<const T*>(a.data()); }
