@@ -474,14 +474,16 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
     }
     const int M = diag_->M();
     const S4DKernel::Discrete& dyn = pc->dyn;
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * p * L * diag_->M()))
-    for (int g = 0; g < B * p * p; ++g)
-      for (int h = 0; h < H; ++h) {
+    // Head by head: one table serves the head's B * p * p sequences.
+#pragma omp parallel for schedule(static) if (worth_parallel(int64_t{B} * d * p * L * diag_->M()))
+    for (int h = 0; h < H; ++h) {
+      thread_local S4DKernel::AdvanceTable table;
+      if (L >= S4DKernel::kAdvanceTableBlock) diag_->advance_table(dyn, h, table);
+      for (int g = 0; g < B * p * p; ++g) {
         const int64_t idx = static_cast<int64_t>(g) * H + h;
-        thread_local S4DKernel::AdvanceTable table;
-        if (L >= S4DKernel::kAdvanceTableBlock) diag_->advance_table(dyn, h, table);
         diag_->advance_state_blocked(dyn, table, h, kv + idx * L, L, st.diag.data() + idx * M);
       }
+    }
   }
 }
 
