@@ -11,6 +11,7 @@
 
 #include "model_cases.h"
 #include "nn/h3.h"
+#include "nn/s4d_mixer.h"
 #include "ssm/s4d.h"
 #include "ssm/shift.h"
 
@@ -163,6 +164,43 @@ TEST(PrefillAdvance, ShiftAdvanceEqualsPromptState) {
               << "P " << P << " L " << L << " n " << n;
       }
     }
+}
+
+}  // namespace
+
+namespace {
+
+// S4DMixer keeps its prefill kernel the same way (S4DMixer::prefill_kernels).
+std::vector<S4DMixer*> s4d_layers(LanguageModel& m) {
+  std::vector<S4DMixer*> out;
+  for (const auto& b : m.blocks())
+    if (auto* s = dynamic_cast<S4DMixer*>(b->mixer.get())) out.push_back(s);
+  return out;
+}
+
+TEST(PrefillKernelCacheS4D, FollowsParameterChangesAndEqualsTheReference) {
+  LanguageModel m(config_with({{"layers", {"s4d", "s4d"}}}));
+  init_model(m, 4);
+  const std::vector<int32_t> t = random_tokens(40, 41, 9);
+  const size_t V = static_cast<size_t>(m.config().padded_vocab());
+  ASSERT_EQ(s4d_layers(m).size(), 2u);
+  for (int L : {40, 5, 16, 37}) {
+    const std::vector<float> shared = prefill_last(m, t, L, 16);
+    EXPECT_LE(rel_err(shared.data(), forward_last(m, t, L).data(), V), 1e-5) << "L " << L;
+    for (S4DMixer* s : s4d_layers(m)) s->share_prefill_kernels = false;
+    const std::vector<float> fresh = prefill_last(m, t, L, 16);
+    for (S4DMixer* s : s4d_layers(m)) s->share_prefill_kernels = true;
+    EXPECT_EQ(shared, fresh) << "L " << L;
+  }
+  const std::vector<float> before = prefill_last(m, t, 12, 16);
+  S4DKernel& k = *s4d_layers(m).at(0)->kernel_;
+  for (Param* p : {&k.log_dt, &k.inv_A_real, &k.A_imag, &k.B, &k.C}) {
+    p->value.data()[p->value.numel() - 1] += 0.5f;
+    const std::vector<float> after = prefill_last(m, t, 12, 16);
+    EXPECT_LE(rel_err(after.data(), forward_last(m, t, 12).data(), V), 1e-5);
+  }
+  EXPECT_GT(rel_err(prefill_last(m, t, 12, 16).data(), before.data(), V), 1e-3)
+      << "the parameter changes did not move the logits: the test could not fail";
 }
 
 }  // namespace

@@ -95,11 +95,11 @@ const float* H3::saved_kv() {
   return kv_.data();
 }
 
-H3::Acts H3::own_acts() { return Acts{tmp_, qT_, kT_, vT_, ks_, kv_, zD_, yT_, ypre_}; }
+H3::Acts H3::own_acts() { return Acts{tmp_, qT_, kT_, vT_, ks_, kv_, zD_, yT_, ypre_, false}; }
 
-H3::Acts H3::workspace_acts(Workspace& ws) {
+H3::Acts H3::workspace_acts(Workspace& ws, bool direct_layout) {
   return Acts{ws.slot(0), ws.slot(1), ws.slot(2), ws.slot(3), ws.slot(4),
-              ws.slot(5), ws.slot(6), ws.slot(7), ws.slot(8)};
+              ws.slot(5), ws.slot(6), ws.slot(7), ws.slot(8), direct_layout};
 }
 
 void H3::forward(const float* x, float* y, int B, int L) {
@@ -135,12 +135,18 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
   float* qT = a.qT.get(sz(n));
   float* kT = a.kT.get(sz(n));
   float* vT = a.vT.get(sz(n));
-  q_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
-  to_channel_major(tmp, qT, B, L, d);
-  k_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
-  to_channel_major(tmp, kT, B, L, d);
-  v_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
-  to_channel_major(tmp, vT, B, L, d);
+  if (a.direct_layout && L >= kDirectLayoutMin) {
+    q_proj.forward_to_channel_major(x, qT, B, L, a.tmp);
+    k_proj.forward_to_channel_major(x, kT, B, L, a.tmp);
+    v_proj.forward_to_channel_major(x, vT, B, L, a.tmp);
+  } else {
+    q_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
+    to_channel_major(tmp, qT, B, L, d);
+    k_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
+    to_channel_major(tmp, kT, B, L, d);
+    v_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
+    to_channel_major(tmp, vT, B, L, d);
+  }
 
   // k' = ShiftSSM(k) + ssm_k_D k.
   const float* ks = kT;
@@ -168,9 +174,7 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
 #pragma omp parallel for schedule(static) if (worth_parallel(n))
       for (int64_t i = 0; i < n; ++i) yT[i] += qT[i] * diag_out[i];
     }
-    float* ypre = a.ypre.get(sz(n));
-    to_channels_last(yT, ypre, B, L, d);
-    output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
+    output_from(yT, y, B, L, a);
     return;
   }
 
@@ -208,8 +212,16 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
           for (int l = 0; l < L; ++l) o[l] += qr[l] * zr[l];
         }
       }
-  float* ypre = a.ypre.get(sz(n));
-  to_channels_last(yT, ypre, B, L, d);
+  output_from(yT, y, B, L, a);
+}
+
+void H3::output_from(const float* yT, float* y, int B, int L, Acts& a) const {
+  if (a.direct_layout && L >= kDirectLayoutMin) {
+    output_linear.forward_from_channel_major(yT, y, B, L, a.ypre);
+    return;
+  }
+  float* ypre = a.ypre.get(sz(static_cast<int64_t>(B) * L * d_));
+  to_channels_last(yT, ypre, B, L, d_);
   output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
 }
 
@@ -454,7 +466,7 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
                           out + static_cast<int64_t>(g) * H * L, L);
     diag_out = out;
   }
-  Acts a = workspace_acts(ws);
+  Acts a = workspace_acts(ws, direct_layout);
   forward_body(x, y, B, L, Ks, Kd, a, shift_state, diag_out);
   if (shift_) {
     const float* kT = a.kT.data();
@@ -474,14 +486,16 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
     }
     const int M = diag_->M();
     const S4DKernel::Discrete& dyn = pc->dyn;
-#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * p * L * diag_->M()))
-    for (int g = 0; g < B * p * p; ++g)
-      for (int h = 0; h < H; ++h) {
+    // Head by head: one table serves the head's B * p * p sequences.
+#pragma omp parallel for schedule(static) if (worth_parallel(int64_t{B} * d * p * L * diag_->M()))
+    for (int h = 0; h < H; ++h) {
+      thread_local S4DKernel::AdvanceTable table;
+      if (L >= S4DKernel::kAdvanceTableBlock) diag_->advance_table(dyn, h, table);
+      for (int g = 0; g < B * p * p; ++g) {
         const int64_t idx = static_cast<int64_t>(g) * H + h;
-        thread_local S4DKernel::AdvanceTable table;
-        if (L >= S4DKernel::kAdvanceTableBlock) diag_->advance_table(dyn, h, table);
         diag_->advance_state_blocked(dyn, table, h, kv + idx * L, L, st.diag.data() + idx * M);
       }
+    }
   }
 }
 

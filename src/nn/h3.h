@@ -51,6 +51,9 @@ class H3 : public Mixer {
   bool reference_conv = false;
   // Prefill keeps its kernels in the layer for the next prefill (see prefill_kernels).
   bool share_prefill_kernels = true;
+  // Prefill's projections write/read the channel-major layout directly (no transpose pass;
+  // Acts::direct_layout). false: the transposes, the reference path tests hold it equal to.
+  bool direct_layout = true;
 
   H3(int d, int d_state = 64, int head_dim = 1, bool use_shift = true, bool use_diag = true,
      Discretization disc = Discretization::Bilinear);
@@ -97,11 +100,19 @@ class H3 : public Mixer {
 
   // Where a forward pass puts its activations: the layer's own buffers (training, kept for
   // backward) or a workspace's (prefill). Channel-major (B, d, L) unless noted.
+  // direct_layout (prefill): the projections write and read the channel-major layout
+  // straight (Linear::forward_to/from_channel_major) instead of through transposes, from
+  // kDirectLayoutMin positions (shorter: the transposes are cheap and the small-rows GEMM
+  // kernel is faster); ypre then holds no activations. Training keeps ypre for backward.
   struct Acts {
     Buffer &tmp, &qT, &kT, &vT, &ks, &kv, &zD, &yT, &ypre;
+    bool direct_layout;
   };
+  static constexpr int kDirectLayoutMin = 32;
   Acts own_acts();
-  static Acts workspace_acts(Workspace& ws);
+  static Acts workspace_acts(Workspace& ws, bool direct_layout);
+  // y (B, L, d) = output_linear of yT (B, d, L), through a.ypre or directly (a.direct_layout).
+  void output_from(const float* yT, float* y, int B, int L, Acts& a) const;
   // The forward pass shared by training and prefill, on kernels the caller computed:
   // Ks (d, N) of the shift SSM, Kd (H, L) of the diagonal SSM (null where absent). Forms
   // a.kv (k' ⊙ v) except on the fused path. Continuing from a state (prefill): shift_state

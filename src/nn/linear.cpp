@@ -4,6 +4,7 @@
 #include "kernels/parallel_work.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
+#include "ssm/layout.h"
 
 namespace hippo {
 
@@ -33,6 +34,53 @@ void Linear::forward(const float* x, float* y, int64_t rows) const {
       for (int o = 0; o < out_; ++o) y[r * out_ + o] = b[o];
   }
   matmul_xwt(x, rows, weight.view(), y, /*accumulate=*/has_bias_);
+}
+
+void Linear::forward_to_channel_major(const float* x, float* yT, int B, int L,
+                                      Buffer& tmp) const {
+  const WeightView W = weight.view();
+  const int64_t n = static_cast<int64_t>(B) * L;
+  if (W.dtype != DType::F32) {
+    float* t = tmp.get(static_cast<size_t>(n * out_));
+    forward(x, t, n);
+    to_channel_major(t, yT, B, L, out_);
+    return;
+  }
+  const auto* w = static_cast<const float*>(W.data);
+  for (int b = 0; b < B; ++b) {
+    float* yb = yT + static_cast<int64_t>(b) * out_ * L;
+    if (has_bias_) {
+      const float* bv = bias.value.data();
+#pragma omp parallel for schedule(static) if (worth_parallel(int64_t{out_} * L))
+      for (int o = 0; o < out_; ++o)
+        for (int l = 0; l < L; ++l) yb[static_cast<int64_t>(o) * L + l] = bv[o];
+    }
+    // yT_b (out, L) = W (out, in) x_b^T (in, L)
+    gemm(false, true, out_, L, in_, 1.0f, w, in_, x + static_cast<int64_t>(b) * L * in_, in_,
+         has_bias_ ? 1.0f : 0.0f, yb, L);
+  }
+}
+
+void Linear::forward_from_channel_major(const float* xT, float* y, int B, int L,
+                                        Buffer& tmp) const {
+  const WeightView W = weight.view();
+  const int64_t n = static_cast<int64_t>(B) * L;
+  if (W.dtype != DType::F32) {
+    float* t = tmp.get(static_cast<size_t>(n * in_));
+    to_channels_last(xT, t, B, L, in_);
+    forward(t, y, n);
+    return;
+  }
+  const auto* w = static_cast<const float*>(W.data);
+  if (has_bias_) {
+    const float* bv = bias.value.data();
+#pragma omp parallel for schedule(static) if (worth_parallel(n * out_))
+    for (int64_t r = 0; r < n; ++r)
+      for (int o = 0; o < out_; ++o) y[r * out_ + o] = bv[o];
+  }
+  for (int b = 0; b < B; ++b)  // y_b (L, out) = xT_b^T (L, in) W^T (in, out)
+    gemm(true, true, L, out_, in_, 1.0f, xT + static_cast<int64_t>(b) * in_ * L, L, w, in_,
+         has_bias_ ? 1.0f : 0.0f, y + static_cast<int64_t>(b) * L * out_, out_);
 }
 
 void Linear::forward_part(const float* x, float* y, int64_t rows, int64_t begin,

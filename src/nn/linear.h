@@ -19,6 +19,14 @@ class Linear : public Module {
   // kStepRowsMax (kernels/matmul.h): one thread's share inside a decoding step's parallel region
   // (core/team.h). Any split gives forward's y bit for bit where matmul_xwt_part says so.
   void forward_part(const float* x, float* y, int64_t rows, int64_t begin, int64_t end) const;
+  // forward() for the channel-major layout the convolutions use (ssm/layout.h), without the
+  // transpose pass: yT (B, out, L) = (x (B, L, in) W^T + b) with each sequence's rows and
+  // columns swapped; and y (B, L, out) from channel-major xT (B, in, L). fp32 weights: oneDNN
+  // with transposed operands writes/reads the layout directly; other dtypes: forward() and a
+  // transpose through `tmp`. Equal to forward + to_channel_major / to_channels_last up to the
+  // GEMM's rounding (tests/prefill_layout_test.cpp).
+  void forward_to_channel_major(const float* x, float* yT, int B, int L, Buffer& tmp) const;
+  void forward_from_channel_major(const float* xT, float* y, int B, int L, Buffer& tmp) const;
   // dx = dy W (overwrites, or adds if accumulate_dx), dW += dy^T x, db += sum_rows dy.
   // dx may be null when the input gradient is not needed. An Error with bf16 weights.
   void backward(const float* x, const float* dy, float* dx, int64_t rows,

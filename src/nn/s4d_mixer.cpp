@@ -114,6 +114,38 @@ std::unique_ptr<MixerState> S4DMixer::new_state(int B) const {
   return st;
 }
 
+std::shared_ptr<const S4DState::PrefillCache> S4DMixer::prefill_kernels(int L) const {
+  const S4DKernel& k = *kernel_;
+  const Param* ps[] = {&k.log_dt, &k.inv_A_real, &k.A_imag, &k.B, &k.C};
+  // Bitwise, in place: a NaN parameter still matches itself, and -0.0 is not 0.0 to exp().
+  const auto made_from_now = [&ps](const std::vector<float>& source) {
+    size_t off = 0;
+    for (const Param* p : ps) {
+      const size_t n = static_cast<size_t>(p->value.numel());
+      if (off + n > source.size() ||
+          std::memcmp(source.data() + off, p->value.data(), sizeof(float) * n) != 0)
+        return false;
+      off += n;
+    }
+    return off == source.size();
+  };
+  std::unique_lock<std::mutex> lock(prefill_kernels_mutex_, std::defer_lock);
+  if (share_prefill_kernels) {
+    lock.lock();
+    if (prefill_kernels_ && prefill_kernels_->len >= L && made_from_now(prefill_kernels_->source))
+      return prefill_kernels_;
+  }
+  auto pc = std::make_shared<S4DState::PrefillCache>();
+  pc->len = L;
+  for (const Param* p : ps)
+    pc->source.insert(pc->source.end(), p->value.data(), p->value.data() + p->value.numel());
+  pc->dyn = k.discretized();
+  pc->K.resize(sz(static_cast<int64_t>(d_) * L));
+  k.kernel(pc->dyn, pc->K.data(), L);
+  if (share_prefill_kernels) prefill_kernels_ = pc;
+  return pc;
+}
+
 void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state,
                        Workspace& ws) const {
   S4DState& st = as_s4d_state(state);
@@ -126,13 +158,7 @@ void S4DMixer::prefill(const float* x, float* y, int B, int L, MixerState& state
   // The kernel (and one snapshot of the dynamics for it and the state) once for all chunks of
   // a prefill: a later chunk that is no longer uses a prefix of it.
   auto& pc = st.prefill_cache;
-  if (!pc || pc->len < L) {
-    pc = std::make_unique<S4DState::PrefillCache>();
-    pc->len = L;
-    pc->dyn = kernel_->discretized();
-    pc->K.resize(sz(static_cast<int64_t>(d) * L));
-    kernel_->kernel(pc->dyn, pc->K.data(), L);
-  }
+  if (!pc || pc->len < L) pc = prefill_kernels(L);
   const float* K = pc->K.data();
   if (pc->len != L) {  // rows of the cached kernel are pc->len apart
     float* k = ws.slot(4).get(sz(static_cast<int64_t>(d) * L));

@@ -4,6 +4,7 @@
 #pragma once
 #include <complex>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/buffer.h"
@@ -22,13 +23,16 @@ struct S4DState : MixerState {
   Buffer g;  // step's scratch: in the state, so that threads share nothing writable
 
   // What the chunks of one prefill share: the kernel for `len` positions and the dynamics it
-  // was made from (see MixerState::release_prefill_cache).
+  // was made from (see MixerState::release_prefill_cache). Made by S4DMixer::prefill_kernels
+  // and shared by every state's prefill while the parameters it was made from (`source`,
+  // bitwise) stay the same.
   struct PrefillCache {
     int len = 0;
     S4DKernel::Discrete dyn;
-    std::vector<float> K;  // (d, len)
+    std::vector<float> K;       // (d, len)
+    std::vector<float> source;  // the kernel's parameter values
   };
-  std::unique_ptr<PrefillCache> prefill_cache;
+  std::shared_ptr<const PrefillCache> prefill_cache;
   void release_prefill_cache() override { prefill_cache.reset(); }
 };
 
@@ -38,6 +42,9 @@ class S4DMixer : public Mixer {
   S4DInit ssm_init = S4DInit::Lin;
   // Convolution through the plain FFTW path instead of FlashConv (tests hold the two equal).
   bool reference_conv = false;
+  // Prefill keeps its kernel in the layer for the next prefill (see prefill_kernels); false:
+  // a fresh one on every call (the reference path, tests).
+  bool share_prefill_kernels = true;
 
   S4DMixer(int d, int d_state = 64, Discretization disc = Discretization::Bilinear);
 
@@ -78,6 +85,13 @@ class S4DMixer : public Mixer {
   // state before x adds to the SSM's outputs (null: a zero state).
   void forward_body(const float* x, float* y, int B, int L, const float* K, Buffer& uT,
                     Buffer& zT, Buffer& tmp, Buffer& g, const float* state_out = nullptr) const;
+  // The prefill's kernel for at least L positions from the current parameters: the layer's
+  // shared copy when it was made from the same parameter values (bitwise) and is long enough,
+  // else a new one that replaces it (as H3::prefill_kernels), so a prompt costs no kernel
+  // generation; the copy is at most one chunk long.
+  std::shared_ptr<const S4DState::PrefillCache> prefill_kernels(int L) const;
+  mutable std::mutex prefill_kernels_mutex_;
+  mutable std::shared_ptr<const S4DState::PrefillCache> prefill_kernels_;
   Buffer uT_, zT_, g_, K_;           // saved: input (B,d,L), pre-GELU (B,d,L), GELU out (B,L,d)
   Buffer tmp_, dT_, du_, dK_;        // temporaries
 };

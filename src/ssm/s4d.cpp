@@ -540,27 +540,40 @@ HIPPO_TARGET_AVX512 void block_sum_avx512(const float* W, const float* u, float*
 void S4DKernel::advance_table(const Discrete& dyn, int h, AdvanceTable& t) const {
   constexpr int T = kAdvanceTableBlock;
   const int M = M_;
+  constexpr int kMaxM = 256;
+  HIPPO_CHECK(M <= kMaxM, "S4DKernel::advance_table: ", M, " modes, at most ", kMaxM);
   t.W.resize(static_cast<size_t>(T) * 2 * M);
   t.dAT.resize(static_cast<size_t>(M));
   const cd* dA = dyn.dA.data() + static_cast<size_t>(h) * M;
   const cd* dB = dyn.dB.data() + static_cast<size_t>(h) * M;
+  // The M modes' recurrences side by side (structure of arrays, modes innermost), so that they
+  // fill the vector units: one mode at a time was a chain of 2T dependent complex products per
+  // mode, 3.3% of a 512-token 125M H3 prefill (session 9 profile). Same operations per mode.
+  double ar[kMaxM], ai[kMaxM], zr[kMaxM], zi[kMaxM], pr[kMaxM], pi[kMaxM];
   for (int n = 0; n < M; ++n) {
-    const double ar = dA[n].real(), ai = dA[n].imag();
-    double zr = dB[n].real(), zi = dB[n].imag();  // dA^k dB, k = 0, 1, ...
-    double pr = 1.0, pi = 0.0;                    // dA^k
-    for (int k = 0; k < T; ++k) {
-      const int j = T - 1 - k;
-      t.W[static_cast<size_t>(j) * 2 * M + n] = static_cast<float>(zr);
-      t.W[static_cast<size_t>(j) * 2 * M + M + n] = static_cast<float>(zi);
-      const double r = zr * ar - zi * ai;
-      zi = zr * ai + zi * ar;
-      zr = r;
-      const double q = pr * ar - pi * ai;
-      pi = pr * ai + pi * ar;
-      pr = q;
-    }
-    t.dAT[n] = cd(pr, pi);
+    ar[n] = dA[n].real();
+    ai[n] = dA[n].imag();
+    zr[n] = dB[n].real();  // dA^k dB, k = 0, 1, ...
+    zi[n] = dB[n].imag();
+    pr[n] = 1.0;  // dA^k
+    pi[n] = 0.0;
   }
+  for (int k = 0; k < T; ++k) {
+    float* wr = t.W.data() + static_cast<size_t>(T - 1 - k) * 2 * M;
+    float* wi = wr + M;
+#pragma omp simd
+    for (int n = 0; n < M; ++n) {
+      wr[n] = static_cast<float>(zr[n]);
+      wi[n] = static_cast<float>(zi[n]);
+      const double r = zr[n] * ar[n] - zi[n] * ai[n];
+      zi[n] = zr[n] * ai[n] + zi[n] * ar[n];
+      zr[n] = r;
+      const double q = pr[n] * ar[n] - pi[n] * ai[n];
+      pi[n] = pr[n] * ai[n] + pi[n] * ar[n];
+      pr[n] = q;
+    }
+  }
+  for (int n = 0; n < M; ++n) t.dAT[static_cast<size_t>(n)] = cd(pr[n], pi[n]);
 }
 
 void S4DKernel::advance_state_blocked(const Discrete& dyn, const AdvanceTable& table, int h,

@@ -108,8 +108,8 @@ class S4DKernel : public Module {
     std::vector<float> W;  // (T, 2M): row j holds Re then Im of dA_n^(T-1-j) dB_n
     std::vector<cd> dAT;   // (M): dA^T
   };
-  // Made per head and call (T x M complex steps, ~1% of the block sums of a 512-token chunk)
-  // rather than kept: all heads' tables are 12.6 MB per layer at d 768, 151 MB for the 125M
+  // Made per head and call (T x M complex steps, the modes side by side so that they
+  // vectorise) rather than kept: all heads' tables are 12.6 MB per layer at d 768, 151 MB for the 125M
   // shape, which the constant-memory target has no room for.
   void advance_table(const Discrete& dyn, int h, AdvanceTable& table) const;
   void advance_state_blocked(const Discrete& dyn, const AdvanceTable& table, int h,
