@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -85,7 +86,7 @@ TEST(Q8Kernels, QuantizeRoundsToNearestWithinHalfAStep) {
 // Every level, widths with a half chunk (in % 64 == 32), odd chunk counts and the 125M shapes'
 // 768; row ranges leave the other outputs untouched; accumulate adds.
 TEST(Q8Kernels, DotRowsEqualsDoubleLoopAtEveryLevel) {
-  for (int64_t in : {32, 64, 96, 160, 256, 768}) {
+  for (int64_t in : {32, 64, 96, 160, 256, 288, 480, 768, 3072}) {
     const Q8Weights w = random_q8(37, in, static_cast<uint64_t>(in));
     for (int64_t rows : {1, 3, 16}) {
       const auto x = normal(rows * in, static_cast<uint64_t>(rows * 100 + in));
@@ -109,10 +110,71 @@ TEST(Q8Kernels, DotRowsEqualsDoubleLoopAtEveryLevel) {
               const double want = ref[r * w.rows + o] + (acc ? 2.5 : 0.0);
               ASSERT_NEAR(got, want, 2e-6 * (1 + std::fabs(want)))
                   << isa_name(level) << " in " << in << " rows " << rows << " at " << r << "," << o
-                  << (q8_vnni_path(level) ? " (vnni)" : " (portable)");
+                  << " (" << q8_dot_path_name(q8_dot_path(level)) << ")";
             }
         }
     }
+  }
+}
+
+// Each output's bits do not depend on how the outputs were split (threads take row ranges; the
+// kernels go four outputs at a time with a different path for the leftovers).
+TEST(Q8Kernels, AnySplitOfTheOutputsGivesTheSameBitsAtEveryLevel) {
+  for (int64_t in : {96, 768}) {
+    const Q8Weights w = random_q8(37, in, 11);
+    const int64_t rows = 2;
+    const auto x = normal(rows * in, 12);
+    std::vector<int8_t> xq(x.size());
+    std::vector<float> xs(x.size() / 32);
+    quantize_q8(x.data(), rows, in, xq.data(), xs.data());
+    for (Isa level : enabled_levels()) {
+      std::vector<float> whole(static_cast<size_t>(rows * w.rows)), parts(whole.size());
+      q8_dot_rows(xq.data(), xs.data(), rows, w.view(), whole.data(), w.rows, 0, w.rows, false,
+                  level);
+      const int64_t cuts[] = {0, 1, 3, 4, 9, 10, 16, 33, 37};
+      for (size_t k = 0; k + 1 < std::size(cuts); ++k)
+        q8_dot_rows(xq.data(), xs.data(), rows, w.view(), parts.data(), w.rows, cuts[k],
+                    cuts[k + 1], false, level);
+      for (size_t i = 0; i < whole.size(); ++i)
+        ASSERT_EQ(whole[i], parts[i]) << isa_name(level) << " in " << in << " at " << i;
+    }
+  }
+}
+
+// The integer sums are exact for every int8 weight (-128 too, which a file may hold) against
+// x at +-127, the largest lane sums: scales 1, so the result is an integer a double holds.
+TEST(Q8Kernels, ExtremeBytesGiveExactSumsAtEveryLevel) {
+  const int64_t in = 288, out = 9;
+  Q8Weights w{std::vector<int8_t>(static_cast<size_t>(out * in)),
+              std::vector<float>(static_cast<size_t>(out * in / 32), 1.0f), out, in};
+  std::vector<int8_t> xq(static_cast<size_t>(in));
+  std::vector<float> xs(static_cast<size_t>(in / 32), 1.0f);
+  const int8_t wv[] = {-128, 127, -127, -128, 0, 1};
+  for (int64_t i = 0; i < out * in; ++i) w.q[i] = wv[(i * 7 + i / in) % 6];
+  for (int64_t i = 0; i < in; ++i) xq[i] = (i % 5 == 2) ? int8_t{127} : int8_t{-127};
+  for (int64_t o = 0; o < out; ++o)  // one row of all -128 against all -127 at the start
+    if (o == 3)
+      for (int64_t i = 0; i < in; ++i) w.q[o * in + i] = -128;
+  std::vector<double> ref(static_cast<size_t>(out));
+  q8_dot_ref(xq.data(), xs.data(), 1, w.view(), ref.data());
+  for (Isa level : enabled_levels()) {
+    std::vector<float> y(static_cast<size_t>(out));
+    q8_dot_rows(xq.data(), xs.data(), 1, w.view(), y.data(), out, 0, out, false, level);
+    for (int64_t o = 0; o < out; ++o) ASSERT_EQ(y[o], ref[o]) << isa_name(level) << " at " << o;
+  }
+}
+
+// The kernel each level dispatches to, from the CPU's features.
+TEST(Q8Kernels, DispatchFollowsTheCpuFeatures) {
+  const CpuFeatures& f = cpu_features_detected();
+  EXPECT_EQ(q8_dot_path(Isa::Scalar), Q8DotPath::Portable);
+  if (isa_enabled(Isa::Avx2)) {
+    EXPECT_EQ(q8_dot_path(Isa::Avx2), f.avx_vnni ? Q8DotPath::AvxVnni : Q8DotPath::Portable);
+  }
+  if (isa_enabled(Isa::Avx512)) {
+    EXPECT_EQ(q8_dot_path(Isa::Avx512), f.avx512_vnni ? Q8DotPath::Avx512Vnni
+                                        : f.avx_vnni  ? Q8DotPath::AvxVnni
+                                                      : Q8DotPath::Portable);
   }
 }
 

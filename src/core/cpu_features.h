@@ -20,6 +20,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx512_bf16 = false, avx512_vnni = false;
+  bool avx_vnni = false;  // VEX-encoded VPDPBUSD on 256-bit registers (AVX-VNNI)
 };
 // Probed once (cpuid through __builtin_cpu_supports, which also checks the OS state by xgetbv).
 const CpuFeatures& cpu_features_detected();

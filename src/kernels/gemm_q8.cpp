@@ -1,12 +1,5 @@
 #include "kernels/gemm_q8.h"
 
-// GCC 12's AVX-512 intrinsics start some results from an "undefined" register and the
-// uninitialised-use warning fires inside the header when they are inlined into target("...")
-// functions.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -14,10 +7,8 @@
 #include "core/error.h"
 #include "core/scratch.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_q8_vnni.h"
 #include "kernels/parallel_work.h"
-
-#define HIPPO_TARGET_AVX512_VNNI \
-  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")))
 
 namespace hippo {
 
@@ -88,79 +79,6 @@ void dot_rows_scalar(const int8_t* xq, const float* xs, int64_t rows, const Weig
   }
 }
 
-// ---- AVX512-VNNI path ----------------------------------------------------------------------
-// VPDPBUSD multiplies unsigned by signed bytes, so x enters as |xq| (unsigned) and its signs
-// move onto W (w negated where x < 0; |q| <= 127, so negation cannot overflow). One 64-byte
-// chunk is two blocks: the 16 int32 lanes hold 4-product sums, lanes 0-7 of the first block and
-// 8-15 of the second; they are converted to fp32 and multiplied by the two blocks' scale
-// products spread over their 8 lanes. x's |q| and sign masks are made once per call (padded to
-// whole chunks with zeros).
-HIPPO_TARGET_AVX512_VNNI void dot_rows_vnni(const int8_t* xq, const float* xs, int64_t rows,
-                                            const WeightView& W, float* y, int64_t ldy,
-                                            int64_t o0, int64_t o1, bool accumulate) {
-  const int64_t in = W.cols, nb = in / B;
-  const int64_t chunks = (in + 63) / 64;
-  const int64_t padded = chunks * 64, nbp = chunks * 2;
-  thread_local ScratchBuffer buf;
-  // |xq| rows (padded bytes), sign masks (chunks uint64), scales (nbp floats) per row.
-  const int64_t row_bytes = padded + chunks * 8 + nbp * 4;
-  auto* base = reinterpret_cast<unsigned char*>(buf.get(static_cast<size_t>(rows * row_bytes / 4 + 16)));
-  for (int64_t r = 0; r < rows; ++r) {
-    unsigned char* xa = base + r * row_bytes;
-    auto* masks = reinterpret_cast<uint64_t*>(xa + padded);
-    auto* sx = reinterpret_cast<float*>(xa + padded + chunks * 8);
-    for (int64_t c = 0; c < chunks; ++c) {
-      const __mmask64 valid = (in - c * 64) >= 64 ? ~__mmask64{0} : (__mmask64{1} << (in - c * 64)) - 1;
-      const __m512i v = _mm512_maskz_loadu_epi8(valid, xq + r * in + c * 64);
-      _mm512_storeu_si512(xa + c * 64, _mm512_abs_epi8(v));
-      masks[c] = _mm512_movepi8_mask(v);
-    }
-    for (int64_t b = 0; b < nbp; ++b) sx[b] = b < nb ? xs[r * nb + b] : 0.0f;
-  }
-  const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-  const auto* Wq = static_cast<const int8_t*>(W.data);
-  const bool tail = in % 64 != 0;
-  const int64_t full = in / 64;
-  for (int64_t o = o0; o < o1; ++o) {
-    const int8_t* w = Wq + o * in;
-    const float* ws = W.scales + o * nb;
-    for (int64_t r = 0; r < rows; ++r) {
-      const unsigned char* xa = base + r * row_bytes;
-      const auto* masks = reinterpret_cast<const uint64_t*>(xa + padded);
-      const auto* sx = reinterpret_cast<const float*>(xa + padded + chunks * 8);
-      __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-      int64_t c = 0;
-      for (; c + 1 < full; c += 2) {
-        const __m512i w0 = _mm512_loadu_si512(w + c * 64);
-        const __m512i w1 = _mm512_loadu_si512(w + c * 64 + 64);
-        const __m512i s0 = _mm512_mask_sub_epi8(w0, masks[c], _mm512_setzero_si512(), w0);
-        const __m512i s1 = _mm512_mask_sub_epi8(w1, masks[c + 1], _mm512_setzero_si512(), w1);
-        const __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(xa + c * 64), s0);
-        const __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(xa + c * 64 + 64), s1);
-        // Scales of blocks 2c .. 2c+3: products, then each spread over its 8 lanes.
-        const __m128 sc = _mm_mul_ps(_mm_loadu_ps(ws + 2 * c), _mm_loadu_ps(sx + 2 * c));
-        const __m512 sc4 = _mm512_castps128_ps512(sc);
-        const __m512 f0 = _mm512_permutexvar_ps(spread, sc4);
-        const __m512 f1 = _mm512_permutexvar_ps(_mm512_add_epi32(spread, _mm512_set1_epi32(2)), sc4);
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), f0, acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), f1, acc1);
-      }
-      for (; c < chunks; ++c) {  // a last odd chunk, and a half chunk when in % 64 == 32
-        const bool half = tail && c == chunks - 1;
-        const __mmask64 valid = half ? (__mmask64{1} << 32) - 1 : ~__mmask64{0};
-        const __m512i w0 = _mm512_maskz_loadu_epi8(valid, w + c * 64);
-        const __m512i s0 = _mm512_mask_sub_epi8(w0, masks[c], _mm512_setzero_si512(), w0);
-        const __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(xa + c * 64), s0);
-        const __mmask16 two = half ? 0x1 : 0x3;
-        const __m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(two, ws + 2 * c),
-                                        _mm512_maskz_loadu_ps(two, sx + 2 * c));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(spread, sc), acc0);
-      }
-      store(y + r * ldy + o, _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)), accumulate);
-    }
-  }
-}
-
 }  // namespace
 
 void quantize_q8(const float* x, int64_t rows, int64_t in, int8_t* q, float* s, const char* what) {
@@ -180,20 +98,43 @@ void dequantize_q8_rows(const WeightView& W, int64_t r0, int64_t n, float* out) 
     for (int64_t i = 0; i < B; ++i) out[b * B + i] = s[b] * static_cast<float>(q[b * B + i]);
 }
 
-bool q8_vnni_path(Isa level) {
-  return static_cast<int>(level) >= static_cast<int>(Isa::Avx512) && isa_enabled(Isa::Avx512) &&
-         cpu_features_detected().avx512_vnni;
+Q8DotPath q8_dot_path(Isa level) {
+  const CpuFeatures& f = cpu_features_detected();
+  const auto at_least = [&](Isa l) {
+    return static_cast<int>(level) >= static_cast<int>(l) && isa_enabled(l);
+  };
+  if (at_least(Isa::Avx512) && f.avx512_vnni) return Q8DotPath::Avx512Vnni;
+  if (at_least(Isa::Avx2) && f.avx_vnni) return Q8DotPath::AvxVnni;
+  return Q8DotPath::Portable;
 }
+
+const char* q8_dot_path_name(Q8DotPath path) {
+  switch (path) {
+    case Q8DotPath::Portable: return "portable";
+    case Q8DotPath::AvxVnni: return "avx_vnni";
+    case Q8DotPath::Avx512Vnni: return "avx512_vnni";
+  }
+  return "?";
+}
+
+bool q8_vnni_path(Isa level) { return q8_dot_path(level) != Q8DotPath::Portable; }
 
 void q8_dot_rows(const int8_t* xq, const float* xs, int64_t rows, const WeightView& W, float* y,
                  int64_t ldy, int64_t o_begin, int64_t o_end, bool accumulate, Isa level) {
   if (rows <= 0 || o_begin >= o_end) return;
   HIPPO_CHECK(isa_enabled(level), "q8_dot_rows: instruction-set level ", isa_name(level),
               " is not enabled on this CPU");
-  if (q8_vnni_path(level))
-    dot_rows_vnni(xq, xs, rows, W, y, ldy, o_begin, o_end, accumulate);
-  else
-    dot_rows_scalar(xq, xs, rows, W, y, ldy, o_begin, o_end, accumulate);
+  switch (q8_dot_path(level)) {
+    case Q8DotPath::Avx512Vnni:
+      q8_vnni::dot_rows_avx512(xq, xs, rows, W, y, ldy, o_begin, o_end, accumulate);
+      return;
+    case Q8DotPath::AvxVnni:
+      q8_vnni::dot_rows_avx256(xq, xs, rows, W, y, ldy, o_begin, o_end, accumulate);
+      return;
+    case Q8DotPath::Portable:
+      dot_rows_scalar(xq, xs, rows, W, y, ldy, o_begin, o_end, accumulate);
+      return;
+  }
 }
 
 void matmul_xwt_q8_gemv(const float* x, int64_t rows, const WeightView& W, float* y,
