@@ -1,6 +1,7 @@
 #include "nn/linear.h"
 
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "kernels/parallel_work.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
@@ -27,6 +28,7 @@ void Linear::init(Rng& rng, float std) {
 
 void Linear::forward(const float* x, float* y, int64_t rows) const {
   if (has_bias_) {
+    prof::Scope ps("linear.bias_fill");
     const float* b = bias.value.data();
 #pragma omp parallel for schedule(static) if (worth_parallel(rows * out_))
     for (int64_t r = 0; r < rows; ++r)
@@ -52,6 +54,7 @@ void Linear::backward(const float* x, const float* dy, float* dx, int64_t rows,
   // dW (out, in) += dy^T (out, rows) x (rows, in)
   gemm(true, false, out_, in_, rows, 1.0f, dy, out_, x, in_, 1.0f, weight.grad.data(), in_);
   if (has_bias_) {
+    prof::Scope ps("linear.bias_grad");
     float* db = bias.grad.data();
     for (int64_t r = 0; r < rows; ++r)
       for (int o = 0; o < out_; ++o) db[o] += dy[r * out_ + o];
