@@ -35,7 +35,13 @@ std::shared_ptr<float[]> alloc_floats(size_t n) {
 #ifdef MADV_HUGEPAGE
     ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without it, ordinary pages
 #endif
-    std::memset(p, 0, bytes);
+    // The first touch (the kernel's page clearing, then ours) split over the threads: serial,
+    // it was half of a 125M-shape training step's first step at -t 2 (issue 18; each buffer's
+    // first get() is in step 1). In 2 MiB pieces, so that each huge page faults in one thread.
+    const int64_t pieces = static_cast<int64_t>(bytes / kHuge);
+    char* base = reinterpret_cast<char*>(p);
+#pragma omp parallel for schedule(static) if (pieces >= 4)
+    for (int64_t i = 0; i < pieces; ++i) std::memset(base + i * kHuge, 0, kHuge);
     return std::shared_ptr<float[]>(p, [](float* q) { std::free(q); });
   }
   auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));

@@ -9,6 +9,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/parallel_copy.h"
 #include "kernels/matmul.h"
 #include "models/memory_check.h"
 #include "nn/attention.h"
@@ -101,7 +102,11 @@ int64_t LanguageModel::num_params() const {
 }
 
 void LanguageModel::zero_grad() {
-  for (auto& p : params_) p.param->grad.fill(0.0f);
+  for (auto& p : params_) {
+    Tensor& g = p.param->grad;
+    if (g.contiguous()) parallel_fill(g.data(), 0.0f, g.numel());
+    else g.fill(0.0f);
+  }
 }
 
 void LanguageModel::set_training(bool on, uint64_t seed) {
@@ -198,22 +203,22 @@ void LanguageModel::backward(float scale) {
   for (int i = static_cast<int>(blocks_.size()) - 1; i >= 0; --i) {
     Block& b = *blocks_[i];
     ps.emplace("bwd.resid");
-    std::memcpy(dbranch, dr, sizeof(float) * n);
+    parallel_copy(dbranch, dr, n);
     dropout_backward(dbranch, n, 2 + 2 * i);
     ps.emplace("bwd.mlp");
     b.mlp.backward(dbranch, dnormed);
     ps.emplace("bwd.norm");
     b.norm2.backward(dnormed, tmp);
     ps.emplace("bwd.resid");
-    for (int64_t j = 0; j < n; ++j) dr[j] += tmp[j];
-    std::memcpy(dbranch, dr, sizeof(float) * n);
+    parallel_add(dr, tmp, n);
+    parallel_copy(dbranch, dr, n);
     dropout_backward(dbranch, n, 1 + 2 * i);
     ps.emplace(cfg_.mixers[i] == MixerKind::Attention ? "bwd.attn" : "bwd.h3");
     b.mixer->backward(dbranch, dnormed);
     ps.emplace("bwd.norm");
     b.norm1.backward(dnormed, tmp);
     ps.emplace("bwd.resid");
-    for (int64_t j = 0; j < n; ++j) dr[j] += tmp[j];
+    parallel_add(dr, tmp, n);
     ps.reset();
     if (grads_final_) grads_final_(block_begin(i), block_begin(i + 1));
   }

@@ -13,6 +13,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/parallel_copy.h"
 #include "models/lm.h"
 
 namespace hippo {
@@ -51,13 +52,13 @@ void LanguageModel::block_forward(size_t i, float* r, int P, int L) {
   {
     prof::Scope ps("fwd.resid");
     dropout_forward(branch, n, static_cast<int>(1 + 2 * i));
-    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
+    parallel_add(r, branch, n);
   }
   { prof::Scope ps("fwd.norm"); b.norm2.forward(r, normed, rows); }
   { prof::Scope ps("fwd.mlp"); b.mlp.forward(normed, branch, rows); }
   prof::Scope ps("fwd.resid");
   dropout_forward(branch, n, static_cast<int>(2 + 2 * i));
-  for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
+  parallel_add(r, branch, n);
 }
 
 void LanguageModel::release_block(size_t i) {

@@ -10,6 +10,7 @@
 #include "kernels/causal_conv_direct.h"
 #include "kernels/fft_conv.h"
 #include "kernels/flashconv/flashconv.h"
+#include "kernels/parallel_copy.h"
 #include "kernels/skip.h"
 #include "kernels/parallel_work.h"
 #include "ssm/layout.h"
@@ -113,7 +114,7 @@ void H3::forward(const float* x, float* y, int B, int L) {
   float* xs = x_.get(sz(n));
   {
     prof::Scope ps("h3.copy");
-    std::memcpy(xs, x, sizeof(float) * n);
+    parallel_copy(xs, x, n);
   }
   float* Ks = nullptr;
   float* Kd = nullptr;
@@ -145,43 +146,19 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
   float* qT = a.qT.get(sz(n));
   float* kT = a.kT.get(sz(n));
   float* vT = a.vT.get(sz(n));
-  {
-    prof::Scope ps("h3.proj");
-    q_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
-  }
-  {
-    prof::Scope ps("h3.transpose");
-    to_channel_major(tmp, qT, B, L, d);
-  }
-  {
-    prof::Scope ps("h3.proj");
-    k_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
-  }
-  {
-    prof::Scope ps("h3.transpose");
-    to_channel_major(tmp, kT, B, L, d);
-  }
-  {
-    prof::Scope ps("h3.proj");
-    v_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
-  }
-  {
-    prof::Scope ps("h3.transpose");
-    to_channel_major(tmp, vT, B, L, d);
-  }
+  q_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
+  to_channel_major(tmp, qT, B, L, d);
+  k_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
+  to_channel_major(tmp, kT, B, L, d);
+  v_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
+  to_channel_major(tmp, vT, B, L, d);
 
   // k' = ShiftSSM(k) + ssm_k_D k.
   const float* ks = kT;
   if (shift_) {
     float* out = a.ks.get(sz(n));
-    {
-      prof::Scope ps("h3.shift_conv");
-      causal_conv_direct(kT, Ks, out, B, d, L, N);
-    }
-    {
-      prof::Scope ps("h3.shift_conv");
-      skip_forward(kT, ssm_k_D.value.data(), out, B, d, L);
-    }
+    causal_conv_direct(kT, Ks, out, B, d, L, N);
+    skip_forward(kT, ssm_k_D.value.data(), out, B, d, L);
     if (shift_state) {  // the inputs before x still in the filter's window
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * N * N))
       for (int b = 0; b < B; ++b)
@@ -197,23 +174,14 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
   // y = q ⊙ (Kd * (k' ⊙ v) + D k' ⊙ v) without writing k' ⊙ v or the convolution out.
   if (fused_h3()) {
     float* yT = a.yT.get(sz(n));
-    {
-      prof::Scope ps("h3.flashconv");
-      flashconv_h3_fwd(qT, ks, vT, Kd, D.value.data(), yT, B, H, L);
-    }
+    flashconv_h3_fwd(qT, ks, vT, Kd, D.value.data(), yT, B, H, L);
     if (diag_out) {  // + q ⊙ (what the state before x adds); p = 1, so d = H
 #pragma omp parallel for schedule(static) if (worth_parallel(n))
       for (int64_t i = 0; i < n; ++i) yT[i] += qT[i] * diag_out[i];
     }
     float* ypre = a.ypre.get(sz(n));
-    {
-      prof::Scope ps("h3.transpose");
-      to_channels_last(yT, ypre, B, L, d);
-    }
-    {
-      prof::Scope ps("h3.proj");
-      output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
-    }
+    to_channels_last(yT, ypre, B, L, d);
+    output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
     return;
   }
 
@@ -252,14 +220,8 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
         }
       }
   float* ypre = a.ypre.get(sz(n));
-  {
-    prof::Scope ps("h3.transpose");
-    to_channels_last(yT, ypre, B, L, d);
-  }
-  {
-    prof::Scope ps("h3.proj");
-    output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
-  }
+  to_channels_last(yT, ypre, B, L, d);
+  output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
 }
 
 void H3::backward(const float* dy, float* dx) {

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/phase_profile.h"
 #include "kernels/layernorm.h"
+#include "kernels/parallel_copy.h"
 
 namespace hippo {
 
@@ -31,7 +32,7 @@ void LayerNorm::forward(const float* x, float* y, int64_t rows) {
   float* xs = x_.get(n);
   {
     prof::Scope ps("norm.copy");
-    std::memcpy(xs, x, sizeof(float) * n);
+    parallel_copy(xs, x, static_cast<int64_t>(n));
   }
   rows_ = rows;
   layernorm_forward(xs, weight.value.data(), bias.value.data(), y, mean_.get(rows),

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/phase_profile.h"
 #include "kernels/gelu.h"
+#include "kernels/parallel_copy.h"
 
 namespace hippo {
 
@@ -39,7 +40,7 @@ void Mlp::forward(const float* x, float* y, int64_t rows) {
   float* xs = x_.get(n);
   {
     prof::Scope ps("mlp.copy");
-    std::memcpy(xs, x, sizeof(float) * n);
+    parallel_copy(xs, x, static_cast<int64_t>(n));
   }
   rows_ = rows;
   run(xs, y, rows, pre_.get(h), act_.get(h));
