@@ -41,8 +41,11 @@ def steps(path):  # [{phase: (wall, main, other, serial, busy)}] per step
             cur = {}; out.append(cur)
         elif cur is not None and line.strip() and not line.startswith("#") and not line.startswith("phase"):
             f = line.split()
-            if f[0] == "total": continue
-            cur[f[0]] = tuple(map(float, f[2:7]))
+            if f[0] == "total" or len(f) != 7: continue
+            try:
+                cur[f[0]] = tuple(map(float, f[2:7]))
+            except ValueError:  # another line on stderr (the test evaluation's progress)
+                pass
     return out
 s1, s2 = steps(sys.argv[1]), steps(sys.argv[2])
 def med(ss, key):  # median over the steps after the first of the summed column
@@ -53,12 +56,15 @@ ser2, busy2 = med(s2, 3), med(s2, 4)
 print(f"-t 1: work {w1:.0f} ms/step (CPU)")
 print(f"-t 2: work {w2:.0f} ms/step (CPU, {w2 / w1:.3f}x of -t 1), serial {ser2:.0f} ms, "
       f"s = {ser2 / w2:.3f}, busy {busy2:.0f} ms")
-print(f"projected -t 2 / -t 1 (steps after the first, quiet machine) = work1 / busy2 = {w1 / busy2:.2f}")
+print(f"projected -t 2 / -t 1 (steps after the first, quiet machine) = work1 / busy2 = {w1 / busy2:.2f}; "
+      f"from the -t 2 run alone (its own work, no run-to-run load change) work2 / busy2 = {w2 / busy2:.2f}")
 phases = sorted(s2[1].keys(), key=lambda k: -statistics.median(s[k][3] for s in s2[1:] if k in s))
 print("largest serial phases at -t 2 (median ms/step): " + ", ".join(
     f"{k} {statistics.median(s[k][3] for s in s2[1:] if k in s):.0f}" for k in phases[:8]))
 first1 = sum(v[1] + v[2] for v in s1[0].values()); first2 = sum(v[4] for v in s2[0].values())
+fw2 = sum(v[1] + v[2] for v in s2[0].values())
 print(f"first step: work -t 1 {first1:.0f} ms, busy -t 2 {first2:.0f} ms; projected -t 2 / -t 1 over "
       f"{len(s1)} steps = {(first1 + (len(s1) - 1) * w1) / (first2 + (len(s2) - 1) * busy2):.2f}, over "
-      f"4 steps (bench_threads.sh's tokens/s) = {(first1 + 3 * w1) / (first2 + 3 * busy2):.2f}")
+      f"4 steps (bench_threads.sh's tokens/s) = {(first1 + 3 * w1) / (first2 + 3 * busy2):.2f}; from the "
+      f"-t 2 run alone {(fw2 + 3 * w2) / (first2 + 3 * busy2):.2f}")
 PY

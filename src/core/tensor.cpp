@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -46,7 +47,16 @@ std::shared_ptr<float[]> alloc_floats(size_t n) {
   }
   auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
   HIPPO_CHECK(p != nullptr, "out of memory allocating ", bytes, " bytes");
-  std::memset(p, 0, bytes);
+  // Split over the threads as above (a training step's (B*L, d) activations are 3 MiB at the
+  // 125M shape), in 256 KiB pieces.
+  constexpr size_t kPiece = size_t{256} << 10;
+  const int64_t pieces = static_cast<int64_t>((bytes + kPiece - 1) / kPiece);
+  char* base = reinterpret_cast<char*>(p);
+#pragma omp parallel for schedule(static) if (pieces >= 4)
+  for (int64_t i = 0; i < pieces; ++i) {
+    const size_t b0 = static_cast<size_t>(i) * kPiece;
+    std::memset(base + b0, 0, std::min(kPiece, bytes - b0));
+  }
   return std::shared_ptr<float[]>(p, [](float* q) { std::free(q); });
 }
 
