@@ -131,18 +131,12 @@ void add_train(CLI::App& app, std::function<int()>& run) {
               "Discard a run already in OUT (without it, such a folder is refused)");
   c->add_flag("-q,--quiet", o->t.quiet, "No progress line");
   // The long-sequence step (LanguageModel::train_step_recompute): chosen by the activations'
-  // size (auto), or forced; the CLI form of HIPPO_TRAIN_RECOMPUTE=1|0, which it sets.
-  auto recompute = std::make_shared<std::string>("auto");
-  c->add_option("--recompute", *recompute,
-                "Recompute each block in the backward (long sequences): auto | on | off")
+  // size (auto; HIPPO_TRAIN_RECOMPUTE=0|1 when set), or forced (TrainingOptions::recompute).
+  c->add_option("--recompute", o->t.recompute,
+                "Recompute each block in the backward (long sequences): auto (by memory, or as "
+                "HIPPO_TRAIN_RECOMPUTE=0|1 says) | on | off")
       ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
-  c->callback([&run, o, recompute] {
-    run = [o, recompute] {
-      if (*recompute != "auto")
-        ::setenv("HIPPO_TRAIN_RECOMPUTE", *recompute == "on" ? "1" : "0", 1);
-      return run_train(*o);
-    };
-  });
+  c->callback([&run, o] { run = [o] { return run_train(*o); }; });
 }
 
 }  // namespace hippo::cli

@@ -6,6 +6,7 @@
 #
 #   scripts/bench_threads.sh                 # ROUNDS=3; about 15 minutes on a quiet machine
 #   ROUNDS=1 PROMPT=512 scripts/bench_threads.sh
+#   ONLY=train ROUNDS=5 scripts/bench_threads.sh   # training only (-t 1, -t 2 alternated)
 #
 # Decode and prompt: `hippo bench generate --only hybrid --batches 1 --prompts $PROMPT -n 64`
 # [--bf16 | --q8] (random 125M hybrid, 12 layers, d 768, GPT-2 vocabulary). Training:
@@ -46,6 +47,7 @@ RES=$OUT/results.txt
 : > "$RES"; : > "$RES.raw"
 for r in $(seq 1 "$ROUNDS"); do
   for dt in fp32 bf16 q8; do
+    [ "${ONLY:-}" = train ] && break  # ONLY=train: the training rows alone
     flag=""; [ "$dt" = fp32 ] || flag="--$dt"
     for t in 1 2; do
       read -r p d < <(gen "$t" "$flag" one-region)

@@ -77,6 +77,11 @@ struct TrainingOptions {
   // all-reduce after the backward. The weights are the same bit for bit either way
   // (docs/scaling.md "Bucketed all-reduce").
   double allreduce_bucket_mb = 0;
+  // The long-sequence step (recompute each block's activations in the backward; constant
+  // memory in the layer count): "auto" (when the plain step's activations would pass 4 GiB, or
+  // as HIPPO_TRAIN_RECOMPUTE=0|1 says when set), "on" or "off" (the environment is then not
+  // read). Evaluation takes the chunked path under "on" too.
+  std::string recompute = "auto";
 };
 
 struct TrainingProgress {

@@ -52,6 +52,8 @@ void validate(const TrainingOptions& o, const TrainOptions& t) {
   HIPPO_CHECK(std::isfinite(o.allreduce_bucket_mb) && o.allreduce_bucket_mb >= 0 &&
               o.allreduce_bucket_mb <= 1e6, "--allreduce-bucket-mb must be a number of MB in "
               "[0, 1e6] (0: one all-reduce after the backward), got ", o.allreduce_bucket_mb);
+  HIPPO_CHECK(o.recompute == "auto" || o.recompute == "on" || o.recompute == "off",
+              "--recompute must be auto, on or off, got '", o.recompute, "'");
   HIPPO_CHECK(o.grad_accum >= 0, "--grad-accum must be >= 1 (or 0: one per rank), got ", o.grad_accum);
   HIPPO_CHECK(o.data.rfind("synthetic:", 0) == 0 || (o.synth_vocab == 0 && o.synth_pairs == 0),
               "--vocab and --pairs size a synthetic task (-d synthetic:TASK); the data is '", o.data, "'");
@@ -79,6 +81,9 @@ TrainOptions trainer_options(const TrainingOptions& o) {
   t.resume = o.resume;
   t.force = o.force;
   t.quiet = o.quiet;
+  t.recompute = o.recompute == "on"    ? RecomputeMode::On
+                : o.recompute == "off" ? RecomputeMode::Off
+                                       : RecomputeMode::Auto;
   return t;
 }
 

@@ -2,11 +2,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/parallel_copy.h"
 #include "kernels/matmul.h"
 #include "models/memory_check.h"
 #include "nn/attention.h"
@@ -99,7 +102,11 @@ int64_t LanguageModel::num_params() const {
 }
 
 void LanguageModel::zero_grad() {
-  for (auto& p : params_) p.param->grad.fill(0.0f);
+  for (auto& p : params_) {
+    Tensor& g = p.param->grad;
+    if (g.contiguous()) parallel_fill(g.data(), 0.0f, g.numel());
+    else g.fill(0.0f);
+  }
 }
 
 void LanguageModel::set_training(bool on, uint64_t seed) {
@@ -135,6 +142,7 @@ const float* LanguageModel::forward(const int32_t* tokens, int B, int L) {
   const int64_t rows = static_cast<int64_t>(B) * L, n = rows * d;
   tokens_.assign(tokens, tokens + rows);
   float* r = resid_.get(n);
+  std::optional<prof::Scope> ps(std::in_place, "fwd.embed");
   embed_tokens(tokens, rows, r);
   if (cfg_.learned_pos) {
     const float* pe = wpe_.value.data();
@@ -142,9 +150,12 @@ const float* LanguageModel::forward(const int32_t* tokens, int B, int L) {
       for (int c = 0; c < d; ++c) r[i * d + c] += pe[(i % L) * d + c];
   }
   dropout_forward(r, n, 0);
+  ps.reset();
   for (size_t i = 0; i < blocks_.size(); ++i) block_forward(i, r, B, L);
+  ps.emplace("fwd.norm");
   float* fin = final_.get(n);
   ln_f_.forward(r, fin, rows);
+  ps.emplace("fwd.head");
   const int64_t V = cfg_.padded_vocab();
   float* logits = logits_.get(static_cast<size_t>(rows * V));
   tied_head(fin, rows, logits);
@@ -157,6 +168,7 @@ LossStats LanguageModel::loss(const int32_t* targets, bool want_grad) {
   float* dlogits = want_grad ? dlogits_.get(static_cast<size_t>(rows * V)) : nullptr;
   grad_ready_ = false;  // dlogits_ is (being) replaced or no longer matches
   LossStats s;
+  prof::Scope ps("loss");
   s.loss = cross_entropy(logits_.data(), targets, dlogits, rows, V, &s.correct, &s.count);
   grad_ready_ = want_grad;
   return s;
@@ -170,13 +182,16 @@ void LanguageModel::backward(float scale) {
               "forward since, leaves none)");
   const int d = cfg_.d_model;
   const int64_t rows = static_cast<int64_t>(B_) * L_, n = rows * d, V = cfg_.padded_vocab();
+  std::optional<prof::Scope> ps(std::in_place, "bwd.head");
   float* dfin = dbranch_.get(n);
   // Tied head: logits = final E^T, so dfinal = dlogits E and dE += dlogits^T final.
   gemm(false, false, rows, d, V, scale, dlogits_.data(), V, wte_.value.data(), d, 0.0f, dfin, d);
   gemm(true, false, V, d, rows, scale, dlogits_.data(), V, final_.data(), d, 1.0f,
        wte_.grad.data(), d);
+  ps.emplace("bwd.norm");
   float* dr = dresid_.get(n);
   ln_f_.backward(dfin, dr);
+  ps.reset();
   // Block i's parameters are params_[block_begin(i), block_begin(i + 1)); ln_f's follow the last.
   auto block_begin = [&](size_t i) {
     return i < block_params_begin_.size() ? block_params_begin_[i] : params_.size() - ln_f_params_;
@@ -187,18 +202,27 @@ void LanguageModel::backward(float scale) {
   float* tmp = normed_.get(n);  // free after forward
   for (int i = static_cast<int>(blocks_.size()) - 1; i >= 0; --i) {
     Block& b = *blocks_[i];
-    std::memcpy(dbranch, dr, sizeof(float) * n);
+    ps.emplace("bwd.resid");
+    parallel_copy(dbranch, dr, n);
     dropout_backward(dbranch, n, 2 + 2 * i);
+    ps.emplace("bwd.mlp");
     b.mlp.backward(dbranch, dnormed);
+    ps.emplace("bwd.norm");
     b.norm2.backward(dnormed, tmp);
-    for (int64_t j = 0; j < n; ++j) dr[j] += tmp[j];
-    std::memcpy(dbranch, dr, sizeof(float) * n);
+    ps.emplace("bwd.resid");
+    parallel_add(dr, tmp, n);
+    parallel_copy(dbranch, dr, n);
     dropout_backward(dbranch, n, 1 + 2 * i);
+    ps.emplace(cfg_.mixers[i] == MixerKind::Attention ? "bwd.attn" : "bwd.h3");
     b.mixer->backward(dbranch, dnormed);
+    ps.emplace("bwd.norm");
     b.norm1.backward(dnormed, tmp);
-    for (int64_t j = 0; j < n; ++j) dr[j] += tmp[j];
+    ps.emplace("bwd.resid");
+    parallel_add(dr, tmp, n);
+    ps.reset();
     if (grads_final_) grads_final_(block_begin(i), block_begin(i + 1));
   }
+  ps.emplace("bwd.embed");
   dropout_backward(dr, n, 0);
   embedding_backward(tokens_.data(), dr, wte_.grad.data(), rows, cfg_.padded_vocab(), d);
   if (cfg_.learned_pos) {

@@ -59,6 +59,10 @@ enum class StepThreading { OneRegion, PerOp };
 void set_step_threading(StepThreading mode);
 StepThreading step_threading();
 
+// How training picks its step (LanguageModel::prefers_recompute): by the activations' size, or
+// forced on or off (`hippo train --recompute auto|on|off`, TrainOptions::recompute).
+enum class RecomputeMode { Auto, On, Off };
+
 struct LossStats {
   double loss = 0;      // mean cross-entropy over counted positions
   int64_t count = 0;    // positions with a target >= 0
@@ -122,9 +126,13 @@ class LanguageModel {
   // Bytes the plain forward/backward keeps for (B, L) (an estimate: the saved activations of
   // every block, the logits and their gradient), which picks the path in training.
   int64_t plain_training_bytes(int B, int L) const;
-  // Whether training (B, L) takes train_step_recompute: plain_training_bytes over
-  // kRecomputeAboveBytes. HIPPO_TRAIN_RECOMPUTE=0|1 in the environment forces it off or on.
+  // Whether training (B, L) takes train_step_recompute (and evaluation the chunked path): the
+  // mode set by set_recompute when it is On or Off; under Auto (the default),
+  // HIPPO_TRAIN_RECOMPUTE=0|1 in the environment when set, else plain_training_bytes over
+  // kRecomputeAboveBytes.
   bool prefers_recompute(int B, int L) const;
+  void set_recompute(RecomputeMode mode) { recompute_ = mode; }
+  RecomputeMode recompute() const { return recompute_; }
   static constexpr int64_t kRecomputeAboveBytes = int64_t{4} << 30;
 
   // Recurrent generation (lm_generate.cpp); no dropout. Logits are (B, padded_vocab), held by
@@ -176,6 +184,7 @@ class LanguageModel {
   LayerNorm ln_f_;
   ParamList params_;
   bool training_ = false;
+  RecomputeMode recompute_ = RecomputeMode::Auto;
   Rng dropout_rng_{0};
 
   int B_ = 0, L_ = 0;

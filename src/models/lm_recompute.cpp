@@ -9,9 +9,11 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/parallel_copy.h"
 #include "models/lm.h"
 
 namespace hippo {
@@ -27,6 +29,7 @@ int64_t LanguageModel::plain_training_bytes(int B, int L) const {
 }
 
 bool LanguageModel::prefers_recompute(int B, int L) const {
+  if (recompute_ != RecomputeMode::Auto) return recompute_ == RecomputeMode::On;
   static const int forced = [] {
     const char* env = std::getenv("HIPPO_TRAIN_RECOMPUTE");
     if (env == nullptr || *env == '\0') return -1;
@@ -43,14 +46,19 @@ void LanguageModel::block_forward(size_t i, float* r, int P, int L) {
   float* normed = normed_.get(static_cast<size_t>(n));
   float* branch = branch_.get(static_cast<size_t>(n));
   Block& b = *blocks_[i];
-  b.norm1.forward(r, normed, rows);
-  b.mixer->forward(normed, branch, P, L);
-  dropout_forward(branch, n, static_cast<int>(1 + 2 * i));
-  for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-  b.norm2.forward(r, normed, rows);
-  b.mlp.forward(normed, branch, rows);
+  const bool attn = cfg_.mixers[i] == MixerKind::Attention;
+  { prof::Scope ps("fwd.norm"); b.norm1.forward(r, normed, rows); }
+  { prof::Scope ps(attn ? "fwd.attn" : "fwd.h3"); b.mixer->forward(normed, branch, P, L); }
+  {
+    prof::Scope ps("fwd.resid");
+    dropout_forward(branch, n, static_cast<int>(1 + 2 * i));
+    parallel_add(r, branch, n);
+  }
+  { prof::Scope ps("fwd.norm"); b.norm2.forward(r, normed, rows); }
+  { prof::Scope ps("fwd.mlp"); b.mlp.forward(normed, branch, rows); }
+  prof::Scope ps("fwd.resid");
   dropout_forward(branch, n, static_cast<int>(2 + 2 * i));
-  for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
+  parallel_add(r, branch, n);
 }
 
 void LanguageModel::release_block(size_t i) {

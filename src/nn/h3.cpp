@@ -6,9 +6,11 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "kernels/causal_conv_direct.h"
 #include "kernels/fft_conv.h"
 #include "kernels/flashconv/flashconv.h"
+#include "kernels/parallel_copy.h"
 #include "kernels/skip.h"
 #include "kernels/parallel_work.h"
 #include "ssm/layout.h"
@@ -110,16 +112,25 @@ void H3::forward(const float* x, float* y, int B, int L) {
   const int64_t n = static_cast<int64_t>(B) * L * d_;  // elements of one (B, L, d) tensor
   if (n == 0) return;
   float* xs = x_.get(sz(n));
-  std::memcpy(xs, x, sizeof(float) * n);
+  {
+    prof::Scope ps("h3.copy");
+    parallel_copy(xs, x, n);
+  }
   float* Ks = nullptr;
   float* Kd = nullptr;
   if (shift_) {
     Ks = Ks_.get(sz(static_cast<int64_t>(d_) * N_));
-    shift_->kernel(Ks);
+    {
+      prof::Scope ps("h3.ssm_kernel");
+      shift_->kernel(Ks);
+    }
   }
   if (diag_) {
     Kd = Kd_.get(sz(static_cast<int64_t>(H_) * L));
-    diag_->kernel(Kd, L);  // also discretises, for backward
+    {
+      prof::Scope ps("h3.ssm_kernel");
+      diag_->kernel(Kd, L);  // also discretises, for backward
+    }
   }
   Acts a = own_acts();
   forward_body(xs, y, B, L, Ks, Kd, a);
@@ -237,9 +248,15 @@ void H3::backward(const float* dy, float* dx) {
   const float* vT = vT_.data();
   const float* ks = shift_ ? ks_.data() : kT;
   float* tmp = tmp_.get(sz(n));
-  output_linear.backward(ypre_.data(), dy, tmp, rows);
+  {
+    prof::Scope ps("h3.proj");
+    output_linear.backward(ypre_.data(), dy, tmp, rows);
+  }
   float* dyT = dyT_.get(sz(n));
-  to_channel_major(tmp, dyT, B, L, d);
+  {
+    prof::Scope ps("h3.transpose");
+    to_channel_major(tmp, dyT, B, L, d);
+  }
 
   // The fused path's backward: dq, dk', dv, dKd and dD in one FlashConv pass per channel.
   if (fused_h3()) {
@@ -248,13 +265,31 @@ void H3::backward(const float* dy, float* dx) {
     float* dq = dk_.get(sz(n));
     float* dks = dks_.get(sz(n));
     float* dv = dkv_.get(sz(n));
-    flashconv_h3_bwd(qT, ks, vT, Kd_.data(), D.value.data(), dyT, dq, dks, dv, dKd,
-                     D.grad.data(), B, H, L);
-    diag_->kernel_backward(dKd, L);
-    to_channels_last(dq, tmp, B, L, d);
-    q_proj.backward(xs, tmp, dx, rows, false);
-    to_channels_last(dv, tmp, B, L, d);
-    v_proj.backward(xs, tmp, dx, rows, true);
+    {
+      prof::Scope ps("h3.flashconv");
+      flashconv_h3_bwd(qT, ks, vT, Kd_.data(), D.value.data(), dyT, dq, dks, dv, dKd,
+                       D.grad.data(), B, H, L);
+    }
+    {
+      prof::Scope ps("h3.ssm_kernel");
+      diag_->kernel_backward(dKd, L);
+    }
+    {
+      prof::Scope ps("h3.transpose");
+      to_channels_last(dq, tmp, B, L, d);
+    }
+    {
+      prof::Scope ps("h3.proj");
+      q_proj.backward(xs, tmp, dx, rows, false);
+    }
+    {
+      prof::Scope ps("h3.transpose");
+      to_channels_last(dv, tmp, B, L, d);
+    }
+    {
+      prof::Scope ps("h3.proj");
+      v_proj.backward(xs, tmp, dx, rows, true);
+    }
     backward_shift_and_k(dks, tmp, dx);
     return;
   }
@@ -283,8 +318,14 @@ void H3::backward(const float* dy, float* dx) {
           }
         }
       }
-  to_channels_last(dq, tmp, B, L, d);
-  q_proj.backward(xs, tmp, dx, rows, false);
+  {
+    prof::Scope ps("h3.transpose");
+    to_channels_last(dq, tmp, B, L, d);
+  }
+  {
+    prof::Scope ps("h3.proj");
+    q_proj.backward(xs, tmp, dx, rows, false);
+  }
 
   // Through the diagonal SSM and its skip.
   const float* dkv = dzD;
@@ -300,7 +341,10 @@ void H3::backward(const float* dy, float* dx) {
     } else {
       flashconv_bwd(kv, Kd_.data(), Dh, dzD, out, dKd, gD, B * p * p, H, L);
     }
-    diag_->kernel_backward(dKd, L);
+    {
+      prof::Scope ps("h3.ssm_kernel");
+      diag_->kernel_backward(dKd, L);
+    }
     dkv = out;
   }
 
@@ -328,8 +372,14 @@ void H3::backward(const float* dy, float* dx) {
           }
         }
     }
-  to_channels_last(dv, tmp, B, L, d);
-  v_proj.backward(xs, tmp, dx, rows, true);
+  {
+    prof::Scope ps("h3.transpose");
+    to_channels_last(dv, tmp, B, L, d);
+  }
+  {
+    prof::Scope ps("h3.proj");
+    v_proj.backward(xs, tmp, dx, rows, true);
+  }
   backward_shift_and_k(dks, tmp, dx);
 }
 
@@ -345,13 +395,28 @@ void H3::backward_shift_and_k(float* dks, float* tmp, float* dx) {
     float* dKs = dKs_.get(sz(static_cast<int64_t>(d) * N));
     std::memset(dKs, 0, sizeof(float) * d * N);
     float* out = dk_.get(sz(n));  // dq is consumed
-    causal_conv_direct_backward(kT, Ks_.data(), dks, out, dKs, B, d, L, N);
-    skip_backward(kT, ssm_k_D.value.data(), dks, out, ssm_k_D.grad.data(), B, d, L);
-    shift_->kernel_backward(dKs);
+    {
+      prof::Scope ps("h3.shift_conv");
+      causal_conv_direct_backward(kT, Ks_.data(), dks, out, dKs, B, d, L, N);
+    }
+    {
+      prof::Scope ps("h3.shift_conv");
+      skip_backward(kT, ssm_k_D.value.data(), dks, out, ssm_k_D.grad.data(), B, d, L);
+    }
+    {
+      prof::Scope ps("h3.ssm_kernel");
+      shift_->kernel_backward(dKs);
+    }
     dk = out;
   }
-  to_channels_last(dk, tmp, B, L, d);
-  k_proj.backward(xs, tmp, dx, rows, true);
+  {
+    prof::Scope ps("h3.transpose");
+    to_channels_last(dk, tmp, B, L, d);
+  }
+  {
+    prof::Scope ps("h3.proj");
+    k_proj.backward(xs, tmp, dx, rows, true);
+  }
 }
 
 std::unique_ptr<MixerState> H3::new_state(int B) const {

@@ -3,7 +3,9 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "kernels/layernorm.h"
+#include "kernels/parallel_copy.h"
 
 namespace hippo {
 
@@ -28,7 +30,10 @@ void LayerNorm::forward(const float* x, float* y, int64_t rows) {
   const size_t n = static_cast<size_t>(rows) * d_;
   // A copy, not a pointer: callers update the residual stream in place after this.
   float* xs = x_.get(n);
-  std::memcpy(xs, x, sizeof(float) * n);
+  {
+    prof::Scope ps("norm.copy");
+    parallel_copy(xs, x, static_cast<int64_t>(n));
+  }
   rows_ = rows;
   layernorm_forward(xs, weight.value.data(), bias.value.data(), y, mean_.get(rows),
                     rstd_.get(rows), rows, d_, eps_);

@@ -1,6 +1,9 @@
 #include "nn/linear.h"
 
+#include <algorithm>
+
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "kernels/parallel_work.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
@@ -28,6 +31,7 @@ void Linear::init(Rng& rng, float std) {
 
 void Linear::forward(const float* x, float* y, int64_t rows) const {
   if (has_bias_) {
+    prof::Scope ps("linear.bias_fill");
     const float* b = bias.value.data();
 #pragma omp parallel for schedule(static) if (worth_parallel(rows * out_))
     for (int64_t r = 0; r < rows; ++r)
@@ -100,9 +104,19 @@ void Linear::backward(const float* x, const float* dy, float* dx, int64_t rows,
   // dW (out, in) += dy^T (out, rows) x (rows, in)
   gemm(true, false, out_, in_, rows, 1.0f, dy, out_, x, in_, 1.0f, weight.grad.data(), in_);
   if (has_bias_) {
+    prof::Scope ps("linear.bias_grad");
     float* db = bias.grad.data();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int o = 0; o < out_; ++o) db[o] += dy[r * out_ + o];
+    // Threads own blocks of columns, each summed over the rows in order: the same sums
+    // whatever the thread count.
+    constexpr int64_t kBlock = 64;
+    const int64_t nblocks = (out_ + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * out_) && nblocks > 1)
+    for (int64_t blk = 0; blk < nblocks; ++blk) {
+      const int64_t o0 = blk * kBlock, o1 = std::min<int64_t>(out_, o0 + kBlock);
+      for (int64_t r = 0; r < rows; ++r)
+#pragma omp simd
+        for (int64_t o = o0; o < o1; ++o) db[o] += dy[r * out_ + o];
+    }
   }
   if (dx)
     gemm(false, false, rows, in_, out_, 1.0f, dy, out_, weight.value.data(), in_,

@@ -4,7 +4,9 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "kernels/gelu.h"
+#include "kernels/parallel_copy.h"
 
 namespace hippo {
 
@@ -25,7 +27,10 @@ void Mlp::init(Rng& rng, int n_layer, float std) {
 
 void Mlp::run(const float* x, float* y, int64_t rows, float* pre, float* act) const {
   fc1.forward(x, pre, rows);
-  gelu_forward(pre, act, rows * 4 * d_);
+  {
+    prof::Scope ps("mlp.gelu");
+    gelu_forward(pre, act, rows * 4 * d_);
+  }
   fc2.forward(act, y, rows);
 }
 
@@ -33,7 +38,10 @@ void Mlp::forward(const float* x, float* y, int64_t rows) {
   HIPPO_CHECK(x != y, "Mlp: forward output must not alias its input");
   const size_t n = static_cast<size_t>(rows) * d_, h = 4 * n;
   float* xs = x_.get(n);
-  std::memcpy(xs, x, sizeof(float) * n);
+  {
+    prof::Scope ps("mlp.copy");
+    parallel_copy(xs, x, static_cast<int64_t>(n));
+  }
   rows_ = rows;
   run(xs, y, rows, pre_.get(h), act_.get(h));
 }
@@ -60,7 +68,10 @@ void Mlp::backward(const float* dy, float* dx) {
   const size_t h = static_cast<size_t>(rows_) * 4 * d_;
   float* g = grad_.get(h);
   fc2.backward(act_.data(), dy, g, rows_);
-  gelu_backward(pre_.data(), g, g, static_cast<int64_t>(h));
+  {
+    prof::Scope ps("mlp.gelu");
+    gelu_backward(pre_.data(), g, g, static_cast<int64_t>(h));
+  }
   fc1.backward(x_.data(), g, dx, rows_);
 }
 

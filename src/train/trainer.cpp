@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "train/checkpoint.h"
 #include "train/dist/grad_buckets.h"
 #include "train/dist/grad_sync.h"
@@ -199,6 +200,13 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     ~HookGuard() { m.set_grads_final_hook(nullptr); }
   };
 
+  struct RecomputeGuard {  // the model's own mode again after the run
+    LanguageModel& m;
+    RecomputeMode before;
+    ~RecomputeGuard() { m.set_recompute(before); }
+  } recompute_guard{model, model.recompute()};
+  model.set_recompute(opt.recompute);
+
   TrainResult res;
   res.steps_done = start;
   Batch batch;
@@ -208,6 +216,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
   // Rank 0's seconds per step: its micro-batches, waiting for the slowest rank, the all-reduce.
   double compute_acc = 0, wait_acc = 0, allreduce_acc = 0;
   int64_t acc_steps = 0;
+  bool acc_recompute = false;  // a micro-batch since the last log record took the recompute step
 
   auto run_eval = [&](int64_t step) {
     if (!evaluate) return;
@@ -228,9 +237,14 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     comm->set_context(str("step ", step + 1));
     double step_loss = 0, step_acc = 0, step_tokens = 0;
     const auto t_step = std::chrono::steady_clock::now();
+    prof::reset();
+    std::optional<prof::Scope> step_scope(std::in_place, "step (rest)");
     for (int k = 0; k < per_rank; ++k) {
       const int micro = rank * per_rank + k;  // its index in the step, over all ranks
-      if (k == 0 || flat) model.zero_grad();
+      if (k == 0 || flat) {
+        prof::Scope ps("zero_grad");
+        model.zero_grad();
+      }
       const bool hooked = buckets && k + 1 == per_rank;
       std::optional<HookGuard> hook;
       if (hooked) {
@@ -238,12 +252,17 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
         hook.emplace(model);
         model.set_grads_final_hook([&](size_t b, size_t e) { buckets->grads_final(b, e); });
       }
-      next_batch(step, micro, batch);
+      {
+        prof::Scope ps("batch");
+        next_batch(step, micro, batch);
+      }
       model.set_training(true, mix(opt.seed, static_cast<uint64_t>(step) * 1024 + micro));
       const float scale = 1.0f / static_cast<float>(opt.grad_accum);
       // Long sequences: only each block's input is kept, the rest recomputed in the backward
       // (LanguageModel::train_step_recompute; the loss check then follows the backward).
       const bool recompute = model.prefers_recompute(batch.B, batch.L);
+      res.recompute_micro_batches += recompute ? 1 : 0;
+      acc_recompute = acc_recompute || recompute;
       LossStats s;
       if (recompute) {
         s = model.train_step_recompute(batch.tokens.data(), batch.targets.data(), batch.B,
@@ -282,12 +301,18 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
     allreduce_acc += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_reduce).count();
     if (flat) flat->store_grads();
     tokens_seen += static_cast<int64_t>(step_tokens);
+    std::optional<prof::Scope> ps(std::in_place, "grad_check");
     const std::string bad = first_nonfinite_grad(model.params());
     HIPPO_CHECK(bad.empty(), "train: gradient of '", bad, "' is not finite at step ", step,
                 "; stopping (the last checkpoint is kept)");
+    ps.emplace("grad_clip");
     const double gnorm = clip_grad_norm(model.params(), opt.clip);
     const float scale = sched.at(step);
+    ps.emplace("adamw");
     adam.step(scale);
+    ps.reset();
+    step_scope.reset();
+    if (prof::enabled()) prof::report(stderr, str("training step ", step + 1));
     res.steps_done = step + 1;
     res.last_loss = step_loss;
     loss_acc += step_loss;
@@ -304,7 +329,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
                   {"lr", opt.adam.lr * scale}, {"grad_norm", gnorm},
                   {"tokens_per_s", res.tokens_per_s}, {"compute_s", compute_acc / acc_steps},
                   {"wait_s", wait_acc / acc_steps},
-                  {"allreduce_s", allreduce_acc / acc_steps}});
+                  {"allreduce_s", allreduce_acc / acc_steps}, {"recompute", acc_recompute}});
       if (!quiet)
         std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  acc %.3f  lr %.2e  %.0f tok/s  ETA %s%s",
                      tty ? "\r\033[K" : "", static_cast<long long>(step + 1),
@@ -312,6 +337,7 @@ TrainResult train(LanguageModel& model, const TrainOptions& opt, const BatchFn& 
                      res.tokens_per_s, fmt_duration(eta).c_str(), tty ? "" : "\n");
       loss_acc = acc_acc = compute_acc = wait_acc = allreduce_acc = 0;
       acc_steps = 0;
+      acc_recompute = false;
     }
     bool stop = false;
     if (root && opt.on_step && !opt.on_step(step + 1, step_loss, res.tokens_per_s)) {

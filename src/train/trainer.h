@@ -45,6 +45,11 @@ struct TrainOptions {
   bool resume = false;          // continue from out_dir/checkpoint.safetensors
   bool force = false;           // discard a run already in out_dir (else refused)
   bool quiet = false;           // no progress line
+  // The long-sequence step (LanguageModel::train_step_recompute) for every micro-batch (On),
+  // none (Off), or as the model picks by memory (Auto; HIPPO_TRAIN_RECOMPUTE when set). Set on
+  // the model for the run (evaluation's choice of the chunked path follows it too) and restored
+  // after. Each log record says whether its steps took it ("recompute").
+  RecomputeMode recompute = RecomputeMode::Auto;
   // Stop early once this eval metric reaches the threshold (e.g. "acc" >= 1.0).
   std::string stop_metric;
   double stop_threshold = 0;
@@ -75,6 +80,7 @@ struct TrainResult {
   bool stopped_early = false;
   double tokens_per_s = 0;
   double last_loss = 0;
+  int64_t recompute_micro_batches = 0;  // of this run's, those that took train_step_recompute
   EvalResult last_eval;
   std::vector<std::pair<int64_t, EvalResult>> eval_history;
 };

@@ -1,8 +1,9 @@
-"""Issue 16: `hippo train --recompute auto|on|off` forces the long-sequence step on or off (it
-sets HIPPO_TRAIN_RECOMPUTE for the run): on and off train to the same losses (the recompute
-step equals the plain one within 1e-5), the flag overrides a bad HIPPO_TRAIN_RECOMPUTE in the
-environment (which fails a run without the flag), and a bad value is refused by name. Needs no
-PyTorch: only the hippo binary."""
+"""Issues 16/18: `hippo train --recompute auto|on|off` forces the long-sequence step on or off
+(a training option, TrainingOptions::recompute): every log record says which step ran
+("recompute"), on and off train to the same losses (the recompute step equals the plain one
+within 1e-5), with the flag the environment is not read (a bad HIPPO_TRAIN_RECOMPUTE is
+ignored), without it HIPPO_TRAIN_RECOMPUTE=1 is the fallback (and a bad value fails the run),
+and a bad flag value is refused by name. Needs no PyTorch: only the hippo binary."""
 import argparse
 import json
 import os
@@ -28,29 +29,37 @@ class RecomputeFlag(unittest.TestCase):
                "synthetic:associative_recall", "-t", "1", "-b", "4", "-n", "3", "--warmup", "1",
                "--eval-every", "0", "--log-every", "1", "-q", "-o", out, *extra]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-        losses = []
+        losses, recompute = [], []
         if r.returncode == 0:
             with open(os.path.join(out, "log.jsonl")) as f:
                 recs = [json.loads(line) for line in f]
             losses = [rec["loss"] for rec in recs if "loss" in rec]
-        return r, losses
+            recompute = [rec["recompute"] for rec in recs if "loss" in rec]
+        return r, losses, recompute
 
     def test_on_off_and_refusals(self):
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "cfg.json"), "w") as f:
                 json.dump(CONFIG, f)
-            r_on, on = self.train(d, "on", "--recompute", "on", env_value="bogus")
+            r_on, on, on_steps = self.train(d, "on", "--recompute", "on", env_value="bogus")
             self.assertEqual(r_on.returncode, 0, r_on.stderr)
-            r_off, off = self.train(d, "off", "--recompute", "off")
+            self.assertEqual(on_steps, [True] * 3)
+            r_off, off, off_steps = self.train(d, "off", "--recompute", "off", env_value="1")
             self.assertEqual(r_off.returncode, 0, r_off.stderr)
+            self.assertEqual(off_steps, [False] * 3)
             self.assertEqual(len(on), 3)
             for a, b in zip(on, off):
                 self.assertAlmostEqual(a, b, delta=1e-4 * max(1.0, abs(b)))
-            # Without the flag the environment's bad value is refused (so the flag set it above).
-            r, _ = self.train(d, "env", env_value="bogus")
+            # auto: these small shapes take the plain step, unless the environment says otherwise.
+            r, _, steps = self.train(d, "auto", "--recompute", "auto")
+            self.assertEqual((r.returncode, steps), (0, [False] * 3), r.stderr)
+            r, _, steps = self.train(d, "env1", env_value="1")
+            self.assertEqual((r.returncode, steps), (0, [True] * 3), r.stderr)
+            # Without the flag the environment's bad value is refused (so the flag ignored it above).
+            r, _, _ = self.train(d, "env", env_value="bogus")
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("HIPPO_TRAIN_RECOMPUTE", r.stderr)
-            r, _ = self.train(d, "bad", "--recompute", "sometimes")
+            r, _, _ = self.train(d, "bad", "--recompute", "sometimes")
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("--recompute", r.stderr)
 
