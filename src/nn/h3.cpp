@@ -14,6 +14,7 @@
 #include "kernels/skip.h"
 #include "kernels/parallel_work.h"
 #include "ssm/layout.h"
+#include "nn/param_snapshot.h"
 
 namespace hippo {
 
@@ -463,28 +464,15 @@ std::vector<const Param*> H3::kernel_params() const {
 
 std::shared_ptr<const H3State::PrefillCache> H3::prefill_kernels(int L) const {
   const std::vector<const Param*> ps = kernel_params();
-  // Bitwise, in place: a NaN parameter still matches itself, and -0.0 is not 0.0 to exp().
-  const auto made_from_now = [&ps](const std::vector<float>& source) {
-    size_t off = 0;
-    for (const Param* p : ps) {
-      const size_t n = static_cast<size_t>(p->value.numel());
-      if (off + n > source.size() ||
-          std::memcmp(source.data() + off, p->value.data(), sizeof(float) * n) != 0)
-        return false;
-      off += n;
-    }
-    return off == source.size();
-  };
   std::unique_lock<std::mutex> lock(prefill_kernels_mutex_, std::defer_lock);
   if (share_prefill_kernels) {
     lock.lock();
-    if (prefill_kernels_ && prefill_kernels_->len >= L && made_from_now(prefill_kernels_->source))
+    if (prefill_kernels_ && prefill_kernels_->len >= L && params_match(ps, prefill_kernels_->source))
       return prefill_kernels_;
   }
   auto pc = std::make_shared<H3State::PrefillCache>();
   pc->len = L;
-  for (const Param* p : ps)
-    pc->source.insert(pc->source.end(), p->value.data(), p->value.data() + p->value.numel());
+  pc->source = snapshot_params(ps);
   if (shift_) {
     pc->Ks.resize(sz(static_cast<int64_t>(d_) * N_));
     shift_->kernel(pc->Ks.data());

@@ -11,6 +11,7 @@
 #include "kernels/flashconv/flashconv.h"
 #include "kernels/skip.h"
 #include "ssm/layout.h"
+#include "nn/param_snapshot.h"
 
 namespace hippo {
 
@@ -117,28 +118,15 @@ std::unique_ptr<MixerState> S4DMixer::new_state(int B) const {
 std::shared_ptr<const S4DState::PrefillCache> S4DMixer::prefill_kernels(int L) const {
   const S4DKernel& k = *kernel_;
   const Param* ps[] = {&k.log_dt, &k.inv_A_real, &k.A_imag, &k.B, &k.C};
-  // Bitwise, in place: a NaN parameter still matches itself, and -0.0 is not 0.0 to exp().
-  const auto made_from_now = [&ps](const std::vector<float>& source) {
-    size_t off = 0;
-    for (const Param* p : ps) {
-      const size_t n = static_cast<size_t>(p->value.numel());
-      if (off + n > source.size() ||
-          std::memcmp(source.data() + off, p->value.data(), sizeof(float) * n) != 0)
-        return false;
-      off += n;
-    }
-    return off == source.size();
-  };
   std::unique_lock<std::mutex> lock(prefill_kernels_mutex_, std::defer_lock);
   if (share_prefill_kernels) {
     lock.lock();
-    if (prefill_kernels_ && prefill_kernels_->len >= L && made_from_now(prefill_kernels_->source))
+    if (prefill_kernels_ && prefill_kernels_->len >= L && params_match(ps, prefill_kernels_->source))
       return prefill_kernels_;
   }
   auto pc = std::make_shared<S4DState::PrefillCache>();
   pc->len = L;
-  for (const Param* p : ps)
-    pc->source.insert(pc->source.end(), p->value.data(), p->value.data() + p->value.numel());
+  pc->source = snapshot_params(ps);
   pc->dyn = k.discretized();
   pc->K.resize(sz(static_cast<int64_t>(d_) * L));
   k.kernel(pc->dyn, pc->K.data(), L);
