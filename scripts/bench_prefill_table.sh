@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 16's prefill table in one command: `hippo bench prefill` (1 thread) for the 125M
 # H3-only, hybrid and Transformer shapes, then H3-only at long lengths, and the plot. Writes
-# OUT/prefill_bench.csv and OUT/prefill_bench.{png|svg}, and prints the ratios to the Transformer.
+# OUT/prefill_bench.csv and OUT/prefill_bench.svg, and prints the ratios to the Transformer.
 #
 #   scripts/bench_prefill_table.sh [-o OUT] [-l "LONG LENGTHS"] [-r REPEATS] [-s]
 #
@@ -49,14 +49,16 @@ for L in $long; do
   awk -F, -v L="$L" 'NR == 1 || $2 == L' "$tmp/h3_$L.csv" > "$tmp/h3_$L.rows"
 done
 echo "== $(date -u +%FT%TZ) done, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-# One CSV: the first file's header, every file's rows.
-first=1
-for f in "$tmp"/short.csv "$tmp"/16k.csv "$tmp"/h3_*.rows; do
-  [ -f "$f" ] || continue
-  if [ $first = 1 ]; then cat "$f"; first=0; else tail -n +2 "$f"; fi
-done > "$tmp/all.csv"
+# One CSV: the widest header (an older table may lack columns added since, e.g. repeats),
+# every file's rows, padded with empty fields to that header's width.
+files=()
+for f in "$tmp"/short.csv "$tmp"/16k.csv "$tmp"/h3_*.rows; do [ -f "$f" ] && files+=("$f"); done
+awk -F, 'FNR == 1 { if (NF > n) { n = NF; head = $0 }; next }
+         { rows[++r] = $0; w[r] = NF }
+         END { print head; for (i = 1; i <= r; i++) { s = rows[i]
+               for (j = w[i]; j < n; j++) s = s ","; print s } }' "${files[@]}" > "$tmp/all.csv"
 mv "$tmp/all.csv" "$out/prefill_bench.csv"
-img=$out/prefill_bench.png
-/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || img=$out/prefill_bench.svg
+# SVG either way (matplotlib writes it where installed): one tracked file, diffable.
+img=$out/prefill_bench.svg
 /usr/bin/python3 scripts/plot_prefill.py "$img" "$out/prefill_bench.csv"
 echo "wrote $out/prefill_bench.csv and $img"
