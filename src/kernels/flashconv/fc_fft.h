@@ -17,6 +17,30 @@
 //
 // Included by the per-instruction-set engines inside an anonymous namespace.
 
+// Rows the next phases of a fused op will read from memory, prefetched a few lines at a time
+// by the FFT's passes over L2 (the radix-4 stages above the L1 leaves) and by the spectral
+// step, so that their DRAM time overlaps arithmetic. Not by the leaf passes: a leaf fills L1
+// (32 of 32 KiB on Zen 4) and prefetched lines would evict it. Prefetches never fault, so the
+// last line of a row may run into whatever follows it.
+struct PrefetchCursor {
+  static constexpr int kMaxRows = 64;
+  static constexpr int kLinesPerStep = 2;  // measured: 2 beat 3, 4 and 6 (docs/python.md)
+  const char* rows[kMaxRows];
+  int nrows = 0, row = 0, off = 0, row_bytes = 0;
+  void add(const float* p) {
+    if (nrows < kMaxRows) rows[nrows++] = reinterpret_cast<const char*>(p);
+  }
+  [[gnu::always_inline]] void step() {
+    for (int i = 0; i < kLinesPerStep && row < nrows; ++i) {
+      __builtin_prefetch(rows[row] + off, 0, 3);
+      off += 64;
+      if (off >= row_bytes) off = 0, ++row;
+    }
+  }
+};
+// The cursor of this thread's running op; null when there is nothing to prefetch.
+thread_local PrefetchCursor* t_prefetch = nullptr;
+
 template <class V>
 struct LaneFft {
   using R = typename V::R;
@@ -51,7 +75,7 @@ struct LaneFft {
   // Radix-4 DIF stage, span s, over the blocks of [base, base+m). Outputs of a butterfly go
   // to j, j+s, j+2s, j+3s as X0, X2, X1, X3 (bit-reversed), i.e. two merged radix-2 stages.
   static void dif4(float* re, float* im, size_t base, size_t m, size_t s, const float* tw,
-                   bool zero_upper) {
+                   bool zero_upper, PrefetchCursor* pf = nullptr) {
     for (size_t blk = base; blk < base + m; blk += 4 * s) {
       if (s == 1) {  // twiddles are all 1
         Cx a0 = ld(re, im, blk), a1 = ld(re, im, blk + 1);
@@ -68,6 +92,7 @@ struct LaneFft {
       const float *t1r = tw, *t1i = tw + s, *t2r = tw + 2 * s, *t2i = tw + 3 * s,
                   *t3r = tw + 4 * s, *t3i = tw + 5 * s;
       for (size_t j = 0; j < s; ++j) {
+        if (pf) pf->step();
         size_t i0 = blk + j;
         Cx a0 = ld(re, im, i0), a1 = ld(re, im, i0 + s);
         Cx p0, r, p1, d;
@@ -283,7 +308,7 @@ struct LaneFft {
                           bool top) {
     if (m * W > kLeafFloats) {
       const size_t s = m / 4;
-      dif4(re, im, base, m, s, tw_of(plan, s), top);
+      dif4(re, im, base, m, s, tw_of(plan, s), top, t_prefetch);
       for (size_t q = 0; q < 4; ++q) forward_rec(re, im, base + q * s, s, plan, false);
       return;
     }
@@ -301,7 +326,7 @@ struct LaneFft {
 
   // Inverse of dif4 up to a factor 4. half_out: only positions j and j+s are written.
   static void dit4(float* re, float* im, size_t base, size_t m, size_t s, const float* tw,
-                   bool half_out) {
+                   bool half_out, PrefetchCursor* pf = nullptr) {
     for (size_t blk = base; blk < base + m; blk += 4 * s) {
       if (s == 1) {
         Cx c0 = ld(re, im, blk), d1 = ld(re, im, blk + 1), d2 = ld(re, im, blk + 2),
@@ -319,6 +344,7 @@ struct LaneFft {
       const float *t1r = tw, *t1i = tw + s, *t2r = tw + 2 * s, *t2i = tw + 3 * s,
                   *t3r = tw + 4 * s, *t3i = tw + 5 * s;
       for (size_t j = 0; j < s; ++j) {
+        if (pf) pf->step();
         size_t i0 = blk + j;
         Cx c0 = ld(re, im, i0);
         Cx d1 = twiddle_conj(ld(re, im, i0 + s), V::set1(t2r[j]), V::set1(t2i[j]));
@@ -349,7 +375,7 @@ struct LaneFft {
     if (m * W > kLeafFloats) {
       const size_t s = m / 4;
       for (size_t q = 0; q < 4; ++q) inverse_rec(re, im, base + q * s, s, plan, false);
-      dit4(re, im, base, m, s, tw_of(plan, s), top);
+      dit4(re, im, base, m, s, tw_of(plan, s), top, t_prefetch);
       return;
     }
     Pass ps[32];

@@ -49,11 +49,13 @@ struct Engine {
   void (*run_group)(const Args& a, const FftPlan& plan, int g, int b0, int b1) = nullptr;
 };
 
-// Memory-traffic switch of the engines, on by default; benchmarks turn it off to measure what
-// it gains. Set only while no FlashConv call runs. (A software prefetch of the next batch
-// element's rows during the FFTs was tried and measured no faster: removed.)
+// Memory-traffic switches of the engines, on by default; benchmarks turn them off to measure
+// what they gain. Set only while no FlashConv call runs. (A software prefetch spread over all
+// of the FFT's passes, the L1 leaves included, measured slower on Zen 5 (session 9); the
+// prefetch kept, prefetch_rows, issues only during the passes over L2: docs/python.md.)
 struct Tuning {
   bool stream_outputs = true;  // non-temporal stores for outputs far larger than the caches
+  bool prefetch_rows = true;   // H3 forward: rows from memory prefetched during the L2 passes
 };
 Tuning& tuning();
 
