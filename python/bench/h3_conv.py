@@ -4,14 +4,17 @@ one shape, forward and forward+backward, medians over rounds that alternate the 
 
     PYTHONPATH=build/python /usr/bin/python3 python/bench/h3_conv.py [--shape 8 768 1024]
         [--rounds 7] [--threads 1] [--passes fwd|both] [--order torch|hippo]
-        [--processes N]
+        [--processes N [--baseline DIR]]
 
 One process (the default) prints medians of its rounds. Runs of one process differ by more
 than the gap to the target (session 9: hippo 9.0-13.2 ms, torch 76-111 ms in runs minutes
 apart on an idle machine), so --processes N runs the benchmark in N fresh interpreters one
 after another, alternating which op goes first in a round, and prints each process's medians,
 where its arrays landed (address mod 4 KiB, whether on a transparent huge page), the median of
-the per-process speedups and their range: what a user who starts a process sees.
+the per-process speedups and their range: what a user who starts a process sees. With
+--baseline DIR (a directory holding another build's hippo package, e.g. a copy of an older
+build/python) the processes alternate between that build and the one on PYTHONPATH
+(A B B A ...), and the summary is per build: an A/B of two builds across processes.
 """
 import argparse
 import json
@@ -106,7 +109,7 @@ def run_one(a):
     # Same result first (float32 both; relative max-norm difference).
     yt, yh = torch_h3_conv(q, k, v, K, D), hippo.ops.h3_conv(q, k, v, K, D)
     info = {"rel_diff": ((yt - yh).abs().max() / yt.abs().max()).item(),
-            "load_start": os.getloadavg()[0], "order": a.order}
+            "load_start": os.getloadavg()[0], "order": a.order, "module": hippo.__file__}
     del yt, yh
     times = {(n, m): [] for n in ops for m in passes}
     for name, op in ops.items():  # warm up (plans, scratch)
@@ -151,13 +154,18 @@ def run_processes(a, argv):
     print(f"{a.processes} processes, each {a.rounds} rounds of {a.passes}; shape "
           f"{tuple(a.shape)}, threads {a.threads}; load average {os.getloadavg()[0]:.2f} at the start")
     passes = ("fwd",) if a.passes == "fwd" else ("fwd", "fwd+bwd")
-    rows = []
-    hdr = "proc first  load   " + "  ".join(
+    builds = ["current"] + (["baseline"] if a.baseline else [])
+    rows = {b: [] for b in builds}
+    hdr = "proc build    first  load   " + "  ".join(
         f"{m + ' torch':>13s} {m + ' hippo':>13s} {'ratio':>6s}" for m in passes)
     print(hdr + "   hippo fwd page faults per call   placement (q k v y: offset mod 4096 / THP kB)")
     for i in range(a.processes):
-        order = "torch" if i % 2 == 0 else "hippo"
-        r = subprocess.run(child + ["--order", order], capture_output=True, text=True)
+        build = builds[(0, 1, 1, 0)[i % 4] % len(builds)]
+        order = ("torch", "hippo")[(i // len(builds)) % 2]
+        env = dict(os.environ)
+        if build == "baseline":
+            env["PYTHONPATH"] = os.pathsep.join([a.baseline] + [x for x in [env.get("PYTHONPATH")] if x])
+        r = subprocess.run(child + ["--order", order], capture_output=True, text=True, env=env)
         if r.returncode != 0:
             sys.stderr.write(r.stderr)
             sys.exit(f"process {i} failed ({r.returncode})")
@@ -169,17 +177,21 @@ def run_processes(a, argv):
             t, h = med[f"torch.fft|{m}|cpu"], med[f"hippo|{m}|cpu"]
             row[m] = (t, h, t / h)
             cells.append(f"{t * 1e3:10.1f} ms {h * 1e3:10.1f} ms {t / h:5.2f}x")
-        rows.append(row)
+        rows[build].append(row)
+        if build == "baseline" and not info["module"].startswith(os.path.abspath(a.baseline)):
+            sys.exit(f"the baseline process imported {info['module']}, not from {a.baseline}")
         pl = " ".join(info["placement"].values())
         flt = ",".join(str(f) for f in info["faults"]["hippo|fwd"])
-        print(f"{i:4d} {order:5s} {info['load_start']:5.2f}  " + "  ".join(cells) +
+        print(f"{i:4d} {build:8s} {order:5s} {info['load_start']:5.2f}  " + "  ".join(cells) +
               f"   {flt:>30s}   {pl}", flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
-    for m in passes:
-        t = [r[m][0] * 1e3 for r in rows]
-        h = [r[m][1] * 1e3 for r in rows]
-        s = [r[m][2] for r in rows]
-        print(f"{m:8s} process CPU, over {len(rows)} processes: speedup median "
+    for b, m in ((b, m) for b in builds for m in passes):
+        t = [r[m][0] * 1e3 for r in rows[b]]
+        h = [r[m][1] * 1e3 for r in rows[b]]
+        s = [r[m][2] for r in rows[b]]
+        if not s:
+            continue
+        print(f"{b + ' ' if a.baseline else ''}{m:8s} process CPU, over {len(s)} processes: speedup median "
               f"{statistics.median(s):.2f}x (min {min(s):.2f}, max {max(s):.2f}); "
               f"torch.fft median {statistics.median(t):.1f} ms ({min(t):.1f}-{max(t):.1f}); "
               f"hippo median {statistics.median(h):.1f} ms ({min(h):.1f}-{max(h):.1f})")
@@ -196,6 +208,8 @@ def main():
                    help="which op runs first in each round")
     p.add_argument("--processes", type=int, default=0,
                    help="run in this many fresh processes (alternating --order) and summarise")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="with --processes: alternate with the hippo package in DIR (A/B of builds)")
     p.add_argument("--child-json", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.processes > 0:
