@@ -345,7 +345,7 @@ struct FusedOps {
           load(s.z1re, s.z1im, L, N,
                Product{rows(a.k, a, b, h0, a.ld), rows(a.v, a, b, h0, a.ld)}, s.stage);
           // While the FFTs run: q of this element (the store reads it next), then k and v of
-          // the next element (its load), as far as the passes over L2 reach.
+          // the next element (its load); see PrefetchCursor.
           PrefetchCursor pf;
           if (prefetch) {
             const Rows q = rows(a.q, a, b, h0, a.ld);

@@ -18,20 +18,23 @@
 // Included by the per-instruction-set engines inside an anonymous namespace.
 
 // Rows the next phases of a fused op will read from memory, prefetched a few lines at a time
-// by the FFT's passes over L2 (the radix-4 stages above the L1 leaves) and by the spectral
-// step, so that their DRAM time overlaps arithmetic. Not by the leaf passes: a leaf fills L1
-// (32 of 32 KiB on Zen 4) and prefetched lines would evict it. Prefetches never fault, so the
-// last line of a row may run into whatever follows it.
+// while the FFTs and the spectral step run, so that their DRAM time overlaps arithmetic (the
+// op's loads and stores otherwise wait on memory for about a third of its time, none of it
+// overlapped). Rates (docs/python.md, session 10, Zen 4): 2 lines per butterfly of the radix-4
+// passes over L2 and per pair of the spectral step, 4 per 16-point group of the L1 leaf passes;
+// for L = 1024 that spreads the 3,072 lines of 48 rows over all of one element's FFT work.
+// Prefetches never fault, so the last line of a row may run into whatever follows it.
 struct PrefetchCursor {
   static constexpr int kMaxRows = 64;
-  static constexpr int kLinesPerStep = 2;  // measured: 2 beat 3, 4 and 6 (docs/python.md)
+  static constexpr int kLinesPerStep = 2;       // L2 passes, spectral step
+  static constexpr int kLinesPerLeafGroup = 4;  // leaf passes (radix-16 groups)
   const char* rows[kMaxRows];
   int nrows = 0, row = 0, off = 0, row_bytes = 0;
   void add(const float* p) {
     if (nrows < kMaxRows) rows[nrows++] = reinterpret_cast<const char*>(p);
   }
-  [[gnu::always_inline]] void step() {
-    for (int i = 0; i < kLinesPerStep && row < nrows; ++i) {
+  [[gnu::always_inline]] void step(int lines = kLinesPerStep) {
+    for (int i = 0; i < lines && row < nrows; ++i) {
       __builtin_prefetch(rows[row] + off, 0, 3);
       off += 64;
       if (off >= row_bytes) off = 0, ++row;
@@ -166,6 +169,7 @@ struct LaneFft {
     const Cx zero = {V::zero(), V::zero()};
     for (size_t blk = base; blk < base + m; blk += 4 * S)
       for (size_t j2 = 0; j2 < s4; ++j2) {
+        if (PrefetchCursor* pf = t_prefetch) pf->step(PrefetchCursor::kLinesPerLeafGroup);
         float* pr = re + (blk + j2) * W;
         float* pi = im + (blk + j2) * W;
 #define HIPPO_FC_LD(q, r)                                                             \
@@ -195,6 +199,7 @@ struct LaneFft {
     constexpr size_t s4 = S / 4;
     for (size_t blk = base; blk < base + m; blk += 4 * S)
       for (size_t j2 = 0; j2 < s4; ++j2) {
+        if (PrefetchCursor* pf = t_prefetch) pf->step(PrefetchCursor::kLinesPerLeafGroup);
         float* pr = re + (blk + j2) * W;
         float* pi = im + (blk + j2) * W;
 #define HIPPO_FC_LD(q, r) \

@@ -50,12 +50,12 @@ struct Engine {
 };
 
 // Memory-traffic switches of the engines, on by default; benchmarks turn them off to measure
-// what they gain. Set only while no FlashConv call runs. (A software prefetch spread over all
-// of the FFT's passes, the L1 leaves included, measured slower on Zen 5 (session 9); the
-// prefetch kept, prefetch_rows, issues only during the passes over L2: docs/python.md.)
+// what they gain. Set only while no FlashConv call runs. (Session 9 measured a software
+// prefetch during the FFTs slower on a Zen 5; session 10's, prefetch_rows, measured faster on
+// a Zen 4: docs/python.md.)
 struct Tuning {
   bool stream_outputs = true;  // non-temporal stores for outputs far larger than the caches
-  bool prefetch_rows = true;   // H3 forward: rows from memory prefetched during the L2 passes
+  bool prefetch_rows = true;   // H3 forward: rows from memory prefetched during the FFTs
 };
 Tuning& tuning();
 
