@@ -112,9 +112,14 @@ def run_one(a):
             "load_start": os.getloadavg()[0], "order": a.order, "module": hippo.__file__}
     del yt, yh
     times = {(n, m): [] for n in ops for m in passes}
-    for name, op in ops.items():  # warm up (plans, scratch)
-        for m in passes:
-            run[m](name, op)
+    # Warm up (plans, scratch) with forward and forward+backward whatever is timed: torch's
+    # forward allocates ~280 MB of temporaries per call, and until a forward+backward has grown
+    # glibc's heap they come from fresh mmaps, page-faulted on every call (67k-77k faults,
+    # 165-270 ms against ~105 ms with the heap grown; docs/python.md, session 10). Timing
+    # torch in that state would flatter hippo; after this warm-up both run in steady state.
+    for name, op in ops.items():
+        run["fwd"](name, op)
+        run["fwd+bwd"](name, op)
     for _ in range(a.rounds):
         for m in passes:
             for name, op in ops.items():
@@ -158,7 +163,7 @@ def run_processes(a, argv):
     rows = {b: [] for b in builds}
     hdr = "proc build    first  load   " + "  ".join(
         f"{m + ' torch':>13s} {m + ' hippo':>13s} {'ratio':>6s}" for m in passes)
-    print(hdr + "   hippo fwd page faults per call   placement (q k v y: offset mod 4096 / THP kB)")
+    print(hdr + "   page faults per fwd call: hippo | torch.fft   placement (q k v y: offset mod 4096 / THP kB)")
     for i in range(a.processes):
         build = builds[(0, 1, 1, 0)[i % 4] % len(builds)]
         order = ("torch", "hippo")[(i // len(builds)) % 2]
@@ -182,8 +187,9 @@ def run_processes(a, argv):
             sys.exit(f"the baseline process imported {info['module']}, not from {a.baseline}")
         pl = " ".join(info["placement"].values())
         flt = ",".join(str(f) for f in info["faults"]["hippo|fwd"])
+        tflt = ",".join(str(f) for f in info["faults"]["torch.fft|fwd"])
         print(f"{i:4d} {build:8s} {order:5s} {info['load_start']:5.2f}  " + "  ".join(cells) +
-              f"   {flt:>30s}   {pl}", flush=True)
+              f"   {flt:>20s}   {tflt:>30s}   {pl}", flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
     for b, m in ((b, m) for b in builds for m in passes):
         t = [r[m][0] * 1e3 for r in rows[b]]
