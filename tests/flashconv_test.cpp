@@ -200,7 +200,7 @@ TEST(FlashConv, ThreadCountDoesNotChangeResults) {
 }
 
 // Outputs past the streaming threshold take the non-temporal-store path by default, and the H3
-// forward prefetches rows during its FFTs: both only change how memory is accessed, so results
+// forward and backward prefetch rows during their FFTs: both only change how memory is accessed, so results
 // must be bit-identical with them off. Checked on the H3 op (its five outputs) and on the
 // chunked engine call of state passing (Args::chunks), against one chunk at a time.
 TEST(FlashConv, MemoryTrafficSwitchesDoNotChangeResults) {

@@ -231,7 +231,9 @@ struct FusedOps {
   static void backward_step(float* are, float* aim, float* bre, float* bim, const float* gre,
                             const float* gim, float* accre, float* accim, const FftPlan& plan,
                             bool fwd_a) {
+    PrefetchCursor* pf = t_prefetch;
     F::for_pairs(plan.N, [&](int p, int q, int gq, bool write_q) {
+      if (pf) pf->step();
       R wr = V::set1(plan.pw_re[p]), wi = V::set1(plan.pw_im[p]);
       Cx a1, a2, b1, b2;
       F::unpack(F::ld(are, aim, p), F::ld(are, aim, q), wr, wi, a1, a2);
@@ -382,14 +384,28 @@ struct FusedOps {
                v = rows(a.v, a, b, h0, a.ld), dy = rows(a.dy, a, b, h0, a.ld);
           load(s.z1re, s.z1im, L, N, Product{k, v}, s.stage);   // w = k v
           load(s.z2re, s.z2im, L, N, Product{q, dy}, s.stage);  // ds = q dy
+          // While the FFTs run: the next element's k, v, q, dy (the stores below read this
+          // element's rows again, which its loads just brought into L2); see PrefetchCursor.
+          PrefetchCursor pf;
+          if (prefetch && b + 1 < b1) {
+            for (const float* base : {a.k, a.v, a.q, a.dy}) {
+              const Rows r = rows(base, a, b + 1, h0, a.ld);
+              for (int c = 0; c < nvalid; ++c) pf.add(r.p[c]);
+            }
+            pf.row_bytes = L * 4;
+          }
+          t_prefetch = pf.nrows ? &pf : nullptr;
           F::forward(s.z1re, s.z1im, plan);
           F::forward(s.z2re, s.z2im, plan);
           backward_step(s.z1re, s.z1im, s.z2re, s.z2im, s.gre, s.gim, s.accre, s.accim, plan,
                         true);
           F::inverse(s.z1re, s.z1im, plan);  // s = (K + D delta) * w
+          t_prefetch = nullptr;
           store(s.z1re, s.z1im, L, nvalid, WriteTimes{out_rows(a.dq, a, b, h0, a.ld), dy, nt},
                 s.stage);
+          t_prefetch = pf.nrows ? &pf : nullptr;
           F::inverse(s.z2re, s.z2im, plan);  // dw
+          t_prefetch = nullptr;
           store(s.z2re, s.z2im, L, nvalid,
                 WriteTimes2{out_rows(a.dk, a, b, h0, a.ld), out_rows(a.dv, a, b, h0, a.ld), v, k,
                             nt},

@@ -55,7 +55,7 @@ struct Engine {
 // a Zen 4: docs/python.md.)
 struct Tuning {
   bool stream_outputs = true;  // non-temporal stores for outputs far larger than the caches
-  bool prefetch_rows = true;   // H3 forward: rows from memory prefetched during the FFTs
+  bool prefetch_rows = true;   // H3 forward and backward: rows prefetched during the FFTs
 };
 Tuning& tuning();
 
