@@ -199,9 +199,10 @@ TEST(FlashConv, ThreadCountDoesNotChangeResults) {
   EXPECT_EQ(dD1, dD2);
 }
 
-// Outputs past the streaming threshold take the non-temporal-store path by default: it only
-// changes how memory is written, so results must be bit-identical with it off. Checked on the H3 op (its five outputs) and on the chunked engine call of
-// state passing (Args::chunks), against one chunk at a time.
+// Outputs past the streaming threshold take the non-temporal-store path by default, and the H3
+// forward and backward prefetch rows during their FFTs: both only change how memory is accessed, so results
+// must be bit-identical with them off. Checked on the H3 op (its five outputs) and on the
+// chunked engine call of state passing (Args::chunks), against one chunk at a time.
 TEST(FlashConv, MemoryTrafficSwitchesDoNotChangeResults) {
   Rng rng(6);
   const int B = 4, H = 64, L = 16384;  // 16 MiB per tensor: the streamed size
@@ -218,6 +219,7 @@ TEST(FlashConv, MemoryTrafficSwitchesDoNotChangeResults) {
   Vec dK[2], dD[2];
   for (int off = 0; off < 2; ++off) {
     fc::tuning().stream_outputs = (off == 0);
+    fc::tuning().prefetch_rows = (off == 0);
     float* o = outs + static_cast<size_t>(4 * off) * n;
     dK[off].assign(K.size(), 0.0f), dD[off].assign(H, 0.0f);
     flashconv_h3_fwd(in[0], in[1], in[2], K.data(), D.data(), o, B, H, L);
@@ -250,6 +252,35 @@ TEST(FlashConv, MemoryTrafficSwitchesDoNotChangeResults) {
     for (int t = 0; t < 3 * T; ++t)
       ASSERT_EQ(y1[static_cast<size_t>(r) * Lr + t], y2[static_cast<size_t>(r) * Lr + t])
           << "row " << r << " t " << t;
+}
+
+// The H3 forward's row prefetch (on past the streaming size) at a shape where the last channel
+// group is partial and rows are not a whole number of cache lines; and against the direct sum
+// on a few rows, so that a path that skipped work would fail even if both settings agreed.
+TEST(FlashConv, H3PrefetchOddShape) {
+  Rng rng(7);
+  const int B = 2, H = 37, L = 57001;  // 16.9 MB per tensor
+  const size_t n = static_cast<size_t>(B) * H * L;
+  Vec q = randn(n, rng), k = randn(n, rng), v = randn(n, rng);
+  Vec K = make_kernel(H, L, rng), D = randn(H, rng), y[2];
+  for (int off = 0; off < 2; ++off) {
+    fc::tuning().prefetch_rows = (off == 0);
+    y[off].assign(n, 0.0f);
+    flashconv_h3_fwd(q.data(), k.data(), v.data(), K.data(), D.data(), y[off].data(), B, H, L);
+  }
+  fc::tuning() = fc::Tuning{};
+  EXPECT_EQ(y[0], y[1]);
+  for (int r : {0, H - 1, 2 * H - 1}) {  // (batch, channel) rows; t near the start and the end
+    const int h = r % H;
+    const size_t row = static_cast<size_t>(r) * L;
+    for (int t : {0, 1, 17, L - 1}) {
+      double acc = static_cast<double>(D[h]) * k[row + t] * v[row + t];
+      for (int s = 0; s <= t; ++s)
+        acc += static_cast<double>(K[static_cast<size_t>(h) * L + t - s]) * k[row + s] * v[row + s];
+      acc *= q[row + t];
+      EXPECT_NEAR(y[0][row + t], acc, 2e-3 * (1.0 + std::abs(acc))) << "row " << r << " t " << t;
+    }
+  }
 }
 
 // Loss = sum(dy * y). y is linear in each of q, k, v, K, D separately, so a central

@@ -209,7 +209,9 @@ struct FusedOps {
   // z <- packed(X_z * g) (conj_g: X_z * conj(g), the adjoint).
   static void apply(float* zre, float* zim, const float* gre, const float* gim,
                     const FftPlan& plan, bool conj_g) {
+    PrefetchCursor* pf = t_prefetch;
     F::for_pairs(plan.N, [&](int p, int q, int gq, bool write_q) {
+      if (pf) pf->step();
       R wr = V::set1(plan.pw_re[p]), wi = V::set1(plan.pw_im[p]);
       Cx x1, x2;
       F::unpack(F::ld(zre, zim, p), F::ld(zre, zim, q), wr, wi, x1, x2);
@@ -229,7 +231,9 @@ struct FusedOps {
   static void backward_step(float* are, float* aim, float* bre, float* bim, const float* gre,
                             const float* gim, float* accre, float* accim, const FftPlan& plan,
                             bool fwd_a) {
+    PrefetchCursor* pf = t_prefetch;
     F::for_pairs(plan.N, [&](int p, int q, int gq, bool write_q) {
+      if (pf) pf->step();
       R wr = V::set1(plan.pw_re[p]), wi = V::set1(plan.pw_im[p]);
       Cx a1, a2, b1, b2;
       F::unpack(F::ld(are, aim, p), F::ld(are, aim, q), wr, wi, a1, a2);
@@ -284,11 +288,13 @@ struct FusedOps {
   // Outputs far larger than the caches are written with non-temporal stores: they will not
   // be read again soon, and a normal store first reads each line from memory (a fifth of the
   // H3 op's memory traffic). Needs every row start aligned to the vector.
+  static constexpr int64_t kMinStreamBytes = int64_t{16} << 20;
+  static int64_t activation_bytes(const Args& a) {
+    return static_cast<int64_t>(a.B) * a.chunks * a.H * a.L * 4;
+  }
   static bool stream_outputs(const Args& a, std::initializer_list<const float*> outs) {
     const bool enabled = tuning().stream_outputs;
-    constexpr int64_t kMinBytes = int64_t{16} << 20;
-    const int64_t bytes = static_cast<int64_t>(a.B) * a.chunks * a.H * a.L * 4;
-    if (!enabled || W == 1 || bytes < kMinBytes) return false;
+    if (!enabled || W == 1 || activation_bytes(a) < kMinStreamBytes) return false;
     constexpr int64_t align = W * 4;
     if ((a.ld * 4) % align != 0 || (a.chunk_stride * 4) % align != 0) return false;
     for (const float* p : outs)
@@ -324,6 +330,9 @@ struct FusedOps {
       case Op::Bwd: nt = stream_outputs(a, {a.du}); break;
       case Op::H3Bwd: nt = stream_outputs(a, {a.dq, a.dk, a.dv}); break;
     }
+    // Prefetching pays where the activations come from memory (the same threshold as
+    // streaming the outputs); in cache it would only add instructions.
+    const bool prefetch = tuning().prefetch_rows && W > 1 && activation_bytes(a) >= kMinStreamBytes;
     for (int b = b0; b < b1; ++b) {
       switch (a.op) {
         case Op::Fwd: {
@@ -337,9 +346,24 @@ struct FusedOps {
         case Op::H3Fwd: {
           load(s.z1re, s.z1im, L, N,
                Product{rows(a.k, a, b, h0, a.ld), rows(a.v, a, b, h0, a.ld)}, s.stage);
+          // While the FFTs run: q of this element (the store reads it next), then k and v of
+          // the next element (its load); see PrefetchCursor.
+          PrefetchCursor pf;
+          if (prefetch) {
+            const Rows q = rows(a.q, a, b, h0, a.ld);
+            for (int c = 0; c < nvalid; ++c) pf.add(q.p[c]);
+            if (b + 1 < b1) {
+              const Rows k = rows(a.k, a, b + 1, h0, a.ld), v = rows(a.v, a, b + 1, h0, a.ld);
+              for (int c = 0; c < nvalid; ++c) pf.add(k.p[c]);
+              for (int c = 0; c < nvalid; ++c) pf.add(v.p[c]);
+            }
+            pf.row_bytes = L * 4;
+            t_prefetch = &pf;
+          }
           F::forward(s.z1re, s.z1im, plan);
           apply(s.z1re, s.z1im, s.gre, s.gim, plan, false);
           F::inverse(s.z1re, s.z1im, plan);
+          t_prefetch = nullptr;
           store(s.z1re, s.z1im, L, nvalid,
                 WriteTimes{out_rows(a.y, a, b, h0, a.ld), rows(a.q, a, b, h0, a.ld), nt}, s.stage);
           break;
@@ -360,14 +384,28 @@ struct FusedOps {
                v = rows(a.v, a, b, h0, a.ld), dy = rows(a.dy, a, b, h0, a.ld);
           load(s.z1re, s.z1im, L, N, Product{k, v}, s.stage);   // w = k v
           load(s.z2re, s.z2im, L, N, Product{q, dy}, s.stage);  // ds = q dy
+          // While the FFTs run: the next element's k, v, q, dy (the stores below read this
+          // element's rows again, which its loads just brought into L2); see PrefetchCursor.
+          PrefetchCursor pf;
+          if (prefetch && b + 1 < b1) {
+            for (const float* base : {a.k, a.v, a.q, a.dy}) {
+              const Rows r = rows(base, a, b + 1, h0, a.ld);
+              for (int c = 0; c < nvalid; ++c) pf.add(r.p[c]);
+            }
+            pf.row_bytes = L * 4;
+          }
+          t_prefetch = pf.nrows ? &pf : nullptr;
           F::forward(s.z1re, s.z1im, plan);
           F::forward(s.z2re, s.z2im, plan);
           backward_step(s.z1re, s.z1im, s.z2re, s.z2im, s.gre, s.gim, s.accre, s.accim, plan,
                         true);
           F::inverse(s.z1re, s.z1im, plan);  // s = (K + D delta) * w
+          t_prefetch = nullptr;
           store(s.z1re, s.z1im, L, nvalid, WriteTimes{out_rows(a.dq, a, b, h0, a.ld), dy, nt},
                 s.stage);
+          t_prefetch = pf.nrows ? &pf : nullptr;
           F::inverse(s.z2re, s.z2im, plan);  // dw
+          t_prefetch = nullptr;
           store(s.z2re, s.z2im, L, nvalid,
                 WriteTimes2{out_rows(a.dk, a, b, h0, a.ld), out_rows(a.dv, a, b, h0, a.ld), v, k,
                             nt},

@@ -49,11 +49,13 @@ struct Engine {
   void (*run_group)(const Args& a, const FftPlan& plan, int g, int b0, int b1) = nullptr;
 };
 
-// Memory-traffic switch of the engines, on by default; benchmarks turn it off to measure what
-// it gains. Set only while no FlashConv call runs. (A software prefetch of the next batch
-// element's rows during the FFTs was tried and measured no faster: removed.)
+// Memory-traffic switches of the engines, on by default; benchmarks turn them off to measure
+// what they gain. Set only while no FlashConv call runs. (Session 9 measured a software
+// prefetch during the FFTs slower on a Zen 5; session 10's, prefetch_rows, measured faster on
+// a Zen 4: docs/python.md.)
 struct Tuning {
   bool stream_outputs = true;  // non-temporal stores for outputs far larger than the caches
+  bool prefetch_rows = true;   // H3 forward and backward: rows prefetched during the FFTs
 };
 Tuning& tuning();
 
