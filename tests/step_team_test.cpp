@@ -195,6 +195,7 @@ TEST(StepTeam, ModelInfoNamesTheWeightDtype) {
   const auto mq = Model::load(q8);
   EXPECT_EQ(mq->info().weights_dtype, "q8");
   EXPECT_FALSE(mq->info().bf16_weights);
+  EXPECT_EQ(mq->info().kv_cache, "bf16");  // LoadOptions::kv_cache "auto" follows the weights
   const auto mb = Model::load(bf16);
   EXPECT_EQ(mb->info().weights_dtype, "bf16");
   EXPECT_TRUE(mb->info().bf16_weights);
@@ -203,4 +204,10 @@ TEST(StepTeam, ModelInfoNamesTheWeightDtype) {
   const auto mf = Model::load(bf16, read);  // read into fp32
   EXPECT_EQ(mf->info().weights_dtype, "fp32");
   EXPECT_FALSE(mf->info().bf16_weights);
+  EXPECT_EQ(mf->info().kv_cache, "fp32");
+  read.kv_cache = "bf16";
+  EXPECT_EQ(Model::load(bf16, read)->info().kv_cache, "bf16");
+  read.kv_cache = "f16";
+  EXPECT_NE(test_util::error_of([&] { Model::load(bf16, read); }).find("kv_cache must be"),
+            std::string::npos);
 }
