@@ -117,6 +117,8 @@ TEST(StepTeam, OneRegionEqualsPerOpForEveryModelKindAndDtypeAtOneAndTwoThreads) 
       init_model(m, 7);
       if (t == Dtype::BF16 || t == Dtype::BF16Rounded) convert_weights_to_bf16(m);
       if (t == Dtype::Q8) convert_weights_to_q8(m);
+      // As LoadOptions::kv_cache "auto" gives bf16 and q8 files: a bf16 KV cache.
+      if (t != Dtype::F32) m.set_kv_cache(KvCacheDType::BF16);
       set_bf16_activations(t == Dtype::BF16Rounded ? Bf16Activations::RoundedToBf16
                                                    : Bf16Activations::Exact);
       const auto pool = random_tokens(61, m.config().vocab_size, 3);

@@ -280,8 +280,8 @@ void Attention::prefill(const float* x, float* y, int B, int L, MixerState& stat
     const int64_t b = bh / heads_, h = bh % heads_;
     const float* Q = qkv + b * L * d3 + h * dh_;
     float* P = scratch + static_cast<int64_t>(omp_get_thread_num()) * per_thread;
-    const float* Kc = c.k.data() + bh * c.capacity * dh_;
-    const float* Vc = c.v.data() + bh * c.capacity * dh_;
+    const float* Kc;
+    const float* Vc;
     if (bf16) {
       float* K32 = P + kRowBlock * n_all;
       float* V32 = K32 + static_cast<int64_t>(n_all) * dh_;
@@ -289,6 +289,9 @@ void Attention::prefill(const float* x, float* y, int B, int L, MixerState& stat
       c.read_rows(true, bh, dh_, V32);
       Kc = K32;
       Vc = V32;
+    } else {
+      Kc = c.k.data() + bh * c.capacity * dh_;
+      Vc = c.v.data() + bh * c.capacity * dh_;
     }
     float* O = ctx + b * L * d_ + h * dh_;
     for (int i0 = 0; i0 < L; i0 += kRowBlock) {
