@@ -57,7 +57,7 @@ struct LoadOptions {
   // Overrides the tokenizer stored in the file ("byte", "gpt2:DIR"); empty: the file's.
   std::string tokenizer;
   // How attention layers cache keys and values while generating: "fp32", "bf16" (half the
-  // bytes a long-context decode step reads; logits within ~1e-2 of fp32's), or "auto": bf16
+  // cache's bytes; logits move by ~1e-4 of their scale, docs/api.md), or "auto": bf16
   // for bf16 and q8 weight files, fp32 for fp32 files. Saved sessions record it and load only
   // into a model with the same setting.
   std::string kv_cache = "auto";

@@ -104,6 +104,7 @@ void convert_weights_to_q8(LanguageModel& model) {
     total += up64(n) + up64(n / kQ8Block * sizeof(float));
   }
   auto a = std::make_shared<HugeArena>(total);
+  model.keep_alive(a);  // first: parameters point into it even if a later one fails to quantize
   size_t off = 0;
   for (auto& p : model.params()) {
     Param& q = *p.param;
@@ -118,7 +119,6 @@ void convert_weights_to_q8(LanguageModel& model) {
     q.stored = {DType::Q8, qq, v.rows, v.cols, ss};
     q.value = Tensor::borrow(nullptr, q.value.shape());
   }
-  model.keep_alive(std::move(a));
 }
 
 void save_weights_q8(const std::string& path, const LanguageModel& model,
