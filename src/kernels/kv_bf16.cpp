@@ -5,6 +5,10 @@
 #include "core/bf16.h"
 
 #if defined(__AVX512F__)
+// GCC 12's AVX-512 intrinsics start some results from an "undefined" register and the
+// uninitialised-use warning fires inside the header (as in gemm_small.cpp).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #endif
 
