@@ -14,6 +14,11 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   c->add_option("-m,--model", o->model, "Weights or checkpoint (.safetensors)")->required();
   c->add_option("--tokenizer", o->tokenizer,
                 "byte | gpt2:DIR (default: the one embedded in the model file)");
+  c->add_option("--kv-cache", o->kv_cache,
+                "Attention KV cache dtype: fp32, bf16 (half the bytes per decode step), or auto "
+                "(bf16 for bf16/q8 weight files, fp32 for fp32 files); saved states need the same")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
   c->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   c->add_option("--port", o->port, "Port (0: any free port, printed at start)")->capture_default_str();
   c->add_option("--parallel", o->parallel, "Sequences decoding at once (one batched step)")

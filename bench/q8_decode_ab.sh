@@ -4,6 +4,8 @@
 # (weight bytes per token / the streaming bandwidth each run measures). Prints the load before
 # and after. Usage: bench/q8_decode_ab.sh [ROUNDS=5] [HIPPO=build/hippo]
 # Extra environment for the q8 runs only: Q8_ENV (e.g. Q8_ENV="HIPPO_ISA=avx2" for AVX-VNNI).
+# KV=fp32|bf16|auto: the KV cache of both (default auto: bf16 for bf16 and q8 weights, session
+# 10; KV=fp32 runs as session 9 did). bench/decode_variants_ab.sh compares KV caches and pages.
 set -euo pipefail
 rounds=${1:-5}
 hippo=${2:-build/hippo}
@@ -16,7 +18,7 @@ for ((i = 1; i <= rounds; i++)); do
     envs=(OMP_NUM_THREADS=1)
     [[ $dt == q8 && -n "${Q8_ENV:-}" ]] && envs+=($Q8_ENV)
     out=$(env "${envs[@]}" "$hippo" bench generate -t 1 --prompts 2048 --batches 1 --only hybrid \
-          -n 128 --$dt 2>&1)
+          -n 128 --$dt --kv-cache "${KV:-auto}" 2>&1)
     # "2048 1 <prompt wall> / <prompt cpu> <decode wall> / <decode cpu>" and the bound line
     row=$(grep -E '^2048 ' <<<"$out")
     bound=$(grep -oE 'bandwidth bound [0-9.]+' <<<"$out" | awk '{print $3}')

@@ -117,6 +117,8 @@ TEST(StepTeam, OneRegionEqualsPerOpForEveryModelKindAndDtypeAtOneAndTwoThreads) 
       init_model(m, 7);
       if (t == Dtype::BF16 || t == Dtype::BF16Rounded) convert_weights_to_bf16(m);
       if (t == Dtype::Q8) convert_weights_to_q8(m);
+      // As LoadOptions::kv_cache "auto" gives bf16 and q8 files: a bf16 KV cache.
+      if (t != Dtype::F32) m.set_kv_cache(KvCacheDType::BF16);
       set_bf16_activations(t == Dtype::BF16Rounded ? Bf16Activations::RoundedToBf16
                                                    : Bf16Activations::Exact);
       const auto pool = random_tokens(61, m.config().vocab_size, 3);
@@ -195,6 +197,7 @@ TEST(StepTeam, ModelInfoNamesTheWeightDtype) {
   const auto mq = Model::load(q8);
   EXPECT_EQ(mq->info().weights_dtype, "q8");
   EXPECT_FALSE(mq->info().bf16_weights);
+  EXPECT_EQ(mq->info().kv_cache, "bf16");  // LoadOptions::kv_cache "auto" follows the weights
   const auto mb = Model::load(bf16);
   EXPECT_EQ(mb->info().weights_dtype, "bf16");
   EXPECT_TRUE(mb->info().bf16_weights);
@@ -203,4 +206,10 @@ TEST(StepTeam, ModelInfoNamesTheWeightDtype) {
   const auto mf = Model::load(bf16, read);  // read into fp32
   EXPECT_EQ(mf->info().weights_dtype, "fp32");
   EXPECT_FALSE(mf->info().bf16_weights);
+  EXPECT_EQ(mf->info().kv_cache, "fp32");
+  read.kv_cache = "bf16";
+  EXPECT_EQ(Model::load(bf16, read)->info().kv_cache, "bf16");
+  read.kv_cache = "f16";
+  EXPECT_NE(test_util::error_of([&] { Model::load(bf16, read); }).find("kv_cache must be"),
+            std::string::npos);
 }

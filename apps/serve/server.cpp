@@ -72,6 +72,7 @@ int run_server(const ServeOptions& o) {
   set_num_threads(o.threads);
   LoadOptions lo;
   lo.tokenizer = o.tokenizer;
+  lo.kv_cache = o.kv_cache;
   auto model = Model::load(o.model, lo);
   StateStore store(o.state_dir);
   SchedulerOptions so;

@@ -47,6 +47,7 @@ struct ModelInfo {
   bool bf16_weights = false;  // the linear layers' weights are bf16 (weights_dtype == "bf16")
   // "fp32", "bf16" or "q8": the dtype the linear layers' and embedding weights were loaded in.
   std::string weights_dtype = "fp32";
+  std::string kv_cache = "fp32";  // the KV cache dtype its sessions use (LoadOptions::kv_cache)
   std::string config_json;  // the full config, as stored in the file
 };
 
@@ -55,6 +56,11 @@ struct LoadOptions {
   bool mmap = true;
   // Overrides the tokenizer stored in the file ("byte", "gpt2:DIR"); empty: the file's.
   std::string tokenizer;
+  // How attention layers cache keys and values while generating: "fp32", "bf16" (half the
+  // cache's bytes; logits move by ~1e-4 of their scale, docs/api.md), or "auto": bf16
+  // for bf16 and q8 weight files, fp32 for fp32 files. Saved sessions record it and load only
+  // into a model with the same setting.
+  std::string kv_cache = "auto";
 };
 
 namespace detail {

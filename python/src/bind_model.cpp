@@ -6,10 +6,12 @@ namespace hippo::py {
 
 namespace {
 
-PyModel load(const std::string& path, bool mmap, const std::string& tokenizer) {
+PyModel load(const std::string& path, bool mmap, const std::string& tokenizer,
+             const std::string& kv_cache) {
   LoadOptions opts;
   opts.mmap = mmap;
   opts.tokenizer = tokenizer;
+  opts.kv_cache = kv_cache;
   pyb::gil_scoped_release nogil;
   return PyModel{Model::load(path, opts)};
 }
@@ -64,6 +66,7 @@ void bind_model(pyb::module_& m) {
                              [](const PyModel& pm) { return pm.model->info().bf16_weights; })
       .def_property_readonly("weights_dtype",
                              [](const PyModel& pm) { return pm.model->info().weights_dtype; })
+      .def_property_readonly("kv_cache", [](const PyModel& pm) { return pm.model->info().kv_cache; })
       .def_property_readonly(
           "tokenizer", [](const PyModel& pm) { return &pm.model->tokenizer(); },
           pyb::return_value_policy::reference_internal, "The model file's tokenizer")
@@ -90,7 +93,9 @@ void bind_model(pyb::module_& m) {
         return "<hippo.Model " + pm.model->path() + " layers=" + pm.model->info().layers + ">";
       });
   m.def("load", &load, pyb::arg("path"), pyb::arg("mmap") = true, pyb::arg("tokenizer") = "",
-        "Loads a hippo .safetensors model (memory-mapped by default: bf16 weights stay bf16)");
+        pyb::arg("kv_cache") = "auto",
+        "Loads a hippo .safetensors model (memory-mapped by default: bf16 weights stay bf16); "
+        "kv_cache: \"fp32\", \"bf16\" or \"auto\" (bf16 for bf16/q8 weights)");
 }
 
 }  // namespace hippo::py

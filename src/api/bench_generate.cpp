@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "api/bf16_activations_scope.h"
+#include "api/kv_cache_option.h"
 #include "core/buffer.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -221,6 +222,8 @@ void bench_generate(const BenchGenerateOptions& options) {
     m.init(1);
     if (o.bf16) convert_weights_to_bf16(m);
     if (o.q8) convert_weights_to_q8(m);
+    m.set_kv_cache(api::resolve_kv_cache(o.kv_cache, m));
+    if (k != kH3) std::printf("%s: KV cache %s\n", kNames[k], kv_cache_name(m.kv_cache()));
     // Bytes a batch-1 step must read: every parameter except the unused position rows and all
     // but one embedding row (the tied head reads the whole embedding once).
     weight_bytes[k] = 0;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "api/kv_cache_option.h"
 #include "api/bf16_activations_scope.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -92,6 +93,7 @@ void generate(const GenerateOptions& o) {
   std::map<std::string, std::string> meta;
   const std::unique_ptr<LanguageModel> loaded = load_model_mapped(o.model, &meta);
   LanguageModel& model = *loaded;
+  model.set_kv_cache(api::resolve_kv_cache(o.kv_cache, model));
   const ModelConfig& cfg = model.config();
   if (o.fast_bf16) {
     bool any_bf16 = false;

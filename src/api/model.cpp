@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "api/impl.h"
+#include "api/kv_cache_option.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/scratch.h"
@@ -68,6 +69,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
       break;
     }
   info.bf16_weights = info.weights_dtype == "bf16";
+  impl->lm->set_kv_cache(api::resolve_kv_cache(opts.kv_cache, *impl->lm));
+  info.kv_cache = kv_cache_name(impl->lm->kv_cache());
   info.config_json = cfg.to_json().dump();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }

@@ -75,8 +75,11 @@ std::unique_ptr<MixerState> repeat_layer(const MixerState& m, int copies, size_t
     o->batch = c->batch * copies;
     o->len = c->len;
     o->capacity = c->capacity;
+    o->dtype = c->dtype;
     o->k = repeat_rows(c->k, c->batch, copies);
     o->v = repeat_rows(c->v, c->batch, copies);
+    o->k16 = repeat_rows(c->k16, c->batch, copies);
+    o->v16 = repeat_rows(c->v16, c->batch, copies);
     return o;
   }
   fail("state of layer ", layer, " is of a kind that cannot be copied or saved");
@@ -168,6 +171,13 @@ float* contiguous_part(MixerState& m, const StatePart& p, const std::string& wha
   }
 }
 
+// The KV cache dtype of a state's attention layers ("fp32" | "bf16"), empty without any.
+std::string kv_cache_of(const ModelState& s) {
+  for (const auto& l : s.layers)
+    if (auto* c = dynamic_cast<const AttentionCache*>(l.get())) return kv_cache_name(c->dtype);
+  return "";
+}
+
 // Bytes of one layer's state.
 int64_t layer_bytes(const MixerState& m) {
   if (auto* h = dynamic_cast<const H3State*>(&m))
@@ -175,7 +185,7 @@ int64_t layer_bytes(const MixerState& m) {
   if (auto* x = dynamic_cast<const S4DState*>(&m))
     return static_cast<int64_t>(x->x.size() * sizeof(x->x[0]));
   if (auto* c = dynamic_cast<const AttentionCache*>(&m))
-    return static_cast<int64_t>((c->k.size() + c->v.size()) * sizeof(float));
+    return c->bytes();
   return 0;
 }
 
@@ -279,15 +289,7 @@ void reserve_state(const LanguageModel& model, ModelState& s, int64_t total_toke
     auto* c = dynamic_cast<AttentionCache*>(s.layers[i].get());
     if (c == nullptr || c->capacity >= total_tokens) continue;
     const auto& at = dynamic_cast<const Attention&>(*model.blocks()[i]->mixer);
-    const int64_t blocks = static_cast<int64_t>(c->batch) * at.heads(), dh = at.head_dim();
-    std::vector<float> k(static_cast<size_t>(blocks * total_tokens * dh)), v(k.size());
-    for (int64_t bh = 0; bh < blocks; ++bh) {
-      std::copy_n(c->k.data() + bh * c->capacity * dh, c->len * dh, k.data() + bh * total_tokens * dh);
-      std::copy_n(c->v.data() + bh * c->capacity * dh, c->len * dh, v.data() + bh * total_tokens * dh);
-    }
-    c->k = std::move(k);
-    c->v = std::move(v);
-    c->capacity = total_tokens;
+    c->grow(at.heads(), at.head_dim(), total_tokens);
   }
 }
 
@@ -311,11 +313,11 @@ std::string state_to_bytes(const LanguageModel& model, const ModelState& s, cons
                   " tokens but the state is at position ", s.position);
       HIPPO_CHECK(c.batch == s.batch, "save_state: layer ", p.layer, " has batch ", c.batch,
                   ", the state ", s.batch);
-      const std::vector<float>& src = p.part == Part::K ? c.k : c.v;
+      // Stored as fp32 either way (a bf16 cache widens exactly); "kv_cache" says which.
       const int64_t dh = p.shape[3], len = c.len;
       Tensor t = Tensor::zeros(p.shape);
       for (int64_t bh = 0; bh < p.shape[0] * p.shape[1]; ++bh)
-        std::copy_n(src.data() + bh * c.capacity * dh, len * dh, t.data() + bh * len * dh);
+        c.read_rows(p.part == Part::V, bh, static_cast<int>(dh), t.data() + bh * len * dh);
       keep.push_back(std::move(t));
     } else {
       keep.push_back(Tensor::borrow(contiguous_part(m, p, what), p.shape));
@@ -333,6 +335,7 @@ std::string state_to_bytes(const LanguageModel& model, const ModelState& s, cons
       {"weights_fingerprint", std::to_string(weights_fingerprint(model))},
       {"position", std::to_string(s.position)},
       {"batch", std::to_string(s.batch)}};
+  if (const std::string kv = kv_cache_of(s); !kv.empty()) meta["kv_cache"] = kv;
   meta["checksum"] = state_checksum(meta, out);
   return safetensors_bytes(out, meta);
 }
@@ -415,15 +418,28 @@ ModelState state_from(const SafeTensors& st, const LanguageModel& model,
 
   ModelState s = model.new_state(static_cast<int>(B));
   s.position = pos;
+  // A state resumes with the KV cache it was made with: a bf16 cache's keys are rounded, so
+  // loading them into an fp32 cache (or fp32 keys into a bf16 one) would not continue the
+  // same sequence of logits. States written before the dtype was recorded are fp32.
+  if (const std::string mine = kv_cache_of(s); !mine.empty()) {
+    auto kv = st.metadata.find("kv_cache");
+    const std::string theirs = kv == st.metadata.end() ? "fp32" : kv->second;
+    HIPPO_CHECK(theirs == mine, path, ": the state was saved with a ", theirs,
+                " KV cache but the model runs a ", mine, " KV cache; load the model with the "
+                "same KV cache dtype (--kv-cache ", theirs, ", LoadOptions::kv_cache = \"", theirs,
+                "\")");
+  }
   for (const StatePart& p : parts) {
     MixerState& m = *s.layers[p.layer];
     if (p.part == Part::K || p.part == Part::V) {
       auto& c = layer_as<AttentionCache>(m, p.layer, path);
+      if (c.capacity < pos) c.grow(static_cast<int>(p.shape[1]), static_cast<int>(p.shape[3]), pos);
       c.len = static_cast<int>(pos);
-      c.capacity = pos;
-      std::vector<float>& dst = p.part == Part::K ? c.k : c.v;
-      dst.resize(static_cast<size_t>(st.tensors.at(p.name).numel()));
-      fill_from(st, p.name, p.shape, dst.data(), path);
+      std::vector<float> rows(static_cast<size_t>(st.tensors.at(p.name).numel()));
+      fill_from(st, p.name, p.shape, rows.data(), path);
+      const int64_t dh = p.shape[3];
+      for (int64_t bh = 0; bh < p.shape[0] * p.shape[1]; ++bh)
+        c.write_rows(p.part == Part::V, bh, static_cast<int>(dh), rows.data() + bh * pos * dh);
     } else {
       fill_from(st, p.name, p.shape, contiguous_part(m, p, path), path);
     }

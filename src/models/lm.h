@@ -11,6 +11,7 @@
 #include "core/buffer.h"
 #include "core/rng.h"
 #include "models/config.h"
+#include "nn/attention.h"
 #include "nn/layernorm.h"
 #include "nn/mlp.h"
 #include "nn/module.h"
@@ -143,6 +144,11 @@ class LanguageModel {
   // forward() keeps for backward() alone; training (which writes the parameters) must not run
   // alongside.
   ModelState new_state(int B) const;
+  // The dtype of the attention layers' KV caches in the states new_state makes from now on
+  // (fp32 unless set; api::LoadOptions::kv_cache picks it for loaded models). Not while other
+  // threads make states.
+  void set_kv_cache(KvCacheDType t);
+  KvCacheDType kv_cache() const { return kv_cache_; }
   // Runs tokens (B, L) in convolution mode continuing from the state (a fresh state: a prompt
   // from position 0), in chunks of state.chunk tokens: every SSM layer carries its state from
   // chunk to chunk (state passing) and attention appends to its KV cache, so the result equals
@@ -181,6 +187,7 @@ class LanguageModel {
   ModelConfig cfg_;
   Param wte_, wpe_;
   std::vector<std::unique_ptr<Block>> blocks_;
+  KvCacheDType kv_cache_ = KvCacheDType::F32;
   LayerNorm ln_f_;
   ParamList params_;
   bool training_ = false;

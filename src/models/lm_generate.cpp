@@ -12,6 +12,12 @@
 
 namespace hippo {
 
+void LanguageModel::set_kv_cache(KvCacheDType t) {
+  kv_cache_ = t;
+  for (auto& b : blocks_)
+    if (auto* a = dynamic_cast<Attention*>(b->mixer.get())) a->set_kv_cache(t);
+}
+
 ModelState LanguageModel::new_state(int B) const {
   HIPPO_CHECK(B >= 1, "new_state: batch B=", B, " must be >= 1");
   ModelState st;

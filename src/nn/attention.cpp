@@ -6,9 +6,12 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
+#include "core/bf16.h"
 #include "kernels/gemm.h"
+#include "kernels/kv_bf16.h"
 #include "kernels/parallel_work.h"
 #include "kernels/softmax.h"
 
@@ -173,10 +176,49 @@ void Attention::backward(const float* dy, float* dx) {
   Wqkv.backward(x_.data(), dqkv, dx, rows);
 }
 
+const char* kv_cache_name(KvCacheDType t) { return t == KvCacheDType::BF16 ? "bf16" : "fp32"; }
+
+void AttentionCache::grow(int heads, int dh, int64_t cap) {
+  HIPPO_CHECK(cap >= capacity, "AttentionCache::grow: ", cap, " < capacity ", capacity);
+  const int64_t pairs = static_cast<int64_t>(batch) * heads;
+  auto regrow = [&](auto& old) {
+    std::remove_reference_t<decltype(old)> fresh(static_cast<size_t>(pairs * cap * dh));
+    for (int64_t bh = 0; bh < pairs; ++bh)
+      std::copy_n(old.data() + bh * capacity * dh, static_cast<int64_t>(len) * dh,
+                  fresh.data() + bh * cap * dh);
+    old = std::move(fresh);
+  };
+  if (dtype == KvCacheDType::BF16) {
+    regrow(k16);
+    regrow(v16);
+  } else {
+    regrow(k);
+    regrow(v);
+  }
+  capacity = cap;
+}
+
+void AttentionCache::read_rows(bool values, int64_t bh, int dh, float* dst) const {
+  const int64_t off = bh * capacity * dh, n = static_cast<int64_t>(len) * dh;
+  if (dtype == KvCacheDType::BF16)
+    bf16_to_f32((values ? v16 : k16).data() + off, dst, n);
+  else
+    std::copy_n((values ? v : k).data() + off, n, dst);
+}
+
+void AttentionCache::write_rows(bool values, int64_t bh, int dh, const float* src) {
+  const int64_t off = bh * capacity * dh, n = static_cast<int64_t>(len) * dh;
+  if (dtype == KvCacheDType::BF16)
+    f32_to_bf16(src, (values ? v16 : k16).data() + off, n);
+  else
+    std::copy_n(src, n, (values ? v : k).data() + off);
+}
+
 std::unique_ptr<MixerState> Attention::new_state(int B) const {
   HIPPO_CHECK(B > 0, "Attention: new_state needs B > 0, got ", B);
   auto st = std::make_unique<AttentionCache>();
   st->batch = B;
+  st->dtype = kv_dtype_;
   return st;
 }
 
@@ -189,16 +231,20 @@ static AttentionCache& as_cache(MixerState& state) {
 // Makes room for `need` tokens per sequence, keeping the cached ones.
 static void reserve_cache(AttentionCache& c, int heads, int dh, int64_t need) {
   if (need <= c.capacity) return;
-  const int64_t cap = std::max<int64_t>({need, 2 * c.capacity, 64});
-  std::vector<float> k(static_cast<size_t>(c.batch) * heads * cap * dh);
-  std::vector<float> v(k.size());
-  for (int64_t bh = 0; bh < static_cast<int64_t>(c.batch) * heads; ++bh) {
-    std::copy_n(c.k.data() + bh * c.capacity * dh, c.len * dh, k.data() + bh * cap * dh);
-    std::copy_n(c.v.data() + bh * c.capacity * dh, c.len * dh, v.data() + bh * cap * dh);
+  c.grow(heads, dh, std::max<int64_t>({need, 2 * c.capacity, 64}));
+}
+
+// Stores one token's key and value (dh each) at row t of pair bh.
+static void store_kv(AttentionCache& c, int64_t bh, int dh, int64_t t, const float* key,
+                     const float* value) {
+  const int64_t off = (bh * c.capacity + t) * dh;
+  if (c.dtype == KvCacheDType::BF16) {
+    f32_to_bf16(key, c.k16.data() + off, dh);
+    f32_to_bf16(value, c.v16.data() + off, dh);
+  } else {
+    std::memcpy(c.k.data() + off, key, sizeof(float) * dh);
+    std::memcpy(c.v.data() + off, value, sizeof(float) * dh);
   }
-  c.k = std::move(k);
-  c.v = std::move(v);
-  c.capacity = cap;
 }
 
 void Attention::prefill(const float* x, float* y, int B, int L, MixerState& state,
@@ -215,29 +261,39 @@ void Attention::prefill(const float* x, float* y, int B, int L, MixerState& stat
   if (rot_ > 0) rotate_qk(qkv, B, L, false, ws.slot(3), pos0);
   reserve_cache(c, heads_, dh_, n_all);
   for (int b = 0; b < B; ++b)
-    for (int h = 0; h < heads_; ++h) {
-      float* kc = c.k.data() + (static_cast<int64_t>(b) * heads_ + h) * c.capacity * dh_;
-      float* vc = c.v.data() + (static_cast<int64_t>(b) * heads_ + h) * c.capacity * dh_;
+    for (int h = 0; h < heads_; ++h)
       for (int t = 0; t < L; ++t) {
         const float* row = qkv + (static_cast<int64_t>(b) * L + t) * d3 + h * dh_;
-        std::memcpy(kc + static_cast<int64_t>(pos0 + t) * dh_, row + d_, sizeof(float) * dh_);
-        std::memcpy(vc + static_cast<int64_t>(pos0 + t) * dh_, row + 2 * d_, sizeof(float) * dh_);
+        store_kv(c, static_cast<int64_t>(b) * heads_ + h, dh_, pos0 + t, row + d_, row + 2 * d_);
       }
-    }
   c.len = n_all;
   // Causal attention over the cache in blocks of kRowBlock query rows: block [i0, i1) meets
-  // keys [0, pos0 + i1), as in run().
-  float* scratch = ws.slot(2).get(static_cast<size_t>(omp_get_max_threads()) * kRowBlock * n_all);
+  // keys [0, pos0 + i1), as in run(). A bf16 cache is widened per pair into fp32 scratch, so
+  // that the prompt attends to the same (rounded) keys and values its decode steps will read.
+  const bool bf16 = c.dtype == KvCacheDType::BF16;
+  const int64_t per_thread = kRowBlock * n_all + (bf16 ? 2 * static_cast<int64_t>(n_all) * dh_ : 0);
+  float* scratch = ws.slot(2).get(static_cast<size_t>(omp_get_max_threads()) * per_thread);
   float* ctx = ws.slot(1).get(rows * d_);
   const bool par = static_cast<int64_t>(B) * heads_ * L * n_all * dh_ > (int64_t{1} << 16);
 #pragma omp parallel for schedule(dynamic) if (par)
   for (int64_t bh = 0; bh < static_cast<int64_t>(B) * heads_; ++bh) {
     const int64_t b = bh / heads_, h = bh % heads_;
     const float* Q = qkv + b * L * d3 + h * dh_;
-    const float* Kc = c.k.data() + bh * c.capacity * dh_;
-    const float* Vc = c.v.data() + bh * c.capacity * dh_;
+    float* P = scratch + static_cast<int64_t>(omp_get_thread_num()) * per_thread;
+    const float* Kc;
+    const float* Vc;
+    if (bf16) {
+      float* K32 = P + kRowBlock * n_all;
+      float* V32 = K32 + static_cast<int64_t>(n_all) * dh_;
+      c.read_rows(false, bh, dh_, K32);
+      c.read_rows(true, bh, dh_, V32);
+      Kc = K32;
+      Vc = V32;
+    } else {
+      Kc = c.k.data() + bh * c.capacity * dh_;
+      Vc = c.v.data() + bh * c.capacity * dh_;
+    }
     float* O = ctx + b * L * d_ + h * dh_;
-    float* P = scratch + static_cast<int64_t>(omp_get_thread_num()) * kRowBlock * n_all;
     for (int i0 = 0; i0 < L; i0 += kRowBlock) {
       const int i1 = std::min(L, i0 + kRowBlock), m = i1 - i0, keys = pos0 + i1;
       gemm(false, true, m, keys, dh_, scale_, Q + i0 * d3, d3, Kc, dh_, 0.0f, P, n_all);
@@ -275,11 +331,18 @@ void Attention::attend_pair(AttentionCache& c, float* qkv, float* ctx, int64_t b
     rotate(q, cs, cs + rot_ / 2, false);
     rotate(q + d_, cs, cs + rot_ / 2, false);
   }
+  store_kv(c, bh, dh_, pos, q + d_, q + 2 * d_);
+  float* s = c.scores.data() + bh * n;
+  float* o = ctx + b * d_ + h * dh_;
+  if (c.dtype == KvCacheDType::BF16) {
+    const int64_t off = bh * c.capacity * dh_;
+    kv_bf16_scores(q, c.k16.data() + off, n, dh_, scale_, s);
+    softmax_row(s, s, n);
+    kv_bf16_weighted_sum(s, c.v16.data() + off, n, dh_, o);
+    return;
+  }
   float* kc = c.k.data() + bh * c.capacity * dh_;
   float* vc = c.v.data() + bh * c.capacity * dh_;
-  std::memcpy(kc + static_cast<int64_t>(pos) * dh_, q + d_, sizeof(float) * dh_);
-  std::memcpy(vc + static_cast<int64_t>(pos) * dh_, q + 2 * d_, sizeof(float) * dh_);
-  float* s = c.scores.data() + bh * n;
   for (int j = 0; j < n; ++j) {
     const float* kj = kc + static_cast<int64_t>(j) * dh_;
     float acc = 0;
@@ -288,7 +351,6 @@ void Attention::attend_pair(AttentionCache& c, float* qkv, float* ctx, int64_t b
     s[j] = acc * scale_;
   }
   softmax_row(s, s, n);
-  float* o = ctx + b * d_ + h * dh_;
   std::fill(o, o + dh_, 0.0f);
   for (int j = 0; j < n; ++j) {
     const float* vj = vc + static_cast<int64_t>(j) * dh_;

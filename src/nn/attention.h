@@ -9,13 +9,31 @@
 
 namespace hippo {
 
+// How a KV cache stores keys and values: fp32, or bf16 (half the bytes a decode step reads
+// from the cache; scores, softmax and context stay fp32; kernels/kv_bf16.h).
+enum class KvCacheDType { F32, BF16 };
+const char* kv_cache_name(KvCacheDType t);  // "fp32" | "bf16"
+
 // The KV cache of one attention layer for B sequences: keys (after rotary) and values,
-// laid out (B, heads, capacity, head_dim) so that each head's keys are contiguous.
+// laid out (B, heads, capacity, head_dim) so that each head's keys are contiguous; in k, v
+// (fp32) or k16, v16 (bf16 bits), by dtype; the other pair stays empty.
 struct AttentionCache : MixerState {
   int batch = 0;
   int len = 0;           // tokens cached per sequence
   int64_t capacity = 0;  // tokens that fit before the next growth (doubling)
+  KvCacheDType dtype = KvCacheDType::F32;
   std::vector<float> k, v;
+  std::vector<uint16_t> k16, v16;
+  // Grows to `cap` tokens per (sequence, head) pair (cap >= capacity), keeping the cached ones.
+  void grow(int heads, int dh, int64_t cap);
+  // Pair bh's first `len` rows of keys (values: `values`) as fp32 into dst (len * dh floats),
+  // and back (bf16: rounded to nearest even, exact for values read out of a bf16 cache).
+  void read_rows(bool values, int64_t bh, int dh, float* dst) const;
+  void write_rows(bool values, int64_t bh, int dh, const float* src);
+  int64_t bytes() const {
+    return static_cast<int64_t>((k.size() + v.size()) * sizeof(float) +
+                                (k16.size() + v16.size()) * sizeof(uint16_t));
+  }
   Buffer qkv, ctx, scores, rot;  // step's scratch: here so that threads share nothing writable
 };
 
@@ -52,6 +70,10 @@ class Attention : public Mixer {
   int heads() const { return heads_; }
   int head_dim() const { return dh_; }
   int rotary_dim() const { return rot_; }
+  // The dtype of the caches new_state makes from now on (a model-level setting,
+  // LanguageModel::set_kv_cache; states made before keep theirs).
+  void set_kv_cache(KvCacheDType t) { kv_dtype_ = t; }
+  KvCacheDType kv_cache() const { return kv_dtype_; }
 
   Linear Wqkv, out_proj;
 
@@ -86,6 +108,7 @@ class Attention : public Mixer {
 
   int d_, heads_, dh_, rot_;
   float scale_;
+  KvCacheDType kv_dtype_ = KvCacheDType::F32;
   std::vector<double> inv_freq_;
   int B_ = 0, L_ = 0;
   Buffer x_, qkv_, probs_, ctx_, dctx_, dqkv_, block_, rot_table_;

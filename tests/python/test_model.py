@@ -164,6 +164,23 @@ class ModelTest(unittest.TestCase):
         self.assertGreater(e, 0)
         self.assertLess(e, 0.05)
 
+    def test_kv_cache_option(self):
+        # "auto": bf16 for a bf16 file, fp32 for an fp32 one; a session saved with one cache
+        # dtype is refused by a model loaded with the other.
+        out = os.path.join(self.tmp.name, "bf16kv.safetensors")
+        pyhelpers.write_bf16_model(out, self.ref, HYBRID)
+        self.assertEqual(hippo.load(out).kv_cache, "bf16")
+        self.assertEqual(self.m.kv_cache, "fp32")
+        m32 = hippo.load(out, kv_cache="fp32")
+        self.assertEqual(m32.kv_cache, "fp32")
+        s = hippo.load(out).session()
+        s.prefill(self.tokens[0, :10])
+        s3 = m32.session()
+        with self.assertRaisesRegex(hippo.Error, "bf16 KV cache but the model runs a fp32"):
+            s3.restore_bytes(s.save_bytes())
+        with self.assertRaisesRegex(hippo.Error, "kv_cache must be"):
+            hippo.load(out, kv_cache="f16")
+
     def test_errors_are_hippo_errors(self):
         self.assertTrue(issubclass(hippo.Error, RuntimeError))
         bad = [

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Batch-1 decode variants alternated round by round (A B C A B C ...), each run a fresh process:
+# 1 thread, 125M hybrid, prompt 2048, 128 steps. Per variant: every round, the median, the spread
+# across processes and the distance from the memory bound (weight bytes per token / the
+# streaming bandwidth each run measures). Prints the load before, per run and after.
+# Usage: bench/decode_variants_ab.sh [ROUNDS=5] [HIPPO=build/hippo]
+# VARIANTS (optional) overrides the list: "label|ENV=.. ENV=..|hippo bench generate args" per
+# line. The default compares (issue 18, session 10) q8 as session 9 ran it (4 KiB pages, fp32
+# KV cache), q8 on transparent huge pages with an fp32 KV cache, and the new default (huge
+# pages + bf16 KV cache); bf16 weights with each KV cache for the q8/bf16 ratio.
+set -euo pipefail
+rounds=${1:-5}
+hippo=${2:-build/hippo}
+steps=${STEPS:-128}
+[[ -x "$hippo" ]] || { echo "decode_variants_ab.sh: no executable '$hippo'" >&2; exit 2; }
+default_variants="q8-s9|HIPPO_Q8_ARENA=0|--q8 --kv-cache fp32
+q8-huge|HIPPO_Q8_ARENA=1|--q8 --kv-cache fp32
+q8-huge-kvbf16|HIPPO_Q8_ARENA=1|--q8 --kv-cache bf16
+bf16-kvfp32||--bf16 --kv-cache fp32
+bf16-kvbf16||--bf16 --kv-cache bf16"
+variants=${VARIANTS:-$default_variants}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for ((i = 1; i <= rounds; i++)); do
+  while IFS='|' read -r label envs args; do
+    [[ -z "$label" ]] && continue
+    # shellcheck disable=SC2086
+    out=$(env OMP_NUM_THREADS=1 $envs "$hippo" bench generate -t 1 --prompts 2048 --batches 1 \
+          --only hybrid -n "$steps" $args 2>&1)
+    row=$(grep -E '^2048 ' <<<"$out")
+    bound=$(grep -oE 'bandwidth bound [0-9.]+' <<<"$out" | awk '{print $3}')
+    read -r _ _ pw _ pc dw _ dc <<<"$row"
+    echo "$label round $i: prompt $pw / $pc, decode $dw / $dc tok/s (wall / cpu), bound $bound, load $(cut -d' ' -f1 /proc/loadavg)"
+    echo "$label $pc $dc $bound" >>"$tmp/all"
+  done <<<"$variants"
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$tmp/all" <<'PY'
+import statistics as st, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, pc, dc, bound = line.split()
+    rows.setdefault(label, []).append((float(pc), float(dc), float(bound)))
+print(f"{'variant':<16} {'prompt cpu':>10} {'decode cpu':>10} {'min':>7} {'max':>7} {'bound':>7} {'x bound':>8}")
+for label, r in rows.items():
+    d = [x[1] for x in r]
+    mp, md, mb = st.median(x[0] for x in r), st.median(d), st.median(x[2] for x in r)
+    print(f"{label:<16} {mp:10.1f} {md:10.1f} {min(d):7.1f} {max(d):7.1f} {mb:7.1f} {mb / md:8.2f}")
+PY
