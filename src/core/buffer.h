@@ -14,7 +14,18 @@ class Buffer {
   // At least n floats, 64-byte aligned. Contents are kept only if no growth happened.
   float* get(size_t n) {
     if (n > cap_) {
+      data_.reset();  // the old block goes first: at most one of the two is held
       data_ = alloc_floats(n);
+      cap_ = n;
+    }
+    return data_.get();
+  }
+  // The same without zeroing new memory (alloc_floats_uninit): for a caller that writes all
+  // n floats before reading them.
+  float* get_uninit(size_t n) {
+    if (n > cap_) {
+      data_.reset();  // the old block goes first: at most one of the two is held
+      data_ = alloc_floats_uninit(n);
       cap_ = n;
     }
     return data_.get();

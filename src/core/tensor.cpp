@@ -3,8 +3,10 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 
@@ -22,13 +24,19 @@ std::string shape_str(const Shape& s) {
   return out + ")";
 }
 
-std::shared_ptr<float[]> alloc_floats(size_t n) {
-  size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-  if (bytes == 0) bytes = 64;
-  // Large buffers (activations of long sequences, prefill scratch) on transparent huge pages
-  // where the kernel offers them on request: first-touching 4 KiB pages one fault at a time
-  // was ~30% of a long training step's time (system time); a 2 MiB page is one fault.
-  constexpr size_t kHuge = size_t{2} << 20;
+namespace {
+constexpr size_t kHuge = size_t{2} << 20;
+
+size_t padded_bytes(size_t n) {
+  const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+  return bytes == 0 ? 64 : bytes;
+}
+
+// Large buffers (activations of long sequences, prefill scratch) on transparent huge pages
+// where the kernel offers them on request: first-touching 4 KiB pages one fault at a time
+// was ~30% of a long training step's time (system time); a 2 MiB page is one fault.
+// Returns the block (not yet touched) and its size in `bytes`.
+float* allocate_block(size_t& bytes) {
   if (bytes >= 2 * kHuge) {
     bytes = (bytes + kHuge - 1) / kHuge * kHuge;
     auto* p = static_cast<float*>(std::aligned_alloc(kHuge, bytes));
@@ -36,6 +44,30 @@ std::shared_ptr<float[]> alloc_floats(size_t n) {
 #ifdef MADV_HUGEPAGE
     ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without it, ordinary pages
 #endif
+    return p;
+  }
+  auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  HIPPO_CHECK(p != nullptr, "out of memory allocating ", bytes, " bytes");
+  return p;
+}
+
+std::atomic<bool> g_poison_uninit{false};
+}  // namespace
+
+void poison_uninit_floats(bool on) { g_poison_uninit.store(on, std::memory_order_relaxed); }
+
+std::shared_ptr<float[]> alloc_floats_uninit(size_t n) {
+  size_t bytes = padded_bytes(n);
+  float* p = allocate_block(bytes);
+  if (g_poison_uninit.load(std::memory_order_relaxed))
+    std::fill(p, p + bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
+  return std::shared_ptr<float[]>(p, [](float* q) { std::free(q); });
+}
+
+std::shared_ptr<float[]> alloc_floats(size_t n) {
+  size_t bytes = padded_bytes(n);
+  float* p = allocate_block(bytes);
+  if (bytes >= 2 * kHuge) {
     // The first touch (the kernel's page clearing, then ours) split over the threads: serial,
     // it was half of a 125M-shape training step's first step at -t 2 (issue 18; each buffer's
     // first get() is in step 1). In 2 MiB pieces, so that each huge page faults in one thread.
@@ -45,8 +77,6 @@ std::shared_ptr<float[]> alloc_floats(size_t n) {
     for (int64_t i = 0; i < pieces; ++i) std::memset(base + i * kHuge, 0, kHuge);
     return std::shared_ptr<float[]>(p, [](float* q) { std::free(q); });
   }
-  auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
-  HIPPO_CHECK(p != nullptr, "out of memory allocating ", bytes, " bytes");
   // Split over the threads as above (a training step's (B*L, d) activations are 3 MiB at the
   // 125M shape), in 256 KiB pieces.
   constexpr size_t kPiece = size_t{256} << 10;

@@ -16,6 +16,13 @@ std::string shape_str(const Shape& s);
 
 // 64-byte aligned float storage; contents are zeroed.
 std::shared_ptr<float[]> alloc_floats(size_t n);
+// The same storage, not zeroed: contents unspecified. Only for memory that the caller writes
+// in full before reading any of it (outputs of products, convolutions, copies), so that it
+// costs no clearing pass on top of the page faults (prefill scratch is allocated per call).
+std::shared_ptr<float[]> alloc_floats_uninit(size_t n);
+// Tests: alloc_floats_uninit fills its memory with NaN while on, so that a read of anything
+// not written first shows in the results.
+void poison_uninit_floats(bool on);
 // Zeroed too, but large blocks are fresh pages that take no resident memory until written
 // (for memory that may never be used, like the gradients of a model loaded for inference).
 std::shared_ptr<float[]> alloc_floats_untouched(size_t n);

@@ -59,9 +59,11 @@ void LanguageModel::for_each_chunk(const int32_t* tokens, int B, int L, int chun
 void LanguageModel::run_chunk(const int32_t* tokens, int B, int L, ModelState& state) const {
   const int d = cfg_.d_model;
   const int64_t rows = static_cast<int64_t>(B) * L, n = rows * d;
-  float* r = state.resid.get(static_cast<size_t>(n));
-  float* normed = state.normed.get(static_cast<size_t>(n));
-  float* branch = state.branch.get(static_cast<size_t>(n));
+  // Not zeroed (a prefill allocates them per call): embed, the norms and every mixer's and the
+  // MLP's prefill write all n floats before anything reads them (ChunkedPrefill.Uninit*).
+  float* r = state.resid.get_uninit(static_cast<size_t>(n));
+  float* normed = state.normed.get_uninit(static_cast<size_t>(n));
+  float* branch = state.branch.get_uninit(static_cast<size_t>(n));
   embed(tokens, B, L, state.position, r);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const Block& b = *blocks_[i];

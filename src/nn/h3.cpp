@@ -143,15 +143,17 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
   const int d = d_, p = p_, H = H_, N = N_;
   const int64_t n = static_cast<int64_t>(B) * L * d;  // elements of one (B, L, d) tensor
   const int64_t nkv = n * p;                           // (B, p, p, H, L)
-  float* tmp = a.tmp.get(sz(n));
-  float* qT = a.qT.get(sz(n));
-  float* kT = a.kT.get(sz(n));
-  float* vT = a.vT.get(sz(n));
-  if (a.direct_layout && L >= kDirectLayoutMin) {
+  // Not zeroed: every buffer of the forward below is written in full before it is read
+  // (prefill allocates them per call; H3Prefill.UninitScratch* poisons them to check).
+  float* qT = a.qT.get_uninit(sz(n));
+  float* kT = a.kT.get_uninit(sz(n));
+  float* vT = a.vT.get_uninit(sz(n));
+  if (a.direct_layout && L >= kDirectLayoutMin) {  // tmp is used by bf16/q8 weights only
     q_proj.forward_to_channel_major(x, qT, B, L, a.tmp);
     k_proj.forward_to_channel_major(x, kT, B, L, a.tmp);
     v_proj.forward_to_channel_major(x, vT, B, L, a.tmp);
   } else {
+    float* tmp = a.tmp.get_uninit(sz(n));
     q_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
     to_channel_major(tmp, qT, B, L, d);
     k_proj.forward(x, tmp, static_cast<int64_t>(B) * L);
@@ -163,7 +165,7 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
   // k' = ShiftSSM(k) + ssm_k_D k.
   const float* ks = kT;
   if (shift_) {
-    float* out = a.ks.get(sz(n));
+    float* out = a.ks.get_uninit(sz(n));
     causal_conv_direct(kT, Ks, out, B, d, L, N);
     skip_forward(kT, ssm_k_D.value.data(), out, B, d, L);
     if (shift_state) {  // the inputs before x still in the filter's window
@@ -180,7 +182,7 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
   // head_dim 1 with the diagonal SSM: one fused FlashConv pass per channel computes
   // y = q ⊙ (Kd * (k' ⊙ v) + D k' ⊙ v) without writing k' ⊙ v or the convolution out.
   if (fused_h3()) {
-    float* yT = a.yT.get(sz(n));
+    float* yT = a.yT.get_uninit(sz(n));
     flashconv_h3_fwd(qT, ks, vT, Kd, D.value.data(), yT, B, H, L);
     if (diag_out) {  // + q ⊙ (what the state before x adds); p = 1, so d = H
 #pragma omp parallel for schedule(static) if (worth_parallel(n))
@@ -190,12 +192,12 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
     return;
   }
 
-  float* kv = a.kv.get(sz(nkv));
+  float* kv = a.kv.get_uninit(sz(nkv));
   form_kv(ks, vT, kv, B, L);
   // zD = DiagSSM(kv) + D kv, one kernel per head shared by its p*p sequences.
   const float* zD = kv;
   if (diag_) {
-    float* out = a.zD.get(sz(nkv));
+    float* out = a.zD.get_uninit(sz(nkv));
     const float* Dh = D.value.data();
     if (reference_conv) {
       fft_causal_conv(kv, Kd, out, B * p * p, H, L);
@@ -211,7 +213,7 @@ void H3::forward_body(const float* x, float* y, int B, int L, const float* Ks, c
   }
 
   // y[b,h*p+j] = sum_i q[b,h*p+i] * zD[b,i,j,h].
-  float* yT = a.yT.get(sz(n));
+  float* yT = a.yT.get_uninit(sz(n));
 #pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(nkv))
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
@@ -232,7 +234,7 @@ void H3::output_from(const float* yT, float* y, int B, int L, Acts& a) const {
     output_linear.forward_from_channel_major(yT, y, B, L, a.ypre);
     return;
   }
-  float* ypre = a.ypre.get(sz(static_cast<int64_t>(B) * L * d_));
+  float* ypre = a.ypre.get_uninit(sz(static_cast<int64_t>(B) * L * d_));
   to_channels_last(yT, ypre, B, L, d_);
   output_linear.forward(ypre, y, static_cast<int64_t>(B) * L);
 }
@@ -501,7 +503,7 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
   if (diag_) {
     Kd = pc->Kd.data();
     if (pc->len != L) {  // rows of the cached kernel are pc->len apart
-      float* k = ws.slot(10).get(sz(static_cast<int64_t>(H) * L));
+      float* k = ws.slot(10).get_uninit(sz(static_cast<int64_t>(H) * L));
       for (int h = 0; h < H; ++h)
         std::memcpy(k + static_cast<int64_t>(h) * L, Kd + static_cast<int64_t>(h) * pc->len,
                     sizeof(float) * L);
@@ -513,7 +515,7 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
   const float* diag_out = nullptr;
   if (diag_ && !all_zero(st.diag)) {
     const int64_t group = static_cast<int64_t>(H) * diag_->M();
-    float* out = ws.slot(9).get(sz(static_cast<int64_t>(B) * p * p * H * L));
+    float* out = ws.slot(9).get_uninit(sz(static_cast<int64_t>(B) * p * p * H * L));
     for (int g = 0; g < B * p * p; ++g)
       diag_->state_output(pc->dyn, st.diag.data() + g * group,
                           out + static_cast<int64_t>(g) * H * L, L);
@@ -533,7 +535,10 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
     st.diag_dynamics = diag_->step_params();
     const float* kv = a.kv.data();
     if (fused_h3()) {  // the fused forward does not form k' ⊙ v
-      float* out = a.kv.get(sz(static_cast<int64_t>(B) * L * d * p));
+      // Into q's buffer (p = 1, so the same size), which the forward no longer needs: a
+      // buffer of its own was one more chunk-sized block (12.6 MB at d 768, chunk 4096) at
+      // the prefill's peak.
+      float* out = a.qT.data();
       form_kv(shift_ ? a.ks.data() : a.kT.data(), a.vT.data(), out, B, L);
       kv = out;
     }

@@ -45,7 +45,7 @@ void Linear::forward_to_channel_major(const float* x, float* yT, int B, int L,
   const WeightView W = weight.view();
   const int64_t n = static_cast<int64_t>(B) * L;
   if (W.dtype != DType::F32) {
-    float* t = tmp.get(static_cast<size_t>(n * out_));
+    float* t = tmp.get_uninit(static_cast<size_t>(n * out_));  // written in full by forward
     forward(x, t, n);
     to_channel_major(t, yT, B, L, out_);
     return;
@@ -70,7 +70,7 @@ void Linear::forward_from_channel_major(const float* xT, float* y, int B, int L,
   const WeightView W = weight.view();
   const int64_t n = static_cast<int64_t>(B) * L;
   if (W.dtype != DType::F32) {
-    float* t = tmp.get(static_cast<size_t>(n * in_));
+    float* t = tmp.get_uninit(static_cast<size_t>(n * in_));  // written in full by the transpose
     to_channels_last(xT, t, B, L, in_);
     forward(t, y, n);
     return;

@@ -1,5 +1,6 @@
 #include "nn/mlp.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -48,8 +49,13 @@ void Mlp::forward(const float* x, float* y, int64_t rows) {
 
 void Mlp::forward_inference(const float* x, float* y, int64_t rows, Buffer& hidden) const {
   HIPPO_CHECK(x != y, "Mlp: forward output must not alias its input");
-  float* act = hidden.get(static_cast<size_t>(rows) * 4 * d_);
-  run(x, y, rows, act, act);  // the activation in place of the pre-activation
+  const int64_t block = std::min(rows, kInferenceRows);
+  // Not zeroed: fc1 writes every hidden row it is given before GELU and fc2 read it.
+  float* act = hidden.get_uninit(static_cast<size_t>(block) * 4 * d_);
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {  // rows are independent
+    const int64_t m = std::min(block, rows - r0);
+    run(x + r0 * d_, y + r0 * d_, m, act, act);  // the activation in place of the pre-activation
+  }
 }
 
 void Mlp::forward_team(const float* x, float* y, int64_t rows, float* hidden,

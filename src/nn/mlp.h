@@ -19,7 +19,11 @@ class Mlp : public Module {
   // activation for backward.
   void forward(const float* x, float* y, int64_t rows);
   // The same y without keeping anything (recurrent steps; threads may call it at once).
-  // `hidden`: scratch for the (rows, 4d) activations, owned by the caller.
+  // `hidden`: scratch for the activations, owned by the caller: (min(rows, kInferenceRows), 4d),
+  // the rows going through in blocks of kInferenceRows. A prefill chunk's (4096, 4d) hidden
+  // rows were 50 MB at d 768, the largest buffer of an H3 prefill's peak; 1024 rows keep the
+  // products large and the block's activations (12.6 MB) in the last-level cache.
+  static constexpr int64_t kInferenceRows = 1024;
   void forward_inference(const float* x, float* y, int64_t rows, Buffer& hidden) const;
   // forward_inference by one thread of a team inside a decoding step's region (core/team.h),
   // rows <= kStepRowsMax: every thread of the team calls it with the same arguments. x must be
