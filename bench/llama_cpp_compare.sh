@@ -34,12 +34,27 @@ echo "hippo $HIPPO ($(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || ec
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "load at start: $(uptime | sed 's/.*load average/load average/')"
 
+# llama.cpp before mid-2025: llama-bench has no -d (depth) and GPT-2 needs an untied output.
+OLD_LLAMA=0
+"$LB" --help 2>&1 | grep -q -- '-d, --n-depth' || OLD_LLAMA=1
+if [ "$OLD_LLAMA" = 1 ]; then
+  [ -x "$BUILD/bin/llama-batched-bench" ] ||
+    { echo "error: this llama-bench has no -d; build the llama-batched-bench target too" >&2; exit 1; }
+  WORK=$WORK/untied; mkdir -p "$WORK"; export UNTIED_OUTPUT=1
+  echo "older llama.cpp: tg128 after 2048 tokens from llama-batched-bench (S_TG), untied output"
+fi
 for t in f32 bf16 q8_0; do
   f=$WORK/gpt2_124m_$t.gguf
   [ -s "$f" ] || /usr/bin/python3 "$HERE/make_gpt2_gguf.py" "$SRC" "$f" "$t" "$VOCAB"
 done
 
 llama_ts() {  # mean tokens/s of tg128 at depth 2048
+  if [ "$OLD_LLAMA" = 1 ]; then  # no -d: batched-bench's S_TG (128 steps after a 2048 prompt)
+    "$BUILD/bin/llama-batched-bench" -m "$WORK/gpt2_124m_$1.gguf" -t 1 -c 2304 -b 2048 \
+      -ub 512 -npp 2048 -ntg 128 -npl 1 2>/dev/null |
+      awk -F'|' '$2 + 0 == 2048 && $4 + 0 == 1 { gsub(/ /, "", $9); print $9 }'
+    return
+  fi
   "$LB" -m "$WORK/gpt2_124m_$1.gguf" -t 1 -p 0 -n 128 -d 2048 -r 2 -o csv 2>/dev/null |
     /usr/bin/python3 -c 'import csv,sys; r=list(csv.DictReader(sys.stdin)); print(r[-1]["avg_ts"])'
 }

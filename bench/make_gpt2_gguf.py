@@ -7,7 +7,11 @@ data/gpt2 (encoder.json, vocab.bpe) so the tokenizer loads as a real BPE vocabul
 usage: make_gpt2_gguf.py LLAMA_SRC OUT.gguf f32|bf16|q8_0 VOCAB_DIR [CONTEXT=4096]
 Matrices and the token embedding (tied output) get the type; norms, biases and the position
 embedding stay F32 (as llama.cpp's own quantizer leaves 1-D tensors).
+With UNTIED_OUTPUT=1 in the environment an `output.weight` of the same type is written too:
+llama.cpp before mid-2025 refuses a GPT-2 file without it. A step reads the same bytes either
+way (the head is one n_vocab x d matrix; the embedding lookup reads one row).
 """
+import os
 import json
 import sys
 
@@ -70,6 +74,8 @@ def main():
     matrix("token_embd.weight", n_vocab, d)
     w.add_tensor("position_embd.weight",
                  (rng.standard_normal((ctx, d), dtype=np.float32) * 0.01).astype(np.float32))
+    if os.environ.get("UNTIED_OUTPUT") == "1":
+        matrix("output.weight", n_vocab, d)
     vec("output_norm.weight", d, 1.0)
     vec("output_norm.bias", d, 0.0)
     for i in range(n_layer):
