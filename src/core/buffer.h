@@ -12,24 +12,10 @@ namespace hippo {
 class Buffer {
  public:
   // At least n floats, 64-byte aligned. Contents are kept only if no growth happened.
-  float* get(size_t n) {
-    if (n > cap_) {
-      data_.reset();  // the old block goes first: at most one of the two is held
-      data_ = alloc_floats(n);
-      cap_ = n;
-    }
-    return data_.get();
-  }
+  float* get(size_t n) { return grow(n, /*zeroed=*/true); }
   // The same without zeroing new memory (alloc_floats_uninit): for a caller that writes all
   // n floats before reading them.
-  float* get_uninit(size_t n) {
-    if (n > cap_) {
-      data_.reset();  // the old block goes first: at most one of the two is held
-      data_ = alloc_floats_uninit(n);
-      cap_ = n;
-    }
-    return data_.get();
-  }
+  float* get_uninit(size_t n) { return grow(n, /*zeroed=*/false); }
   float* data() { return data_.get(); }
   const float* data() const { return data_.get(); }
   size_t capacity() const { return cap_; }
@@ -40,6 +26,14 @@ class Buffer {
   }
 
  private:
+  float* grow(size_t n, bool zeroed) {
+    if (n > cap_) {
+      data_.reset();  // the old block goes first: at most one of the two is held
+      data_ = zeroed ? alloc_floats(n) : alloc_floats_uninit(n);
+      cap_ = n;
+    }
+    return data_.get();
+  }
   std::shared_ptr<float[]> data_;
   size_t cap_ = 0;
 };
