@@ -12,6 +12,8 @@ set -euo pipefail
 rounds=${1:-5}
 hippo=${2:-build/hippo}
 steps=${STEPS:-128}
+[[ "$rounds" =~ ^[1-9][0-9]*$ && "$steps" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "decode_variants_ab.sh: ROUNDS and STEPS must be positive integers (got '$rounds', '$steps')" >&2; exit 2; }
 [[ -x "$hippo" ]] || { echo "decode_variants_ab.sh: no executable '$hippo'" >&2; exit 2; }
 default_variants="q8-s9|HIPPO_Q8_ARENA=0|--q8 --kv-cache fp32
 q8-huge|HIPPO_Q8_ARENA=1|--q8 --kv-cache fp32

@@ -218,6 +218,8 @@ def main():
                    help="with --processes: alternate with the hippo package in DIR (A/B of builds)")
     p.add_argument("--child-json", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.rounds < 1 or a.threads < 1 or a.processes < 0 or min(a.shape) < 1:
+        p.error("--rounds, --threads and every --shape value must be >= 1, --processes >= 0")
     if a.processes > 0:
         argv = ["--shape", *map(str, a.shape), "--rounds", str(a.rounds), "--threads",
                 str(a.threads), "--passes", a.passes]
