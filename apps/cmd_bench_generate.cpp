@@ -18,6 +18,11 @@ void add_bench_generate(CLI::App& bench, std::function<int()>& run) {
   g->add_flag("--long", o->long_prompt, "Also a prompt of 8192 tokens");
   g->add_flag("--bf16", o->bf16, "Linear and embedding weights in bf16 (rounded to nearest even)");
   g->add_flag("--q8", o->q8, "Linear and embedding weights in q8 (int8 in blocks of 32, fp32 scales)");
+  g->add_option("--q8-layout", o->q8_layout,
+                "With --q8: the weights' byte order (rows4: four rows interleaved, one stream "
+                "for the decode kernel; auto: rows4 where the AVX512-VNNI kernel runs)")
+      ->check(CLI::IsMember({"auto", "rows", "rows4"}))
+      ->capture_default_str();
   g->add_option("--only", o->only, "Bench one model only (for profiling)")
       ->check(CLI::IsMember({"hybrid", "transformer", "h3"}));
   g->add_flag("--no-h3", o->no_h3, "Leave out the H3-only model (its column shows decode flat in "

@@ -5,6 +5,7 @@
 // called repeatedly, so the weights come from the caches where they fit (the kernels' compute
 // rate, without waiting on memory). Columns: bf16's small-rows kernel, q8 at the active level,
 // q8 at avx2 (the AVX-VNNI path where the CPU has it) and q8's portable loop.
+#include <sys/mman.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -33,7 +34,10 @@ static double median_ms(int reps, int copies, const std::function<void(int)>& f)
 
 template <class T>
 T* aligned(size_t n) {
-  return static_cast<T*>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
+  const size_t bytes = (n * sizeof(T) + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+  void* p = std::aligned_alloc(2u << 20, bytes);
+  if (std::getenv("HUGE")) madvise(p, bytes, MADV_HUGEPAGE);
+  return static_cast<T*>(p);
 }
 
 int main(int argc, char** argv) {

@@ -31,6 +31,7 @@ struct BenchGenerateOptions {
   std::string only;          // "hybrid", "transformer" or "h3": one model only (profiling)
   bool no_h3 = false;        // leave out the H3-only model
   bool fast_bf16 = false;    // with bf16: decoding activations rounded to bf16 (VDPBF16PS)
+  std::string q8_layout = "auto";  // with q8: rows, rows4, auto (rows4 where AVX512-VNNI runs)
   std::string kv_cache = "auto";  // attention's KV cache: fp32, bf16, auto (LoadOptions::kv_cache)
 };
 

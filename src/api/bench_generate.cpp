@@ -198,6 +198,8 @@ void bench_generate(const BenchGenerateOptions& options) {
   set_num_threads(o.threads);
   HIPPO_CHECK(!o.fast_bf16 || o.bf16, "--fast-bf16 needs --bf16 (it concerns bf16 weights)");
   HIPPO_CHECK(!(o.bf16 && o.q8), "--bf16 and --q8 exclude each other");
+  HIPPO_CHECK(o.q8_layout == "auto" || o.q8_layout == "rows" || o.q8_layout == "rows4",
+              "q8_layout must be auto, rows or rows4, got '", o.q8_layout, "'");
   const api::Bf16ActivationsScope bf16_mode(o.fast_bf16);
   const auto wall0 = Clock::now();
   const std::clock_t cpu0 = std::clock();
@@ -211,6 +213,11 @@ void bench_generate(const BenchGenerateOptions& options) {
               : o.q8 ? "q8 (linear + embedding, int8 blocks of 32 + fp32 scales; SSM, norms fp32)"
                      : "fp32",
               o.fast_bf16 ? "; decoding activations rounded to bf16 (--fast-bf16)" : "");
+  if (o.q8)
+    std::printf("q8 layout: %s\n",
+                o.q8_layout != "auto"                      ? o.q8_layout.c_str()
+                : q8_decode_layout() == Q8Layout::Rows4 ? "rows4 (auto)"
+                                                        : "rows (auto)");
   std::printf("threads %d; DRAM read bandwidth (1 GiB streaming sum, best of 3): %.1f GB/s by "
               "wall time, %.1f GB/s by CPU time\n", o.threads, bw_wall, bw_cpu);
   std::vector<Row> res[kKinds];
@@ -221,7 +228,10 @@ void bench_generate(const BenchGenerateOptions& options) {
     LanguageModel m(shape_125m(static_cast<Kind>(k), max_pos));
     m.init(1);
     if (o.bf16) convert_weights_to_bf16(m);
-    if (o.q8) convert_weights_to_q8(m);
+    if (o.q8)
+      convert_weights_to_q8(m, o.q8_layout == "rows"    ? std::optional(Q8Layout::Rows)
+                               : o.q8_layout == "rows4" ? std::optional(Q8Layout::Rows4)
+                                                        : std::nullopt);
     m.set_kv_cache(api::resolve_kv_cache(o.kv_cache, m));
     if (k != kH3) std::printf("%s: KV cache %s\n", kNames[k], kv_cache_name(m.kv_cache()));
     // Bytes a batch-1 step must read: every parameter except the unused position rows and all

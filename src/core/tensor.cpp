@@ -37,6 +37,7 @@ size_t padded_bytes(size_t n) {
 // was ~30% of a long training step's time (system time); a 2 MiB page is one fault.
 // Returns the block (not yet touched) and its size in `bytes`.
 float* allocate_block(size_t& bytes) {
+  bytes = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
   if (bytes >= 2 * kHuge) {
     bytes = (bytes + kHuge - 1) / kHuge * kHuge;
     auto* p = static_cast<float*>(std::aligned_alloc(kHuge, bytes));
@@ -62,6 +63,11 @@ std::shared_ptr<float[]> alloc_floats_uninit(size_t n) {
   if (g_poison_uninit.load(std::memory_order_relaxed))
     std::fill(p, p + bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
   return std::shared_ptr<float[]>(p, [](float* q) { std::free(q); });
+}
+
+std::shared_ptr<char[]> alloc_bytes_uninit(size_t bytes) {
+  char* p = reinterpret_cast<char*>(allocate_block(bytes));
+  return std::shared_ptr<char[]>(p, [](char* q) { std::free(q); });
 }
 
 std::shared_ptr<float[]> alloc_floats(size_t n) {

@@ -27,6 +27,11 @@ void poison_uninit_floats(bool on);
 // (for memory that may never be used, like the gradients of a model loaded for inference).
 std::shared_ptr<float[]> alloc_floats_untouched(size_t n);
 
+// Uninitialised bytes, 64-byte aligned; from 4 MiB up 2 MiB-aligned and advised onto
+// transparent huge pages (as the float blocks above). For read-mostly data streamed whole, like
+// q8 weights (models/q8_weights.cpp).
+std::shared_ptr<char[]> alloc_bytes_uninit(size_t bytes);
+
 class Tensor {
  public:
   Tensor() = default;

@@ -19,18 +19,58 @@ inline const char* dtype_name(DType t) {
 // Bytes per element of `data` (Q8's scales are counted apart).
 inline int dtype_size(DType t) { return t == DType::F32 ? 4 : t == DType::BF16 ? 2 : 1; }
 
+// How a Q8 matrix's bytes are ordered (issue 18, session 11).
+//  - Rows: row-major values, scales (rows, cols / kQ8Block). Files hold this layout.
+//  - Rows4: rows in groups of four, each group's values interleaved in 64-byte chunks
+//    (chunk c of rows j = 0..3 at c * 256 + j * 64 within the group; a last half chunk, when
+//    cols % 64 == 32, at full * 256 + j * 32), its scales in quads of 8 blocks (quad q of row j
+//    at q * 32 + j * 8; a last partial quad of `rem` blocks at Q * 32 + j * rem). The last
+//    rows % 4 rows follow row-major. A group's 4 * cols bytes and 4 * cols / 32 scales are where
+//    the Rows layout has them, so whole groups slice alike. Batch-1 decoding reads four rows at
+//    once: here that is one sequential stream instead of four strided ones (the hardware
+//    prefetchers follow one stream better; models/q8_weights.h says when it is used).
+enum class Q8Layout : uint8_t { Rows = 0, Rows4 = 1 };
+
 // (rows, cols) row-major; data null means "no view" (Param::stored when fp32 is used).
 struct WeightView {
   DType dtype = DType::F32;
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
-  const float* scales = nullptr;  // Q8 only: (rows, cols / kQ8Block)
+  const float* scales = nullptr;  // Q8 only: (rows, cols / kQ8Block) in the order of `layout`
+  Q8Layout layout = Q8Layout::Rows;
 
-  // Rows [r0, r0 + n) as a view of their own.
+  // Rows [r0, r0 + n) as a view of their own. Rows4: both ends on a group boundary or in the
+  // row-major tail (q8_row_slice_ok), which the callers check.
   WeightView row_slice(int64_t r0, int64_t n) const {
     return {dtype, static_cast<const char*>(data) + r0 * cols * dtype_size(dtype), n, cols,
-            scales ? scales + r0 * (cols / kQ8Block) : nullptr};
+            scales ? scales + r0 * (cols / kQ8Block) : nullptr, layout};
+  }
+  WeightView with_layout(Q8Layout l) const {
+    WeightView v = *this;
+    v.layout = l;
+    return v;
   }
 };
+
+// Where element (row, col) of a Q8 view's values is, and the scale of (row, block), in its
+// layout: the one definition of Rows4 that every kernel and reference follows.
+inline int64_t q8_value_offset(const WeightView& w, int64_t row, int64_t col) {
+  const int64_t r4 = w.rows / 4 * 4;
+  if (w.layout == Q8Layout::Rows || row >= r4) return row * w.cols + col;
+  const int64_t base = row / 4 * 4 * w.cols, j = row % 4, c = col / 64, full = w.cols / 64;
+  return base + (c < full ? c * 256 + j * 64 : full * 256 + j * 32) + col % 64;
+}
+inline int64_t q8_scale_offset(const WeightView& w, int64_t row, int64_t block) {
+  const int64_t nb = w.cols / kQ8Block, r4 = w.rows / 4 * 4;
+  if (w.layout == Q8Layout::Rows || row >= r4) return row * nb + block;
+  const int64_t base = row / 4 * 4 * nb, j = row % 4, q = block / 8, nq = nb / 8;
+  return base + (q < nq ? q * 32 + j * 8 : nq * 32 + j * (nb - nq * 8)) + block % 8;
+}
+// Whether row_slice(r0, n) of a view in this layout is a view of those rows.
+inline bool q8_row_slice_ok(const WeightView& w, int64_t r0, int64_t n) {
+  const int64_t r4 = w.rows / 4 * 4;
+  const auto edge = [&](int64_t r) { return r % 4 == 0 || r >= r4; };
+  return w.layout == Q8Layout::Rows || (edge(r0) && edge(r0 + n));
+}
 
 }  // namespace hippo

@@ -258,11 +258,18 @@ uint64_t weights_fingerprint(const LanguageModel& model) {
     if (p.param->has_stored()) {  // e.g. bf16 inference weights: different weights, different states
       const WeightView w = p.param->stored;
       const int sz = dtype_size(w.dtype);
-      for (int64_t i = 0; i < n; i += stride)
-        h = fnv1a64(static_cast<const char*>(w.data) + i * sz, static_cast<size_t>(sz), h);
-      if (w.scales)  // q8: the scales are weights too
+      // Elements in row-major order whatever the layout (core/weight.h Q8Layout), so that a q8
+      // model in memory and the same model from a q8 file give one fingerprint.
+      const bool q8 = w.dtype == DType::Q8;
+      for (int64_t i = 0; i < n; i += stride) {
+        const int64_t at = q8 ? q8_value_offset(w, i / w.cols, i % w.cols) : i;
+        h = fnv1a64(static_cast<const char*>(w.data) + at * sz, static_cast<size_t>(sz), h);
+      }
+      if (w.scales) {  // q8: the scales are weights too
+        const int64_t nb = w.cols / kQ8Block;
         for (int64_t i = 0; i < n / kQ8Block; i += stride)
-          h = fnv1a64(w.scales + i, sizeof(float), h);
+          h = fnv1a64(w.scales + q8_scale_offset(w, i / nb, i % nb), sizeof(float), h);
+      }
       continue;
     }
     for (int64_t i = 0; i < n; i += stride) h = fnv1a64(t.data() + i, sizeof(float), h);

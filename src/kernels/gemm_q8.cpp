@@ -9,6 +9,7 @@
 #include "kernels/gemm.h"
 #include "kernels/gemm_q8_vnni.h"
 #include "kernels/parallel_work.h"
+#include "kernels/q8_layout.h"
 
 namespace hippo {
 
@@ -92,10 +93,33 @@ void quantize_q8(const float* x, int64_t rows, int64_t in, int8_t* q, float* s, 
 void dequantize_q8_rows(const WeightView& W, int64_t r0, int64_t n, float* out) {
   check_q8(W, "dequantize_q8_rows");
   const int64_t in = W.cols, nb = in / B;
-  const auto* q = static_cast<const int8_t*>(W.data) + r0 * in;
-  const float* s = W.scales + r0 * nb;
-  for (int64_t b = 0; b < n * nb; ++b)
-    for (int64_t i = 0; i < B; ++i) out[b * B + i] = s[b] * static_cast<float>(q[b * B + i]);
+  if (W.layout == Q8Layout::Rows) {
+    const auto* q = static_cast<const int8_t*>(W.data) + r0 * in;
+    const float* s = W.scales + r0 * nb;
+    for (int64_t b = 0; b < n * nb; ++b)
+      for (int64_t i = 0; i < B; ++i) out[b * B + i] = s[b] * static_cast<float>(q[b * B + i]);
+    return;
+  }
+  // Rows4 (core/weight.h): row j of a group has block b at (b / 2) * 256 + j * 64 + (b % 2) * 32
+  // (the last, half chunk's block at full * 256 + j * 32); its scales in quads of 8.
+  const auto* wq = static_cast<const int8_t*>(W.data);
+  const int64_t r4 = W.rows / 4 * 4, full = in / 64, nq = nb / 8, rem = nb - nq * 8;
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t o = r0 + r;
+    float* dst = out + r * in;
+    if (o >= r4) {
+      dequantize_q8_rows(W.row_slice(o, 1).with_layout(Q8Layout::Rows), 0, 1, dst);
+      continue;
+    }
+    const int8_t* g = wq + o / 4 * 4 * in;
+    const float* gs = W.scales + o / 4 * 4 * nb;
+    const int64_t j = o % 4;
+    for (int64_t b = 0; b < nb; ++b) {  // a block's 32 values are contiguous
+      const int8_t* q = b < 2 * full ? g + b / 2 * 256 + j * 64 + b % 2 * 32 : g + full * 256 + j * 32;
+      const float sc = b < nq * 8 ? gs[b / 8 * 32 + j * 8 + b % 8] : gs[nq * 32 + j * rem + b % 8];
+      for (int64_t i = 0; i < B; ++i) dst[b * B + i] = sc * static_cast<float>(q[i]);
+    }
+  }
 }
 
 Q8DotPath q8_dot_path(Isa level) {
@@ -124,7 +148,25 @@ void q8_dot_rows(const int8_t* xq, const float* xs, int64_t rows, const WeightVi
   if (rows <= 0 || o_begin >= o_end) return;
   HIPPO_CHECK(isa_enabled(level), "q8_dot_rows: instruction-set level ", isa_name(level),
               " is not enabled on this CPU");
-  switch (q8_dot_path(level)) {
+  const Q8DotPath path = q8_dot_path(level);
+  if (W.layout != Q8Layout::Rows && path != Q8DotPath::Avx512Vnni) {
+    // Only the AVX512-VNNI kernel reads Rows4 itself (models/q8_weights.cpp picks Rows4 where
+    // it runs); the others take the rows as a row-major copy, 64 at a time (any split of the
+    // outputs gives the same bits).
+    constexpr int64_t kPiece = 64;
+    thread_local ScratchBuffer buf;
+    const int64_t nb = W.cols / B;
+    float* sc = buf.get(static_cast<size_t>(kPiece * nb + kPiece * W.cols / 4 + 16));
+    auto* q = reinterpret_cast<int8_t*>(sc + kPiece * nb);
+    for (int64_t o = o_begin; o < o_end; o += kPiece) {
+      const int64_t n = std::min(kPiece, o_end - o);
+      q8_copy_rows(W, o, n, q, sc);
+      const WeightView piece{DType::Q8, q, n, W.cols, sc};
+      q8_dot_rows(xq, xs, rows, piece, y + o, ldy, 0, n, accumulate, level);
+    }
+    return;
+  }
+  switch (path) {
     case Q8DotPath::Avx512Vnni:
       q8_vnni::dot_rows_avx512(xq, xs, rows, W, y, ldy, o_begin, o_end, accumulate);
       return;
@@ -200,20 +242,21 @@ void q8_dot_ref(const int8_t* xq, const float* xs, int64_t rows, const WeightVie
     for (int64_t o = 0; o < W.rows; ++o) {
       double acc = 0;
       for (int64_t i = 0; i < in; ++i)
-        acc += static_cast<double>(xs[r * nb + i / B]) * W.scales[o * nb + i / B] *
-               xq[r * in + i] * Wq[o * in + i];
+        acc += static_cast<double>(xs[r * nb + i / B]) * W.scales[q8_scale_offset(W, o, i / B)] *
+               xq[r * in + i] * Wq[q8_value_offset(W, o, i)];
       y[r * W.rows + o] = acc;
     }
 }
 
 void matmul_xwt_q8_ref(const float* x, int64_t rows, const WeightView& W, double* y) {
-  const int64_t in = W.cols, nb = in / B;
+  const int64_t in = W.cols;
   const auto* Wq = static_cast<const int8_t*>(W.data);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t o = 0; o < W.rows; ++o) {
       double acc = 0;
       for (int64_t i = 0; i < in; ++i)
-        acc += static_cast<double>(x[r * in + i]) * W.scales[o * nb + i / B] * Wq[o * in + i];
+        acc += static_cast<double>(x[r * in + i]) * W.scales[q8_scale_offset(W, o, i / B)] *
+               Wq[q8_value_offset(W, o, i)];
       y[r * W.rows + o] = acc;
     }
 }

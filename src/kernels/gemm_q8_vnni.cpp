@@ -29,12 +29,33 @@ void store1(float* y, float v, bool accumulate) { *y = accumulate ? *y + v : v; 
 // lanes 8-15; 0 past the last block).
 constexpr int64_t kPrep512 = 64 * 3;  // bytes per chunk
 
+// NR (1 or 4) consecutive output rows of W in either layout (core/weight.h Q8Layout): row j's
+// full chunk c at w + j * rs + c * cs, its half chunk (c = in / 64 when in % 64 == 32) at
+// wh + j * rsh + c * cs; the 8 scales of its full quad q at ws + j * srs + q * sqs, the scales
+// of a last partial quad Q at wst + j * srt + Q * sqs.
 struct Rows512 {
-  const int8_t* w;   // row o of W
-  const float* ws;   // its scales
+  const int8_t *w, *wh;
+  const float *ws, *wst;
+  int64_t rs, cs, rsh, srs, sqs, srt;
   int64_t in, nb;
-  int64_t pf;        // prefetch the 4 rows this many bytes further on (0: none)
+  int64_t pf;  // prefetch the bytes this far past w, in address order (0: none)
 };
+
+// Rows o.. of W (the first row of the 1 or 4 taken together; a group of 4 in Rows4 starts on a
+// group boundary).
+Rows512 rows_at(const WeightView& W, int64_t o, int64_t pf) {
+  const int64_t in = W.cols, nb = in / B;
+  const auto* q = static_cast<const int8_t*>(W.data);
+  if (W.layout == Q8Layout::Rows || o >= W.rows / 4 * 4) {
+    const int8_t* w = q + o * in;
+    const float* s = W.scales + o * nb;
+    return {w, w, s, s, in, 64, in, nb, 8, nb, in, nb, pf};
+  }
+  const int64_t g = o / 4 * 4, j = o % 4, nq = nb / 8, rem = nb - nq * 8;
+  const int8_t* gw = q + g * in;
+  const float* gs = W.scales + g * nb;
+  return {gw + j * 64, gw + j * 32, gs + j * 8, gs + j * rem, 64, 256, 32, 8, 32, rem, in, nb, pf};
+}
 
 // Lanes 0-7 take element 2k of a vector of scales, lanes 8-15 element 2k + 1.
 HIPPO_TARGET_AVX512_VNNI inline __m512i spread512(int k) {
@@ -45,19 +66,20 @@ HIPPO_TARGET_AVX512_VNNI inline __m512i spread512(int k) {
 
 // One chunk of NR rows: exact int32 lane sums, scaled per block, added to acc.
 template <int NR>
-HIPPO_TARGET_AVX512_VNNI inline void chunk512(const Rows512& R, const unsigned char* xp, int64_t c,
-                                             __mmask64 valid, const __m512* wsv, __m512i idx,
-                                             __m512* acc) {
+HIPPO_TARGET_AVX512_VNNI inline void chunk512(const Rows512& R, const int8_t* const* wj,
+                                             const unsigned char* xp, int64_t c, __mmask64 valid,
+                                             const __m512* wsv, __m512i idx, __m512* acc) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512i xv = _mm512_load_si512(xp + c * kPrep512);
   const __m512i bias = _mm512_load_si512(xp + c * kPrep512 + 64);
   const __m512 sx = _mm512_load_ps(reinterpret_cast<const float*>(xp + c * kPrep512 + 128));
   for (int j = 0; j < NR; ++j) {
-    // The next group's rows, in address order (the 4 rows' own loads are 4 strided streams).
+    // The next group's rows, in address order (in the Rows layout the 4 rows' own loads are 4
+    // strided streams).
     if (R.pf)
       _mm_prefetch(reinterpret_cast<const char*>(R.w + R.pf + (c * NR + j) * 64), _MM_HINT_T0);
     // Bytes outside `valid` load as 0 and flip to 128; x is 0 there, so they add nothing.
-    const __m512i wu = _mm512_xor_si512(_mm512_maskz_loadu_epi8(valid, R.w + j * R.in + c * 64), flip);
+    const __m512i wu = _mm512_xor_si512(_mm512_maskz_loadu_epi8(valid, wj[j] + c * R.cs), flip);
     const __m512i d = _mm512_dpbusd_epi32(bias, wu, xv);
     const __m512 sc = _mm512_mul_ps(_mm512_permutexvar_ps(idx, wsv[j]), sx);
     acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc[j]);
@@ -75,7 +97,7 @@ HIPPO_TARGET_AVX512_VNNI inline __m128 reduce4_512(__m512 a0, __m512 a1, __m512 
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-// NR rows of W (from R.w) against one prepared row of x; returns the NR sums in lanes 0..NR-1.
+// NR rows of W (R) against one prepared row of x; returns the NR sums in lanes 0..NR-1.
 template <int NR>
 HIPPO_TARGET_AVX512_VNNI __m128 rows512(const Rows512& R, const unsigned char* xp, int64_t C) {
   __m512 acc[kTogether];
@@ -83,23 +105,29 @@ HIPPO_TARGET_AVX512_VNNI __m128 rows512(const Rows512& R, const unsigned char* x
   const int64_t full = R.in / 64;
   const __m512i i0 = spread512(0), i1 = spread512(1), i2 = spread512(2), i3 = spread512(3);
   const __mmask64 all = ~__mmask64{0};
+  const int8_t* wj[NR];
+  for (int j = 0; j < NR; ++j) wj[j] = R.w + j * R.rs;
   int64_t c = 0;
-  for (; c + 4 <= full; c += 4) {  // 4 chunks: 8 blocks, whose 8 scales one load brings
+  for (; c + 4 <= full; c += 4) {  // 4 chunks: 8 blocks (a quad), whose 8 scales one load brings
     __m512 wsv[NR];
     for (int j = 0; j < NR; ++j)
-      wsv[j] = _mm512_castps256_ps512(_mm256_loadu_ps(R.ws + j * R.nb + 2 * c));
-    chunk512<NR>(R, xp, c, all, wsv, i0, acc);
-    chunk512<NR>(R, xp, c + 1, all, wsv, i1, acc);
-    chunk512<NR>(R, xp, c + 2, all, wsv, i2, acc);
-    chunk512<NR>(R, xp, c + 3, all, wsv, i3, acc);
+      wsv[j] = _mm512_castps256_ps512(_mm256_loadu_ps(R.ws + j * R.srs + c / 4 * R.sqs));
+    chunk512<NR>(R, wj, xp, c, all, wsv, i0, acc);
+    chunk512<NR>(R, wj, xp, c + 1, all, wsv, i1, acc);
+    chunk512<NR>(R, wj, xp, c + 2, all, wsv, i2, acc);
+    chunk512<NR>(R, wj, xp, c + 3, all, wsv, i3, acc);
   }
-  for (; c < C; ++c) {  // the last 0-3 chunks, one of them maybe a half
+  // The last 0-3 chunks (one of them maybe a half): all in the last, partial quad of scales.
+  const int64_t q = c / 4;
+  for (; c < C; ++c) {
     const bool half = c >= full;
     const __mmask64 valid = half ? (__mmask64{1} << 32) - 1 : all;
+    const int8_t* wh[NR];
+    for (int j = 0; j < NR; ++j) wh[j] = half ? R.wh + j * R.rsh : wj[j];
     __m512 wsv[NR];
     for (int j = 0; j < NR; ++j)
-      wsv[j] = _mm512_maskz_loadu_ps(half ? 0x1 : 0x3, R.ws + j * R.nb + 2 * c);
-    chunk512<NR>(R, xp, c, valid, wsv, i0, acc);
+      wsv[j] = _mm512_maskz_loadu_ps(half ? 0x1 : 0x3, R.wst + j * R.srt + q * R.sqs + 2 * (c - 4 * q));
+    chunk512<NR>(R, wh, xp, c, valid, wsv, i0, acc);
   }
   return reduce4_512(acc[0], acc[1], acc[2], acc[3]);
 }
@@ -175,20 +203,23 @@ HIPPO_TARGET_AVX512_VNNI void dot_rows_avx512(const int8_t* xq, const float* xs,
       _mm512_store_ps(reinterpret_cast<float*>(p + 128),
                       _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1)));
     }
-  const auto* Wq = static_cast<const int8_t*>(W.data);
-  int64_t o = o0;
-  for (; o + kTogether <= o1; o += kTogether) {
-    for (int64_t r = 0; r < rows; ++r) {
-      const Rows512 R{Wq + o * in, W.scales + o * nb, in, nb,
-                      r == 0 && o + 2 * kTogether <= o1 ? kTogether * in : 0};
-      store_sums(y + r * ldy + o, rows512<kTogether>(R, prep + r * C * kPrep512, C), kTogether,
-                 accumulate);
+  // Four rows at a time where four follow (in Rows4, a whole group), else one.
+  const int64_t r4 = W.layout == Q8Layout::Rows4 ? W.rows / 4 * 4 : 0;
+  for (int64_t o = o0; o < o1;) {
+    const bool four = o + kTogether <= o1 && (o >= r4 || o % 4 == 0);
+    if (four) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const Rows512 R = rows_at(W, o, r == 0 && o + 2 * kTogether <= o1 ? kTogether * in : 0);
+        store_sums(y + r * ldy + o, rows512<kTogether>(R, prep + r * C * kPrep512, C), kTogether,
+                   accumulate);
+      }
+      o += kTogether;
+    } else {
+      const Rows512 R = rows_at(W, o, 0);
+      for (int64_t r = 0; r < rows; ++r)
+        store_sums(y + r * ldy + o, rows512<1>(R, prep + r * C * kPrep512, C), 1, accumulate);
+      ++o;
     }
-  }
-  for (; o < o1; ++o) {
-    const Rows512 R{Wq + o * in, W.scales + o * nb, in, nb, 0};
-    for (int64_t r = 0; r < rows; ++r)
-      store_sums(y + r * ldy + o, rows512<1>(R, prep + r * C * kPrep512, C), 1, accumulate);
   }
 }
 

@@ -1,7 +1,5 @@
 #include "models/q8_weights.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -10,6 +8,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "kernels/gemm_q8.h"
+#include "kernels/q8_layout.h"
 
 namespace hippo {
 
@@ -60,63 +59,47 @@ void round_weights_to_q8(LanguageModel& model) {
   }
 }
 
-// One anonymous region for all of a model's q8 values and scales, 2 MiB aligned and advised
-// onto transparent huge pages (issue 18, session 10): a decode step streams all 150 MB of a
-// 125M model's q8 weights, i.e. ~37K distinct 4 KiB pages, far beyond the data TLB (3K
-// entries), and a page walk under a hypervisor costs up to ~24 memory references; 2 MiB pages
-// make it 75 entries. HIPPO_Q8_ARENA=0 keeps the former one-allocation-per-parameter layout
-// (ordinary pages) for A/B measurements (bench/decode_variants_ab.sh).
-struct HugeArena {
-  explicit HugeArena(size_t n) : bytes((n + kHuge - 1) / kHuge * kHuge) {
-    p = static_cast<char*>(std::aligned_alloc(kHuge, bytes));
-    HIPPO_CHECK(p != nullptr, "q8 weights: out of memory for ", bytes, " bytes");
-#ifdef MADV_HUGEPAGE
-    ::madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-  }
-  ~HugeArena() { std::free(p); }
-  HugeArena(const HugeArena&) = delete;
-  HugeArena& operator=(const HugeArena&) = delete;
-  static constexpr size_t kHuge = size_t{2} << 20;
-  size_t bytes;
-  char* p;
-};
+Q8Layout q8_decode_layout() {
+  return q8_dot_path(active_isa()) == Q8DotPath::Avx512Vnni ? Q8Layout::Rows4 : Q8Layout::Rows;
+}
 
-void convert_weights_to_q8(LanguageModel& model) {
-  const char* env = std::getenv("HIPPO_Q8_ARENA");
-  const bool arena = !(env && env[0] == '0');
-  if (!arena) {
-    for (auto& p : model.params()) {
-      Param& q = *p.param;
-      if (!q8_capable(q)) continue;
-      auto c = quantize_param(q, p.name);
-      q.stored = {DType::Q8, c->q.data(), q.view().rows, q.view().cols, c->s.data()};
-      q.value = Tensor::borrow(nullptr, q.value.shape());
-      model.keep_alive(std::move(c));
-    }
-    return;
-  }
+// All of a model's q8 values and scales in one region on transparent huge pages (issue 18,
+// session 10): a decode step streams all 150 MB of a 125M model's q8 weights, ~37K distinct
+// 4 KiB pages, far beyond the data TLB (3K entries), and a page walk under a hypervisor costs
+// up to ~24 memory references; 2 MiB pages make it 75 entries. Each tensor 64-byte aligned.
+void convert_weights_to_q8(LanguageModel& model, std::optional<Q8Layout> layout) {
+  const Q8Layout to = layout.value_or(q8_decode_layout());
   auto up64 = [](size_t n) { return (n + 63) / 64 * 64; };
-  size_t total = 0;
+  size_t total = 0, largest = 0;
   for (auto& p : model.params()) {
     if (!q8_capable(*p.param)) continue;
     const size_t n = static_cast<size_t>(p.param->view().rows * p.param->view().cols);
     total += up64(n) + up64(n / kQ8Block * sizeof(float));
+    largest = std::max(largest, n);
   }
-  auto a = std::make_shared<HugeArena>(total);
-  model.keep_alive(a);  // first: parameters point into it even if a later one fails to quantize
+  std::shared_ptr<char[]> arena = alloc_bytes_uninit(total);
+  model.keep_alive(arena);  // first: parameters point into it even if a later one fails to quantize
+  // Rows4: quantized row-major into a scratch copy, then rewritten into the arena.
+  std::unique_ptr<Q8Copy> scratch =
+      to == Q8Layout::Rows || largest == 0 ? nullptr : std::make_unique<Q8Copy>(largest);
   size_t off = 0;
   for (auto& p : model.params()) {
     Param& q = *p.param;
     if (!q8_capable(q)) continue;
     const WeightView v = q.view();
     const size_t n = static_cast<size_t>(v.rows * v.cols);
-    auto* qq = reinterpret_cast<int8_t*>(a->p + off);
+    auto* qq = reinterpret_cast<int8_t*>(arena.get() + off);
     off += up64(n);
-    auto* ss = reinterpret_cast<float*>(a->p + off);
+    auto* ss = reinterpret_cast<float*>(arena.get() + off);
     off += up64(n / kQ8Block * sizeof(float));
-    quantize_q8(q.value.data(), v.rows, v.cols, qq, ss, p.name.c_str());
-    q.stored = {DType::Q8, qq, v.rows, v.cols, ss};
+    if (to == Q8Layout::Rows) {
+      quantize_q8(q.value.data(), v.rows, v.cols, qq, ss, p.name.c_str());
+      q.stored = {DType::Q8, qq, v.rows, v.cols, ss};
+    } else {
+      quantize_q8(q.value.data(), v.rows, v.cols, scratch->q.data(), scratch->s.data(),
+                  p.name.c_str());
+      q.stored = q8_relayout(scratch->q.data(), scratch->s.data(), v.rows, v.cols, to, qq, ss);
+    }
     q.value = Tensor::borrow(nullptr, q.value.shape());
   }
 }

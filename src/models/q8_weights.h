@@ -9,6 +9,7 @@
 // __metadata__ holds the config and "weights": "q8". models/load.h maps them without copying.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 
 #include "models/lm.h"
@@ -25,9 +26,15 @@ bool q8_capable(const Param& p);
 // fp32 twin of a q8 model, for comparisons: same weights, fp32 kernels).
 void round_weights_to_q8(LanguageModel& model);
 
-// Replaces every q8-capable fp32 parameter by a q8 copy (Param::stored) and frees its fp32
-// storage. The model can then only be run (no init/backward/save).
-void convert_weights_to_q8(LanguageModel& model);
+// The layout batch-1 decoding reads fastest on this CPU at active_isa() (core/weight.h
+// Q8Layout): Rows4 where the AVX512-VNNI kernel runs (one stream per four rows instead of four),
+// Rows elsewhere (the other kernels read Rows4 only through a copy).
+Q8Layout q8_decode_layout();
+
+// Replaces every q8-capable fp32 parameter by a q8 copy (Param::stored, in `layout`, default
+// q8_decode_layout(); all copies in one huge-page region) and frees its fp32 storage. The model
+// can then only be run (no init/backward/save).
+void convert_weights_to_q8(LanguageModel& model, std::optional<Q8Layout> layout = {});
 
 // Writes the model in the q8 layout above (atomically). Needs fp32 weights. `metadata` is added
 // to the file's __metadata__ (e.g. an embedded tokenizer); format, config and weights are set.
