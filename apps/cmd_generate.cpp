@@ -31,6 +31,12 @@ void add_generate(CLI::App& app, std::function<int()>& run) {
                 "(bf16 for bf16/q8 weight files, fp32 for fp32 files); saved states need the same")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
       ->capture_default_str();
+  c->add_option("--q8-layout", o->q8_layout,
+                "q8 files: rows (use the mapped file, no copy), rows4 (copy once into four "
+                "interleaved rows: faster batch-1 decoding on AVX512-VNNI), or auto (rows4 "
+                "where that kernel runs)")
+      ->check(CLI::IsMember({"auto", "rows", "rows4"}))
+      ->capture_default_str();
   c->add_flag("--fast-bf16", o->fast_bf16,
               "With bf16 weights: round decoding's activations to bf16 and multiply pairs with "
               "VDPBF16PS, as llama.cpp and PyTorch bf16 autocast do (faster batched decoding; "

@@ -28,6 +28,7 @@
 #include "io/output_path.h"
 #include "io/run_dir.h"
 #include "models/lm.h"
+#include "api/q8_layout_option.h"
 #include "models/load.h"
 
 namespace hippo {
@@ -94,6 +95,7 @@ void generate(const GenerateOptions& o) {
   const std::unique_ptr<LanguageModel> loaded = load_model_mapped(o.model, &meta);
   LanguageModel& model = *loaded;
   model.set_kv_cache(api::resolve_kv_cache(o.kv_cache, model));
+  api::apply_q8_layout(o.q8_layout, model);
   const ModelConfig& cfg = model.config();
   if (o.fast_bf16) {
     bool any_bf16 = false;

@@ -3,6 +3,7 @@
 
 #include "api/impl.h"
 #include "api/kv_cache_option.h"
+#include "api/q8_layout_option.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/scratch.h"
@@ -70,6 +71,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
     }
   info.bf16_weights = info.weights_dtype == "bf16";
   impl->lm->set_kv_cache(api::resolve_kv_cache(opts.kv_cache, *impl->lm));
+  info.q8_layout = api::apply_q8_layout(opts.q8_layout, *impl->lm);
   info.kv_cache = kv_cache_name(impl->lm->kv_cache());
   info.config_json = cfg.to_json().dump();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));

@@ -104,6 +104,37 @@ void convert_weights_to_q8(LanguageModel& model, std::optional<Q8Layout> layout)
   }
 }
 
+void relayout_q8_weights(LanguageModel& model, Q8Layout layout) {
+  auto up64 = [](size_t n) { return (n + 63) / 64 * 64; };
+  auto moves = [&](const Param& q) {
+    return q.has_stored() && q.stored.dtype == DType::Q8 && q.stored.layout != layout;
+  };
+  size_t total = 0, largest = 0;
+  for (auto& p : model.params())
+    if (moves(*p.param)) {
+      const size_t n = static_cast<size_t>(p.param->stored.rows * p.param->stored.cols);
+      total += up64(n) + up64(n / kQ8Block * sizeof(float));
+      largest = std::max(largest, n);
+    }
+  if (total == 0) return;
+  std::shared_ptr<char[]> arena = alloc_bytes_uninit(total);
+  model.keep_alive(arena);
+  Q8Copy scratch(largest);  // row-major rows of one weight, then rewritten into the arena
+  size_t off = 0;
+  for (auto& p : model.params()) {
+    Param& q = *p.param;
+    if (!moves(q)) continue;
+    const WeightView v = q.stored;
+    const size_t n = static_cast<size_t>(v.rows * v.cols);
+    auto* qq = reinterpret_cast<int8_t*>(arena.get() + off);
+    off += up64(n);
+    auto* ss = reinterpret_cast<float*>(arena.get() + off);
+    off += up64(n / kQ8Block * sizeof(float));
+    q8_copy_rows(v, 0, v.rows, scratch.q.data(), scratch.s.data());
+    q.stored = q8_relayout(scratch.q.data(), scratch.s.data(), v.rows, v.cols, layout, qq, ss);
+  }
+}
+
 void save_weights_q8(const std::string& path, const LanguageModel& model,
                      std::map<std::string, std::string> metadata) {
   std::vector<RawTensor> list;

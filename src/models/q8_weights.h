@@ -36,6 +36,11 @@ Q8Layout q8_decode_layout();
 // can then only be run (no init/backward/save).
 void convert_weights_to_q8(LanguageModel& model, std::optional<Q8Layout> layout = {});
 
+// Rewrites every q8 weight that is not in `layout` into one huge-page region in that layout (a
+// q8 file is mapped in the Rows layout; Rows4 is a copy, no longer the file's pages). Bits of
+// every result are unchanged (tests/q8_layout_test.cpp).
+void relayout_q8_weights(LanguageModel& model, Q8Layout layout);
+
 // Writes the model in the q8 layout above (atomically). Needs fp32 weights. `metadata` is added
 // to the file's __metadata__ (e.g. an embedded tokenizer); format, config and weights are set.
 void save_weights_q8(const std::string& path, const LanguageModel& model,

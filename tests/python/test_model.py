@@ -18,7 +18,7 @@ import torch
 
 import pyhelpers
 import refcommon  # tests/ref (pyhelpers puts it on the path)
-from pyhelpers import HYBRID, rel_err, write_model
+from pyhelpers import HIPPO_BIN, HYBRID, rel_err, write_model
 
 import hippo
 
@@ -180,6 +180,25 @@ class ModelTest(unittest.TestCase):
             s3.restore_bytes(s.save_bytes())
         with self.assertRaisesRegex(hippo.Error, "kv_cache must be"):
             hippo.load(out, kv_cache="f16")
+
+    def test_q8_layout_option(self):
+        # A q8 file (hippo convert) used where mapped ("rows") or copied into four interleaved
+        # rows ("rows4"): the same bits from forward and from decoding steps.
+        out = os.path.join(self.tmp.name, "q8.safetensors")
+        subprocess.run([HIPPO_BIN, "convert", self.path, out, "--dtype", "q8"], check=True,
+                       capture_output=True)
+        rows, rows4 = hippo.load(out, q8_layout="rows"), hippo.load(out, q8_layout="rows4")
+        self.assertEqual((rows.q8_layout, rows4.q8_layout), ("rows", "rows4"))
+        self.assertIn(hippo.load(out).q8_layout, ("rows", "rows4"))
+        self.assertEqual(self.m.q8_layout, "")  # no q8 weights
+        np.testing.assert_array_equal(rows.forward(self.tokens), rows4.forward(self.tokens))
+        a, b = rows.session(), rows4.session()
+        a.prefill(self.tokens[0, :10])
+        b.prefill(self.tokens[0, :10])
+        for t in (3, 9, 200):
+            np.testing.assert_array_equal(a.step(t), b.step(t))
+        with self.assertRaisesRegex(hippo.Error, "q8_layout must be"):
+            hippo.load(out, q8_layout="rows8")
 
     def test_errors_are_hippo_errors(self):
         self.assertTrue(issubclass(hippo.Error, RuntimeError))
