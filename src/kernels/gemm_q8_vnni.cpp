@@ -43,7 +43,7 @@ struct Rows512 {
 
 // Rows o.. of W (the first row of the 1 or 4 taken together; a group of 4 in Rows4 starts on a
 // group boundary).
-Rows512 rows_at(const WeightView& W, int64_t o, int64_t pf) {
+[[gnu::always_inline]] inline Rows512 rows_at(const WeightView& W, int64_t o, int64_t pf) {
   const int64_t in = W.cols, nb = in / B;
   const auto* q = static_cast<const int8_t*>(W.data);
   if (W.layout == Q8Layout::Rows || o >= W.rows / 4 * 4) {
@@ -208,10 +208,11 @@ HIPPO_TARGET_AVX512_VNNI void dot_rows_avx512(const int8_t* xq, const float* xs,
   for (int64_t o = o0; o < o1;) {
     const bool four = o + kTogether <= o1 && (o >= r4 || o % 4 == 0);
     if (four) {
+      Rows512 R = rows_at(W, o, o + 2 * kTogether <= o1 ? kTogether * in : 0);
       for (int64_t r = 0; r < rows; ++r) {
-        const Rows512 R = rows_at(W, o, r == 0 && o + 2 * kTogether <= o1 ? kTogether * in : 0);
         store_sums(y + r * ldy + o, rows512<kTogether>(R, prep + r * C * kPrep512, C), kTogether,
                    accumulate);
+        R.pf = 0;  // the first row of x brought the next group in
       }
       o += kTogether;
     } else {
