@@ -5,9 +5,9 @@
 # streaming bandwidth each run measures). Prints the load before, per run and after.
 # Usage: bench/decode_variants_ab.sh [ROUNDS=5] [HIPPO=build/hippo]
 # VARIANTS (optional) overrides the list: "label|ENV=.. ENV=..|hippo bench generate args" per
-# line. The default compares (issue 18, session 10) q8 as session 9 ran it (4 KiB pages, fp32
-# KV cache), q8 on transparent huge pages with an fp32 KV cache, and the new default (huge
-# pages + bf16 KV cache); bf16 weights with each KV cache for the q8/bf16 ratio.
+# line. The default compares (issue 18, session 11) q8 in the row-major layout (session 10's
+# default), q8 in the Rows4 layout (four rows interleaved: the default where AVX512-VNNI runs),
+# both with the bf16 KV cache, and bf16 weights for the q8/bf16 ratio.
 set -euo pipefail
 rounds=${1:-5}
 hippo=${2:-build/hippo}
@@ -15,11 +15,9 @@ steps=${STEPS:-128}
 [[ "$rounds" =~ ^[1-9][0-9]*$ && "$steps" =~ ^[1-9][0-9]*$ ]] ||
   { echo "decode_variants_ab.sh: ROUNDS and STEPS must be positive integers (got '$rounds', '$steps')" >&2; exit 2; }
 [[ -x "$hippo" ]] || { echo "decode_variants_ab.sh: no executable '$hippo'" >&2; exit 2; }
-default_variants="q8-s9|HIPPO_Q8_ARENA=0|--q8 --kv-cache fp32
-q8-huge|HIPPO_Q8_ARENA=1|--q8 --kv-cache fp32
-q8-huge-kvbf16|HIPPO_Q8_ARENA=1|--q8 --kv-cache bf16
-bf16-kvfp32||--bf16 --kv-cache fp32
-bf16-kvbf16||--bf16 --kv-cache bf16"
+default_variants="q8-rows||--q8 --q8-layout rows --kv-cache bf16
+q8-rows4||--q8 --q8-layout rows4 --kv-cache bf16
+bf16||--bf16 --kv-cache bf16"
 variants=${VARIANTS:-$default_variants}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
