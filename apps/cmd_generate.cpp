@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "apps/commands.h"
+#include "apps/load_options.h"
 #include "hippo/generate.hpp"
 
 namespace hippo::cli {
@@ -26,17 +27,8 @@ void add_generate(CLI::App& app, std::function<int()>& run) {
   c->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("--tokenizer", o->tokenizer,
                 "byte | gpt2:DIR (default: the one embedded in the model file)");
-  c->add_option("--kv-cache", o->kv_cache,
-                "Attention KV cache dtype: fp32, bf16 (half the bytes per decode step), or auto "
-                "(bf16 for bf16/q8 weight files, fp32 for fp32 files); saved states need the same")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
-      ->capture_default_str();
-  c->add_option("--q8-layout", o->q8_layout,
-                "q8 files: rows (use the mapped file, no copy), rows4 (copy once into four "
-                "interleaved rows: faster batch-1 decoding on AVX512-VNNI), or auto (rows4 "
-                "where that kernel runs)")
-      ->check(CLI::IsMember({"auto", "rows", "rows4"}))
-      ->capture_default_str();
+  add_kv_cache_option(c, o->kv_cache);
+  add_q8_layout_option(c, o->q8_layout);
   c->add_flag("--fast-bf16", o->fast_bf16,
               "With bf16 weights: round decoding's activations to bf16 and multiply pairs with "
               "VDPBF16PS, as llama.cpp and PyTorch bf16 autocast do (faster batched decoding; "

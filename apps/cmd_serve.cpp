@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "apps/commands.h"
+#include "apps/load_options.h"
 #include "apps/serve/serve.h"
 #include "hippo/error.hpp"
 
@@ -14,17 +15,8 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
   c->add_option("-m,--model", o->model, "Weights or checkpoint (.safetensors)")->required();
   c->add_option("--tokenizer", o->tokenizer,
                 "byte | gpt2:DIR (default: the one embedded in the model file)");
-  c->add_option("--kv-cache", o->kv_cache,
-                "Attention KV cache dtype: fp32, bf16 (half the bytes per decode step), or auto "
-                "(bf16 for bf16/q8 weight files, fp32 for fp32 files); saved states need the same")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
-      ->capture_default_str();
-  c->add_option("--q8-layout", o->q8_layout,
-                "q8 files: rows (use the mapped file, no copy), rows4 (copy once into four "
-                "interleaved rows: faster batch-1 decoding on AVX512-VNNI), or auto (rows4 "
-                "where that kernel runs)")
-      ->check(CLI::IsMember({"auto", "rows", "rows4"}))
-      ->capture_default_str();
+  add_kv_cache_option(c, o->kv_cache);
+  add_q8_layout_option(c, o->q8_layout);
   c->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   c->add_option("--port", o->port, "Port (0: any free port, printed at start)")->capture_default_str();
   c->add_option("--parallel", o->parallel, "Sequences decoding at once (one batched step)")
