@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Batch-1 decode variants alternated round by round (A B C A B C ...), each run a fresh process:
 # 1 thread, 125M hybrid, prompt 2048, 128 steps. Per variant: every round, the median, the spread
-# across processes and the distance from the memory bound (weight bytes per token / the
-# streaming bandwidth each run measures). Prints the load before, per run and after.
+# across processes and the distance from the memory bound: bytes per token / the streaming
+# bandwidth each run measures, with the weights only ("bound") and with the KV cache and SSM
+# states a step also moves ("all bytes"). Prints the load before, per run and after.
 # Usage: bench/decode_variants_ab.sh [ROUNDS=5] [HIPPO=build/hippo]
 # VARIANTS (optional) overrides the list: "label|ENV=.. ENV=..|hippo bench generate args" per
 # line. The default compares (issue 18, session 11) q8 in the row-major layout (session 10's
@@ -30,9 +31,10 @@ for ((i = 1; i <= rounds; i++)); do
           --only hybrid -n "$steps" $args 2>&1)
     row=$(grep -E '^2048 ' <<<"$out")
     bound=$(grep -oE 'bandwidth bound [0-9.]+' <<<"$out" | awk '{print $3}')
+    allb=$(grep -oE 'all-bytes bound [0-9.]+' <<<"$out" | awk '{print $3}')
     read -r _ _ pw _ pc dw _ dc <<<"$row"
-    echo "$label round $i: prompt $pw / $pc, decode $dw / $dc tok/s (wall / cpu), bound $bound, load $(cut -d' ' -f1 /proc/loadavg)"
-    echo "$label $pc $dc $bound" >>"$tmp/all"
+    echo "$label round $i: prompt $pw / $pc, decode $dw / $dc tok/s (wall / cpu), bound $bound (all bytes $allb), load $(cut -d' ' -f1 /proc/loadavg)"
+    echo "$label $pc $dc $bound $allb" >>"$tmp/all"
   done <<<"$variants"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -40,11 +42,14 @@ python3 - "$tmp/all" <<'PY'
 import statistics as st, sys
 rows = {}
 for line in open(sys.argv[1]):
-    label, pc, dc, bound = line.split()
-    rows.setdefault(label, []).append((float(pc), float(dc), float(bound)))
-print(f"{'variant':<16} {'prompt cpu':>10} {'decode cpu':>10} {'min':>7} {'max':>7} {'bound':>7} {'x bound':>8}")
+    label, pc, dc, bound, allb = line.split()
+    rows.setdefault(label, []).append((float(pc), float(dc), float(bound), float(allb)))
+print(f"{'variant':<16} {'prompt cpu':>10} {'decode cpu':>10} {'min':>7} {'max':>7} {'bound':>7} "
+      f"{'x bound':>8} {'all bytes':>9} {'x all':>6}")
 for label, r in rows.items():
     d = [x[1] for x in r]
-    mp, md, mb = st.median(x[0] for x in r), st.median(d), st.median(x[2] for x in r)
-    print(f"{label:<16} {mp:10.1f} {md:10.1f} {min(d):7.1f} {max(d):7.1f} {mb:7.1f} {mb / md:8.2f}")
+    mp, md = st.median(x[0] for x in r), st.median(d)
+    mb, ma = st.median(x[2] for x in r), st.median(x[3] for x in r)
+    print(f"{label:<16} {mp:10.1f} {md:10.1f} {min(d):7.1f} {max(d):7.1f} {mb:7.1f} {mb / md:8.2f} "
+          f"{ma:9.1f} {ma / md:6.2f}")
 PY

@@ -13,7 +13,9 @@
 #include "api/bf16_activations_scope.h"
 #include "api/kv_cache_option.h"
 #include "core/buffer.h"
+#include "core/cpu_peak.h"
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "generate/sampler.h"
@@ -103,7 +105,16 @@ struct Speed {
 struct Row {
   int prompt, batch;
   Speed prefill, decode;
+  double state_bytes = 0;  // per sequence and step: KV cache and SSM states, mean over the decode
 };
+
+// Bytes a step of sequence state `st` moves besides the weights (MixerState::step_bytes), per
+// sequence.
+double state_step_bytes(const ModelState& st) {
+  double total = 0;
+  for (const auto& l : st.layers) total += static_cast<double>(l->step_bytes());
+  return total / st.batch;
+}
 
 // Decodes `tokens` greedy steps from `st` (batch rows); tokens/s over all sequences in the
 // fastest window of 16 steps, by wall and by CPU time separately: other jobs on a shared machine
@@ -133,6 +144,19 @@ Speed decode_speed(LanguageModel& m, ModelState& st, const float* first_logits, 
   return best;
 }
 
+// The bound of batch-1 decoding counting every byte a step must move: the weights plus the
+// KV cache (read up to the current length) and the SSM states (read and written back), at the
+// mean length of the timed decode.
+void print_all_bytes_bounds(const char* name, const std::vector<Row>& rows, int64_t weight_bytes,
+                            double bw) {
+  for (const Row& r : rows) {
+    if (r.batch != 1) continue;
+    const double total = static_cast<double>(weight_bytes) + r.state_bytes;
+    std::printf("%s: prompt %d: + %.1f MB of KV cache and SSM state per token -> all-bytes bound "
+                "%.1f tokens/s\n", name, r.prompt, r.state_bytes / 1e6, bw * 1e9 / total);
+  }
+}
+
 std::vector<Row> bench_model(LanguageModel& m, const BenchGenerateOptions& o) {
   std::vector<Row> rows;
   Rng rng(5);
@@ -150,16 +174,20 @@ std::vector<Row> bench_model(LanguageModel& m, const BenchGenerateOptions& o) {
     for (auto& t : prompt) t = static_cast<int32_t>(rng.below(V));
     // Prefill is measured at batch 1; larger batches fork the prompt's state (same decode work).
     ModelState st = m.new_state(1);
+    prof::reset();  // HIPPO_PROFILE set: the phases of this prefill, printed below
     Timer t;
     const float* lg = m.prefill(prompt.data(), 1, P, st);
     const Speed prefill{P / t.wall(), P / t.cpu()};
+    if (prof::enabled()) prof::report(stderr, "prefill of " + std::to_string(P) + " tokens");
     std::vector<float> first(lg, lg + m.config().padded_vocab());
     for (int B : o.batches) {
       ModelState sb = repeat_state(st, B);
       reserve_state(m, sb, P + o.tokens + 1);
       std::vector<float> lgB;
       for (int b = 0; b < B; ++b) lgB.insert(lgB.end(), first.begin(), first.end());
-      rows.push_back({P, B, prefill, decode_speed(m, sb, lgB.data(), o.tokens)});
+      const double bytes_before = state_step_bytes(sb);
+      const Speed decode = decode_speed(m, sb, lgB.data(), o.tokens);
+      rows.push_back({P, B, prefill, decode, (bytes_before + state_step_bytes(sb)) / 2});
       std::fprintf(stderr, "  prompt %5d batch %2d: prefill %8.1f tok/s, decode %8.2f tok/s (wall)\n",
                    P, B, prefill.wall, rows.back().decode.wall);
     }
@@ -220,6 +248,16 @@ void bench_generate(const BenchGenerateOptions& options) {
                                                         : "rows (auto)");
   std::printf("threads %d; DRAM read bandwidth (1 GiB streaming sum, best of 3): %.1f GB/s by "
               "wall time, %.1f GB/s by CPU time\n", o.threads, bw_wall, bw_cpu);
+  if (num_threads() > 1) {
+    // Whether the threads have a core each right now (bench/corun_probe.cpp says why it varies).
+    const double single = measure_fma_peak().gflops;
+    const std::vector<double> each = measure_fma_peak_concurrent(num_threads());
+    std::printf("FMA loops on %d threads at once:", num_threads());
+    for (double g : each) std::printf(" %.1f", g);
+    const double slowest = *std::min_element(each.begin(), each.end());
+    std::printf(" GFLOP/s against %.1f alone: cores %s\n", single,
+                slowest >= 0.85 * single ? "separate" : "shared (scaling not measurable now)");
+  }
   std::vector<Row> res[kKinds];
   int64_t weight_bytes[kKinds];
   for (int k = 0; k < kKinds; ++k) {
@@ -257,6 +295,7 @@ void bench_generate(const BenchGenerateOptions& options) {
                   r.prefill.cpu, r.decode.wall, r.decode.cpu);
     std::printf("%s: weights read per batch-1 token %.0f MB -> bandwidth bound %.1f tokens/s\n",
                 kNames[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
+    print_all_bytes_bounds(kNames[k], res[k], weight_bytes[k], bw);
     return;
   }
   auto table = [&](const char* title, bool cpu) {
@@ -281,10 +320,12 @@ void bench_generate(const BenchGenerateOptions& options) {
   std::printf("CPU time / (wall time x threads) over the run: %.0f%%%s\n", 100 * cpu_share,
               cpu_share < 0.9 ? " (machine busy: numbers are pessimistic)" : "");
   for (int k = 0; k < kKinds; ++k)
-    if (!res[k].empty())
-    std::printf("%s: weights read per batch-1 token %.0f MB -> bandwidth bound %.1f tokens/s "
-                "(KV cache reads come on top)\n",
-                kNames[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
+    if (!res[k].empty()) {
+      std::printf("%s: weights read per batch-1 token %.0f MB -> bandwidth bound %.1f tokens/s "
+                  "(weights only)\n",
+                  kNames[k], weight_bytes[k] / 1e6, bw * 1e9 / weight_bytes[k]);
+      print_all_bytes_bounds(kNames[k], res[k], weight_bytes[k], bw);
+    }
 }
 
 }  // namespace hippo

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <vector>
 
+#include <omp.h>
+
 #include "core/cpu_features.h"
 
 namespace hippo {
@@ -55,19 +57,26 @@ __attribute__((target("avx2,fma"))) double peak_avx2(long iters) {
   return 2.0 * 8 * 12 * iters / s / 1e9;
 }
 
+using PeakFn = double (*)(long);
+PeakFn peak_fn(std::string* isa) {
+  const CpuFeatures& f = cpu_features_detected();
+  if (f.avx512f && f.fma) {
+    *isa = "avx512";
+    return peak_avx512;
+  }
+  if (f.avx2 && f.fma) {
+    *isa = "avx2";
+    return peak_avx2;
+  }
+  *isa = "scalar";
+  return nullptr;
+}
+
 }  // namespace
 
 CpuPeak measure_fma_peak() {
   CpuPeak p{0, "scalar"};
-  double (*fn)(long) = nullptr;
-  const CpuFeatures& f = cpu_features_detected();
-  if (f.avx512f && f.fma) {
-    fn = peak_avx512;
-    p.isa = "avx512";
-  } else if (f.avx2 && f.fma) {
-    fn = peak_avx2;
-    p.isa = "avx2";
-  }
+  const PeakFn fn = peak_fn(&p.isa);
   if (!fn) {
     p.gflops = 2.0;  // nominal; nothing vectorised to measure
     return p;
@@ -77,6 +86,32 @@ CpuPeak measure_fma_peak() {
   std::sort(runs.begin(), runs.end());
   p.gflops = runs[runs.size() / 2];
   return p;
+}
+
+std::vector<double> measure_fma_peak_concurrent(int threads) {
+  std::string isa;
+  const PeakFn fn = peak_fn(&isa);
+  threads = std::max(threads, 1);
+  if (!fn) return std::vector<double>(static_cast<size_t>(threads), 2.0);  // nominal
+  std::vector<double> out(static_cast<size_t>(threads), 0.0);  // 0: that thread never ran
+  std::vector<std::vector<double>> runs(out.size());
+  for (int r = 0; r < 3; ++r) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      // Everyone starts together, so the loops overlap in time.
+#pragma omp barrier
+      const double g = fn(10'000'000);
+      if (t < threads) runs[static_cast<size_t>(t)].push_back(g);
+    }
+  }
+  for (size_t t = 0; t < out.size(); ++t) {
+    auto& v = runs[t];
+    if (v.empty()) continue;  // OpenMP gave fewer threads than asked: stays 0
+    std::sort(v.begin(), v.end());
+    out[t] = v[v.size() / 2];
+  }
+  return out;
 }
 
 }  // namespace hippo

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/phase_profile.h"
 #include "kernels/cross_entropy.h"
 #include "models/lm.h"
 
@@ -64,15 +65,18 @@ void LanguageModel::run_chunk(const int32_t* tokens, int B, int L, ModelState& s
   float* r = state.resid.get_uninit(static_cast<size_t>(n));
   float* normed = state.normed.get_uninit(static_cast<size_t>(n));
   float* branch = state.branch.get_uninit(static_cast<size_t>(n));
-  embed(tokens, B, L, state.position, r);
+  { prof::Scope ps("pre.embed"); embed(tokens, B, L, state.position, r); }
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const Block& b = *blocks_[i];
-    b.norm1.forward_inference(r, normed, rows, state.stats);
-    b.mixer->prefill(normed, branch, B, L, *state.layers[i], state.work);
-    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
-    b.norm2.forward_inference(r, normed, rows, state.stats);
-    b.mlp.forward_inference(normed, branch, rows, state.hidden);
-    for (int64_t j = 0; j < n; ++j) r[j] += branch[j];
+    { prof::Scope ps("pre.norm"); b.norm1.forward_inference(r, normed, rows, state.stats); }
+    {
+      prof::Scope ps("pre.mixer");
+      b.mixer->prefill(normed, branch, B, L, *state.layers[i], state.work);
+    }
+    { prof::Scope ps("pre.resid"); for (int64_t j = 0; j < n; ++j) r[j] += branch[j]; }
+    { prof::Scope ps("pre.norm"); b.norm2.forward_inference(r, normed, rows, state.stats); }
+    { prof::Scope ps("pre.mlp"); b.mlp.forward_inference(normed, branch, rows, state.hidden); }
+    { prof::Scope ps("pre.resid"); for (int64_t j = 0; j < n; ++j) r[j] += branch[j]; }
   }
   state.position += L;
 }

@@ -34,6 +34,10 @@ struct AttentionCache : MixerState {
     return static_cast<int64_t>((k.size() + v.size()) * sizeof(float) +
                                 (k16.size() + v16.size()) * sizeof(uint16_t));
   }
+  // The cached keys and values: len of capacity rows per (sequence, head).
+  int64_t step_bytes() const override {
+    return capacity > 0 ? bytes() / capacity * len : 0;
+  }
   Buffer qkv, ctx, scores, rot;  // step's scratch: here so that threads share nothing writable
 };
 

@@ -40,6 +40,9 @@ struct H3State : MixerState {
   };
   std::shared_ptr<const PrefillCache> prefill_cache;
   void release_prefill_cache() override { prefill_cache.reset(); }
+  int64_t step_bytes() const override {
+    return static_cast<int64_t>(2 * (shift.size() * sizeof(float) + diag.size() * sizeof(diag[0])));
+  }
 };
 
 class H3 : public Mixer {

@@ -1,5 +1,6 @@
 // The interfaces every sequence mixer implements (parameters and Module: core/param.h).
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -20,6 +21,10 @@ struct MixerState {
   // assumption that the parameters do not change; LanguageModel::prefill releases it before
   // and after every call.
   virtual void release_prefill_cache() {}
+  // Bytes one decoding step moves through this state besides the weights: an SSM state is
+  // read and written back whole, a KV cache read up to its current length. For the memory
+  // bound of decoding (hippo bench generate).
+  virtual int64_t step_bytes() const { return 0; }
 };
 
 // Scratch of the const inference passes (prefill), owned by the caller (a sequence's

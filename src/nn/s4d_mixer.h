@@ -21,6 +21,7 @@ struct S4DState : MixerState {
   // prefill, or by the first step of a state that was copied without them.
   std::shared_ptr<const S4DStepParams> dynamics;
   Buffer g;  // step's scratch: in the state, so that threads share nothing writable
+  int64_t step_bytes() const override { return static_cast<int64_t>(2 * x.size() * sizeof(x[0])); }
 
   // What the chunks of one prefill share: the kernel for `len` positions and the dynamics it
   // was made from (see MixerState::release_prefill_cache). Made by S4DMixer::prefill_kernels
