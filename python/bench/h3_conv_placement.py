@@ -24,6 +24,7 @@ import torch
 
 import hippo
 import hippo.ops
+from h3_conv import _mappings  # same folder: python puts it on sys.path
 
 _keep = []  # the mappings stay alive for the process
 
@@ -47,15 +48,9 @@ def placed(src, offset=0, huge=False):
 
 def thp_kb(t):
     p = t.data_ptr()
-    with open("/proc/self/smaps") as f:
-        inside = False
-        for line in f:
-            head = line.split(None, 1)[0]
-            if "-" in head and not head.endswith(":"):
-                lo, hi = (int(x, 16) for x in head.split("-"))
-                inside = lo <= p < hi
-            elif inside and head == "AnonHugePages:":
-                return int(line.split()[1])
+    for lo, hi, thp, _ in _mappings():
+        if lo <= p < hi:
+            return thp
     return -1
 
 

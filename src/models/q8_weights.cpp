@@ -63,75 +63,84 @@ Q8Layout q8_decode_layout() {
   return q8_dot_path(active_isa()) == Q8DotPath::Avx512Vnni ? Q8Layout::Rows4 : Q8Layout::Rows;
 }
 
+namespace {
+
+// The weights a conversion rewrites, each with where its q8 values and scales go.
+struct Q8Slot {
+  Param* param;
+  int64_t rows, cols;
+  const char* name = "";  // for errors (points into the model's parameter list)
+  int8_t* q = nullptr;
+  float* s = nullptr;
+};
+
 // All of a model's q8 values and scales in one region on transparent huge pages (issue 18,
 // session 10): a decode step streams all 150 MB of a 125M model's q8 weights, ~37K distinct
 // 4 KiB pages, far beyond the data TLB (3K entries), and a page walk under a hypervisor costs
 // up to ~24 memory references; 2 MiB pages make it 75 entries. Each tensor 64-byte aligned.
-void convert_weights_to_q8(LanguageModel& model, std::optional<Q8Layout> layout) {
-  const Q8Layout to = layout.value_or(q8_decode_layout());
+// Fills the slots' q and s; returns the largest slot's element count.
+size_t place_in_one_region(LanguageModel& model, std::vector<Q8Slot>& slots) {
   auto up64 = [](size_t n) { return (n + 63) / 64 * 64; };
   size_t total = 0, largest = 0;
-  for (auto& p : model.params()) {
-    if (!q8_capable(*p.param)) continue;
-    const size_t n = static_cast<size_t>(p.param->view().rows * p.param->view().cols);
+  for (const Q8Slot& t : slots) {
+    const size_t n = static_cast<size_t>(t.rows * t.cols);
     total += up64(n) + up64(n / kQ8Block * sizeof(float));
     largest = std::max(largest, n);
   }
+  if (total == 0) return 0;
   std::shared_ptr<char[]> arena = alloc_bytes_uninit(total);
-  model.keep_alive(arena);  // first: parameters point into it even if a later one fails to quantize
-  // Rows4: quantized row-major into a scratch copy, then rewritten into the arena.
+  model.keep_alive(arena);  // first: parameters point into it even if a later one fails
+  size_t off = 0;
+  for (Q8Slot& t : slots) {
+    const size_t n = static_cast<size_t>(t.rows * t.cols);
+    t.q = reinterpret_cast<int8_t*>(arena.get() + off);
+    off += up64(n);
+    t.s = reinterpret_cast<float*>(arena.get() + off);
+    off += up64(n / kQ8Block * sizeof(float));
+  }
+  return largest;
+}
+
+}  // namespace
+
+void convert_weights_to_q8(LanguageModel& model, std::optional<Q8Layout> layout) {
+  const Q8Layout to = layout.value_or(q8_decode_layout());
+  std::vector<Q8Slot> slots;
+  for (auto& p : model.params())
+    if (q8_capable(*p.param))
+      slots.push_back({p.param, p.param->view().rows, p.param->view().cols, p.name.c_str()});
+  const size_t largest = place_in_one_region(model, slots);
+  // Rows4: quantized row-major into a scratch copy, then rewritten into the region.
   std::unique_ptr<Q8Copy> scratch =
       to == Q8Layout::Rows || largest == 0 ? nullptr : std::make_unique<Q8Copy>(largest);
-  size_t off = 0;
-  for (auto& p : model.params()) {
-    Param& q = *p.param;
-    if (!q8_capable(q)) continue;
-    const WeightView v = q.view();
-    const size_t n = static_cast<size_t>(v.rows * v.cols);
-    auto* qq = reinterpret_cast<int8_t*>(arena.get() + off);
-    off += up64(n);
-    auto* ss = reinterpret_cast<float*>(arena.get() + off);
-    off += up64(n / kQ8Block * sizeof(float));
+  for (const Q8Slot& t : slots) {
+    Param& q = *t.param;
     if (to == Q8Layout::Rows) {
-      quantize_q8(q.value.data(), v.rows, v.cols, qq, ss, p.name.c_str());
-      q.stored = {DType::Q8, qq, v.rows, v.cols, ss};
+      quantize_q8(q.value.data(), t.rows, t.cols, t.q, t.s, t.name);
+      q.stored = {DType::Q8, t.q, t.rows, t.cols, t.s};
     } else {
-      quantize_q8(q.value.data(), v.rows, v.cols, scratch->q.data(), scratch->s.data(),
-                  p.name.c_str());
-      q.stored = q8_relayout(scratch->q.data(), scratch->s.data(), v.rows, v.cols, to, qq, ss);
+      quantize_q8(q.value.data(), t.rows, t.cols, scratch->q.data(), scratch->s.data(), t.name);
+      q.stored = q8_relayout(scratch->q.data(), scratch->s.data(), t.rows, t.cols, to, t.q, t.s);
     }
     q.value = Tensor::borrow(nullptr, q.value.shape());
   }
 }
 
 void relayout_q8_weights(LanguageModel& model, Q8Layout layout) {
-  auto up64 = [](size_t n) { return (n + 63) / 64 * 64; };
-  auto moves = [&](const Param& q) {
-    return q.has_stored() && q.stored.dtype == DType::Q8 && q.stored.layout != layout;
-  };
-  size_t total = 0, largest = 0;
-  for (auto& p : model.params())
-    if (moves(*p.param)) {
-      const size_t n = static_cast<size_t>(p.param->stored.rows * p.param->stored.cols);
-      total += up64(n) + up64(n / kQ8Block * sizeof(float));
-      largest = std::max(largest, n);
-    }
-  if (total == 0) return;
-  std::shared_ptr<char[]> arena = alloc_bytes_uninit(total);
-  model.keep_alive(arena);
-  Q8Copy scratch(largest);  // row-major rows of one weight, then rewritten into the arena
-  size_t off = 0;
+  std::vector<Q8Slot> slots;
   for (auto& p : model.params()) {
-    Param& q = *p.param;
-    if (!moves(q)) continue;
-    const WeightView v = q.stored;
-    const size_t n = static_cast<size_t>(v.rows * v.cols);
-    auto* qq = reinterpret_cast<int8_t*>(arena.get() + off);
-    off += up64(n);
-    auto* ss = reinterpret_cast<float*>(arena.get() + off);
-    off += up64(n / kQ8Block * sizeof(float));
+    const Param& q = *p.param;
+    if (q.has_stored() && q.stored.dtype == DType::Q8 && q.stored.layout != layout)
+      slots.push_back({p.param, q.stored.rows, q.stored.cols, p.name.c_str()});
+  }
+  const size_t largest = place_in_one_region(model, slots);
+  if (largest == 0) return;
+  Q8Copy scratch(largest);  // row-major rows of one weight, then rewritten into the region
+  for (const Q8Slot& t : slots) {
+    const WeightView v = t.param->stored;
     q8_copy_rows(v, 0, v.rows, scratch.q.data(), scratch.s.data());
-    q.stored = q8_relayout(scratch.q.data(), scratch.s.data(), v.rows, v.cols, layout, qq, ss);
+    t.param->stored =
+        q8_relayout(scratch.q.data(), scratch.s.data(), v.rows, v.cols, layout, t.q, t.s);
   }
 }
 
