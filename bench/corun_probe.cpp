@@ -1,10 +1,11 @@
 // corun_probe [THREADS=2]: does each thread get a core of its own right now?
 //
 // On a VM the host decides where the vCPUs run, and it changes its mind: on the 2-vCPU Zen 4
-// of sessions 10-12 the two vCPUs were sometimes SMT siblings of one core (two FMA loops at once
-// got 58 GFLOP/s each against 115 alone) and minutes later on two cores (115 each). A -t 2 /
+// of sessions 10-12 the two vCPUs sometimes shared one core's FMA units (two FMA loops at once
+// got 58 GFLOP/s each against 115 alone) and minutes later had a core each (115 each). A -t 2 /
 // -t 1 ratio measured in the first state says nothing about the code. scripts/bench_threads.sh
-// runs this before and after each -t 2 measurement and keeps the verdict beside it.
+// runs this before and after each -t 2 measurement and keeps the verdict beside it (a hint:
+// the host also moves vCPUs during a run).
 //
 // Prints one line: "corun: single S GFLOP/s; concurrent C1 C2 ... ; ratio R; cores separate|shared"
 // with R = the slowest concurrent thread / single (separate: R >= 0.85).

@@ -15,8 +15,8 @@
 # [--bf16 | --q8] (random 125M hybrid, 12 layers, d 768, GPT-2 vocabulary). Training:
 # `hippo train` of a d 768, 12-layer hybrid (byte vocabulary) on $DATA (a Brown text), -b 2 -L 512,
 # tokens/s of the last of $STEPS steps. Environment: HIPPO (build/hippo), ROUNDS (3), PROMPT
-# (2048), STEPS (4), OUT (a temporary folder), PROBE (build/bench/corun_probe). Needs both cores free to mean anything: the
-# load is printed at the start and the end.
+# (2048), STEPS (4), OUT (a temporary folder), PROBE (build/bench/corun_probe). Needs both
+# cores free to mean anything: the load is printed at the start and the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HIPPO=${HIPPO:-build/hippo}
