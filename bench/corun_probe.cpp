@@ -9,24 +9,29 @@
 //
 // Prints one line: "corun: single S GFLOP/s; concurrent C1 C2 ... ; ratio R; cores separate|shared"
 // with R = the slowest concurrent thread / single (separate: R >= 0.85).
-#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
 #include "core/cpu_peak.h"
 
 int main(int argc, char** argv) {
-  const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  long threads = 2;
+  if (argc > 2) threads = -1;
+  if (argc == 2) {
+    char* end = nullptr;
+    errno = 0;
+    threads = std::strtol(argv[1], &end, 10);
+    if (end == argv[1] || *end != '\0' || errno != 0) threads = -1;
+  }
   if (threads < 2 || threads > 1024) {
-    std::fprintf(stderr, "usage: corun_probe [THREADS >= 2, default 2]\n");
+    std::fprintf(stderr, "usage: corun_probe [THREADS, 2 to 1024, default 2]%s%s\n",
+                 argc > 1 ? "; got " : "", argc > 1 ? argv[1] : "");
     return 2;
   }
-  const double single = hippo::measure_fma_peak().gflops;
-  const std::vector<double> each = hippo::measure_fma_peak_concurrent(threads);
-  const double slowest = *std::min_element(each.begin(), each.end());
-  const double ratio = slowest / single;
-  std::printf("corun: single %.1f GFLOP/s; concurrent", single);
-  for (double g : each) std::printf(" %.1f", g);
-  std::printf("; ratio %.2f; cores %s\n", ratio, ratio >= 0.85 ? "separate" : "shared");
+  const hippo::FmaCoRun c = hippo::measure_fma_corun(static_cast<int>(threads));
+  std::printf("corun: single %.1f GFLOP/s; concurrent", c.single);
+  for (double g : c.each) std::printf(" %.1f", g);
+  std::printf("; ratio %.2f; cores %s\n", c.ratio, c.separate() ? "separate" : "shared");
   return 0;
 }

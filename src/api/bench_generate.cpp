@@ -250,13 +250,11 @@ void bench_generate(const BenchGenerateOptions& options) {
               "wall time, %.1f GB/s by CPU time\n", o.threads, bw_wall, bw_cpu);
   if (num_threads() > 1) {
     // Whether the threads have a core each right now (bench/corun_probe.cpp says why it varies).
-    const double single = measure_fma_peak().gflops;
-    const std::vector<double> each = measure_fma_peak_concurrent(num_threads());
+    const FmaCoRun c = measure_fma_corun(num_threads());
     std::printf("FMA loops on %d threads at once:", num_threads());
-    for (double g : each) std::printf(" %.1f", g);
-    const double slowest = *std::min_element(each.begin(), each.end());
-    std::printf(" GFLOP/s against %.1f alone: cores %s\n", single,
-                slowest >= 0.85 * single ? "separate" : "shared (scaling not measurable now)");
+    for (double g : c.each) std::printf(" %.1f", g);
+    std::printf(" GFLOP/s against %.1f alone: cores %s\n", c.single,
+                c.separate() ? "separate" : "shared (scaling not measurable now)");
   }
   std::vector<Row> res[kKinds];
   int64_t weight_bytes[kKinds];

@@ -88,30 +88,36 @@ CpuPeak measure_fma_peak() {
   return p;
 }
 
-std::vector<double> measure_fma_peak_concurrent(int threads) {
+FmaCoRun measure_fma_corun(int threads) {
+  FmaCoRun c;
+  c.single = measure_fma_peak().gflops;
+  threads = std::max(threads, 1);
+  c.each.assign(static_cast<size_t>(threads), 0.0);
   std::string isa;
   const PeakFn fn = peak_fn(&isa);
-  threads = std::max(threads, 1);
-  if (!fn) return std::vector<double>(static_cast<size_t>(threads), 2.0);  // nominal
-  std::vector<double> out(static_cast<size_t>(threads), 0.0);  // 0: that thread never ran
-  std::vector<std::vector<double>> runs(out.size());
+  if (!fn) {  // nothing vectorised to measure: nominal, as measure_fma_peak
+    std::fill(c.each.begin(), c.each.end(), c.single);
+    c.ratio = 1;
+    return c;
+  }
+  std::vector<std::vector<double>> runs(c.each.size());
   for (int r = 0; r < 3; ++r) {
 #pragma omp parallel num_threads(threads)
     {
-      const int t = omp_get_thread_num();
       // Everyone starts together, so the loops overlap in time.
 #pragma omp barrier
       const double g = fn(10'000'000);
-      if (t < threads) runs[static_cast<size_t>(t)].push_back(g);
+      runs[static_cast<size_t>(omp_get_thread_num())].push_back(g);
     }
   }
-  for (size_t t = 0; t < out.size(); ++t) {
+  for (size_t t = 0; t < runs.size(); ++t) {
     auto& v = runs[t];
     if (v.empty()) continue;  // OpenMP gave fewer threads than asked: stays 0
     std::sort(v.begin(), v.end());
-    out[t] = v[v.size() / 2];
+    c.each[t] = v[v.size() / 2];
   }
-  return out;
+  c.ratio = *std::min_element(c.each.begin(), c.each.end()) / c.single;
+  return c;
 }
 
 }  // namespace hippo

@@ -157,7 +157,7 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
       // the weights at 21-25 GB/s without it, 29-30 with it (bench_gemm_bf16, Zen 5). Into L2
       // only (T1): on the Zen 4 of session 12 a T0 prefetch of the eight streams of a batch-1
       // tile read 8.6-9.7 GB/s at 768 inputs, T1 16.5-22.8, and bf16 batch-1 decoding went
-      // from 40 to 74 tokens/s (docs/performance.md "Session 12"). A prefetch past the end
+      // from 42 to 80 tokens/s (docs/performance.md "Session 12"). A prefetch past the end
       // of B does not fault.
       _mm_prefetch(reinterpret_cast<const char*>(W + next + t * ldw + k), _MM_HINT_T1);
       WT::load_w(W + t * ldw + k, mask, w[t]);
