@@ -235,7 +235,10 @@ class ServeAdmissionTest(unittest.TestCase):
             a = self.open_stream(srv, long_req)
             self.wait_health(srv, lambda h: h["active"] == 1)
             b = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
-            b.request("POST", "/v1/completions", body=json.dumps({"prompt": "b", "max_tokens": 5}),
+            # Greedy, so the answer cannot end early by sampling end-of-text (sampled, it
+            # did once in CI: 2 tokens instead of 5).
+            b.request("POST", "/v1/completions",
+                      body=json.dumps({"prompt": "b", "max_tokens": 5, "temperature": 0}),
                       headers={"Content-Type": "application/json"})
             self.wait_health(srv, lambda h: h["queued"] == 1)
             st, headers, data = srv.request("POST", "/v1/completions", {"prompt": "c", "max_tokens": 5})
@@ -245,7 +248,9 @@ class ServeAdmissionTest(unittest.TestCase):
             a.close()  # the streaming client goes away: its generation is cancelled
             rb = b.getresponse()
             self.assertEqual(rb.status, 200)
-            self.assertEqual(json.loads(rb.read())["usage"]["completion_tokens"], 5)
+            jb = json.loads(rb.read())
+            self.assertEqual(jb["choices"][0]["finish_reason"], "length", jb)
+            self.assertEqual(jb["usage"]["completion_tokens"], 5, jb)
             self.wait_health(srv, lambda h: h["active"] == 0 and h["queued"] == 0)
             b.close()
         finally:
