@@ -99,10 +99,23 @@ class GenerateTest(unittest.TestCase):
     def test_gil_is_released_during_forward(self):
         """While one thread is inside Model.forward, another keeps running Python: the longest
         pause of the other thread is far shorter than the call (with the GIL held it would be
-        the whole call)."""
-        import time
+        the whole call, in every attempt). Up to three attempts, because on a loaded 2-core
+        machine the OS alone can pause the measuring thread for a long time."""
         import numpy as np
-        tokens = np.random.default_rng(0).integers(0, 257, (4, 1024)).astype(np.int32)
+        tokens = np.random.default_rng(0).integers(0, 257, (16, 1024)).astype(np.int32)
+        tries = []
+        for _ in range(3):
+            dur, gap = self._forward_and_longest_pause(tokens)
+            print(f"  forward {dur:.3f} s; longest pause of the other thread {gap:.3f} s")
+            self.assertGreater(dur, 0.05)
+            tries.append((dur, gap))
+            if gap < 0.5 * dur:
+                return
+        self.fail(f"the other thread stalled for half the call or more in every attempt "
+                  f"(forward s, longest pause s): {tries}")
+
+    def _forward_and_longest_pause(self, tokens):
+        import time
         state = {"inside": False, "measuring": False, "done": False, "dur": 0.0}
 
         def work():
@@ -124,9 +137,8 @@ class GenerateTest(unittest.TestCase):
             now = time.perf_counter()
             gap, last = max(gap, now - last), now
         th.join()
-        print(f"  forward {state['dur']:.3f} s; longest pause of the other thread {gap:.3f} s")
-        self.assertGreater(state["dur"], 0.05)
-        self.assertLess(gap, 0.5 * state["dur"])
+        return state["dur"], gap
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
