@@ -9,6 +9,7 @@
 #include "core/scratch.h"
 #include "data/tokenizer.h"
 #include "io/output_path.h"
+#include "models/bf16_weights.h"
 #include "models/load.h"
 
 namespace hippo {
@@ -72,6 +73,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   info.bf16_weights = info.weights_dtype == "bf16";
   impl->lm->set_kv_cache(api::resolve_kv_cache(opts.kv_cache, *impl->lm));
   info.q8_layout = api::apply_q8_layout(opts.q8_layout, *impl->lm);
+  // A bf16 file's weights are copied once into the decode order (models/bf16_weights.h).
+  relayout_bf16_weights(*impl->lm, bf16_decode_layout());
   info.kv_cache = kv_cache_name(impl->lm->kv_cache());
   info.config_json = cfg.to_json().dump();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));

@@ -31,6 +31,30 @@ inline int dtype_size(DType t) { return t == DType::F32 ? 4 : t == DType::BF16 ?
 //    prefetchers follow one stream better; models/q8_weights.h says when it is used).
 enum class Q8Layout : uint8_t { Rows = 0, Rows4 = 1 };
 
+// How a BF16 matrix's elements are ordered (issue 18, session 13).
+//  - Rows: row-major. Files hold this layout.
+//  - Rows8: rows in groups of eight, each group's 32-element (64-byte) chunks interleaved:
+//    element (j, col) of a group (j = 0..7) at (col / 32) * 256 + j * 32 + col % 32 within the
+//    group's 8 * cols elements; cols a multiple of 32; the last rows % 8 rows row-major. The
+//    small-rows kernel reads eight rows per tile: here one sequential stream instead of eight
+//    strided ones (models/bf16_weights.h says when it is used).
+enum class Bf16Layout : uint8_t { Rows = 0, Rows8 = 1 };
+
+// The elements of a bf16 matrix and how many of its leading rows are in the Rows8 order (0: all
+// row-major). Converts implicitly from a row-major pointer, so the kernels' row-major callers
+// (tests, benchmarks) pass a plain pointer.
+struct Bf16Data {
+  const uint16_t* w = nullptr;
+  int64_t rows8 = 0;
+  Bf16Data(const uint16_t* p, int64_t r8 = 0) : w(p), rows8(r8) {}  // NOLINT: implicit on purpose
+};
+// Where element (row, col) of a (rows, cols) bf16 matrix is: the one definition of Rows8 that
+// every kernel and reference follows.
+inline int64_t bf16_offset(int64_t row, int64_t col, int64_t cols, int64_t rows8) {
+  if (row >= rows8) return row * cols + col;
+  return row / 8 * 8 * cols + col / 32 * 256 + row % 8 * 32 + col % 32;
+}
+
 // (rows, cols) row-major; data null means "no view" (Param::stored when fp32 is used).
 struct WeightView {
   DType dtype = DType::F32;
@@ -38,12 +62,13 @@ struct WeightView {
   int64_t rows = 0, cols = 0;
   const float* scales = nullptr;  // Q8 only: (rows, cols / kQ8Block) in the order of `layout`
   Q8Layout layout = Q8Layout::Rows;
+  Bf16Layout bf16_layout = Bf16Layout::Rows;  // BF16 only
 
   // Rows [r0, r0 + n) as a view of their own. Rows4: both ends on a group boundary or in the
   // row-major tail (q8_row_slice_ok), which the callers check.
   WeightView row_slice(int64_t r0, int64_t n) const {
     return {dtype, static_cast<const char*>(data) + r0 * cols * dtype_size(dtype), n, cols,
-            scales ? scales + r0 * (cols / kQ8Block) : nullptr, layout};
+            scales ? scales + r0 * (cols / kQ8Block) : nullptr, layout, bf16_layout};
   }
   WeightView with_layout(Q8Layout l) const {
     WeightView v = *this;
@@ -51,6 +76,12 @@ struct WeightView {
     return v;
   }
 };
+
+// A BF16 view's data for the kernels (the rows in Rows8 order).
+inline Bf16Data bf16_data(const WeightView& w) {
+  return {static_cast<const uint16_t*>(w.data),
+          w.bf16_layout == Bf16Layout::Rows8 ? w.rows / 8 * 8 : 0};
+}
 
 // Where element (row, col) of a Q8 view's values is, and the scale of (row, block), in its
 // layout: the one definition of Rows4 that every kernel and reference follows.

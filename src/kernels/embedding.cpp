@@ -23,13 +23,24 @@ void embedding_forward(const int32_t* ids, const float* E, float* y, int64_t n, 
     std::memcpy(y + i * d, E + static_cast<int64_t>(ids[i]) * d, sizeof(float) * d);
 }
 
-void embedding_forward_bf16(const int32_t* ids, const uint16_t* E, float* y, int64_t n,
-                            int64_t V, int64_t d) {
+void embedding_forward_bf16(const int32_t* ids, Bf16Data E, float* y, int64_t n, int64_t V,
+                            int64_t d) {
   check_ids(ids, n, V, "embedding");
+  HIPPO_CHECK(E.rows8 == 0 || (d % 32 == 0 && E.rows8 % 8 == 0 && E.rows8 <= V), "embedding: ",
+              E.rows8, " of ", V, " rows of width ", d, " in the Rows8 order (whole groups of "
+              "8 rows, width a multiple of 32)");
 #pragma omp parallel for schedule(static) if (worth_parallel(n * d))
   for (int64_t i = 0; i < n; ++i) {
-    const uint16_t* row = E + static_cast<int64_t>(ids[i]) * d;
-    for (int64_t j = 0; j < d; ++j) y[i * d + j] = bf16_to_f32(row[j]);
+    const int64_t id = ids[i];
+    if (id >= E.rows8) {
+      const uint16_t* row = E.w + id * d;
+      for (int64_t j = 0; j < d; ++j) y[i * d + j] = bf16_to_f32(row[j]);
+    } else {  // the Rows8 order (core/weight.h): 32 consecutive elements at a time
+      for (int64_t j = 0; j < d; j += 32) {
+        const uint16_t* chunk = E.w + bf16_offset(id, j, d, E.rows8);
+        for (int64_t c = 0; c < 32; ++c) y[i * d + j + c] = bf16_to_f32(chunk[c]);
+      }
+    }
   }
 }
 

@@ -29,18 +29,17 @@ int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 void store(float* y, float v, bool accumulate) { *y = accumulate ? *y + v : v; }
 
 // Output o of every row: the portable loop, shared by the whole call and its row-range form.
-void gemv_scalar_output(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void gemv_scalar_output(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                         int64_t out, int64_t o, bool accumulate) {
-  const uint16_t* w = W + o * in;
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * in;
     float acc = 0;
-    for (int64_t i = 0; i < in; ++i) acc += bf16_to_f32(w[i]) * xr[i];
+    for (int64_t i = 0; i < in; ++i) acc += bf16_to_f32(W.w[bf16_offset(o, i, in, W.rows8)]) * xr[i];
     store(y + r * out + o, acc, accumulate);
   }
 }
 
-void gemv_scalar(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void gemv_scalar(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                  int64_t out, bool accumulate) {
 #pragma omp parallel for schedule(static) if (worth_parallel_step(rows * in * out))
   for (int64_t o = 0; o < out; ++o) gemv_scalar_output(x, W, y, rows, in, out, o, accumulate);
@@ -79,7 +78,7 @@ void split_hi_lo(const float* x, uint16_t* out, int64_t in) {
     }
 }
 
-void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void gemv_avx512(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                  int64_t out, bool accumulate) {
   thread_local ScratchBuffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
   const int64_t st = round_up(in, kChunk);
@@ -88,7 +87,7 @@ void gemv_avx512(const float* x, const uint16_t* W, float* y, int64_t rows, int6
   gemm_small_nt_bf16_split(rows, out, in, xs, st, W, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 
-void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void gemv_avx512bf16(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                      int64_t out, bool accumulate) {
   thread_local ScratchBuffer buf;  // 64-byte aligned: split loads halve the kernel's speed in cache
   const int64_t st = round_up(in, kChunk);  // floats per row: 2 bf16 per input
@@ -100,7 +99,7 @@ void gemv_avx512bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
 
 }  // namespace
 
-void matmul_xwt_bf16_gemv(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void matmul_xwt_bf16_gemv(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                           int64_t out, bool accumulate, Isa level) {
   HIPPO_CHECK(isa_enabled(level), "bf16 matmul: the ", isa_name(level), " path is not enabled (",
               cpu_features_summary(), ")");
@@ -120,7 +119,7 @@ void matmul_xwt_bf16_gemv(const float* x, const uint16_t* W, float* y, int64_t r
   }
 }
 
-void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_t rows,
+void matmul_xwt_bf16_blocked(const float* x, Bf16Data W, float* y, int64_t rows,
                              int64_t in, int64_t out, bool accumulate) {
   if (rows <= 0 || out <= 0) return;
   // Blocks of about 4 MiB of widened weights (they stay in L3 while the GEMM reuses them). With
@@ -131,9 +130,20 @@ void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_
   float* w = buf.get(static_cast<size_t>(nb * in));
   for (int64_t o0 = 0; o0 < out; o0 += nb) {
     const int64_t n = std::min(nb, out - o0);
-    const uint16_t* src = W + o0 * in;
+    if (o0 >= W.rows8) {
+      const uint16_t* src = W.w + o0 * in;
 #pragma omp parallel for schedule(static) if (worth_parallel(n * in))
-    for (int64_t i = 0; i < n * in; ++i) w[i] = bf16_to_f32(src[i]);
+      for (int64_t i = 0; i < n * in; ++i) w[i] = bf16_to_f32(src[i]);
+    } else {  // rows in the Rows8 order (core/weight.h), widened into row-major
+#pragma omp parallel for schedule(static) if (worth_parallel(n * in))
+      for (int64_t o = 0; o < n; ++o)
+        for (int64_t c = 0; c < in; c += kChunk) {  // in % 32 == 0 in Rows8
+          const uint16_t* src = W.w + bf16_offset(o0 + o, c, in, W.rows8);
+          float* dst = w + o * in + c;
+#pragma omp simd
+          for (int64_t j = 0; j < kChunk; ++j) dst[j] = bf16_to_f32(src[j]);
+        }
+    }
     gemm(false, true, rows, n, in, 1.0f, x, in, w, in, accumulate ? 1.0f : 0.0f, y + o0, out);
   }
 }
@@ -145,7 +155,7 @@ std::atomic<Bf16Activations> g_activations{Bf16Activations::Exact};
 void set_bf16_activations(Bf16Activations mode) { g_activations.store(mode); }
 Bf16Activations bf16_activations() { return g_activations.load(std::memory_order_relaxed); }
 
-void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int64_t rows,
+void matmul_xwt_bf16_rounded_x(const float* x, Bf16Data W, float* y, int64_t rows,
                                int64_t in, int64_t out, bool accumulate) {
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "bf16 matmul with rounded activations: this CPU lacks AVX512_BF16");
@@ -162,7 +172,7 @@ void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int6
   gemm_small_nt_bf16_dot(rows, out, in, xb, st, W, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 
-void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void matmul_xwt_bf16(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                      int64_t out, bool accumulate, Bf16Activations act) {
   if (rows <= kBf16GemvRows && act == Bf16Activations::RoundedToBf16 &&
       small_rows_bf16_dot_available())
@@ -173,7 +183,7 @@ void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
     matmul_xwt_bf16_blocked(x, W, y, rows, in, out, accumulate);
 }
 
-void matmul_xwt_bf16_part(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void matmul_xwt_bf16_part(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                           int64_t out, bool accumulate, Bf16Activations act, int64_t begin,
                           int64_t end) {
   HIPPO_CHECK(rows >= 0 && rows <= kBf16GemvRows, "matmul_xwt_bf16_part: ", rows,
@@ -210,13 +220,13 @@ void matmul_xwt_bf16_part(const float* x, const uint16_t* W, float* y, int64_t r
   }
 }
 
-void matmul_xwt_bf16_ref(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void matmul_xwt_bf16_ref(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                          int64_t out, bool accumulate) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t o = 0; o < out; ++o) {
       double acc = accumulate ? y[r * out + o] : 0.0;
       for (int64_t i = 0; i < in; ++i)
-        acc += static_cast<double>(bf16_to_f32(W[o * in + i])) * x[r * in + i];
+        acc += static_cast<double>(bf16_to_f32(W.w[bf16_offset(o, i, in, W.rows8)])) * x[r * in + i];
       y[r * out + o] = static_cast<float>(acc);
     }
 }

@@ -1,5 +1,6 @@
-// y = x W^T with W stored as bf16 (out, in) row-major (PyTorch's Linear layout), x (rows, in)
-// and y (rows, out) fp32, fp32 accumulation. Used by inference with bf16 weights: the weights
+// y = x W^T with W stored as bf16 (out, in) row-major (PyTorch's Linear layout) or with its
+// first W.rows8 rows in the Rows8 order (core/weight.h; every path, the same results bit for
+// bit), x (rows, in) and y (rows, out) fp32, fp32 accumulation. Used by inference with bf16 weights: the weights
 // are never widened as a whole.
 //  - rows <= kBf16GemvRows (decoding): one pass over W for all rows, AVX-512 when the CPU has
 //    it, OpenMP over output rows when there is enough work.
@@ -9,6 +10,7 @@
 #include <cstdint>
 
 #include "core/cpu_features.h"
+#include "core/weight.h"
 
 namespace hippo {
 
@@ -29,7 +31,7 @@ void set_bf16_activations(Bf16Activations mode);
 Bf16Activations bf16_activations();
 
 // y = x W^T, or y += x W^T when accumulate; activations per `act` (above).
-void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void matmul_xwt_bf16(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                      int64_t out, bool accumulate = false,
                      Bf16Activations act = bf16_activations());
 
@@ -37,7 +39,7 @@ void matmul_xwt_bf16(const float* x, const uint16_t* W, float* y, int64_t rows, 
 // calling thread (no fork): for threads inside one parallel region (a decoding step). Takes the
 // path matmul_xwt_bf16 takes for these rows and `act`; any split of [0, out) gives its result
 // bit for bit.
-void matmul_xwt_bf16_part(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void matmul_xwt_bf16_part(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                           int64_t out, bool accumulate, Bf16Activations act, int64_t begin,
                           int64_t end);
 
@@ -47,17 +49,17 @@ void matmul_xwt_bf16_part(const float* x, const uint16_t* W, float* y, int64_t r
 //   Avx512        widen W by a 16-bit shift, fp32 FMA
 //   Avx512Bf16    VDPBF16PS on x split into two bf16 parts (x = hi + lo), see gemm_bf16.cpp
 // matmul_xwt_bf16 takes the path of active_isa().
-void matmul_xwt_bf16_gemv(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void matmul_xwt_bf16_gemv(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                           int64_t out, bool accumulate, Isa level);
 // The RoundedToBf16 product for at most kBf16GemvRows rows (any rows count); Error without
 // AVX512_BF16. Its reference is matmul_xwt_bf16_ref on x rounded to bf16.
-void matmul_xwt_bf16_rounded_x(const float* x, const uint16_t* W, float* y, int64_t rows,
+void matmul_xwt_bf16_rounded_x(const float* x, Bf16Data W, float* y, int64_t rows,
                                int64_t in, int64_t out, bool accumulate);
 // The large-rows path (blocked widening + fp32 GEMM), for any rows count.
-void matmul_xwt_bf16_blocked(const float* x, const uint16_t* W, float* y, int64_t rows,
+void matmul_xwt_bf16_blocked(const float* x, Bf16Data W, float* y, int64_t rows,
                              int64_t in, int64_t out, bool accumulate);
 // Double-precision triple loop: the reference the tests compare with.
-void matmul_xwt_bf16_ref(const float* x, const uint16_t* W, float* y, int64_t rows, int64_t in,
+void matmul_xwt_bf16_ref(const float* x, Bf16Data W, float* y, int64_t rows, int64_t in,
                          int64_t out, bool accumulate = false);
 
 }  // namespace hippo

@@ -55,6 +55,7 @@ struct Operands {
   float* C;
   int64_t ldc;
   float alpha;
+  int64_t r8 = 0;  // bf16: B's rows below r8 are in the Rows8 order (core/weight.h)
 };
 
 // How a tile reads B and A, per weight element type.
@@ -135,7 +136,9 @@ struct Bf16DotWeights : Bf16Step {
 // One tile: MR rows of A times NR rows of B over inputs [k0, k0 + K). The tile's B rows are
 // o, o + span, ..., o + (NR - 1) span (outputs likewise): span 1 is a block of adjacent rows,
 // a larger span the spread layout (see run()). The sums are the same either way, bit for bit.
-template <int MR, int NR, class WT>
+// R8: the tile's B rows are in the Rows8 order (all below op.r8; span 1; k0 and the steps
+// multiples of 32): row t's 32 inputs from k at Wr8[t] + 8 k, the same products in the same order.
+template <int MR, int NR, class WT, bool R8 = false>
 HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
                        int64_t K, float beta, int64_t span = 1) {
   constexpr int P = WT::kParts;
@@ -144,6 +147,9 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
   const int64_t ldx = op.lda, ldw = op.ldb * span;
   // The next tile's first B row: NR rows on when adjacent, the next row when spread.
   const int64_t next = span == 1 ? NR * op.ldb : op.ldb;
+  [[maybe_unused]] const typename WT::T* Wr8[NR];
+  if constexpr (R8)
+    for (int t = 0; t < NR; ++t) Wr8[t] = op.B + bf16_offset(o + t, 0, op.ldb, op.r8) + 8 * k0;
   __m512 acc[MR][NR];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
@@ -159,8 +165,15 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
       // tile read 8.6-9.7 GB/s at 768 inputs, T1 16.5-22.8, and bf16 batch-1 decoding went
       // from 42 to 80 tokens/s (docs/performance.md "Session 12"). A prefetch past the end
       // of B does not fault.
-      _mm_prefetch(reinterpret_cast<const char*>(W + next + t * ldw + k), _MM_HINT_T1);
-      WT::load_w(W + t * ldw + k, mask, w[t]);
+      if constexpr (R8) {
+        // No software prefetch: on the one stream of Rows8 the hardware prefetchers do best
+        // (a microbenchmark on session 13's Zen 4 read 26-29 GB/s without, 21-24 with T0 or
+        // T1 prefetches 0.5-4 KiB ahead; streaming alone 29-30).
+        WT::load_w(Wr8[t] + 8 * k, mask, w[t]);
+      } else {
+        _mm_prefetch(reinterpret_cast<const char*>(W + next + t * ldw + k), _MM_HINT_T1);
+        WT::load_w(W + t * ldw + k, mask, w[t]);
+      }
     }
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
@@ -202,16 +215,16 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
 
 // Outputs [o0, o1) of all M rows over inputs [k0, k0 + K): tiles of NR rows of B, each used
 // by all rows in passes of G rows (the passes after the first read the tile from L1).
-template <int G, int NR, class WT>
-HIPPO_AVX512 void block(const Operands<WT>& op, int64_t M, int64_t o0, int64_t o1,
-                        int64_t k0, int64_t K, float beta) {
+template <int G, int NR, class WT, bool R8 = false>
+HIPPO_AVX512 void block_range(const Operands<WT>& op, int64_t M, int64_t o0, int64_t o1,
+                              int64_t k0, int64_t K, float beta) {
   auto rows_pass = [&]<int W>(int64_t o) HIPPO_AVX512 {
     int64_t r = 0;
-    for (; r + G <= M; r += G) tile<G, W, WT>(op, r, o, k0, K, beta);
+    for (; r + G <= M; r += G) tile<G, W, WT, R8>(op, r, o, k0, K, beta);
     switch (M - r) {  // the last rows, fewer than G
-#define HIPPO_REST(n)                                         \
-  case n:                                                     \
-    if constexpr (n < G) tile<n, W, WT>(op, r, o, k0, K, beta); \
+#define HIPPO_REST(n)                                             \
+  case n:                                                         \
+    if constexpr (n < G) tile<n, W, WT, R8>(op, r, o, k0, K, beta); \
     break;
       HIPPO_REST(1) HIPPO_REST(2) HIPPO_REST(3) HIPPO_REST(4) HIPPO_REST(5) HIPPO_REST(6)
       HIPPO_REST(7)
@@ -222,6 +235,19 @@ HIPPO_AVX512 void block(const Operands<WT>& op, int64_t M, int64_t o0, int64_t o
   int64_t o = o0;
   for (; o + NR <= o1; o += NR) rows_pass.template operator()<NR>(o);
   for (; o < o1; ++o) rows_pass.template operator()<1>(o);
+}
+
+// block_range over [o0, o1), the rows in the Rows8 order (below op.r8) by their own tiles.
+template <int G, int NR, class WT>
+HIPPO_AVX512 void block(const Operands<WT>& op, int64_t M, int64_t o0, int64_t o1,
+                        int64_t k0, int64_t K, float beta) {
+  if constexpr (std::is_same_v<typename WT::T, uint16_t>) {
+    const int64_t split = std::clamp(op.r8, o0, o1);
+    if (split > o0) block_range<G, NR, WT, true>(op, M, o0, split, k0, K, beta);
+    if (split < o1) block_range<G, NR, WT>(op, M, split, o1, k0, K, beta);
+  } else {
+    block_range<G, NR, WT>(op, M, o0, o1, k0, K, beta);
+  }
 }
 
 template <class WT>
@@ -321,6 +347,14 @@ void run_any_rows(Operands<WT> op, int64_t M, int64_t N, int64_t K, float beta) 
   }
 }
 
+// Rows8 weights: whole groups of eight rows of N, rows K apart, K a multiple of 32 (the tiles
+// step through inputs 32 at a time from multiples of 32).
+void check_rows8(const char* what, int64_t N, int64_t K, const Bf16Data& W, int64_t ldw) {
+  HIPPO_CHECK(W.rows8 == 0 || (W.rows8 % 8 == 0 && W.rows8 <= N && K % 32 == 0 && ldw == K),
+              what, ": ", W.rows8, " rows in the Rows8 order of ", N, " with ", K,
+              " inputs, rows ", ldw, " apart (whole groups of 8, inputs a multiple of 32, rows K apart)");
+}
+
 }  // namespace
 
 bool small_rows_bf16_dot_available() { return isa_enabled(Isa::Avx512Bf16); }
@@ -368,34 +402,37 @@ void gemm_small_nt_part(int64_t M, int64_t N, int64_t K, float alpha, const floa
 }
 
 void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
-                              const uint16_t* W, int64_t ldw, float beta, float* C,
+                              Bf16Data W, int64_t ldw, float beta, float* C,
                               int64_t ldc) {
   HIPPO_CHECK(M >= 0, "gemm_small_nt_bf16_split: ", M, " rows");
   HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt_bf16_split: this CPU lacks AVX-512");
   HIPPO_CHECK(ldxs % 32 == 0 && ldxs >= K, "gemm_small_nt_bf16_split: split rows of ", ldxs,
               " floats for ", K, " inputs (a multiple of 32 at least K)");
+  check_rows8("gemm_small_nt_bf16_split", N, K, W, ldw);
   if (M == 0 || N <= 0 || K <= 0) return;
-  run_any_rows<Bf16Weights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
+  run_any_rows<Bf16Weights>({xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta);
 }
 
 void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb, int64_t ldxb,
-                            const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc) {
+                            Bf16Data W, int64_t ldw, float beta, float* C, int64_t ldc) {
   HIPPO_CHECK(M >= 0, "gemm_small_nt_bf16_dot: ", M, " rows");
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_dot: this CPU lacks AVX512_BF16");
+  check_rows8("gemm_small_nt_bf16_dot", N, K, W, ldw);
   if (M == 0 || N <= 0 || K <= 0) return;
-  run_any_rows<Bf16DotWeights>({xb, ldxb, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
+  run_any_rows<Bf16DotWeights>({xb, ldxb, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta);
 }
 
 void gemm_small_nt_bf16_hilo(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
-                             const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc) {
+                             Bf16Data W, int64_t ldw, float beta, float* C, int64_t ldc) {
   HIPPO_CHECK(M >= 0, "gemm_small_nt_bf16_hilo: ", M, " rows");
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_hilo: this CPU lacks AVX512_BF16");
   HIPPO_CHECK(ldxs % 32 == 0 && ldxs >= K, "gemm_small_nt_bf16_hilo: split rows of ", ldxs,
               " floats for ", K, " inputs (a multiple of 32 at least K)");
+  check_rows8("gemm_small_nt_bf16_hilo", N, K, W, ldw);
   if (M == 0 || N <= 0 || K <= 0) return;
-  run_any_rows<Bf16HiLoWeights>({xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N, K, beta);
+  run_any_rows<Bf16HiLoWeights>({xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta);
 }
 
 namespace {
@@ -411,28 +448,31 @@ void run_part(const char* what, Operands<WT> op, int64_t M, int64_t N, int64_t K
 }  // namespace
 
 void gemm_small_nt_bf16_split_part(int64_t M, int64_t N, int64_t K, const float* xs,
-                                   int64_t ldxs, const uint16_t* W, int64_t ldw, float beta,
+                                   int64_t ldxs, Bf16Data W, int64_t ldw, float beta,
                                    float* C, int64_t ldc, int64_t begin, int64_t end) {
   HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt_bf16_split_part: this CPU lacks AVX-512");
-  run_part<Bf16Weights>("gemm_small_nt_bf16_split_part", {xs, ldxs, W, ldw, C, ldc, 1.0f}, M, N,
+  check_rows8("gemm_small_nt_bf16_split_part", N, K, W, ldw);
+  run_part<Bf16Weights>("gemm_small_nt_bf16_split_part", {xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N,
                         K, beta, begin, end);
 }
 
 void gemm_small_nt_bf16_dot_part(int64_t M, int64_t N, int64_t K, const uint16_t* xb,
-                                 int64_t ldxb, const uint16_t* W, int64_t ldw, float beta,
+                                 int64_t ldxb, Bf16Data W, int64_t ldw, float beta,
                                  float* C, int64_t ldc, int64_t begin, int64_t end) {
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_dot_part: this CPU lacks AVX512_BF16");
-  run_part<Bf16DotWeights>("gemm_small_nt_bf16_dot_part", {xb, ldxb, W, ldw, C, ldc, 1.0f}, M, N,
+  check_rows8("gemm_small_nt_bf16_dot_part", N, K, W, ldw);
+  run_part<Bf16DotWeights>("gemm_small_nt_bf16_dot_part", {xb, ldxb, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N,
                            K, beta, begin, end);
 }
 
 void gemm_small_nt_bf16_hilo_part(int64_t M, int64_t N, int64_t K, const float* xs,
-                                  int64_t ldxs, const uint16_t* W, int64_t ldw, float beta,
+                                  int64_t ldxs, Bf16Data W, int64_t ldw, float beta,
                                   float* C, int64_t ldc, int64_t begin, int64_t end) {
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_hilo_part: this CPU lacks AVX512_BF16");
-  run_part<Bf16HiLoWeights>("gemm_small_nt_bf16_hilo_part", {xs, ldxs, W, ldw, C, ldc, 1.0f}, M,
+  check_rows8("gemm_small_nt_bf16_hilo_part", N, K, W, ldw);
+  run_part<Bf16HiLoWeights>("gemm_small_nt_bf16_hilo_part", {xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M,
                             N, K, beta, begin, end);
 }
 

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "core/weight.h"
+
 namespace hippo {
 
 // Largest rows count the small-rows kernel takes; gemm() routes more rows to oneDNN.
@@ -38,12 +40,14 @@ void gemm_small_nt_part(int64_t M, int64_t N, int64_t K, float alpha, const floa
                         int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                         int64_t ldc, int64_t begin, int64_t end);
 
-// The same with B in bf16 (N x K, rows ldw apart; alpha 1; any M, taken 16 rows at a time): A given as `xs`, each row split
+// The same with B in bf16 (N x K, rows ldw apart; alpha 1; any M, taken 16 rows at a time; the
+// first W.rows8 rows may be in the Rows8 order of core/weight.h, then K % 32 == 0 and ldw == K,
+// with the same result bit for bit): A given as `xs`, each row split
 // per 32 inputs into its 16 even then 16 odd elements, zero padded, rows ldxs floats apart
 // (ldxs a multiple of 32, at least K). The weights are widened exactly (a 16-bit shift), so
 // the result is the fp32 product with the bf16 weights. Used by kernels/gemm_bf16.cpp.
 void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
-                              const uint16_t* W, int64_t ldw, float beta, float* C,
+                              Bf16Data W, int64_t ldw, float beta, float* C,
                               int64_t ldc);
 
 // The same with the activations already rounded to bf16 (`xb`, rows ldxb apart), multiplied by
@@ -51,24 +55,24 @@ void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, 
 // level enabled.
 bool small_rows_bf16_dot_available();
 void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb, int64_t ldxb,
-                            const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc);
+                            Bf16Data W, int64_t ldw, float beta, float* C, int64_t ldc);
 
 // The same with x split into two bf16 parts (x = hi + lo, ~2^-17 relative) and VDPBF16PS:
 // `xs` holds per 32 inputs their 32 hi then 32 lo bf16 values (the room of 32 floats), rows
 // ldxs floats apart (a multiple of 32, at least K). Needs AVX512_BF16.
 void gemm_small_nt_bf16_hilo(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
-                             const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc);
+                             Bf16Data W, int64_t ldw, float beta, float* C, int64_t ldc);
 
 // The three bf16 products above for outputs [begin, end) only, on the calling thread (no fork):
 // any split of [0, N) gives the whole call's result bit for bit. M <= kSmallRowsMax.
 void gemm_small_nt_bf16_split_part(int64_t M, int64_t N, int64_t K, const float* xs,
-                                   int64_t ldxs, const uint16_t* W, int64_t ldw, float beta,
+                                   int64_t ldxs, Bf16Data W, int64_t ldw, float beta,
                                    float* C, int64_t ldc, int64_t begin, int64_t end);
 void gemm_small_nt_bf16_dot_part(int64_t M, int64_t N, int64_t K, const uint16_t* xb,
-                                 int64_t ldxb, const uint16_t* W, int64_t ldw, float beta,
+                                 int64_t ldxb, Bf16Data W, int64_t ldw, float beta,
                                  float* C, int64_t ldc, int64_t begin, int64_t end);
 void gemm_small_nt_bf16_hilo_part(int64_t M, int64_t N, int64_t K, const float* xs,
-                                  int64_t ldxs, const uint16_t* W, int64_t ldw, float beta,
+                                  int64_t ldxs, Bf16Data W, int64_t ldw, float beta,
                                   float* C, int64_t ldc, int64_t begin, int64_t end);
 
 // y = x W^T (y += x W^T when accumulate); x (rows, in), y (rows, out), rows <= kSmallRowsMax.

@@ -16,7 +16,7 @@ void xwt_f32(const float* x, int64_t rows, const WeightView& W, float* y, bool a
        W.cols, acc ? 1.0f : 0.0f, y, W.rows);
 }
 void xwt_bf16(const float* x, int64_t rows, const WeightView& W, float* y, bool acc) {
-  matmul_xwt_bf16(x, static_cast<const uint16_t*>(W.data), y, rows, W.cols, W.rows, acc);
+  matmul_xwt_bf16(x, bf16_data(W), y, rows, W.cols, W.rows, acc);
 }
 void xwt_q8(const float* x, int64_t rows, const WeightView& W, float* y, bool acc) {
   matmul_xwt_q8(x, rows, W, y, acc);
@@ -33,7 +33,7 @@ void part_f32(const float* x, int64_t rows, const WeightView& W, float* y, int64
 }
 void part_bf16(const float* x, int64_t rows, const WeightView& W, float* y, int64_t b, int64_t e,
                bool acc) {
-  matmul_xwt_bf16_part(x, static_cast<const uint16_t*>(W.data), y, rows, W.cols, W.rows, acc,
+  matmul_xwt_bf16_part(x, bf16_data(W), y, rows, W.cols, W.rows, acc,
                        bf16_activations(), b, e);
 }
 void part_q8(const float* x, int64_t rows, const WeightView& W, float* y, int64_t b, int64_t e,
@@ -44,7 +44,7 @@ void gather_f32(const int32_t* ids, int64_t n, const WeightView& W, float* y) {
   embedding_forward(ids, static_cast<const float*>(W.data), y, n, W.rows, W.cols);
 }
 void gather_bf16(const int32_t* ids, int64_t n, const WeightView& W, float* y) {
-  embedding_forward_bf16(ids, static_cast<const uint16_t*>(W.data), y, n, W.rows, W.cols);
+  embedding_forward_bf16(ids, bf16_data(W), y, n, W.rows, W.cols);
 }
 
 void gather_q8(const int32_t* ids, int64_t n, const WeightView& W, float* y) {
