@@ -137,8 +137,8 @@ struct Bf16DotWeights : Bf16Step {
 // o, o + span, ..., o + (NR - 1) span (outputs likewise): span 1 is a block of adjacent rows,
 // a larger span the spread layout (see run()). The sums are the same either way, bit for bit.
 // R8: the tile's B rows are in the Rows8 order (all below op.r8; span 1; k0 and the steps
-// multiples of 32): row t's 32 inputs from k at Wr8[t] + 8 k, the same products in the same order.
-template <int MR, int NR, class WT, bool R8 = false>
+// multiples of 32): row t's 32 inputs from k at Wr8 + 32 t + 8 k, the same products in the same order.
+template <int MR, int NR, class WT, bool R8 = false, bool R8_PREFETCH = false>
 HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
                        int64_t K, float beta, int64_t span = 1) {
   constexpr int P = WT::kParts;
@@ -147,9 +147,13 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
   const int64_t ldx = op.lda, ldw = op.ldb * span;
   // The next tile's first B row: NR rows on when adjacent, the next row when spread.
   const int64_t next = span == 1 ? NR * op.ldb : op.ldb;
-  [[maybe_unused]] const typename WT::T* Wr8[NR];
-  if constexpr (R8)
-    for (int t = 0; t < NR; ++t) Wr8[t] = op.B + bf16_offset(o + t, 0, op.ldb, op.r8) + 8 * k0;
+  // Rows8: the tile's rows lie in one group (block_range aligns them), row t at Wr8 + 32 t.
+  [[maybe_unused]] const typename WT::T* Wr8 = nullptr;
+  [[maybe_unused]] const typename WT::T* Wr8_next = nullptr;  // the next tile's (NR < 8)
+  if constexpr (R8) {
+    Wr8 = op.B + bf16_offset(o, 0, op.ldb, op.r8) + 8 * k0;
+    Wr8_next = op.B + bf16_offset(o + NR, 0, op.ldb, op.r8) + 8 * k0;
+  }
   __m512 acc[MR][NR];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
@@ -166,10 +170,16 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
       // from 42 to 80 tokens/s (docs/performance.md "Session 12"). A prefetch past the end
       // of B does not fault.
       if constexpr (R8) {
-        // No software prefetch: on the one stream of Rows8 the hardware prefetchers do best
-        // (a microbenchmark on session 13's Zen 4 read 26-29 GB/s without, 21-24 with T0 or
-        // T1 prefetches 0.5-4 KiB ahead; streaming alone 29-30).
-        WT::load_w(Wr8[t] + 8 * k, mask, w[t]);
+        // One pass of whole-group tiles (1-2 rows of x) is one stream: no software prefetch,
+        // the hardware prefetchers do best (a microbenchmark on session 13's Zen 4 read 26-29
+        // GB/s without, 21-24 with T0 or T1 prefetches 0.5-4 KiB ahead; streaming 29-30; in
+        // batch-2 decoding 158-174 tokens/s without, 124-134 with). Narrower tiles, and
+        // several passes over each tile (3-8 rows of x), take the next tile's lines into L2
+        // as in the row-major order (without: batch 4 at 150-190 tokens/s against 220-235 in
+        // the row-major order; with: 280-300).
+        if constexpr (NR < 8 || R8_PREFETCH)
+          _mm_prefetch(reinterpret_cast<const char*>(Wr8_next + t * 32 + 8 * k), _MM_HINT_T1);
+        WT::load_w(Wr8 + t * 32 + 8 * k, mask, w[t]);
       } else {
         _mm_prefetch(reinterpret_cast<const char*>(W + next + t * ldw + k), _MM_HINT_T1);
         WT::load_w(W + t * ldw + k, mask, w[t]);
@@ -215,16 +225,16 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
 
 // Outputs [o0, o1) of all M rows over inputs [k0, k0 + K): tiles of NR rows of B, each used
 // by all rows in passes of G rows (the passes after the first read the tile from L1).
-template <int G, int NR, class WT, bool R8 = false>
+template <int G, int NR, class WT, bool R8 = false, bool R8_PREFETCH = false>
 HIPPO_AVX512 void block_range(const Operands<WT>& op, int64_t M, int64_t o0, int64_t o1,
                               int64_t k0, int64_t K, float beta) {
   auto rows_pass = [&]<int W>(int64_t o) HIPPO_AVX512 {
     int64_t r = 0;
-    for (; r + G <= M; r += G) tile<G, W, WT, R8>(op, r, o, k0, K, beta);
+    for (; r + G <= M; r += G) tile<G, W, WT, R8, R8_PREFETCH>(op, r, o, k0, K, beta);
     switch (M - r) {  // the last rows, fewer than G
 #define HIPPO_REST(n)                                             \
   case n:                                                         \
-    if constexpr (n < G) tile<n, W, WT, R8>(op, r, o, k0, K, beta); \
+    if constexpr (n < G) tile<n, W, WT, R8, R8_PREFETCH>(op, r, o, k0, K, beta); \
     break;
       HIPPO_REST(1) HIPPO_REST(2) HIPPO_REST(3) HIPPO_REST(4) HIPPO_REST(5) HIPPO_REST(6)
       HIPPO_REST(7)
@@ -233,17 +243,19 @@ HIPPO_AVX512 void block_range(const Operands<WT>& op, int64_t M, int64_t o0, int
     }
   };
   int64_t o = o0;
+  if constexpr (R8)  // lone rows up to a multiple of NR: each tile then lies in one group
+    for (; o < o1 && o % NR != 0; ++o) rows_pass.template operator()<1>(o);
   for (; o + NR <= o1; o += NR) rows_pass.template operator()<NR>(o);
   for (; o < o1; ++o) rows_pass.template operator()<1>(o);
 }
 
 // block_range over [o0, o1), the rows in the Rows8 order (below op.r8) by their own tiles.
-template <int G, int NR, class WT>
+template <int G, int NR, class WT, bool R8_PREFETCH = false>
 HIPPO_AVX512 void block(const Operands<WT>& op, int64_t M, int64_t o0, int64_t o1,
                         int64_t k0, int64_t K, float beta) {
   if constexpr (std::is_same_v<typename WT::T, uint16_t>) {
     const int64_t split = std::clamp(op.r8, o0, o1);
-    if (split > o0) block_range<G, NR, WT, true>(op, M, o0, split, k0, K, beta);
+    if (split > o0) block_range<G, NR, WT, true, R8_PREFETCH>(op, M, o0, split, k0, K, beta);
     if (split < o1) block_range<G, NR, WT>(op, M, split, o1, k0, K, beta);
   } else {
     block_range<G, NR, WT>(op, M, o0, o1, k0, K, beta);
@@ -260,9 +272,12 @@ using BlockFn = void (*)(const Operands<WT>&, int64_t, int64_t, int64_t, int64_t
 // read 15-19 GB/s at 8 rows (oneDNN 12-14): the FMAs per weight line then fill the reorder
 // window and fewer misses are in flight (docs/performance.md).
 template <class WT>
-BlockFn<WT> plan_for(int64_t rows) {
+BlockFn<WT> plan_for(int64_t rows, bool rows8) {
   if (rows == 1) return block<1, 8, WT>;
   if (rows == 2) return block<2, 8, WT>;
+  // Rows8 (bf16): whole-group tiles in passes of 2 rows (session 13, batches 4 and 8 of the
+  // 125M hybrid: 280-320 tokens/s against 220-260 row-major; 4 x 4 tiles on Rows8 150-190).
+  if (rows8 && rows <= 8) return block<2, 8, WT, true>;
   if (rows <= 4) return block<4, 4, WT>;
   return block<8, 2, WT>;
 }
@@ -307,7 +322,7 @@ constexpr int64_t kBlock = 48;  // a multiple of every tile width
 template <class WT>
 void run_range(const Operands<WT>& op, int64_t M, int64_t K, float beta, int64_t lo,
                int64_t hi) {
-  const BlockFn<WT> run_block = plan_for<WT>(M);
+  const BlockFn<WT> run_block = plan_for<WT>(M, op.r8 > 0);
   const int64_t chunk = std::max<int64_t>(32, (int64_t{8192} / M) / 32 * 32);
   int64_t rest = lo;
   if (spread_for<WT>(op, M, K)) {
