@@ -1,6 +1,7 @@
 #include "core/tensor.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -68,6 +69,18 @@ std::shared_ptr<float[]> alloc_floats_uninit(size_t n) {
 std::shared_ptr<char[]> alloc_bytes_uninit(size_t bytes) {
   char* p = reinterpret_cast<char*>(allocate_block(bytes));
   return std::shared_ptr<char[]>(p, [](char* q) { std::free(q); });
+}
+
+void release_pages(const void* p, size_t bytes) {
+#ifdef MADV_PAGEOUT
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t lo = (a + page - 1) / page * page, hi = (a + bytes) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_PAGEOUT);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 std::shared_ptr<float[]> alloc_floats(size_t n) {

@@ -32,6 +32,12 @@ std::shared_ptr<float[]> alloc_floats_untouched(size_t n);
 // q8 weights (models/q8_weights.cpp).
 std::shared_ptr<char[]> alloc_bytes_uninit(size_t bytes);
 
+// Tells the kernel that the whole pages inside [p, p + bytes) will not be read again soon, so
+// it may reclaim them (MADV_PAGEOUT: clean file pages are dropped, anonymous ones swapped; the
+// contents stay valid either way). For a mapped file's tensors once copied elsewhere. Advice
+// only: nothing happens where the kernel lacks it.
+void release_pages(const void* p, size_t bytes);
+
 class Tensor {
  public:
   Tensor() = default;

@@ -122,6 +122,9 @@ void relayout_bf16_weights(LanguageModel& model, Bf16Layout layout) {
     write_bf16(src, v.rows, v.cols, to, dst);
     q->stored.data = dst;
     q->stored.bf16_layout = to;
+    // The original is not read again: a mapped file's pages need not stay resident (125M
+    // hybrid from a bf16 file: peak RSS 627 MB without this, with the copy).
+    release_pages(from.w, static_cast<size_t>(v.rows * v.cols) * sizeof(uint16_t));
   }
 }
 
