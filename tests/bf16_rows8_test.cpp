@@ -11,6 +11,7 @@
 #include "core/bf16.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "generate/state_io.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/gemm_small.h"
@@ -230,6 +231,8 @@ TEST(Bf16Rows8, ModelsGiveTheSameLogitsInEitherOrder) {
   const int n8 = count_rows8(b);
   EXPECT_EQ(count_rows8(a), 0);
   EXPECT_GT(n8, 0);
+  // Saved sessions name the weights by a fingerprint of their elements in row-major order.
+  EXPECT_EQ(weights_fingerprint(a), weights_fingerprint(b));
   const Logits la = logits_of(a), lb = logits_of(b);
   expect_same_bits(la.forward, lb.forward, "forward");
   expect_same_bits(la.decode, lb.decode, "decode");

@@ -258,11 +258,13 @@ uint64_t weights_fingerprint(const LanguageModel& model) {
     if (p.param->has_stored()) {  // e.g. bf16 inference weights: different weights, different states
       const WeightView w = p.param->stored;
       const int sz = dtype_size(w.dtype);
-      // Elements in row-major order whatever the layout (core/weight.h Q8Layout), so that a q8
-      // model in memory and the same model from a q8 file give one fingerprint.
+      // Elements in row-major order whatever the layout (core/weight.h Q8Layout, Bf16Layout),
+      // so that a model in memory and the same model from a file give one fingerprint.
       const bool q8 = w.dtype == DType::Q8;
+      const int64_t rows8 = w.dtype == DType::BF16 ? bf16_data(w).rows8 : 0;
       for (int64_t i = 0; i < n; i += stride) {
-        const int64_t at = q8 ? q8_value_offset(w, i / w.cols, i % w.cols) : i;
+        const int64_t at = q8 ? q8_value_offset(w, i / w.cols, i % w.cols)
+                              : bf16_offset(i / w.cols, i % w.cols, w.cols, rows8);
         h = fnv1a64(static_cast<const char*>(w.data) + at * sz, static_cast<size_t>(sz), h);
       }
       if (w.scales) {  // q8: the scales are weights too
