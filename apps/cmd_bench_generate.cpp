@@ -23,6 +23,11 @@ void add_bench_generate(CLI::App& bench, std::function<int()>& run) {
                 "for the decode kernel; auto: rows4 where the AVX512-VNNI kernel runs)")
       ->check(CLI::IsMember({"auto", "rows", "rows4"}))
       ->capture_default_str();
+  g->add_option("--bf16-layout", o->bf16_layout,
+                "With --bf16: the weights' element order (rows8: eight rows interleaved, one "
+                "stream for the decode kernel; auto: rows8 where AVX-512 runs)")
+      ->check(CLI::IsMember({"auto", "rows", "rows8"}))
+      ->capture_default_str();
   g->add_option("--only", o->only, "Bench one model only (for profiling)")
       ->check(CLI::IsMember({"hybrid", "transformer", "h3"}));
   g->add_flag("--no-h3", o->no_h3, "Leave out the H3-only model (its column shows decode flat in "

@@ -29,6 +29,7 @@ void add_generate(CLI::App& app, std::function<int()>& run) {
                 "byte | gpt2:DIR (default: the one embedded in the model file)");
   add_kv_cache_option(c, o->kv_cache);
   add_q8_layout_option(c, o->q8_layout);
+  add_bf16_layout_option(c, o->bf16_layout);
   c->add_flag("--fast-bf16", o->fast_bf16,
               "With bf16 weights: round decoding's activations to bf16 and multiply pairs with "
               "VDPBF16PS, as llama.cpp and PyTorch bf16 autocast do (faster batched decoding; "

@@ -17,6 +17,7 @@ void add_serve(CLI::App& app, std::function<int()>& run) {
                 "byte | gpt2:DIR (default: the one embedded in the model file)");
   add_kv_cache_option(c, o->kv_cache);
   add_q8_layout_option(c, o->q8_layout);
+  add_bf16_layout_option(c, o->bf16_layout);
   c->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   c->add_option("--port", o->port, "Port (0: any free port, printed at start)")->capture_default_str();
   c->add_option("--parallel", o->parallel, "Sequences decoding at once (one batched step)")

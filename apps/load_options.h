@@ -23,4 +23,13 @@ inline void add_q8_layout_option(CLI::App* c, std::string& q8_layout) {
       ->capture_default_str();
 }
 
+inline void add_bf16_layout_option(CLI::App* c, std::string& bf16_layout) {
+  c->add_option("--bf16-layout", bf16_layout,
+                "bf16 files: rows (use the mapped file, no copy), rows8 (copy once into eight "
+                "interleaved rows: faster decoding on AVX-512), or auto (rows8 where AVX-512 "
+                "runs)")
+      ->check(CLI::IsMember({"auto", "rows", "rows8"}))
+      ->capture_default_str();
+}
+
 }  // namespace hippo::cli

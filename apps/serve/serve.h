@@ -11,6 +11,7 @@ struct ServeOptions {
   std::string tokenizer;           // overrides the model file's ("byte", "gpt2:DIR")
   std::string kv_cache = "auto";   // attention's KV cache dtype (LoadOptions::kv_cache)
   std::string q8_layout = "auto";  // q8 weights' byte order (LoadOptions::q8_layout)
+  std::string bf16_layout = "auto";  // bf16 weights' element order (LoadOptions::bf16_layout)
   std::string host = "127.0.0.1";
   int port = 8080;                 // 0: any free port (the chosen one is printed)
   int parallel = 8;                // sequences decoding at once (one batched step)

@@ -74,6 +74,7 @@ int run_server(const ServeOptions& o) {
   lo.tokenizer = o.tokenizer;
   lo.kv_cache = o.kv_cache;
   lo.q8_layout = o.q8_layout;
+  lo.bf16_layout = o.bf16_layout;
   auto model = Model::load(o.model, lo);
   StateStore store(o.state_dir);
   SchedulerOptions so;

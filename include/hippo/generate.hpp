@@ -26,6 +26,7 @@ struct GenerateOptions {
   std::string tokenizer;                  // "byte" | "gpt2:DIR"; empty: the model file's
   std::string kv_cache = "auto";          // "fp32" | "bf16" | "auto" (LoadOptions::kv_cache)
   std::string q8_layout = "auto";         // "rows" | "rows4" | "auto" (LoadOptions::q8_layout)
+  std::string bf16_layout = "auto";       // "rows" | "rows8" | "auto" (LoadOptions::bf16_layout)
   std::string save_state, load_state;     // state after the prompt: save to / continue from
   // With bf16 weights: round decoding's activations to bf16 and multiply pairs with
   // VDPBF16PS (faster batched decoding; logits move by ~1e-3 relative). Default: exact fp32.

@@ -49,6 +49,7 @@ struct ModelInfo {
   std::string weights_dtype = "fp32";
   std::string kv_cache = "fp32";  // the KV cache dtype its sessions use (LoadOptions::kv_cache)
   std::string q8_layout;          // q8 weights' byte order: "rows" or "rows4"; "" without q8
+  std::string bf16_layout;        // bf16 weights' element order: "rows" or "rows8"; "" without
   std::string config_json;  // the full config, as stored in the file
 };
 
@@ -67,6 +68,11 @@ struct LoadOptions {
   // (~25% more tokens/s on the 125M hybrid, docs/performance.md), "auto": rows4 where that
   // kernel runs, else rows. Results are the same bits either way.
   std::string q8_layout = "auto";
+  // bf16 files: "rows" uses the weights where the file is mapped (no copy), "rows8" copies
+  // them once into eight interleaved rows, which decoding on AVX-512 reads as one stream (1.5x
+  // the batch-1 tokens/s of the 125M hybrid, docs/performance.md; the mapped pages are then
+  // released), "auto": rows8 where AVX-512 runs, else rows. Results are the same bits.
+  std::string bf16_layout = "auto";
 };
 
 namespace detail {

@@ -7,9 +7,11 @@ namespace hippo::py {
 namespace {
 
 PyModel load(const std::string& path, bool mmap, const std::string& tokenizer,
-             const std::string& kv_cache, const std::string& q8_layout) {
+             const std::string& kv_cache, const std::string& q8_layout,
+             const std::string& bf16_layout) {
   LoadOptions opts;
   opts.q8_layout = q8_layout;
+  opts.bf16_layout = bf16_layout;
   opts.mmap = mmap;
   opts.tokenizer = tokenizer;
   opts.kv_cache = kv_cache;
@@ -69,6 +71,8 @@ void bind_model(pyb::module_& m) {
                              [](const PyModel& pm) { return pm.model->info().weights_dtype; })
       .def_property_readonly("kv_cache", [](const PyModel& pm) { return pm.model->info().kv_cache; })
       .def_property_readonly("q8_layout", [](const PyModel& pm) { return pm.model->info().q8_layout; })
+      .def_property_readonly("bf16_layout",
+                             [](const PyModel& pm) { return pm.model->info().bf16_layout; })
       .def_property_readonly(
           "tokenizer", [](const PyModel& pm) { return &pm.model->tokenizer(); },
           pyb::return_value_policy::reference_internal, "The model file's tokenizer")
@@ -96,10 +100,14 @@ void bind_model(pyb::module_& m) {
       });
   m.def("load", &load, pyb::arg("path"), pyb::arg("mmap") = true, pyb::arg("tokenizer") = "",
         pyb::arg("kv_cache") = "auto", pyb::arg("q8_layout") = "auto",
+        pyb::arg("bf16_layout") = "auto",
         "Loads a hippo .safetensors model (memory-mapped by default: bf16 weights stay bf16); "
         "kv_cache: \"fp32\", \"bf16\" or \"auto\" (bf16 for bf16/q8 weights); q8_layout: "
         "\"rows\" (q8 weights used where mapped), \"rows4\" (copied once into four interleaved "
-        "rows, faster decoding on AVX512-VNNI) or \"auto\" (rows4 where that kernel runs)");
+        "rows, faster decoding on AVX512-VNNI) or \"auto\" (rows4 where that kernel runs); "
+        "bf16_layout: \"rows\" (bf16 weights used where mapped), \"rows8\" (copied once into "
+        "eight interleaved rows, faster decoding on AVX-512) or \"auto\" (rows8 where AVX-512 "
+        "runs)");
 }
 
 }  // namespace hippo::py

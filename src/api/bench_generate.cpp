@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "api/bf16_activations_scope.h"
+#include "api/bf16_layout_option.h"
 #include "api/kv_cache_option.h"
 #include "core/buffer.h"
 #include "core/cpu_peak.h"
@@ -228,6 +229,7 @@ void bench_generate(const BenchGenerateOptions& options) {
   HIPPO_CHECK(!(o.bf16 && o.q8), "--bf16 and --q8 exclude each other");
   HIPPO_CHECK(o.q8_layout == "auto" || o.q8_layout == "rows" || o.q8_layout == "rows4",
               "q8_layout must be auto, rows or rows4, got '", o.q8_layout, "'");
+  api::bf16_layout_of(o.bf16_layout);  // checks the value before any work
   const api::Bf16ActivationsScope bf16_mode(o.fast_bf16);
   const auto wall0 = Clock::now();
   const std::clock_t cpu0 = std::clock();
@@ -246,6 +248,11 @@ void bench_generate(const BenchGenerateOptions& options) {
                 o.q8_layout != "auto"                      ? o.q8_layout.c_str()
                 : q8_decode_layout() == Q8Layout::Rows4 ? "rows4 (auto)"
                                                         : "rows (auto)");
+  if (o.bf16)
+    std::printf("bf16 layout: %s\n",
+                o.bf16_layout != "auto"                        ? o.bf16_layout.c_str()
+                : bf16_decode_layout() == Bf16Layout::Rows8 ? "rows8 (auto)"
+                                                            : "rows (auto)");
   std::printf("threads %d; DRAM read bandwidth (1 GiB streaming sum, best of 3): %.1f GB/s by "
               "wall time, %.1f GB/s by CPU time\n", o.threads, bw_wall, bw_cpu);
   if (num_threads() > 1) {
@@ -263,7 +270,7 @@ void bench_generate(const BenchGenerateOptions& options) {
     if (o.only.empty() && k == kH3 && o.no_h3) continue;
     LanguageModel m(shape_125m(static_cast<Kind>(k), max_pos));
     m.init(1);
-    if (o.bf16) convert_weights_to_bf16(m);
+    if (o.bf16) convert_weights_to_bf16(m, api::bf16_layout_of(o.bf16_layout));
     if (o.q8)
       convert_weights_to_q8(m, o.q8_layout == "rows"    ? std::optional(Q8Layout::Rows)
                                : o.q8_layout == "rows4" ? std::optional(Q8Layout::Rows4)

@@ -28,8 +28,8 @@
 #include "io/output_path.h"
 #include "io/run_dir.h"
 #include "models/lm.h"
+#include "api/bf16_layout_option.h"
 #include "api/q8_layout_option.h"
-#include "models/bf16_weights.h"
 #include "models/load.h"
 
 namespace hippo {
@@ -97,7 +97,7 @@ void generate(const GenerateOptions& o) {
   LanguageModel& model = *loaded;
   model.set_kv_cache(api::resolve_kv_cache(o.kv_cache, model));
   api::apply_q8_layout(o.q8_layout, model);
-  relayout_bf16_weights(model, bf16_decode_layout());  // models/bf16_weights.h
+  api::apply_bf16_layout(o.bf16_layout, model);
   const ModelConfig& cfg = model.config();
   if (o.fast_bf16) {
     bool any_bf16 = false;

@@ -3,13 +3,13 @@
 
 #include "api/impl.h"
 #include "api/kv_cache_option.h"
+#include "api/bf16_layout_option.h"
 #include "api/q8_layout_option.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/scratch.h"
 #include "data/tokenizer.h"
 #include "io/output_path.h"
-#include "models/bf16_weights.h"
 #include "models/load.h"
 
 namespace hippo {
@@ -73,8 +73,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   info.bf16_weights = info.weights_dtype == "bf16";
   impl->lm->set_kv_cache(api::resolve_kv_cache(opts.kv_cache, *impl->lm));
   info.q8_layout = api::apply_q8_layout(opts.q8_layout, *impl->lm);
-  // A bf16 file's weights are copied once into the decode order (models/bf16_weights.h).
-  relayout_bf16_weights(*impl->lm, bf16_decode_layout());
+  info.bf16_layout = api::apply_bf16_layout(opts.bf16_layout, *impl->lm);
   info.kv_cache = kv_cache_name(impl->lm->kv_cache());
   info.config_json = cfg.to_json().dump();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));

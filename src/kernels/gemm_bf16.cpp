@@ -34,7 +34,8 @@ void gemv_scalar_output(const float* x, Bf16Data W, float* y, int64_t rows, int6
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * in;
     float acc = 0;
-    for (int64_t i = 0; i < in; ++i) acc += bf16_to_f32(W.w[bf16_offset(o, i, in, W.rows8)]) * xr[i];
+    for (int64_t i = 0; i < in; ++i)
+      acc += bf16_to_f32(W.w[bf16_offset(o, i, in, W.rows8)]) * xr[i];
     store(y + r * out + o, acc, accumulate);
   }
 }
@@ -226,7 +227,8 @@ void matmul_xwt_bf16_ref(const float* x, Bf16Data W, float* y, int64_t rows, int
     for (int64_t o = 0; o < out; ++o) {
       double acc = accumulate ? y[r * out + o] : 0.0;
       for (int64_t i = 0; i < in; ++i)
-        acc += static_cast<double>(bf16_to_f32(W.w[bf16_offset(o, i, in, W.rows8)])) * x[r * in + i];
+        acc +=
+            static_cast<double>(bf16_to_f32(W.w[bf16_offset(o, i, in, W.rows8)])) * x[r * in + i];
       y[r * out + o] = static_cast<float>(acc);
     }
 }

@@ -1,7 +1,7 @@
 // y = x W^T with W stored as bf16 (out, in) row-major (PyTorch's Linear layout) or with its
 // first W.rows8 rows in the Rows8 order (core/weight.h; every path, the same results bit for
-// bit), x (rows, in) and y (rows, out) fp32, fp32 accumulation. Used by inference with bf16 weights: the weights
-// are never widened as a whole.
+// bit), x (rows, in) and y (rows, out) fp32, fp32 accumulation. Used by inference with bf16
+// weights: the weights are never widened as a whole.
 //  - rows <= kBf16GemvRows (decoding): one pass over W for all rows, AVX-512 when the CPU has
 //    it, OpenMP over output rows when there is enough work.
 //  - more rows (prompts): W is widened in blocks of output rows that stay in cache, each block

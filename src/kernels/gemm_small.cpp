@@ -136,8 +136,9 @@ struct Bf16DotWeights : Bf16Step {
 // One tile: MR rows of A times NR rows of B over inputs [k0, k0 + K). The tile's B rows are
 // o, o + span, ..., o + (NR - 1) span (outputs likewise): span 1 is a block of adjacent rows,
 // a larger span the spread layout (see run()). The sums are the same either way, bit for bit.
-// R8: the tile's B rows are in the Rows8 order (all below op.r8; span 1; k0 and the steps
-// multiples of 32): row t's 32 inputs from k at Wr8 + 32 t + 8 k, the same products in the same order.
+// R8: the tile's B rows are in the Rows8 order (all below op.r8, in one group; span 1; k0 and
+// the steps multiples of 32): row t's 32 inputs from k at Wr8 + 32 t + 8 k. The same products
+// in the same order, so the same bits.
 template <int MR, int NR, class WT, bool R8 = false, bool R8_PREFETCH = false>
 HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
                        int64_t K, float beta, int64_t span = 1) {
@@ -175,8 +176,8 @@ HIPPO_AVX512 void tile(const Operands<WT>& op, int64_t r, int64_t o, int64_t k0,
         // GB/s without, 21-24 with T0 or T1 prefetches 0.5-4 KiB ahead; streaming 29-30; in
         // batch-2 decoding 158-174 tokens/s without, 124-134 with). Narrower tiles, and
         // several passes over each tile (3-8 rows of x), take the next tile's lines into L2
-        // as in the row-major order (without: batch 4 at 150-190 tokens/s against 220-235 in
-        // the row-major order; with: 280-300).
+        // as in the row-major order (batch 4 without: 150-190 tokens/s, against 220-250 in the
+        // row-major order; with: 240-300).
         if constexpr (NR < 8 || R8_PREFETCH)
           _mm_prefetch(reinterpret_cast<const char*>(Wr8_next + t * 32 + 8 * k), _MM_HINT_T1);
         WT::load_w(Wr8 + t * 32 + 8 * k, mask, w[t]);
@@ -275,8 +276,9 @@ template <class WT>
 BlockFn<WT> plan_for(int64_t rows, bool rows8) {
   if (rows == 1) return block<1, 8, WT>;
   if (rows == 2) return block<2, 8, WT>;
-  // Rows8 (bf16): whole-group tiles in passes of 2 rows (session 13, batches 4 and 8 of the
-  // 125M hybrid: 280-320 tokens/s against 220-260 row-major; 4 x 4 tiles on Rows8 150-190).
+  // Rows8 (bf16): whole-group tiles in passes of 2 rows (session 13, 125M hybrid, medians of
+  // 5 A B rounds: batch 4 255 tokens/s against 231 row-major, batch 8 273 against 252; 4 x 4
+  // tiles on Rows8 ran batch 4 at 150-190).
   if (rows8 && rows <= 8) return block<2, 8, WT, true>;
   if (rows <= 4) return block<4, 4, WT>;
   return block<8, 2, WT>;
@@ -365,9 +367,9 @@ void run_any_rows(Operands<WT> op, int64_t M, int64_t N, int64_t K, float beta) 
 // Rows8 weights: whole groups of eight rows of N, rows K apart, K a multiple of 32 (the tiles
 // step through inputs 32 at a time from multiples of 32).
 void check_rows8(const char* what, int64_t N, int64_t K, const Bf16Data& W, int64_t ldw) {
-  HIPPO_CHECK(W.rows8 == 0 || (W.rows8 % 8 == 0 && W.rows8 <= N && K % 32 == 0 && ldw == K),
-              what, ": ", W.rows8, " rows in the Rows8 order of ", N, " with ", K,
-              " inputs, rows ", ldw, " apart (whole groups of 8, inputs a multiple of 32, rows K apart)");
+  HIPPO_CHECK(W.rows8 == 0 || (W.rows8 % 8 == 0 && W.rows8 <= N && K % 32 == 0 && ldw == K), what,
+              ": ", W.rows8, " rows in the Rows8 order of ", N, " with ", K, " inputs, rows ", ldw,
+              " apart (whole groups of 8, inputs a multiple of 32, rows K apart)");
 }
 
 }  // namespace
@@ -462,33 +464,34 @@ void run_part(const char* what, Operands<WT> op, int64_t M, int64_t N, int64_t K
 }
 }  // namespace
 
-void gemm_small_nt_bf16_split_part(int64_t M, int64_t N, int64_t K, const float* xs,
-                                   int64_t ldxs, Bf16Data W, int64_t ldw, float beta,
-                                   float* C, int64_t ldc, int64_t begin, int64_t end) {
-  HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt_bf16_split_part: this CPU lacks AVX-512");
+void gemm_small_nt_bf16_split_part(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
+                                   Bf16Data W, int64_t ldw, float beta, float* C, int64_t ldc,
+                                   int64_t begin, int64_t end) {
+  HIPPO_CHECK(small_rows_kernel_available(),
+              "gemm_small_nt_bf16_split_part: this CPU lacks AVX-512");
   check_rows8("gemm_small_nt_bf16_split_part", N, K, W, ldw);
-  run_part<Bf16Weights>("gemm_small_nt_bf16_split_part", {xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N,
-                        K, beta, begin, end);
+  run_part<Bf16Weights>("gemm_small_nt_bf16_split_part",
+                        {xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta, begin, end);
 }
 
-void gemm_small_nt_bf16_dot_part(int64_t M, int64_t N, int64_t K, const uint16_t* xb,
-                                 int64_t ldxb, Bf16Data W, int64_t ldw, float beta,
-                                 float* C, int64_t ldc, int64_t begin, int64_t end) {
+void gemm_small_nt_bf16_dot_part(int64_t M, int64_t N, int64_t K, const uint16_t* xb, int64_t ldxb,
+                                 Bf16Data W, int64_t ldw, float beta, float* C, int64_t ldc,
+                                 int64_t begin, int64_t end) {
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_dot_part: this CPU lacks AVX512_BF16");
   check_rows8("gemm_small_nt_bf16_dot_part", N, K, W, ldw);
-  run_part<Bf16DotWeights>("gemm_small_nt_bf16_dot_part", {xb, ldxb, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N,
-                           K, beta, begin, end);
+  run_part<Bf16DotWeights>("gemm_small_nt_bf16_dot_part",
+                           {xb, ldxb, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta, begin, end);
 }
 
-void gemm_small_nt_bf16_hilo_part(int64_t M, int64_t N, int64_t K, const float* xs,
-                                  int64_t ldxs, Bf16Data W, int64_t ldw, float beta,
-                                  float* C, int64_t ldc, int64_t begin, int64_t end) {
+void gemm_small_nt_bf16_hilo_part(int64_t M, int64_t N, int64_t K, const float* xs, int64_t ldxs,
+                                  Bf16Data W, int64_t ldw, float beta, float* C, int64_t ldc,
+                                  int64_t begin, int64_t end) {
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_hilo_part: this CPU lacks AVX512_BF16");
   check_rows8("gemm_small_nt_bf16_hilo_part", N, K, W, ldw);
-  run_part<Bf16HiLoWeights>("gemm_small_nt_bf16_hilo_part", {xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M,
-                            N, K, beta, begin, end);
+  run_part<Bf16HiLoWeights>("gemm_small_nt_bf16_hilo_part",
+                            {xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta, begin, end);
 }
 
 void matmul_xwt_small(const float* x, const float* W, float* y, int64_t rows, int64_t in,

@@ -200,6 +200,27 @@ class ModelTest(unittest.TestCase):
         with self.assertRaisesRegex(hippo.Error, "q8_layout must be"):
             hippo.load(out, q8_layout="rows8")
 
+    def test_bf16_layout_option(self):
+        # A bf16 file used where mapped ("rows") or copied into eight interleaved rows
+        # ("rows8"): the same bits from forward and from decoding steps.
+        out = os.path.join(self.tmp.name, "bf16layout.safetensors")
+        pyhelpers.write_bf16_model(out, self.ref, HYBRID)
+        rows, rows8 = hippo.load(out, bf16_layout="rows"), hippo.load(out, bf16_layout="rows8")
+        self.assertEqual((rows.bf16_layout, rows8.bf16_layout), ("rows", "rows8"))
+        self.assertIn(hippo.load(out).bf16_layout, ("rows", "rows8"))
+        self.assertEqual(self.m.bf16_layout, "")  # no bf16 weights
+        np.testing.assert_array_equal(rows.forward(self.tokens), rows8.forward(self.tokens))
+        a, b = rows.session(), rows8.session()
+        a.prefill(self.tokens[0, :10])
+        b.prefill(self.tokens[0, :10])
+        for t in (3, 9, 200):
+            np.testing.assert_array_equal(a.step(t), b.step(t))
+        # Sessions name their weights by a fingerprint that does not depend on the order.
+        b.restore_bytes(a.save_bytes())
+        np.testing.assert_array_equal(a.step(5), b.step(5))
+        with self.assertRaisesRegex(hippo.Error, "bf16_layout must be"):
+            hippo.load(out, bf16_layout="rows4")
+
     def test_errors_are_hippo_errors(self):
         self.assertTrue(issubclass(hippo.Error, RuntimeError))
         bad = [
