@@ -366,9 +366,9 @@ void run_any_rows(Operands<WT> op, int64_t M, int64_t N, int64_t K, float beta) 
 
 // Rows8 weights: whole groups of eight rows of N, rows K apart, K a multiple of 32 (the tiles
 // step through inputs 32 at a time from multiples of 32).
-void check_rows8(const char* what, int64_t N, int64_t K, const Bf16Data& W, int64_t ldw) {
-  HIPPO_CHECK(W.rows8 == 0 || (W.rows8 % 8 == 0 && W.rows8 <= N && K % 32 == 0 && ldw == K), what,
-              ": ", W.rows8, " rows in the Rows8 order of ", N, " with ", K, " inputs, rows ", ldw,
+void check_rows8(const char* what, int64_t N, int64_t K, int64_t rows8, int64_t ldw) {
+  HIPPO_CHECK(rows8 == 0 || (rows8 % 8 == 0 && rows8 <= N && K % 32 == 0 && ldw == K), what, ": ",
+              rows8, " rows in the Rows8 order of ", N, " with ", K, " inputs, rows ", ldw,
               " apart (whole groups of 8, inputs a multiple of 32, rows K apart)");
 }
 
@@ -425,7 +425,7 @@ void gemm_small_nt_bf16_split(int64_t M, int64_t N, int64_t K, const float* xs, 
   HIPPO_CHECK(small_rows_kernel_available(), "gemm_small_nt_bf16_split: this CPU lacks AVX-512");
   HIPPO_CHECK(ldxs % 32 == 0 && ldxs >= K, "gemm_small_nt_bf16_split: split rows of ", ldxs,
               " floats for ", K, " inputs (a multiple of 32 at least K)");
-  check_rows8("gemm_small_nt_bf16_split", N, K, W, ldw);
+  check_rows8("gemm_small_nt_bf16_split", N, K, W.rows8, ldw);
   if (M == 0 || N <= 0 || K <= 0) return;
   run_any_rows<Bf16Weights>({xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta);
 }
@@ -435,7 +435,7 @@ void gemm_small_nt_bf16_dot(int64_t M, int64_t N, int64_t K, const uint16_t* xb,
   HIPPO_CHECK(M >= 0, "gemm_small_nt_bf16_dot: ", M, " rows");
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_dot: this CPU lacks AVX512_BF16");
-  check_rows8("gemm_small_nt_bf16_dot", N, K, W, ldw);
+  check_rows8("gemm_small_nt_bf16_dot", N, K, W.rows8, ldw);
   if (M == 0 || N <= 0 || K <= 0) return;
   run_any_rows<Bf16DotWeights>({xb, ldxb, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta);
 }
@@ -447,7 +447,7 @@ void gemm_small_nt_bf16_hilo(int64_t M, int64_t N, int64_t K, const float* xs, i
               "gemm_small_nt_bf16_hilo: this CPU lacks AVX512_BF16");
   HIPPO_CHECK(ldxs % 32 == 0 && ldxs >= K, "gemm_small_nt_bf16_hilo: split rows of ", ldxs,
               " floats for ", K, " inputs (a multiple of 32 at least K)");
-  check_rows8("gemm_small_nt_bf16_hilo", N, K, W, ldw);
+  check_rows8("gemm_small_nt_bf16_hilo", N, K, W.rows8, ldw);
   if (M == 0 || N <= 0 || K <= 0) return;
   run_any_rows<Bf16HiLoWeights>({xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta);
 }
@@ -459,6 +459,7 @@ void run_part(const char* what, Operands<WT> op, int64_t M, int64_t N, int64_t K
   HIPPO_CHECK(M >= 0 && M <= kSmallRowsMax, what, ": ", M, " rows (at most ", kSmallRowsMax, ")");
   HIPPO_CHECK(0 <= begin && begin <= end && end <= N, what, ": outputs [", begin, ", ", end,
               ") outside [0, ", N, ")");
+  check_rows8(what, N, K, op.r8, op.ldb);
   if (M == 0 || begin == end || K <= 0) return;
   run_range<WT>(op, M, K, beta, begin, end);
 }
@@ -469,7 +470,6 @@ void gemm_small_nt_bf16_split_part(int64_t M, int64_t N, int64_t K, const float*
                                    int64_t begin, int64_t end) {
   HIPPO_CHECK(small_rows_kernel_available(),
               "gemm_small_nt_bf16_split_part: this CPU lacks AVX-512");
-  check_rows8("gemm_small_nt_bf16_split_part", N, K, W, ldw);
   run_part<Bf16Weights>("gemm_small_nt_bf16_split_part",
                         {xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta, begin, end);
 }
@@ -479,7 +479,6 @@ void gemm_small_nt_bf16_dot_part(int64_t M, int64_t N, int64_t K, const uint16_t
                                  int64_t begin, int64_t end) {
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_dot_part: this CPU lacks AVX512_BF16");
-  check_rows8("gemm_small_nt_bf16_dot_part", N, K, W, ldw);
   run_part<Bf16DotWeights>("gemm_small_nt_bf16_dot_part",
                            {xb, ldxb, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta, begin, end);
 }
@@ -489,7 +488,6 @@ void gemm_small_nt_bf16_hilo_part(int64_t M, int64_t N, int64_t K, const float* 
                                   int64_t begin, int64_t end) {
   HIPPO_CHECK(small_rows_bf16_dot_available(),
               "gemm_small_nt_bf16_hilo_part: this CPU lacks AVX512_BF16");
-  check_rows8("gemm_small_nt_bf16_hilo_part", N, K, W, ldw);
   run_part<Bf16HiLoWeights>("gemm_small_nt_bf16_hilo_part",
                             {xs, ldxs, W.w, ldw, C, ldc, 1.0f, W.rows8}, M, N, K, beta, begin, end);
 }
