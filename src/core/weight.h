@@ -64,8 +64,8 @@ struct WeightView {
   Q8Layout layout = Q8Layout::Rows;
   Bf16Layout bf16_layout = Bf16Layout::Rows;  // BF16 only
 
-  // Rows [r0, r0 + n) as a view of their own. Rows4: both ends on a group boundary or in the
-  // row-major tail (q8_row_slice_ok), which the callers check.
+  // Rows [r0, r0 + n) as a view of their own. Rows4 (and bf16's Rows8 alike): both ends on a
+  // group boundary or in the row-major tail (q8_row_slice_ok), which the callers check.
   WeightView row_slice(int64_t r0, int64_t n) const {
     return {dtype, static_cast<const char*>(data) + r0 * cols * dtype_size(dtype), n, cols,
             scales ? scales + r0 * (cols / kQ8Block) : nullptr, layout, bf16_layout};

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/tensor.h"
 #include "io/safetensors.h"
 #include "kernels/gemm_q8.h"
 #include "kernels/q8_layout.h"
@@ -141,6 +142,9 @@ void relayout_q8_weights(LanguageModel& model, Q8Layout layout) {
     q8_copy_rows(v, 0, v.rows, scratch.q.data(), scratch.s.data());
     t.param->stored =
         q8_relayout(scratch.q.data(), scratch.s.data(), v.rows, v.cols, layout, t.q, t.s);
+    // The original is not read again: a mapped file's pages need not stay resident.
+    release_pages(v.data, static_cast<size_t>(v.rows * v.cols));
+    release_pages(v.scales, static_cast<size_t>(v.rows * v.cols / kQ8Block) * sizeof(float));
   }
 }
 
