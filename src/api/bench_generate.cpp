@@ -230,6 +230,9 @@ void bench_generate(const BenchGenerateOptions& options) {
   HIPPO_CHECK(o.q8_layout == "auto" || o.q8_layout == "rows" || o.q8_layout == "rows4",
               "q8_layout must be auto, rows or rows4, got '", o.q8_layout, "'");
   api::bf16_layout_of(o.bf16_layout);  // checks the value before any work
+  HIPPO_CHECK(o.bf16_layout == "auto" || o.bf16,
+              "--bf16-layout needs --bf16 (it concerns bf16 weights)");
+  HIPPO_CHECK(o.q8_layout == "auto" || o.q8, "--q8-layout needs --q8 (it concerns q8 weights)");
   const api::Bf16ActivationsScope bf16_mode(o.fast_bf16);
   const auto wall0 = Clock::now();
   const std::clock_t cpu0 = std::clock();

@@ -14,29 +14,25 @@
 
 namespace hippo::api {
 
-// Applies the option; returns the layout's name ("rows", "rows8"), or "" without bf16 weights.
-// "rows8" leaves weights that cannot take it (columns not a multiple of 32) row-major.
-inline std::string apply_bf16_layout(const std::string& option, LanguageModel& model) {
-  HIPPO_CHECK(option == "auto" || option.empty() || option == "rows" || option == "rows8",
-              "bf16_layout must be \"auto\", \"rows\" or \"rows8\", not \"", option, "\"");
-  bool any = false;
-  for (const ParamRef& p : model.params())
-    any = any || (p.param->has_stored() && p.param->stored.dtype == DType::BF16);
-  if (!any) return "";
-  const Bf16Layout to = option == "rows"    ? Bf16Layout::Rows
-                        : option == "rows8" ? Bf16Layout::Rows8
-                                            : bf16_decode_layout();
-  relayout_bf16_weights(model, to);
-  return to == Bf16Layout::Rows8 ? "rows8" : "rows";
-}
-
-// The option's value as an optional layout for the in-memory conversion (auto: nullopt).
+// The option's value as a layout (auto or empty: nullopt, the decode layout); Error otherwise.
 inline std::optional<Bf16Layout> bf16_layout_of(const std::string& option) {
   HIPPO_CHECK(option == "auto" || option.empty() || option == "rows" || option == "rows8",
               "bf16_layout must be \"auto\", \"rows\" or \"rows8\", not \"", option, "\"");
   if (option == "rows") return Bf16Layout::Rows;
   if (option == "rows8") return Bf16Layout::Rows8;
   return std::nullopt;
+}
+
+// Applies the option; returns the layout's name ("rows", "rows8"), or "" without bf16 weights.
+// "rows8" leaves weights that cannot take it (columns not a multiple of 32) row-major.
+inline std::string apply_bf16_layout(const std::string& option, LanguageModel& model) {
+  const Bf16Layout to = bf16_layout_of(option).value_or(bf16_decode_layout());
+  bool any = false;
+  for (const ParamRef& p : model.params())
+    any = any || (p.param->has_stored() && p.param->stored.dtype == DType::BF16);
+  if (!any) return "";
+  relayout_bf16_weights(model, to);
+  return to == Bf16Layout::Rows8 ? "rows8" : "rows";
 }
 
 }  // namespace hippo::api
