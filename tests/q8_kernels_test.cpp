@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <vector>
@@ -81,6 +82,50 @@ TEST(Q8Kernels, QuantizeRoundsToNearestWithinHalfAStep) {
   EXPECT_FALSE(std::isnan(s[1]));
   EXPECT_NE(error_of([&] { quantize_q8(x.data(), 1, 40, q.data(), s.data()); }).find("multiple of 32"),
             std::string::npos);
+}
+
+// Weights (session 14): each scale is the smallest bf16 value >= amax / 127 (worked out here by
+// stepping bf16 values up from below, in double), the values within half a step, |q| <= 127,
+// over magnitudes from 1e-30 to 1e30 (bf16 has fp32's exponent range: no subnormal scales).
+TEST(Q8Kernels, WeightScalesAreTheSmallestBf16AtOrAboveAmaxOver127) {
+  auto x = normal(8 * 64, 17);
+  const double mags[] = {1e-30, 1e-6, 3e-3, 0.02, 1.0, 7.3, 1e5, 1e30};
+  for (int b = 0; b < 16; ++b)
+    for (int i = 0; i < 32; ++i) x[b * 32 + i] *= static_cast<float>(mags[b % 8]);
+  for (int i = 32; i < 64; ++i) x[i] = 0.0f;  // block 1 all zero
+  std::vector<int8_t> q(x.size());
+  std::vector<float> s(x.size() / 32);
+  quantize_q8_weights(x.data(), 8, 64, q.data(), s.data());
+  for (size_t b = 0; b < s.size(); ++b) {
+    double amax = 0;
+    int qmax = 0;
+    for (size_t i = b * 32; i < (b + 1) * 32; ++i) {
+      amax = std::max(amax, std::fabs(static_cast<double>(x[i])));
+      qmax = std::max(qmax, std::abs(static_cast<int>(q[i])));
+      ASSERT_LE(std::fabs(static_cast<double>(s[b]) * q[i] - x[i]), 0.5001 * s[b] + 1e-40) << i;
+    }
+    if (amax == 0) {
+      EXPECT_EQ(s[b], 0.0f);
+      EXPECT_EQ(qmax, 0);
+      continue;
+    }
+    const double want = static_cast<double>(static_cast<float>(amax) / 127.0f);
+    // Largest bf16 value below `want`, then up by one bf16 step until at or above it.
+    uint32_t u;
+    const float wf = static_cast<float>(want);
+    std::memcpy(&u, &wf, 4);
+    u &= 0xFFFF0000u;
+    float c;
+    std::memcpy(&c, &u, 4);
+    while (static_cast<double>(c) < want) {
+      u += 0x10000u;
+      std::memcpy(&c, &u, 4);
+    }
+    EXPECT_EQ(s[b], c) << "block " << b << " amax " << amax;
+    EXPECT_LE(s[b], want * (1 + 1.0 / 128)) << b;  // at most one bf16 step coarser
+    EXPECT_GE(qmax, 126) << b;
+    EXPECT_LE(qmax, 127) << b;
+  }
 }
 
 // Every level, widths with a half chunk (in % 64 == 32), odd chunk counts and the 125M shapes'

@@ -147,6 +147,61 @@ TEST(Q8Weights, FileMatchesFp32ModelWithDequantizedWeights) {
   }
 }
 
+// Rows4 keeps a weight's scales as bf16 exactly when every one is a bf16 value (session 14:
+// files written since then; an older file's scales stay fp32), with the Rows layout's bits.
+TEST(Q8Weights, RelayoutKeepsBf16ScalesOnlyWhereTheyAreBf16Values) {
+  TempDir dir("q8_bf16_scales");
+  LanguageModel ref(config(64));
+  ref.init(5);
+  const std::string path = dir.file("w_q8.safetensors");
+  save_weights_q8(path, ref);
+  // An "older" file: one scale of the first MLP weight one fp32 ulp off a bf16 value.
+  const std::string bytes = read_bytes(path);
+  const std::string old_name = "backbone.layers.0.mlp.fc1.weight";
+  std::string old_bytes = bytes;
+  const size_t at = offset_of(bytes, old_name + kQ8ScaleSuffix, 5, 4);
+  float sc;
+  std::memcpy(&sc, &bytes[at], 4);
+  ASSERT_GT(sc, 0.0f);
+  sc = std::nextafter(sc, 1.0f);
+  std::memcpy(&old_bytes[at], &sc, 4);
+  const std::string old_path = dir.file("old_q8.safetensors");
+  write_bytes(old_path, old_bytes);
+
+  const int L = 40;
+  const auto tok = tokens_for(L, 77, 2);
+  for (const std::string& file : {path, old_path}) {
+    auto rows = load_model_mapped(file);
+    auto r4 = load_model_mapped(file);
+    relayout_q8_weights(*r4, Q8Layout::Rows4);
+    int seen = 0;
+    for (auto& p : r4->params()) {
+      const WeightView& v = p.param->stored;
+      if (!p.param->has_stored() || v.dtype != DType::Q8) continue;
+      ++seen;
+      const bool fp32 = file == old_path && p.name == old_name;
+      EXPECT_EQ(v.layout, Q8Layout::Rows4) << p.name;
+      EXPECT_EQ(v.scales != nullptr, fp32) << file << " " << p.name;
+      EXPECT_EQ(v.scales_bf16 != nullptr, !fp32) << file << " " << p.name;
+    }
+    EXPECT_GT(seen, 10);
+    const auto a = forward_logits(*rows, tok, 1, L), b = forward_logits(*r4, tok, 1, L);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << file << " " << i;
+    const auto c = decode_logits(*rows, tok, 30), e = decode_logits(*r4, tok, 30);
+    for (size_t i = 0; i < c.size(); ++i) ASSERT_EQ(c[i], e[i]) << file << " " << i;
+    EXPECT_EQ(weights_fingerprint(*rows), weights_fingerprint(*r4)) << file;
+    // Back to Rows: the scales widen to fp32 again, same bits.
+    relayout_q8_weights(*r4, Q8Layout::Rows);
+    for (auto& p : r4->params()) {
+      if (p.param->has_stored() && p.param->stored.dtype == DType::Q8) {
+        EXPECT_TRUE(p.param->stored.scales && !p.param->stored.scales_bf16) << p.name;
+      }
+    }
+    const auto g = decode_logits(*r4, tok, 30);
+    for (size_t i = 0; i < c.size(); ++i) ASSERT_EQ(c[i], g[i]) << file << " " << i;
+  }
+}
+
 TEST(Q8Weights, CorruptFilesAreRefusedByName) {
   TempDir dir("q8_test");
   LanguageModel src(config(64));

@@ -243,7 +243,7 @@ void bench_generate(const BenchGenerateOptions& options) {
   const double bw = o.threads == 1 ? bw_cpu : bw_wall;
   std::printf("weights: %s%s\n",
               o.bf16 ? "bf16 (linear + embedding; SSM, norms fp32)"
-              : o.q8 ? "q8 (linear + embedding, int8 blocks of 32 + fp32 scales; SSM, norms fp32)"
+              : o.q8 ? "q8 (linear + embedding, int8 blocks of 32 + a scale each; SSM, norms fp32)"
                      : "fp32",
               o.fast_bf16 ? "; decoding activations rounded to bf16 (--fast-bf16)" : "");
   if (o.q8)
@@ -251,6 +251,11 @@ void bench_generate(const BenchGenerateOptions& options) {
                 o.q8_layout != "auto"                      ? o.q8_layout.c_str()
                 : q8_decode_layout() == Q8Layout::Rows4 ? "rows4 (auto)"
                                                         : "rows (auto)");
+  if (o.q8)  // convert_weights_to_q8: Rows4 holds the scales as bf16, Rows as fp32
+    std::printf("q8 scales: %s\n", (o.q8_layout == "auto" ? q8_decode_layout() == Q8Layout::Rows4
+                                                         : o.q8_layout == "rows4")
+                                       ? "bf16 (rows4)"
+                                       : "fp32");
   if (o.bf16)
     std::printf("bf16 layout: %s\n",
                 o.bf16_layout != "auto"                        ? o.bf16_layout.c_str()
@@ -286,9 +291,10 @@ void bench_generate(const BenchGenerateOptions& options) {
     for (auto& p : m.params()) {
       const WeightView w = p.param->view();
       const int64_t n = p.param->value.numel();
-      weight_bytes[k] += !p.param->has_stored()      ? n * 4
-                         : w.dtype == DType::Q8 ? n + n / kQ8Block * 4  // int8 + fp32 scales
-                                                : n * 2;
+      weight_bytes[k] += !p.param->has_stored() ? n * 4
+                         : w.dtype == DType::Q8    // int8 + fp32 or bf16 scales
+                             ? n + n / kQ8Block * (w.scales_bf16 ? 2 : 4)
+                             : n * 2;
     }
     if (k == kTransformer) weight_bytes[k] -= static_cast<int64_t>(max_pos - 1) * 768 * 4;
     std::fprintf(stderr, "%s: %.1fM parameters\n", kNames[k], m.num_params() / 1e6);

@@ -267,10 +267,12 @@ uint64_t weights_fingerprint(const LanguageModel& model) {
                               : bf16_offset(i / w.cols, i % w.cols, w.cols, rows8);
         h = fnv1a64(static_cast<const char*>(w.data) + at * sz, static_cast<size_t>(sz), h);
       }
-      if (w.scales) {  // q8: the scales are weights too
+      if (q8) {  // the scales are weights too: as fp32 whichever type holds them
         const int64_t nb = w.cols / kQ8Block;
-        for (int64_t i = 0; i < n / kQ8Block; i += stride)
-          h = fnv1a64(w.scales + q8_scale_offset(w, i / nb, i % nb), sizeof(float), h);
+        for (int64_t i = 0; i < n / kQ8Block; i += stride) {
+          const float sc = q8_scale(w, i / nb, i % nb);
+          h = fnv1a64(&sc, sizeof(float), h);
+        }
       }
       continue;
     }

@@ -1,6 +1,7 @@
 #include "kernels/gemm_q8.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -18,13 +19,24 @@ namespace {
 constexpr int64_t B = kQ8Block;
 
 void check_q8(const WeightView& W, const char* what) {
-  HIPPO_CHECK(W.dtype == DType::Q8 && W.data && W.scales, what, ": the weight is not a q8 view");
+  HIPPO_CHECK(W.dtype == DType::Q8 && W.data && q8_has_scales(W), what,
+              ": the weight is not a q8 view");
   HIPPO_CHECK(W.cols % B == 0, what, ": q8 weight with ", W.cols, " columns (a multiple of ", B,
               " is needed)");
 }
 
+// The smallest bf16 value >= s (s finite and > 0): a weight's scale rounded up, so that the
+// values still fit in [-127, 127] and the scale can be stored as bf16 without changing.
+inline float round_up_to_bf16(float s) {
+  uint32_t u = std::bit_cast<uint32_t>(s);
+  if (u & 0xFFFFu) u = (u | 0xFFFFu) + 1;
+  return std::bit_cast<float>(u);
+}
+
 // One block of 32: scale and int8 values. Written once, compiled per target below, so the
 // loops vectorise (nearbyint: round to nearest, ties to even, without a library call).
+// kBf16Scale: the scale is rounded up to a bf16 value (weights; activations keep amax / 127).
+template <bool kBf16Scale>
 __attribute__((always_inline)) inline void quantize_block(const float* x, int8_t* q, float* s) {
   float amax = 0, poison = 0;
   for (int64_t i = 0; i < B; ++i) {
@@ -41,19 +53,35 @@ __attribute__((always_inline)) inline void quantize_block(const float* x, int8_t
     std::fill(q, q + B, int8_t{0});
     return;
   }
+  float inv = 127.0f / amax;
   *s = amax / 127.0f;
-  const float inv = 127.0f / amax;
+  if constexpr (kBf16Scale) {
+    *s = round_up_to_bf16(*s);
+    inv = 1.0f / *s;
+  }
   for (int64_t i = 0; i < B; ++i) {
     const float v = std::min(127.0f, std::max(-127.0f, std::nearbyint(x[i] * inv)));
     q[i] = static_cast<int8_t>(static_cast<int>(v));
   }
 }
 
+template <bool kBf16Scale>
 HIPPO_TARGET_AVX512 void quantize_avx512(const float* x, int64_t blocks, int8_t* q, float* s) {
-  for (int64_t b = 0; b < blocks; ++b) quantize_block(x + b * B, q + b * B, s + b);
+  for (int64_t b = 0; b < blocks; ++b) quantize_block<kBf16Scale>(x + b * B, q + b * B, s + b);
 }
+template <bool kBf16Scale>
 void quantize_plain(const float* x, int64_t blocks, int8_t* q, float* s) {
-  for (int64_t b = 0; b < blocks; ++b) quantize_block(x + b * B, q + b * B, s + b);
+  for (int64_t b = 0; b < blocks; ++b) quantize_block<kBf16Scale>(x + b * B, q + b * B, s + b);
+}
+
+template <bool kBf16Scale>
+void quantize_rows(const float* x, int64_t rows, int64_t in, int8_t* q, float* s,
+                   const char* what) {
+  HIPPO_CHECK(in % B == 0, what, ": ", in, " columns is not a multiple of ", B);
+  if (isa_enabled(Isa::Avx512))
+    quantize_avx512<kBf16Scale>(x, rows * in / B, q, s);
+  else
+    quantize_plain<kBf16Scale>(x, rows * in / B, q, s);
 }
 
 void store(float* y, float v, bool accumulate) { *y = accumulate ? *y + v : v; }
@@ -83,11 +111,12 @@ void dot_rows_scalar(const int8_t* xq, const float* xs, int64_t rows, const Weig
 }  // namespace
 
 void quantize_q8(const float* x, int64_t rows, int64_t in, int8_t* q, float* s, const char* what) {
-  HIPPO_CHECK(in % B == 0, what, ": ", in, " columns is not a multiple of ", B);
-  if (isa_enabled(Isa::Avx512))
-    quantize_avx512(x, rows * in / B, q, s);
-  else
-    quantize_plain(x, rows * in / B, q, s);
+  quantize_rows<false>(x, rows, in, q, s, what);
+}
+
+void quantize_q8_weights(const float* x, int64_t rows, int64_t in, int8_t* q, float* s,
+                         const char* what) {
+  quantize_rows<true>(x, rows, in, q, s, what);
 }
 
 void dequantize_q8_rows(const WeightView& W, int64_t r0, int64_t n, float* out) {
@@ -95,15 +124,16 @@ void dequantize_q8_rows(const WeightView& W, int64_t r0, int64_t n, float* out) 
   const int64_t in = W.cols, nb = in / B;
   if (W.layout == Q8Layout::Rows) {
     const auto* q = static_cast<const int8_t*>(W.data) + r0 * in;
-    const float* s = W.scales + r0 * nb;
-    for (int64_t b = 0; b < n * nb; ++b)
-      for (int64_t i = 0; i < B; ++i) out[b * B + i] = s[b] * static_cast<float>(q[b * B + i]);
+    for (int64_t b = 0; b < n * nb; ++b) {
+      const float sc = q8_scale(W, r0 + b / nb, b % nb);
+      for (int64_t i = 0; i < B; ++i) out[b * B + i] = sc * static_cast<float>(q[b * B + i]);
+    }
     return;
   }
   // Rows4 (core/weight.h): row j of a group has block b at (b / 2) * 256 + j * 64 + (b % 2) * 32
   // (the last, half chunk's block at full * 256 + j * 32); its scales in quads of 8.
   const auto* wq = static_cast<const int8_t*>(W.data);
-  const int64_t r4 = W.rows / 4 * 4, full = in / 64, nq = nb / 8, rem = nb - nq * 8;
+  const int64_t r4 = W.rows / 4 * 4, full = in / 64;
   for (int64_t r = 0; r < n; ++r) {
     const int64_t o = r0 + r;
     float* dst = out + r * in;
@@ -112,11 +142,10 @@ void dequantize_q8_rows(const WeightView& W, int64_t r0, int64_t n, float* out) 
       continue;
     }
     const int8_t* g = wq + o / 4 * 4 * in;
-    const float* gs = W.scales + o / 4 * 4 * nb;
     const int64_t j = o % 4;
     for (int64_t b = 0; b < nb; ++b) {  // a block's 32 values are contiguous
       const int8_t* q = b < 2 * full ? g + b / 2 * 256 + j * 64 + b % 2 * 32 : g + full * 256 + j * 32;
-      const float sc = b < nq * 8 ? gs[b / 8 * 32 + j * 8 + b % 8] : gs[nq * 32 + j * rem + b % 8];
+      const float sc = q8_scale(W, o, b);
       for (int64_t i = 0; i < B; ++i) dst[b * B + i] = sc * static_cast<float>(q[i]);
     }
   }
@@ -149,10 +178,10 @@ void q8_dot_rows(const int8_t* xq, const float* xs, int64_t rows, const WeightVi
   HIPPO_CHECK(isa_enabled(level), "q8_dot_rows: instruction-set level ", isa_name(level),
               " is not enabled on this CPU");
   const Q8DotPath path = q8_dot_path(level);
-  if (W.layout != Q8Layout::Rows && path != Q8DotPath::Avx512Vnni) {
-    // Only the AVX512-VNNI kernel reads Rows4 itself (models/q8_weights.cpp picks Rows4 where
-    // it runs); the others take the rows as a row-major copy, 64 at a time (any split of the
-    // outputs gives the same bits).
+  if ((W.layout != Q8Layout::Rows || W.scales_bf16) && path != Q8DotPath::Avx512Vnni) {
+    // Only the AVX512-VNNI kernel reads Rows4 (and bf16 scales) itself (models/q8_weights.cpp
+    // picks Rows4 where it runs); the others take the rows as a row-major copy with fp32
+    // scales, 64 at a time (any split of the outputs gives the same bits).
     constexpr int64_t kPiece = 64;
     thread_local ScratchBuffer buf;
     const int64_t nb = W.cols / B;
@@ -242,7 +271,7 @@ void q8_dot_ref(const int8_t* xq, const float* xs, int64_t rows, const WeightVie
     for (int64_t o = 0; o < W.rows; ++o) {
       double acc = 0;
       for (int64_t i = 0; i < in; ++i)
-        acc += static_cast<double>(xs[r * nb + i / B]) * W.scales[q8_scale_offset(W, o, i / B)] *
+        acc += static_cast<double>(xs[r * nb + i / B]) * q8_scale(W, o, i / B) *
                xq[r * in + i] * Wq[q8_value_offset(W, o, i)];
       y[r * W.rows + o] = acc;
     }
@@ -255,7 +284,7 @@ void matmul_xwt_q8_ref(const float* x, int64_t rows, const WeightView& W, double
     for (int64_t o = 0; o < W.rows; ++o) {
       double acc = 0;
       for (int64_t i = 0; i < in; ++i)
-        acc += static_cast<double>(x[r * in + i]) * W.scales[q8_scale_offset(W, o, i / B)] *
+        acc += static_cast<double>(x[r * in + i]) * q8_scale(W, o, i / B) *
                Wq[q8_value_offset(W, o, i)];
       y[r * W.rows + o] = acc;
     }

@@ -23,6 +23,11 @@ constexpr int64_t kQ8GemvRows = 16;
 // Error naming `what`.
 void quantize_q8(const float* x, int64_t rows, int64_t in, int8_t* q, float* s,
                  const char* what = "quantize_q8");
+// quantize_q8 for weights: the same, except that each scale is max|x| / 127 rounded up to the
+// nearest bf16 value (so it is stored as bf16 without change, core/weight.h scales_bf16) and
+// q = round(x / s). The step is at most 2^-8 coarser than amax / 127.
+void quantize_q8_weights(const float* x, int64_t rows, int64_t in, int8_t* q, float* s,
+                         const char* what = "quantize_q8_weights");
 // out (n, cols) = rows [r0, r0 + n) of W widened to fp32 (scale * q).
 void dequantize_q8_rows(const WeightView& W, int64_t r0, int64_t n, float* out);
 

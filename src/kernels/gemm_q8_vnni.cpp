@@ -7,6 +7,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "core/scratch.h"
 
 #define HIPPO_TARGET_AVX512_VNNI \
@@ -32,28 +34,39 @@ constexpr int64_t kPrep512 = 64 * 3;  // bytes per chunk
 // NR (1 or 4) consecutive output rows of W in either layout (core/weight.h Q8Layout): row j's
 // full chunk c at w + j * rs + c * cs, its half chunk (c = in / 64 when in % 64 == 32) at
 // wh + j * rsh + c * cs; the 8 scales of its full quad q at ws + j * srs + q * sqs, the scales
-// of a last partial quad Q at wst + j * srt + Q * sqs.
+// of a last partial quad Q at wst + j * srt + Q * sqs (in elements of the scales' type S: float,
+// or uint16_t for bf16 scales).
 struct Rows512 {
   const int8_t *w, *wh;
-  const float *ws, *wst;
+  const void *ws, *wst;
   int64_t rs, cs, rsh, srs, sqs, srt;
   int64_t in, nb;
   int64_t pf;  // prefetch the bytes this far past w, in address order (0: none)
 };
 
+// The scales of a view as type S (float: `scales`, uint16_t: `scales_bf16`).
+template <class S>
+const S* scales_of(const WeightView& W) {
+  if constexpr (std::is_same_v<S, float>)
+    return W.scales;
+  else
+    return W.scales_bf16;
+}
+
 // Rows o.. of W (the first row of the 1 or 4 taken together; a group of 4 in Rows4 starts on a
 // group boundary).
+template <class S>
 [[gnu::always_inline]] inline Rows512 rows_at(const WeightView& W, int64_t o, int64_t pf) {
   const int64_t in = W.cols, nb = in / B;
   const auto* q = static_cast<const int8_t*>(W.data);
   if (W.layout == Q8Layout::Rows || o >= W.rows / 4 * 4) {
     const int8_t* w = q + o * in;
-    const float* s = W.scales + o * nb;
+    const S* s = scales_of<S>(W) + o * nb;
     return {w, w, s, s, in, 64, in, nb, 8, nb, in, nb, pf};
   }
   const int64_t g = o / 4 * 4, j = o % 4, nq = nb / 8, rem = nb - nq * 8;
   const int8_t* gw = q + g * in;
-  const float* gs = W.scales + g * nb;
+  const S* gs = scales_of<S>(W) + g * nb;
   return {gw + j * 64, gw + j * 32, gs + j * 8, gs + j * rem, 64, 256, 32, 8, 32, rem, in, nb, pf};
 }
 
@@ -62,6 +75,23 @@ HIPPO_TARGET_AVX512_VNNI inline __m512i spread512(int k) {
   return _mm512_set_epi32(2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1,
                           2 * k + 1, 2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k,
                           2 * k);
+}
+
+// Eight scales (lanes 0-7; lanes 8-15 undefined) from fp32 or bf16 (widening bf16 is exact).
+HIPPO_TARGET_AVX512_VNNI inline __m512 load_scales8(const float* p) {
+  return _mm512_castps256_ps512(_mm256_loadu_ps(p));
+}
+HIPPO_TARGET_AVX512_VNNI inline __m512 load_scales8(const uint16_t* p) {
+  const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_castps256_ps512(_mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+}
+// The scales of mask m's lanes (of 0-7), the others 0; lanes 8-15 undefined.
+HIPPO_TARGET_AVX512_VNNI inline __m512 load_scales_masked(__mmask8 m, const float* p) {
+  return _mm512_castps256_ps512(_mm256_maskz_loadu_ps(m, p));
+}
+HIPPO_TARGET_AVX512_VNNI inline __m512 load_scales_masked(__mmask8 m, const uint16_t* p) {
+  const __m256i w = _mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(m, p));
+  return _mm512_castps256_ps512(_mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
 }
 
 // One chunk of NR rows: exact int32 lane sums, scaled per block, added to acc.
@@ -97,9 +127,12 @@ HIPPO_TARGET_AVX512_VNNI inline __m128 reduce4_512(__m512 a0, __m512 a1, __m512 
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-// NR rows of W (R) against one prepared row of x; returns the NR sums in lanes 0..NR-1.
-template <int NR>
+// NR rows of W (R, scales of type S) against one prepared row of x; returns the NR sums in lanes
+// 0..NR-1.
+template <int NR, class S>
 HIPPO_TARGET_AVX512_VNNI __m128 rows512(const Rows512& R, const unsigned char* xp, int64_t C) {
+  const S* ws = static_cast<const S*>(R.ws);
+  const S* wst = static_cast<const S*>(R.wst);
   __m512 acc[kTogether];
   for (int j = 0; j < kTogether; ++j) acc[j] = _mm512_setzero_ps();
   const int64_t full = R.in / 64;
@@ -111,7 +144,7 @@ HIPPO_TARGET_AVX512_VNNI __m128 rows512(const Rows512& R, const unsigned char* x
   for (; c + 4 <= full; c += 4) {  // 4 chunks: 8 blocks (a quad), whose 8 scales one load brings
     __m512 wsv[NR];
     for (int j = 0; j < NR; ++j)
-      wsv[j] = _mm512_castps256_ps512(_mm256_loadu_ps(R.ws + j * R.srs + c / 4 * R.sqs));
+      wsv[j] = load_scales8(ws + j * R.srs + c / 4 * R.sqs);
     chunk512<NR>(R, wj, xp, c, all, wsv, i0, acc);
     chunk512<NR>(R, wj, xp, c + 1, all, wsv, i1, acc);
     chunk512<NR>(R, wj, xp, c + 2, all, wsv, i2, acc);
@@ -126,7 +159,7 @@ HIPPO_TARGET_AVX512_VNNI __m128 rows512(const Rows512& R, const unsigned char* x
     for (int j = 0; j < NR; ++j) wh[j] = half ? R.wh + j * R.rsh : wj[j];
     __m512 wsv[NR];
     for (int j = 0; j < NR; ++j)
-      wsv[j] = _mm512_maskz_loadu_ps(half ? 0x1 : 0x3, R.wst + j * R.srt + q * R.sqs + 2 * (c - 4 * q));
+      wsv[j] = load_scales_masked(half ? 0x1 : 0x3, wst + j * R.srt + q * R.sqs + 2 * (c - 4 * q));
     chunk512<NR>(R, wh, xp, c, valid, wsv, i0, acc);
   }
   return reduce4_512(acc[0], acc[1], acc[2], acc[3]);
@@ -182,9 +215,12 @@ void store_sums(float* y, __m128 s, int nr, bool accumulate) {
 
 }  // namespace
 
-HIPPO_TARGET_AVX512_VNNI void dot_rows_avx512(const int8_t* xq, const float* xs, int64_t rows,
-                                              const WeightView& W, float* y, int64_t ldy,
-                                              int64_t o0, int64_t o1, bool accumulate) {
+namespace {
+
+template <class S>
+HIPPO_TARGET_AVX512_VNNI void dot_rows_avx512_as(const int8_t* xq, const float* xs, int64_t rows,
+                                                 const WeightView& W, float* y, int64_t ldy,
+                                                 int64_t o0, int64_t o1, bool accumulate) {
   const int64_t in = W.cols, nb = in / B, C = (in + 63) / 64;
   thread_local ScratchBuffer buf;
   auto* prep = reinterpret_cast<unsigned char*>(
@@ -208,20 +244,30 @@ HIPPO_TARGET_AVX512_VNNI void dot_rows_avx512(const int8_t* xq, const float* xs,
   for (int64_t o = o0; o < o1;) {
     const bool four = o + kTogether <= o1 && (o >= r4 || o % 4 == 0);
     if (four) {
-      Rows512 R = rows_at(W, o, o + 2 * kTogether <= o1 ? kTogether * in : 0);
+      Rows512 R = rows_at<S>(W, o, o + 2 * kTogether <= o1 ? kTogether * in : 0);
       for (int64_t r = 0; r < rows; ++r) {
-        store_sums(y + r * ldy + o, rows512<kTogether>(R, prep + r * C * kPrep512, C), kTogether,
-                   accumulate);
+        store_sums(y + r * ldy + o, rows512<kTogether, S>(R, prep + r * C * kPrep512, C),
+                   kTogether, accumulate);
         R.pf = 0;  // the first row of x brought the next group in
       }
       o += kTogether;
     } else {
-      const Rows512 R = rows_at(W, o, 0);
+      const Rows512 R = rows_at<S>(W, o, 0);
       for (int64_t r = 0; r < rows; ++r)
-        store_sums(y + r * ldy + o, rows512<1>(R, prep + r * C * kPrep512, C), 1, accumulate);
+        store_sums(y + r * ldy + o, rows512<1, S>(R, prep + r * C * kPrep512, C), 1, accumulate);
       ++o;
     }
   }
+}
+
+}  // namespace
+
+void dot_rows_avx512(const int8_t* xq, const float* xs, int64_t rows, const WeightView& W,
+                     float* y, int64_t ldy, int64_t o0, int64_t o1, bool accumulate) {
+  if (W.scales_bf16)
+    dot_rows_avx512_as<uint16_t>(xq, xs, rows, W, y, ldy, o0, o1, accumulate);
+  else
+    dot_rows_avx512_as<float>(xq, xs, rows, W, y, ldy, o0, o1, accumulate);
 }
 
 HIPPO_TARGET_AVX_VNNI void dot_rows_avx256(const int8_t* xq, const float* xs, int64_t rows,

@@ -14,9 +14,16 @@ inline int64_t q8_scale_count(int64_t rows, int64_t cols) { return rows * (cols 
 // Rows [r0, r0 + n) of W (either layout) into row-major q (n, cols) and s (n, cols / 32).
 void q8_copy_rows(const WeightView& W, int64_t r0, int64_t n, int8_t* q, float* s);
 
-// A row-major (rows, cols) q8 matrix (q, s) rewritten in `layout` into q_out, s_out (which
-// must not overlap q, s). Returns the view of the result.
+// Whether each of n scales is a bf16 value (its low 16 bits zero), so that storing it as bf16
+// changes nothing (quantize_q8_weights makes them so).
+bool q8_scales_are_bf16(const float* s, int64_t n);
+
+// A row-major (rows, cols) q8 matrix (q, s) rewritten in `layout` into q_out and s_out, or,
+// when s16_out is given (Rows4 only, and q8_scales_are_bf16 must hold), the scales as bf16 into
+// s16_out (core/weight.h scales_bf16). The outputs must not overlap q, s. Returns the view of
+// the result.
 WeightView q8_relayout(const int8_t* q, const float* s, int64_t rows, int64_t cols,
-                       Q8Layout layout, int8_t* q_out, float* s_out);
+                       Q8Layout layout, int8_t* q_out, float* s_out,
+                       uint16_t* s16_out = nullptr);
 
 }  // namespace hippo

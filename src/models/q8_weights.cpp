@@ -39,7 +39,7 @@ struct Q8Copy {
 std::shared_ptr<Q8Copy> quantize_param(const Param& p, const std::string& name) {
   const WeightView v = p.view();
   auto c = std::make_shared<Q8Copy>(static_cast<size_t>(v.rows * v.cols));
-  quantize_q8(p.value.data(), v.rows, v.cols, c->q.data(), c->s.data(), name.c_str());
+  quantize_q8_weights(p.value.data(), v.rows, v.cols, c->q.data(), c->s.data(), name.c_str());
   return c;
 }
 
@@ -66,13 +66,19 @@ Q8Layout q8_decode_layout() {
 
 namespace {
 
-// The weights a conversion rewrites, each with where its q8 values and scales go.
+// The weights a conversion rewrites, each with where its q8 values and scales go (fp32 scales
+// in s, or bf16 scales in s16 when bf16_scales).
 struct Q8Slot {
   Param* param;
   int64_t rows, cols;
   const char* name = "";  // for errors (points into the model's parameter list)
+  bool bf16_scales = false;
   int8_t* q = nullptr;
   float* s = nullptr;
+  uint16_t* s16 = nullptr;
+  size_t scale_bytes() const {
+    return static_cast<size_t>(rows * cols / kQ8Block) * (bf16_scales ? 2 : 4);
+  }
 };
 
 // All of a model's q8 values and scales in one region on transparent huge pages (issue 18,
@@ -85,7 +91,7 @@ size_t place_in_one_region(LanguageModel& model, std::vector<Q8Slot>& slots) {
   size_t total = 0, largest = 0;
   for (const Q8Slot& t : slots) {
     const size_t n = static_cast<size_t>(t.rows * t.cols);
-    total += up64(n) + up64(n / kQ8Block * sizeof(float));
+    total += up64(n) + up64(t.scale_bytes());
     largest = std::max(largest, n);
   }
   if (total == 0) return 0;
@@ -96,8 +102,11 @@ size_t place_in_one_region(LanguageModel& model, std::vector<Q8Slot>& slots) {
     const size_t n = static_cast<size_t>(t.rows * t.cols);
     t.q = reinterpret_cast<int8_t*>(arena.get() + off);
     off += up64(n);
-    t.s = reinterpret_cast<float*>(arena.get() + off);
-    off += up64(n / kQ8Block * sizeof(float));
+    if (t.bf16_scales)
+      t.s16 = reinterpret_cast<uint16_t*>(arena.get() + off);
+    else
+      t.s = reinterpret_cast<float*>(arena.get() + off);
+    off += up64(t.scale_bytes());
   }
   return largest;
 }
@@ -107,9 +116,11 @@ size_t place_in_one_region(LanguageModel& model, std::vector<Q8Slot>& slots) {
 void convert_weights_to_q8(LanguageModel& model, std::optional<Q8Layout> layout) {
   const Q8Layout to = layout.value_or(q8_decode_layout());
   std::vector<Q8Slot> slots;
+  // Rows4 keeps the scales as bf16 (quantize_q8_weights makes them bf16 values).
   for (auto& p : model.params())
     if (q8_capable(*p.param))
-      slots.push_back({p.param, p.param->view().rows, p.param->view().cols, p.name.c_str()});
+      slots.push_back({p.param, p.param->view().rows, p.param->view().cols, p.name.c_str(),
+                       to == Q8Layout::Rows4});
   const size_t largest = place_in_one_region(model, slots);
   // Rows4: quantized row-major into a scratch copy, then rewritten into the region.
   std::unique_ptr<Q8Copy> scratch =
@@ -117,11 +128,13 @@ void convert_weights_to_q8(LanguageModel& model, std::optional<Q8Layout> layout)
   for (const Q8Slot& t : slots) {
     Param& q = *t.param;
     if (to == Q8Layout::Rows) {
-      quantize_q8(q.value.data(), t.rows, t.cols, t.q, t.s, t.name);
+      quantize_q8_weights(q.value.data(), t.rows, t.cols, t.q, t.s, t.name);
       q.stored = {DType::Q8, t.q, t.rows, t.cols, t.s};
     } else {
-      quantize_q8(q.value.data(), t.rows, t.cols, scratch->q.data(), scratch->s.data(), t.name);
-      q.stored = q8_relayout(scratch->q.data(), scratch->s.data(), t.rows, t.cols, to, t.q, t.s);
+      quantize_q8_weights(q.value.data(), t.rows, t.cols, scratch->q.data(), scratch->s.data(),
+                          t.name);
+      q.stored = q8_relayout(scratch->q.data(), scratch->s.data(), t.rows, t.cols, to, t.q, t.s,
+                             t.s16);
     }
     q.value = Tensor::borrow(nullptr, q.value.shape());
   }
@@ -134,17 +147,27 @@ void relayout_q8_weights(LanguageModel& model, Q8Layout layout) {
     if (q.has_stored() && q.stored.dtype == DType::Q8 && q.stored.layout != layout)
       slots.push_back({p.param, q.stored.rows, q.stored.cols, p.name.c_str()});
   }
+  // Rows4 keeps a weight's scales as bf16 where every one is a bf16 value (files written since
+  // session 14; older files keep fp32 scales). Views with bf16 scales are Rows4 only, so a
+  // relayout to Rows widens them.
+  for (Q8Slot& t : slots) {
+    const WeightView& v = t.param->stored;
+    t.bf16_scales = layout == Q8Layout::Rows4 && v.scales &&
+                    q8_scales_are_bf16(v.scales, v.rows * (v.cols / kQ8Block));
+  }
   const size_t largest = place_in_one_region(model, slots);
   if (largest == 0) return;
   Q8Copy scratch(largest);  // row-major rows of one weight, then rewritten into the region
   for (const Q8Slot& t : slots) {
     const WeightView v = t.param->stored;
     q8_copy_rows(v, 0, v.rows, scratch.q.data(), scratch.s.data());
-    t.param->stored =
-        q8_relayout(scratch.q.data(), scratch.s.data(), v.rows, v.cols, layout, t.q, t.s);
+    t.param->stored = q8_relayout(scratch.q.data(), scratch.s.data(), v.rows, v.cols, layout,
+                                  t.q, t.s, t.s16);
     // The original is not read again: a mapped file's pages need not stay resident.
     release_pages(v.data, static_cast<size_t>(v.rows * v.cols));
-    release_pages(v.scales, static_cast<size_t>(v.rows * v.cols / kQ8Block) * sizeof(float));
+    const size_t nb = static_cast<size_t>(v.rows * v.cols / kQ8Block);
+    if (v.scales) release_pages(v.scales, nb * sizeof(float));
+    if (v.scales_bf16) release_pages(v.scales_bf16, nb * sizeof(uint16_t));
   }
 }
 
