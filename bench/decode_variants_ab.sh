@@ -6,7 +6,8 @@
 # states a step also moves ("all bytes"). Prints the load before, per run and after.
 # Usage: bench/decode_variants_ab.sh [ROUNDS=5] [HIPPO=build/hippo]
 # VARIANTS (optional) overrides the list: "label|ENV=.. ENV=..|hippo bench generate args" per
-# line. The default compares (issue 18, session 11) q8 in the row-major layout (session 10's
+# line, with an optional fourth field naming another hippo binary for that variant (old against
+# new builds: "q8-old||--q8 --kv-cache bf16|/path/to/old/hippo"). The default compares (issue 18, session 11) q8 in the row-major layout (session 10's
 # default), q8 in the Rows4 layout (four rows interleaved: the default where AVX512-VNNI runs),
 # both with the bf16 KV cache, and bf16 weights for the q8/bf16 ratio.
 set -euo pipefail
@@ -24,10 +25,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((i = 1; i <= rounds; i++)); do
-  while IFS='|' read -r label envs args; do
+  while IFS='|' read -r label envs args bin; do
     [[ -z "$label" ]] && continue
+    bin=${bin:-$hippo}
+    [[ -x "$bin" ]] || { echo "decode_variants_ab.sh: no executable '$bin' (variant $label)" >&2; exit 2; }
     # shellcheck disable=SC2086
-    out=$(env OMP_NUM_THREADS=1 $envs "$hippo" bench generate -t 1 --prompts 2048 --batches 1 \
+    out=$(env OMP_NUM_THREADS=1 $envs "$bin" bench generate -t 1 --prompts 2048 --batches 1 \
           --only hybrid -n "$steps" $args 2>&1)
     row=$(grep -E '^2048 ' <<<"$out")
     bound=$(grep -oE 'bandwidth bound [0-9.]+' <<<"$out" | awk '{print $3}')
