@@ -1,8 +1,9 @@
 // q8 scales as fp32 or bf16 (issue 18, session 14), in one process: the 125M hybrid's q8
 // matrices (12 layers of 2304x768 (q, k, v together), 768x768, 3072x768, 768x3072, and the
-// 50304x768 head; random weights, quantize_q8_weights) in Rows4 with fp32 scales (A) and with bf16 scales (B), each set
-// on its own 2 MiB pages, batch-1 passes (quantize x, q8_dot_rows over every matrix) alternated
-// A B A B. Prints median pass times, GB/s of weight bytes and the median per-pair time ratio.
+// 50304x768 head; random weights, quantize_q8_weights) in Rows4 with fp32 scales (A) and with
+// bf16 scales (B), each set on its own 2 MiB pages, batch-1 passes (quantize x, q8_dot_rows over
+// every matrix) alternated A B A B. Prints median pass times, GB/s of weight bytes and the
+// median per-pair time ratio.
 // Usage: q8_scales_ab [PAIRS=60]   (1 thread: OMP_NUM_THREADS=1)
 #include "kernels/gemm_q8.h"
 #include "kernels/q8_layout.h"
