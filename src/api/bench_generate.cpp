@@ -251,11 +251,6 @@ void bench_generate(const BenchGenerateOptions& options) {
                 o.q8_layout != "auto"                      ? o.q8_layout.c_str()
                 : q8_decode_layout() == Q8Layout::Rows4 ? "rows4 (auto)"
                                                         : "rows (auto)");
-  if (o.q8)  // convert_weights_to_q8: Rows4 holds the scales as bf16, Rows as fp32
-    std::printf("q8 scales: %s\n", (o.q8_layout == "auto" ? q8_decode_layout() == Q8Layout::Rows4
-                                                         : o.q8_layout == "rows4")
-                                       ? "bf16 (rows4)"
-                                       : "fp32");
   if (o.bf16)
     std::printf("bf16 layout: %s\n",
                 o.bf16_layout != "auto"                        ? o.bf16_layout.c_str()
@@ -283,6 +278,11 @@ void bench_generate(const BenchGenerateOptions& options) {
       convert_weights_to_q8(m, o.q8_layout == "rows"    ? std::optional(Q8Layout::Rows)
                                : o.q8_layout == "rows4" ? std::optional(Q8Layout::Rows4)
                                                         : std::nullopt);
+    if (o.q8) {  // what the conversion made: Rows4 holds the scales as bf16, Rows as fp32
+      bool bf16_scales = false;
+      for (auto& p : m.params()) bf16_scales |= p.param->stored.scales_bf16 != nullptr;
+      std::printf("%s: q8 scales %s\n", kNames[k], bf16_scales ? "bf16" : "fp32");
+    }
     m.set_kv_cache(api::resolve_kv_cache(o.kv_cache, m));
     if (k != kH3) std::printf("%s: KV cache %s\n", kNames[k], kv_cache_name(m.kv_cache()));
     // Bytes a batch-1 step must read: every parameter except the unused position rows and all
