@@ -331,7 +331,7 @@ TEST(LoadSafety, FoldersKeepTheHashSplitUnlessASplitWouldBeEmpty) {
 }
 
 TEST(LoadSafety, BrownSplitIsUnchanged) {
-  const fs::path brown = fs::path(__FILE__).parent_path().parent_path() / "data" / "brown";
+  const fs::path brown = hippo::test_util::source_data_dir("brown");
   if (!is_brown_folder(brown.string())) GTEST_SKIP() << brown << " missing: run scripts/get_brown.sh";
   const Corpus c = load_corpus(brown.string());
   EXPECT_FALSE(c.split_by_position);

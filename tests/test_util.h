@@ -39,14 +39,20 @@ std::string error_of(F&& f) {
   return "";
 }
 
+// data/NAME in the source tree (scripts/get_brown.sh, get_gpt2_vocab.sh put data there). From
+// CMake's HIPPO_SOURCE_DIR, not __FILE__: with ccache's base_dir __FILE__ is relative to the
+// build folder, and the tests that looked there skipped.
+inline std::filesystem::path source_data_dir(const char* name) {
+  return std::filesystem::path(HIPPO_SOURCE_DIR) / "data" / name;
+}
+
 // data/gpt2 (scripts/get_gpt2_vocab.sh), or "" when absent: $HIPPO_GPT2_DIR, else in the
-// source tree of this file, else in the working folder or above it (ctest runs in build/tests,
-// and with ccache's base_dir __FILE__ is relative).
+// source tree, else in the working folder or above it.
 inline std::string find_gpt2_dir() {
   namespace fs = std::filesystem;
   std::vector<fs::path> candidates;
   if (const char* env = std::getenv("HIPPO_GPT2_DIR")) candidates.emplace_back(env);
-  candidates.push_back(fs::path(__FILE__).parent_path().parent_path() / "data" / "gpt2");
+  candidates.push_back(source_data_dir("gpt2"));
   for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
     candidates.push_back(p / "data" / "gpt2");
     if (p == p.parent_path()) break;

@@ -43,7 +43,7 @@ std::string error_of(F&& f) {
 }
 
 std::string gpt2_dir() {
-  const fs::path here = fs::path(__FILE__).parent_path().parent_path() / "data" / "gpt2";
+  const fs::path here = hippo::test_util::source_data_dir("gpt2");
   return here.string();
 }
 
@@ -516,7 +516,7 @@ TEST(Corpus, SplitTokensAreCachedAndRebuiltWhenTheSourceChanges) {
 }
 
 TEST(Corpus, BrownCorpusLoads) {
-  const fs::path brown = fs::path(__FILE__).parent_path().parent_path() / "data" / "brown";
+  const fs::path brown = hippo::test_util::source_data_dir("brown");
   if (!is_brown_folder(brown.string()))
     GTEST_SKIP() << brown << " missing: run scripts/get_brown.sh";
   const Corpus c = load_corpus(brown.string());
