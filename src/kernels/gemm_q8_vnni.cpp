@@ -246,7 +246,7 @@ HIPPO_TARGET_AVX512_VNNI void dot_rows_avx512_as(const int8_t* xq, const float* 
     if (four) {
       // Software prefetch of the next group only for the Rows layout's four strided streams: on
       // Rows4's one stream the hardware prefetchers do better alone (session 14, in-process
-      // A B over the 125M matrices: 1.07-1.09x faster without it; twice as far ahead: slower).
+      // A B over the 125M matrices: 1.05-1.09x faster without it; twice as far ahead: slower).
       const bool pf = W.layout == Q8Layout::Rows && o + 2 * kTogether <= o1;
       Rows512 R = rows_at<S>(W, o, pf ? kTogether * in : 0);
       for (int64_t r = 0; r < rows; ++r) {
