@@ -21,6 +21,23 @@ inline uint16_t f32_to_bf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// Whether f is a bf16 value (its low 16 bits zero): narrowing it to bf16 changes nothing.
+inline bool is_bf16_value(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0xFFFFu) == 0;
+}
+
+// The smallest bf16 value >= f, for finite f >= 0 (q8 weight scales, kernels/gemm_q8.h: rounded
+// up so that the quantized values still fit).
+inline float bf16_round_up(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if (u & 0xFFFFu) u = (u | 0xFFFFu) + 1;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
 inline void f32_to_bf16(const float* x, uint16_t* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
 }

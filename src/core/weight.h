@@ -2,8 +2,9 @@
 // take a WeightView and pick their path from a per-dtype table (kernels/matmul.h), so a new
 // dtype is one enum value, its table row, and its loader.
 #pragma once
-#include <bit>
 #include <cstdint>
+
+#include "core/bf16.h"
 
 namespace hippo {
 
@@ -113,7 +114,7 @@ inline int64_t q8_scale_offset(const WeightView& w, int64_t row, int64_t block) 
 // The scale of (row, block) of a Q8 view, whichever type its scales are stored in.
 inline float q8_scale(const WeightView& w, int64_t row, int64_t block) {
   const int64_t i = q8_scale_offset(w, row, block);
-  if (w.scales_bf16) return std::bit_cast<float>(static_cast<uint32_t>(w.scales_bf16[i]) << 16);
+  if (w.scales_bf16) return bf16_to_f32(w.scales_bf16[i]);
   return w.scales[i];
 }
 // Whether a Q8 view has its scales (in either type).

@@ -1,7 +1,6 @@
 #include "kernels/gemm_q8.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -23,14 +22,6 @@ void check_q8(const WeightView& W, const char* what) {
               ": the weight is not a q8 view");
   HIPPO_CHECK(W.cols % B == 0, what, ": q8 weight with ", W.cols, " columns (a multiple of ", B,
               " is needed)");
-}
-
-// The smallest bf16 value >= s (s finite and > 0): a weight's scale rounded up, so that the
-// values still fit in [-127, 127] and the scale can be stored as bf16 without changing.
-inline float round_up_to_bf16(float s) {
-  uint32_t u = std::bit_cast<uint32_t>(s);
-  if (u & 0xFFFFu) u = (u | 0xFFFFu) + 1;
-  return std::bit_cast<float>(u);
 }
 
 // One block of 32: scale and int8 values. Written once, compiled per target below, so the
@@ -56,7 +47,7 @@ __attribute__((always_inline)) inline void quantize_block(const float* x, int8_t
   float inv = 127.0f / amax;
   *s = amax / 127.0f;
   if constexpr (kBf16Scale) {
-    *s = round_up_to_bf16(*s);
+    *s = bf16_round_up(*s);  // the values still fit in [-127, 127]; stored as bf16 unchanged
     inv = 1.0f / *s;
   }
   for (int64_t i = 0; i < B; ++i) {
@@ -124,10 +115,12 @@ void dequantize_q8_rows(const WeightView& W, int64_t r0, int64_t n, float* out) 
   const int64_t in = W.cols, nb = in / B;
   if (W.layout == Q8Layout::Rows) {
     const auto* q = static_cast<const int8_t*>(W.data) + r0 * in;
-    for (int64_t b = 0; b < n * nb; ++b) {
-      const float sc = q8_scale(W, r0 + b / nb, b % nb);
-      for (int64_t i = 0; i < B; ++i) out[b * B + i] = sc * static_cast<float>(q[b * B + i]);
-    }
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t b = 0; b < nb; ++b) {
+        const float sc = q8_scale(W, r0 + r, b);
+        const int64_t at = (r * nb + b) * B;
+        for (int64_t i = 0; i < B; ++i) out[at + i] = sc * static_cast<float>(q[at + i]);
+      }
     return;
   }
   // Rows4 (core/weight.h): row j of a group has block b at (b / 2) * 256 + j * 64 + (b % 2) * 32

@@ -1,6 +1,5 @@
 #include "kernels/q8_layout.h"
 
-#include <bit>
 #include <cstring>
 
 #include "core/error.h"
@@ -26,7 +25,7 @@ void q8_copy_rows(const WeightView& W, int64_t r0, int64_t n, int8_t* q, float* 
 
 bool q8_scales_are_bf16(const float* s, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
-    if (std::bit_cast<uint32_t>(s[i]) & 0xFFFFu) return false;
+    if (!is_bf16_value(s[i])) return false;
   return true;
 }
 
@@ -44,7 +43,7 @@ WeightView q8_relayout(const int8_t* q, const float* s, int64_t rows, int64_t co
       const float v = s[r * nb + b];
       const int64_t i = q8_scale_offset(out, r, b);
       if (s16_out)
-        s16_out[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16);
+        s16_out[i] = f32_to_bf16(v);  // exact: v is a bf16 value (checked above)
       else
         s_out[i] = v;
     }
