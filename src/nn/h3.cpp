@@ -557,31 +557,44 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
   }
 }
 
-void H3::shift_at(H3State& st, float* k, int64_t i) const {
-  const int c = static_cast<int>(i % d_);
-  k[i] = shift_->step(c, st.shift.data() + i * N_, k[i]) + ssm_k_D.value.data()[c] * k[i];
+void H3::shift_rows(H3State& st, float* k, int64_t i0, int64_t i1) const {
+  const float* D = ssm_k_D.value.data();
+  for (int64_t i = i0; i < i1;) {  // runs within one sequence: channels c .. c + n - 1
+    const int64_t c = i % d_, n = std::min(i1 - i, d_ - c);
+    shift_->step_channels(static_cast<int>(c), n, st.shift.data() + i * N_, k + i, D + c, k + i);
+    i += n;
+  }
 }
 
-void H3::head_at(H3State& st, const float* q, const float* k, const float* v, float* yp, int b,
-                 int h) const {
+void H3::heads(H3State& st, const float* q, const float* k, const float* v, float* yp, int b,
+               int h0, int h1) const {
   const int d = d_, p = p_, H = H_;
   const S4DStepParams* dyn = st.diag_dynamics.get();
   const int M = diag_ ? diag_->M() : 0;
-  for (int j = 0; j < p; ++j) {
-    const int64_t cj = static_cast<int64_t>(b) * d + h * p + j;
-    float acc = 0.0f;
-    for (int i = 0; i < p; ++i) {
-      const int64_t ci = static_cast<int64_t>(b) * d + h * p + i;
-      const float kvv = k[ci] * v[cj];
-      float z = kvv;
-      if (diag_) {
-        const int64_t idx = static_cast<int64_t>((b * p + i) * p + j) * H + h;
-        z = dyn->step(h, st.diag.data() + idx * M, kvv) + D.value[h] * kvv;
-      }
-      acc += q[ci] * z;
-    }
-    yp[cj] = acc;
+  if (p == 1 && diag_) {  // channel h is head h: one run of channels
+    const int64_t c0 = static_cast<int64_t>(b) * d + h0, n = h1 - h0;
+    float* z = yp + c0;
+    for (int64_t i = 0; i < n; ++i) z[i] = k[c0 + i] * v[c0 + i];
+    dyn->step_channels(h0, n, st.diag.data() + c0 * M, z, D.value.data() + h0, z);
+    for (int64_t i = 0; i < n; ++i) z[i] = q[c0 + i] * z[i];
+    return;
   }
+  for (int h = h0; h < h1; ++h)
+    for (int j = 0; j < p; ++j) {
+      const int64_t cj = static_cast<int64_t>(b) * d + h * p + j;
+      float acc = 0.0f;
+      for (int i = 0; i < p; ++i) {
+        const int64_t ci = static_cast<int64_t>(b) * d + h * p + i;
+        const float kvv = k[ci] * v[cj];
+        float z = kvv;
+        if (diag_) {
+          const int64_t idx = static_cast<int64_t>((b * p + i) * p + j) * H + h;
+          z = dyn->step(h, st.diag.data() + idx * M, kvv) + D.value[h] * kvv;
+        }
+        acc += q[ci] * z;
+      }
+      yp[cj] = acc;
+    }
 }
 
 void H3::step_state(H3State& st, const float* q, float* k, const float* v, float* yp) const {
@@ -590,15 +603,19 @@ void H3::step_state(H3State& st, const float* q, float* k, const float* v, float
   if (diag_ && !st.diag_dynamics) st.diag_dynamics = diag_->step_params();
   if (shift_) {
     parallel_range(rows, worth_parallel_step(rows * N), [&](int64_t r0, int64_t r1) {
-      for (int64_t i = r0; i < r1; ++i) shift_at(st, k, i);
+      shift_rows(st, k, r0, r1);
     });
   }
   const int M = diag_ ? diag_->M() : 0;
-  // Over (b, h): the p*p diagonal SSMs of one head of one sequence.
-  const int64_t heads = static_cast<int64_t>(B) * H;
-  parallel_range(heads, worth_parallel_step(rows * p * (M + 1)), [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g)
-      head_at(st, q, k, v, yp, static_cast<int>(g / H), static_cast<int>(g % H));
+  // Over (b, h): the p*p diagonal SSMs of one head of one sequence, in runs within a sequence.
+  const int64_t all_heads = static_cast<int64_t>(B) * H;
+  parallel_range(all_heads, worth_parallel_step(rows * p * (M + 1)), [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1;) {
+      const int b = static_cast<int>(g / H), h = static_cast<int>(g % H);
+      const int h1 = static_cast<int>(std::min<int64_t>(H, h + (g1 - g)));
+      heads(st, q, k, v, yp, b, h, h1);
+      g += h1 - h;
+    }
   });
 }
 
@@ -656,10 +673,10 @@ void H3::step_team(const float* x, float* y, std::span<MixerState* const> states
   for (MixerState* s : states) {
     H3State& st = static_cast<H3State&>(*s);
     for (int b = 0; b < st.B; ++b) {
-      if (shift_)
-        for (int64_t c = c0; c < c1; ++c) shift_at(st, k + off, static_cast<int64_t>(b) * d_ + c);
-      for (int64_t h = c0 / p_; h < c1 / p_; ++h)
-        head_at(st, q + off, k + off, v + off, yp + off, b, static_cast<int>(h));
+      const int64_t row = static_cast<int64_t>(b) * d_;
+      if (shift_) shift_rows(st, k + off, row + c0, row + c1);
+      heads(st, q + off, k + off, v + off, yp + off, b, static_cast<int>(c0 / p_),
+            static_cast<int>(c1 / p_));
     }
     off += static_cast<int64_t>(st.B) * d_;
   }

@@ -140,11 +140,13 @@ class H3 : public Mixer {
   mutable std::mutex prefill_kernels_mutex_;
   mutable std::shared_ptr<const H3State::PrefillCache> prefill_kernels_;
   // The two parts of a step both paths (step_many, step_team) run, so that they compute the
-  // same numbers: k[i] <- k'[i] (shift SSM and skip) for element i = b * d + c of the state's
-  // rows; yp of head h of sequence b (its p * p diagonal SSMs, or their bypass, times q).
-  [[gnu::noinline]] void shift_at(H3State& st, float* k, int64_t i) const;
-  [[gnu::noinline]] void head_at(H3State& st, const float* q, const float* k, const float* v,
-                                 float* yp, int b, int h) const;
+  // same numbers: k[i] <- k'[i] (shift SSM and skip) for the elements i = b * d + c in
+  // [i0, i1) of the state's rows; yp of heads [h0, h1) of sequence b (their p * p diagonal
+  // SSMs, or their bypass, times q). Both step runs of channels in one call each
+  // (shift_step_channels, S4DStepParams::step_channels where p = 1).
+  void shift_rows(H3State& st, float* k, int64_t i0, int64_t i1) const;
+  void heads(H3State& st, const float* q, const float* k, const float* v, float* yp, int b,
+             int h0, int h1) const;
 
  public:
   void release_activations() override;

@@ -40,20 +40,12 @@ namespace {
   return 2.0f * y;
 }
 
-float step_scalar(const float* a, const float* b, const float* c, float* s, float u, int M) {
-  return step_portable(a, b, c, s, u, M);
-}
-
-HIPPO_TARGET_AVX2 float step_avx2(const float* a, const float* b,
-                                                    const float* c, float* s, float u, int M) {
-  return step_portable(a, b, c, s, u, M);
-}
 
 // 8 modes per vector as interleaved (re, im) pairs; the complex product dA x by fmaddsub on
 // the duplicated real and imaginary parts of dA and the pair-swapped x. The plain loop
 // compiled to a scalar horizontal sum of 16 dependent adds per call (perf of batch-8
 // decoding: H3::step was 9% of the run).
-HIPPO_TARGET_AVX512 float step_avx512(
+[[gnu::always_inline]] HIPPO_TARGET_AVX512 inline float step_avx512_body(
     const float* a, const float* b, const float* c, float* s, float u, int M) {
   const __m512 uv = _mm512_set1_ps(u);
   // The real part of C x is c_re x_re - c_im x_im: the odd (imaginary) lanes of C negated.
@@ -73,13 +65,47 @@ HIPPO_TARGET_AVX512 float step_avx512(
   return 2.0f * _mm512_reduce_add_ps(acc);
 }
 
+// The per-channel loop of s4d_step_channels around a step body, once per level.
+#define HIPPO_S4D_CHANNELS(BODY)                                      \
+  for (int64_t i = 0; i < n; ++i) {                                   \
+    const float ui = u[i];                                            \
+    const int64_t off = i * 2 * M;                                    \
+    const float yi = BODY(a + off, b + off, c + off, s + off, ui, M); \
+    y[i] = d ? yi + d[i] * ui : yi;                                   \
+  }
+
+void steps_scalar(const float* a, const float* b, const float* c, float* s, const float* u,
+                  const float* d, float* y, int64_t n, int M) {
+  HIPPO_S4D_CHANNELS(step_portable)
+}
+
+HIPPO_TARGET_AVX2 void steps_avx2(const float* a, const float* b, const float* c, float* s,
+                                  const float* u, const float* d, float* y, int64_t n, int M) {
+  HIPPO_S4D_CHANNELS(step_portable)
+}
+
+HIPPO_TARGET_AVX512 void steps_avx512(const float* a, const float* b, const float* c, float* s,
+                                      const float* u, const float* d, float* y, int64_t n,
+                                      int M) {
+  HIPPO_S4D_CHANNELS(step_avx512_body)
+}
+
+#undef HIPPO_S4D_CHANNELS
+
 }  // namespace
 
-float s4d_step(const float* a, const float* b, const float* c, float* s, float u, int M) {
+void s4d_step_channels(const float* a, const float* b, const float* c, float* s, const float* u,
+                       const float* d, float* y, int64_t n, int M) {
   const Isa level = active_isa();
-  if (level >= Isa::Avx512 && M % 8 == 0) return step_avx512(a, b, c, s, u, M);
-  if (level >= Isa::Avx2) return step_avx2(a, b, c, s, u, M);
-  return step_scalar(a, b, c, s, u, M);
+  if (level >= Isa::Avx512 && M % 8 == 0) return steps_avx512(a, b, c, s, u, d, y, n, M);
+  if (level >= Isa::Avx2) return steps_avx2(a, b, c, s, u, d, y, n, M);
+  steps_scalar(a, b, c, s, u, d, y, n, M);
+}
+
+float s4d_step(const float* a, const float* b, const float* c, float* s, float u, int M) {
+  float y;
+  s4d_step_channels(a, b, c, s, &u, nullptr, &y, 1, M);
+  return y;
 }
 
 S4DKernel::S4DKernel(int H, int N, Discretization disc) : H_(H), M_(N / 2), disc_(disc) {

@@ -23,6 +23,13 @@ enum class S4DInit { Lin, Inv };
 // from active_isa() (core/cpu_features.h).
 float s4d_step(const float* a, const float* b, const float* c, float* s, float u, int M);
 
+// s4d_step over n consecutive channels, the path picked once: channel i's a, b, c at
+// a + 2 i M (and so on) and its state at s + 2 i M, y[i] = s4d_step(..., u[i], M) + d[i] u[i]
+// (d null: no skip term). y may be u. One call per channel was a tenth of the decode step's
+// diagonal SSM time (shift_step_channels).
+void s4d_step_channels(const float* a, const float* b, const float* c, float* s, const float* u,
+                       const float* d, float* y, int64_t n, int M);
+
 // The discretised dynamics the recurrent step uses, in single precision: dA, dB and C of every
 // mode of every channel, made from one snapshot of the parameter values. Immutable once made,
 // so that states stepped on several threads can share one (S4DKernel::step_params()).
@@ -41,6 +48,15 @@ struct S4DStepParams {
     const float* c = reinterpret_cast<const float*>(C.data() + off);
     float* s = reinterpret_cast<float*>(x);
     return s4d_step(a, b, c, s, u, M);
+  }
+  // step() of channels h0 .. h0 + n - 1 (states M apart from x), with the skip term d[i] u[i]
+  // added where d is not null; y may be u (s4d_step_channels).
+  void step_channels(int h0, int64_t n, cf* x, const float* u, const float* d, float* y) const {
+    const size_t off = static_cast<size_t>(h0) * M;
+    s4d_step_channels(reinterpret_cast<const float*>(dA.data() + off),
+                      reinterpret_cast<const float*>(dB.data() + off),
+                      reinterpret_cast<const float*>(C.data() + off), reinterpret_cast<float*>(x),
+                      u, d, y, n, M);
   }
   // The same step with std::complex arithmetic: the plain path tests hold step() to.
   float step_reference(int h, cf* x, float u) const {
