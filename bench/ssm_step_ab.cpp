@@ -4,11 +4,14 @@
 // each layer's weights (13 MB) streamed before its SSMs so that they come from memory.
 //   A: session 14's step: one call per channel, the shift state updated top down (its AVX-512
 //      body is kept below as it was);
-//   B: today's: shift_step_channels / s4d_step_channels over all 768 channels, bottom up.
-// The two run on separate copies of the states, alternated A B, B A per pair. Prints the
+//   B: shift_step_channels / s4d_step_channels over all 768 channels, bottom up (the
+//      shift-and-update form a loaded state steps with for its first N steps);
+//   C: the shift SSM's ring form (the default: a step reads the kernel and the ring of the last
+//      N inputs and writes one input per channel; shift_ring_step); the diagonal SSM as B.
+// Each runs on its own copy of the states, the three in rotated order every round. Prints the
 // median time per step of each SSM, GB/s of the bytes it moves (parameters read, state read
-// and written) and the median per-pair time ratio A/B.
-// Usage: ssm_step_ab [PAIRS=40]   (AVX-512 machines: A's shift body needs it)
+// and written) and the median per-round time ratios.
+// Usage: ssm_step_ab [ROUNDS=40]   (AVX-512 machines: A's shift body needs it)
 // GCC 12's AVX-512 intrinsics start some results from an "undefined" register (a false
 // uninitialised-use warning when they are inlined).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -71,6 +74,8 @@ float* floats(size_t n, std::mt19937& g, float scale) {
 struct Layer {
   float *sb, *sc, *ss;      // shift B, C, state (H, N)
   float *a, *b, *c, *x;     // diag dA, dB, C, state (H, M) complex pairs
+  float *kt, *ring;         // ring form: kernel (N, H), ring (N, H)
+  int pos;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -82,7 +87,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 int main(int argc, char** argv) {
   const int pairs = argc > 1 ? std::atoi(argv[1]) : 40;
   if (pairs < 1) {
-    std::fprintf(stderr, "ssm_step_ab: PAIRS must be a positive integer\n");
+    std::fprintf(stderr, "ssm_step_ab: ROUNDS must be a positive integer\n");
     return 2;
   }
   if (active_isa() < Isa::Avx512) {
@@ -91,14 +96,17 @@ int main(int argc, char** argv) {
   }
   std::mt19937 g(1);
   const size_t hn = size_t{kH} * kN, hm2 = size_t{kH} * kM * 2;
-  std::vector<Layer> la, lb;  // A's and B's states; parameters shared
+  std::vector<Layer> la, lb, lc;  // each variant's states; parameters shared
   for (int l = 0; l < kLayers; ++l) {
     Layer p{floats(hn, g, 0.1f), floats(hn, g, 0.1f), floats(hn, g, 1.f),
-            floats(hm2, g, 0.5f), floats(hm2, g, 0.1f), floats(hm2, g, 0.1f), floats(hm2, g, 1.f)};
+            floats(hm2, g, 0.5f), floats(hm2, g, 0.1f), floats(hm2, g, 0.1f), floats(hm2, g, 1.f),
+            floats(hn, g, 0.1f), floats(hn, g, 1.f), 0};
     la.push_back(p);
     p.ss = floats(hn, g, 1.f);
     p.x = floats(hm2, g, 1.f);
     lb.push_back(p);
+    p.x = floats(hm2, g, 1.f);
+    lc.push_back(p);
   }
   const size_t flush_n = (size_t{13} << 20) / sizeof(float) * kLayers;
   float* flush = floats(flush_n, g, 1.f);
@@ -107,16 +115,21 @@ int main(int argc, char** argv) {
   for (auto& v : u) v = 0.01f * static_cast<float>(g() % 100);
   double sink = 0;
   // One decode step's SSM work over all layers; returns the seconds spent in shift and in diag.
-  auto pass = [&](std::vector<Layer>& L, bool today, double* ts, double* td) {
+  auto pass = [&](std::vector<Layer>& L, int variant, double* ts, double* td) {
+    const bool today = variant > 0;
     *ts = *td = 0;
     for (int l = 0; l < kLayers; ++l) {
       const float* f = flush + static_cast<size_t>(l) * (flush_n / kLayers);
       __m512 acc = _mm512_setzero_ps();
       for (size_t i = 0; i < flush_n / kLayers; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(f + i));
       sink += _mm512_reduce_add_ps(acc);
-      const Layer& p = L[l];
+      Layer& p = L[l];
       auto t0 = std::chrono::steady_clock::now();
-      if (today) {
+      if (variant == 2) {
+        p.pos = (p.pos + kN - 1) % kN;
+        std::copy(u.begin(), u.end(), p.ring + static_cast<size_t>(p.pos) * kH);
+        shift_ring_step(p.kt, p.ring, p.pos, kH, kN, d.data(), y.data(), 0, kH);
+      } else if (today) {
         shift_step_channels(p.sb, p.sc, p.ss, u.data(), d.data(), y.data(), kH, kN);
       } else {
         for (int h = 0; h < kH; ++h) {
@@ -139,34 +152,35 @@ int main(int argc, char** argv) {
       sink += y[7];
     }
   };
-  std::vector<double> sa, sb, da, db, rs, rd;
+  std::vector<double> ts[3], td[3], rab, rac, rbc, rd;
   for (int i = 0; i < pairs; ++i) {
-    double s1, d1, s2, d2;
-    if (i % 2 == 0) {
-      pass(la, false, &s1, &d1);
-      pass(lb, true, &s2, &d2);
-    } else {
-      pass(lb, true, &s2, &d2);
-      pass(la, false, &s1, &d1);
+    double s3[3], d3[3];
+    for (int k = 0; k < 3; ++k) {
+      const int v = (i + k) % 3;
+      pass(v == 0 ? la : v == 1 ? lb : lc, v, &s3[v], &d3[v]);
     }
-    sa.push_back(s1), da.push_back(d1), sb.push_back(s2), db.push_back(d2);
-    rs.push_back(s1 / s2), rd.push_back(d1 / d2);
+    for (int v = 0; v < 3; ++v) ts[v].push_back(s3[v]), td[v].push_back(d3[v]);
+    rab.push_back(s3[0] / s3[1]), rac.push_back(s3[0] / s3[2]), rbc.push_back(s3[1] / s3[2]);
+    rd.push_back(d3[0] / d3[1]);
   }
   auto med = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  // Bytes per step: parameters read, state read and written.
+  // Bytes per step: parameters read, state read and written (the ring form: kernel and ring
+  // read, one input per channel written).
   const double shift_bytes = kLayers * hn * sizeof(float) * 4.0;
+  const double ring_bytes = kLayers * (hn * 2.0 + kH) * sizeof(float);
   const double diag_bytes = kLayers * hm2 * sizeof(float) * 5.0;
-  std::printf("shift SSM, %.1f MB a step: A %.3f ms (%.1f GB/s), B %.3f ms (%.1f GB/s), "
-              "median A/B %.3f\n",
-              shift_bytes / 1e6, med(sa) * 1e3, shift_bytes / med(sa) / 1e9, med(sb) * 1e3,
-              shift_bytes / med(sb) / 1e9, med(rs));
+  std::printf("shift SSM, %.1f MB a step (ring form %.1f MB): A %.3f ms (%.1f GB/s), B %.3f ms "
+              "(%.1f GB/s), C %.3f ms (%.1f GB/s); median A/B %.3f, A/C %.3f, B/C %.3f\n",
+              shift_bytes / 1e6, ring_bytes / 1e6, med(ts[0]) * 1e3, shift_bytes / med(ts[0]) / 1e9,
+              med(ts[1]) * 1e3, shift_bytes / med(ts[1]) / 1e9, med(ts[2]) * 1e3,
+              ring_bytes / med(ts[2]) / 1e9, med(rab), med(rac), med(rbc));
   std::printf("diag SSM, %.1f MB a step: A %.3f ms (%.1f GB/s), B %.3f ms (%.1f GB/s), "
               "median A/B %.3f\n",
-              diag_bytes / 1e6, med(da) * 1e3, diag_bytes / med(da) / 1e9, med(db) * 1e3,
-              diag_bytes / med(db) / 1e9, med(rd));
+              diag_bytes / 1e6, med(td[0]) * 1e3, diag_bytes / med(td[0]) / 1e9, med(td[1]) * 1e3,
+              diag_bytes / med(td[1]) / 1e9, med(rd));
   if (sink == 1.2345) std::printf("%g\n", sink);  // keeps the work
   return 0;
 }

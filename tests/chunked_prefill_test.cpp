@@ -164,6 +164,28 @@ TEST_P(ChunkedKinds, PrefillContinuesAState) {
   }
 }
 
+// A prefill after steps: the H3 layers' shift SSM is then kept as its ring of inputs (the
+// state s it stands for is made again before the prefill reads it, ssm/shift.h). Prompt,
+// steps, a prefill and steps again equal the forward over all the tokens.
+TEST_P(ChunkedKinds, PrefillAfterStepsContinuesAState) {
+  const Case& c = GetParam();
+  LanguageModel m(config_with(c.cfg));
+  init_model(m, 6);
+  const int64_t V = m.config().padded_vocab();
+  const int L = 6 + 20 + 7 + 2;
+  const std::vector<int32_t> t = random_tokens(L, 41, 12);
+  const float* full = m.forward(t.data(), 1, L);
+  ModelState st = m.new_state(1);
+  m.prefill(t.data(), 1, 6, st);
+  const float* lg = nullptr;
+  for (int i = 6; i < 26; ++i) lg = m.step(t.data() + i, st);
+  EXPECT_LE(rel_err(lg, full + 25 * V, V), kTol) << c.name;
+  lg = m.prefill(t.data() + 26, 1, 7, st);
+  EXPECT_LE(rel_err(lg, full + 32 * V, V), kTol) << c.name;
+  for (int i = 33; i < L; ++i) lg = m.step(t.data() + i, st);
+  EXPECT_LE(rel_err(lg, full + (L - 1) * V, V), kTol) << c.name;
+}
+
 INSTANTIATE_TEST_SUITE_P(All, ChunkedKinds, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return std::string(info.param.name); });
 

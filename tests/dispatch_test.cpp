@@ -124,6 +124,48 @@ TEST(Dispatch, ShiftStepEveryLevelMatchesTheReference) {
   }
 }
 
+// The ring form of the shift SSM (ssm/shift.h): inputs kept in a ring (N, H), outputs as
+// sum_j K[j] u_{t-j} over channel ranges that are not whole vectors, against shift-and-update
+// (step_reference) from the zero state, past N steps; and the state s the ring stands for
+// (ShiftKernel::ring_state) against the reference's s.
+TEST(Dispatch, ShiftRingStepEveryLevelMatchesTheReference) {
+  Rng rng(3);
+  for (int N : {1, 5, 16, 64}) {
+    const int H = 37, T = 2 * N + 3;
+    ShiftKernel k(H, N);
+    for (int64_t i = 0; i < k.B.value.numel(); ++i) {
+      k.B.value[i] = static_cast<float>(rng.normal());
+      k.C.value[i] = static_cast<float>(rng.normal());
+    }
+    std::vector<float> D(H);
+    for (auto& v : D) v = static_cast<float>(rng.normal());
+    const auto dyn = k.step_params();
+    for (Isa level : levels()) {
+      ScopedIsa scoped(level);
+      std::vector<float> s_ref(static_cast<size_t>(H) * N, 0.0f), ring(s_ref.size(), 0.0f);
+      std::vector<float> y, y_ref, y_t(H);
+      int pos = 0;
+      for (int t = 0; t < T; ++t) {
+        pos = (pos + N - 1) % N;
+        for (int h = 0; h < H; ++h) ring[static_cast<size_t>(pos) * H + h] = static_cast<float>(rng.normal());
+        // Two ranges, the first 20 channels (one vector and a part) and the rest.
+        shift_ring_step(dyn->KT.data(), ring.data(), pos, H, N, D.data(), y_t.data(), 0, 20);
+        shift_ring_step(dyn->KT.data(), ring.data(), pos, H, N, D.data(), y_t.data(), 20, H);
+        for (int h = 0; h < H; ++h) {
+          const float u = ring[static_cast<size_t>(pos) * H + h];
+          y.push_back(y_t[h]);
+          y_ref.push_back(k.step_reference(h, s_ref.data() + static_cast<size_t>(h) * N, u) + D[h] * u);
+        }
+      }
+      EXPECT_LT(worst_err(y, y_ref, std::sqrt(N) * 4.0), 1e-5) << isa_name(level) << " N=" << N;
+      std::vector<float> s(s_ref.size());
+      for (int h = 0; h < H; ++h)
+        ShiftKernel::ring_state(dyn->B.data(), ring.data(), pos, H, N, h, s.data() + static_cast<size_t>(h) * N);
+      EXPECT_LT(worst_err(s, s_ref, std::sqrt(N) * 2.0), 1e-5) << isa_name(level) << " N=" << N;
+    }
+  }
+}
+
 TEST(Dispatch, S4DStepEveryLevelMatchesTheReference) {
   Rng rng(2);
   for (int N : {2, 10, 16, 32, 64}) {  // M a multiple of 8 takes the AVX-512 path

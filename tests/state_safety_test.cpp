@@ -30,6 +30,7 @@
 #include "io/safetensors.h"
 #include "models/lm.h"
 #include "nn/attention.h"
+#include "nn/h3.h"
 #include "test_util.h"
 
 using namespace hippo;
@@ -339,4 +340,79 @@ TEST(MappedFileDeathTest, OtherBusErrorsKeepTheirDefaultAction) {
 #else
   EXPECT_EXIT(fault_elsewhere(), ::testing::KilledBySignal(SIGBUS), "");
 #endif
+}
+
+// The shift SSM's ring (ssm/shift.h "ring form", H3State). States saved before the ring existed
+// have only "layers.<i>.shift": they load as s, step by shift-and-update and hand over to the
+// ring N steps later, with the logits of the ring form to rounding. A state saved while still
+// in that form continues exactly after loading. The ring and its age come together, and the
+// age is a whole number of inputs in [0, N].
+namespace {
+
+// Steps st n times with fixed tokens; the logits of every step.
+std::vector<float> steps(const LanguageModel& m, ModelState& st, int n) {
+  std::vector<float> out;
+  for (int t = 0; t < n; ++t) {
+    const int32_t tok = (7 * t + 3) % 37;
+    const float* lg = m.step(&tok, st);
+    out.insert(out.end(), lg, lg + m.config().padded_vocab());
+  }
+  return out;
+}
+
+const H3State& h3_of(const ModelState& st) { return static_cast<const H3State&>(*st.layers[0]); }
+
+}  // namespace
+
+TEST(StateSafety, StatesWithoutAShiftRingLoadAndHandOverToIt) {
+  const auto owned = make_model(8);
+  LanguageModel& m = *owned;
+  const int N = m.config().d_state;
+  TempDir dir("state_ring");
+  const std::string file = saved_state(m, dir), old = dir.file("old.state");
+  rewrite(file, old, [](auto&, auto& t) {
+    EXPECT_EQ(t.erase("layers.0.shift_ring") + t.erase("layers.0.shift_age"), 2u);
+  });
+  ModelState ring = load_state(file, m), upd = load_state(old, m);
+  EXPECT_TRUE(h3_of(ring).ring_ready());
+  EXPECT_FALSE(h3_of(upd).ring_ready());
+  const std::vector<float> a = steps(m, ring, N + 4), b = steps(m, upd, N + 4);
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, static_cast<double>(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(a[i])));
+  }
+  EXPECT_LE(err, 1e-5 * scale);
+  EXPECT_TRUE(h3_of(upd).ring_ready());  // N steps later
+  EXPECT_FALSE(h3_of(upd).shift_current);
+
+  // Saved halfway through the hand-over (age 3 of N): the loaded copy continues exactly.
+  ModelState half = load_state(old, m);
+  steps(m, half, 3);
+  EXPECT_EQ(h3_of(half).shift_age, 3);
+  const std::string mid = dir.file("mid.state");
+  save_state(mid, m, half);
+  ModelState again = load_state(mid, m);
+  EXPECT_EQ(h3_of(again).shift_age, 3);
+  EXPECT_EQ(steps(m, again, N + 2), steps(m, half, N + 2));
+}
+
+TEST(StateSafety, ShiftRingAndAgeAreCheckedWhenLoaded) {
+  const auto owned = make_model(9);
+  LanguageModel& m = *owned;
+  TempDir dir("state_ring_bad");
+  const std::string file = saved_state(m, dir), bad = dir.file("bad.state");
+  auto refused = [&](const char* what, auto edit, const char* expect) {
+    rewrite(file, bad, edit);
+    const std::string e = error_of([&] { load_state(bad, m); });
+    EXPECT_NE(e.find(expect), std::string::npos) << what << ": " << e;
+    EXPECT_NE(e.find(bad), std::string::npos) << what << ": " << e;
+  };
+  refused("ring alone", [](auto&, auto& t) { t.erase("layers.0.shift_age"); }, "layers.0.shift_age");
+  refused("age alone", [](auto&, auto& t) { t.erase("layers.0.shift_ring"); }, "layers.0.shift_ring");
+  for (float age : {-1.0f, 2.5f, 9.0f})
+    refused("age", [age](auto&, auto& t) { t.at("layers.0.shift_age").data()[0] = age; },
+            "layers.0.shift_age");
+  refused("ring shape", [](auto&, auto& t) { t["layers.0.shift_ring"] = Tensor::zeros({1, 16, 4}); },
+          "shape");
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "models/lm.h"
+#include "nn/h3.h"
 #include "model_cases.h"
 
 using namespace hippo;
@@ -28,15 +29,24 @@ ModelState after_prompt(const LanguageModel& m, int steps) {
 
 }  // namespace
 
-TEST(StepBytes, H3StateIsReadAndWrittenWhole) {
+// The shift SSM after a prompt is kept as its ring of the last N inputs (ssm/shift.h): a step
+// reads the ring and writes one input per channel. Given as s (a state loaded from a file
+// without a ring), a step reads and writes s and writes the input into the ring, until N steps
+// later the ring takes over. The diagonal SSM's state is read and written whole.
+TEST(StepBytes, H3StateBytesOfEachForm) {
   for (int p : {1, 2}) {
     const int d = 32, N = 8;
     LanguageModel m(config_with({{"layers", {"h3", "h3"}}, {"d_model", d}, {"head_dim", p}}));
     init_model(m, 1);
     ModelState st = after_prompt(m, 0);
     const int64_t shift = int64_t{kB} * d * N * 4;                      // fp32 reals
+    const int64_t inputs = int64_t{kB} * d * 4;                         // one per channel
     const int64_t diag = int64_t{kB} * p * p * (d / p) * (N / 2) * 8;   // complex<float>
-    for (const auto& l : st.layers) EXPECT_EQ(l->step_bytes(), 2 * (shift + diag)) << "p " << p;
+    for (const auto& l : st.layers)
+      EXPECT_EQ(l->step_bytes(), shift + inputs + 2 * diag) << "p " << p;
+    for (const auto& l : st.layers) static_cast<H3State&>(*l).shift_age = 0;  // s is the state
+    for (const auto& l : st.layers)
+      EXPECT_EQ(l->step_bytes(), 2 * shift + inputs + 2 * diag) << "p " << p;
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <complex>
 #include <cstdio>
 #include <cstring>
@@ -61,6 +62,12 @@ std::unique_ptr<MixerState> repeat_layer(const MixerState& m, int copies, size_t
     auto o = std::make_unique<H3State>();
     o->B = h->B * copies;
     o->shift = repeat_rows(h->shift, h->B, copies);
+    o->shift_ring = repeat_rows(h->shift_ring, h->B, copies);
+    o->shift_n = h->shift_n;
+    o->shift_pos = h->shift_pos;
+    o->shift_age = h->shift_age;
+    o->shift_current = h->shift_current;
+    o->shift_dynamics = h->shift_dynamics;  // immutable, shared
     o->diag = repeat_rows(h->diag, h->B, copies);
     return o;
   }
@@ -110,7 +117,9 @@ void fill_from(const SafeTensors& st, const std::string& name, const Shape& shap
 }
 
 // One tensor of a saved state and the part of a layer's state it holds.
-enum class Part { Shift, Diag, X, K, V };
+// ShiftRing, ShiftAge: the shift SSM's ring of inputs and its age (H3State), optional when
+// loading (states saved before the ring existed have neither).
+enum class Part { Shift, ShiftRing, ShiftAge, Diag, X, K, V };
 struct StatePart {
   std::string name;
   Shape shape;
@@ -129,7 +138,11 @@ std::vector<StatePart> state_parts(const LanguageModel& model, int64_t B, int64_
     const Mixer& mixer = *blocks[i]->mixer;
     if (auto* h = dynamic_cast<const H3*>(&mixer)) {
       const int64_t d = h->d(), N = h->d_state(), p = h->head_dim(), H = h->heads();
-      if (h->use_shift()) parts.push_back({pre + "shift", {B, d, N}, i, Part::Shift});
+      if (h->use_shift()) {
+        parts.push_back({pre + "shift", {B, d, N}, i, Part::Shift});
+        parts.push_back({pre + "shift_ring", {B, d, N}, i, Part::ShiftRing});
+        parts.push_back({pre + "shift_age", {1}, i, Part::ShiftAge});
+      }
       if (h->use_diag()) parts.push_back({pre + "diag", {B, p, p, H, h->diag_->M(), 2}, i, Part::Diag});
     } else if (auto* x = dynamic_cast<const S4DMixer*>(&mixer)) {
       parts.push_back({pre + "x", {B, x->d(), x->kernel_->M(), 2}, i, Part::X});
@@ -181,7 +194,8 @@ std::string kv_cache_of(const ModelState& s) {
 // Bytes of one layer's state.
 int64_t layer_bytes(const MixerState& m) {
   if (auto* h = dynamic_cast<const H3State*>(&m))
-    return static_cast<int64_t>(h->shift.size() * sizeof(float) + h->diag.size() * sizeof(h->diag[0]));
+    return static_cast<int64_t>((h->shift.size() + h->shift_ring.size()) * sizeof(float) +
+                                h->diag.size() * sizeof(h->diag[0]));
   if (auto* x = dynamic_cast<const S4DState*>(&m))
     return static_cast<int64_t>(x->x.size() * sizeof(x->x[0]));
   if (auto* c = dynamic_cast<const AttentionCache*>(&m))
@@ -318,7 +332,19 @@ std::string state_to_bytes(const LanguageModel& model, const ModelState& s, cons
   std::vector<NamedTensor> out;
   for (const StatePart& p : parts) {
     MixerState& m = *s.layers[p.layer];  // read only: views for the writer
-    if (p.part == Part::K || p.part == Part::V) {
+    if (p.part == Part::Shift || p.part == Part::ShiftRing || p.part == Part::ShiftAge) {
+      // As s (whichever form the state keeps), the ring newest first, the age.
+      const auto& h3 = dynamic_cast<const H3&>(*model.blocks()[p.layer]->mixer);
+      const auto& h = layer_as<H3State>(m, p.layer, what);
+      Tensor t = Tensor::zeros(p.shape);
+      if (p.part == Part::Shift)
+        h3.shift_state_of(h, t.data());
+      else if (p.part == Part::ShiftRing)
+        h3.shift_ring_of(h, t.data());
+      else
+        t.data()[0] = static_cast<float>(h.shift_age);
+      keep.push_back(std::move(t));
+    } else if (p.part == Part::K || p.part == Part::V) {
       const auto& c = layer_as<AttentionCache>(m, p.layer, what);
       HIPPO_CHECK(c.len == s.position, "save_state: layer ", p.layer, " caches ", c.len,
                   " tokens but the state is at position ", s.position);
@@ -410,7 +436,19 @@ ModelState state_from(const SafeTensors& st, const LanguageModel& model,
   // The tensors a state of batch B at this position has; all must be in the file with exactly
   // these shapes (so the claimed batch and position are backed by real data) before the
   // batch-B state is allocated.
-  const std::vector<StatePart> parts = state_parts(model, B, pos, path);
+  std::vector<StatePart> parts = state_parts(model, B, pos, path);
+  // A layer's shift ring and age come as a pair; states saved before them have neither (they
+  // load with their s, and the ring takes over N steps later).
+  for (const StatePart& p : parts)
+    if (p.part == Part::ShiftRing) {
+      const std::string age = p.name.substr(0, p.name.size() - 4) + "age";
+      HIPPO_CHECK(st.has(p.name) == st.has(age), path, ": state tensor \"",
+                  st.has(p.name) ? age : p.name, "\" is missing (\"", p.name, "\" and \"", age,
+                  "\" come together)");
+    }
+  std::erase_if(parts, [&](const StatePart& p) {
+    return (p.part == Part::ShiftRing || p.part == Part::ShiftAge) && !st.has(p.name);
+  });
   std::map<std::string, Shape> want;
   for (const StatePart& p : parts) want[p.name] = p.shape;
   if (logits != nullptr || st.has("logits")) want["logits"] = {B, cfg.padded_vocab()};
@@ -440,9 +478,23 @@ ModelState state_from(const SafeTensors& st, const LanguageModel& model,
                 "same KV cache dtype (--kv-cache ", theirs, ", LoadOptions::kv_cache = \"", theirs,
                 "\")");
   }
+  std::vector<float> ring;
   for (const StatePart& p : parts) {
     MixerState& m = *s.layers[p.layer];
-    if (p.part == Part::K || p.part == Part::V) {
+    if (p.part == Part::Shift) {
+      fill_from(st, p.name, p.shape, contiguous_part(m, p, path), path);
+      layer_as<H3State>(m, p.layer, path).shift_age = 0;  // s is the state until a ring comes
+    } else if (p.part == Part::ShiftRing) {
+      ring.resize(static_cast<size_t>(st.tensors.at(p.name).numel()));
+      fill_from(st, p.name, p.shape, ring.data(), path);
+    } else if (p.part == Part::ShiftAge) {  // after its ring (state_parts' order)
+      const auto& h3 = dynamic_cast<const H3&>(*model.blocks()[p.layer]->mixer);
+      const float age = st.tensors.at(p.name).data()[0];
+      HIPPO_CHECK(age >= 0 && age <= h3.d_state() && age == std::floor(age), path,
+                  ": state tensor \"", p.name, "\" = ", age, " is not a whole number of inputs in [0, ",
+                  h3.d_state(), "]");
+      h3.set_shift_ring(layer_as<H3State>(m, p.layer, path), ring.data(), static_cast<int>(age));
+    } else if (p.part == Part::K || p.part == Part::V) {
       auto& c = layer_as<AttentionCache>(m, p.layer, path);
       if (c.capacity < pos) c.grow(static_cast<int>(p.shape[1]), static_cast<int>(p.shape[3]), pos);
       c.len = static_cast<int>(pos);

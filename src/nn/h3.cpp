@@ -426,7 +426,13 @@ std::unique_ptr<MixerState> H3::new_state(int B) const {
   HIPPO_CHECK(B >= 1, "H3::new_state: batch B=", B, " must be >= 1");
   auto st = std::make_unique<H3State>();
   st->B = B;
-  if (shift_) st->shift.assign(sz(static_cast<int64_t>(B) * d_ * N_), 0.0f);
+  if (shift_) {
+    st->shift.assign(sz(static_cast<int64_t>(B) * d_ * N_), 0.0f);
+    st->shift_ring.assign(st->shift.size(), 0.0f);
+    st->shift_n = N_;
+    st->shift_age = N_;  // zero inputs: the zero state, in the ring form from the first step
+    st->shift_dynamics = shift_->step_params();
+  }
   if (diag_) {
     st->diag.assign(sz(static_cast<int64_t>(B) * p_ * p_ * H_ * diag_->M()), {0.0f, 0.0f});
     st->diag_dynamics = diag_->step_params();  // parameters may have changed since a forward
@@ -510,6 +516,7 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
       Kd = k;
     }
   }
+  if (shift_) make_shift_current(st);
   // What the states before x add to its outputs (nothing from a zero state).
   const float* shift_state = shift_ && !all_zero(st.shift) ? st.shift.data() : nullptr;
   const float* diag_out = nullptr;
@@ -530,6 +537,8 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
       for (int c = 0; c < d; ++c)
         shift_->advance_state(c, kT + (static_cast<int64_t>(b) * d + c) * L, L,
                               st.shift.data() + (static_cast<int64_t>(b) * d + c) * N);
+    push_shift_inputs(st, kT, L);
+    st.shift_dynamics = shift_->step_params();
   }
   if (diag_) {
     st.diag_dynamics = diag_->step_params();
@@ -557,13 +566,94 @@ void H3::prefill(const float* x, float* y, int B, int L, MixerState& state,
   }
 }
 
+const ShiftStepParams& H3::shift_dynamics(H3State& st) const {
+  if (!st.shift_dynamics) st.shift_dynamics = shift_->step_params();
+  return *st.shift_dynamics;
+}
+
 void H3::shift_rows(H3State& st, float* k, int64_t i0, int64_t i1) const {
+  const ShiftStepParams& dyn = *st.shift_dynamics;
   const float* D = ssm_k_D.value.data();
+  const int N = N_, pos = (st.shift_pos + N - 1) % N;  // this step's slot
+  const bool ring_form = st.ring_ready();
   for (int64_t i = i0; i < i1;) {  // runs within one sequence: channels c .. c + n - 1
-    const int64_t c = i % d_, n = std::min(i1 - i, d_ - c);
-    shift_->step_channels(static_cast<int>(c), n, st.shift.data() + i * N_, k + i, D + c, k + i);
+    const int64_t b = i / d_, c = i % d_, n = std::min(i1 - i, d_ - c);
+    float* ring = st.shift_ring.data() + b * N * d_;
+    std::copy(k + i, k + i + n, ring + pos * d_ + c);
+    if (ring_form)
+      shift_ring_step(dyn.KT.data(), ring, pos, d_, N, D, k + b * d_, c, c + n);
+    else
+      shift_step_channels(dyn.B.data() + c * N, dyn.C.data() + c * N, st.shift.data() + i * N,
+                          k + i, D + c, k + i, n, N);
     i += n;
   }
+}
+
+void H3::finish_shift_step(H3State& st) const {
+  if (!shift_) return;
+  if (st.ring_ready()) st.shift_current = false;
+  st.shift_pos = (st.shift_pos + N_ - 1) % N_;
+  st.shift_age = std::min(st.shift_age + 1, N_);
+}
+
+void H3::make_shift_current(H3State& st) const {
+  if (st.shift_current) return;
+  const ShiftStepParams& dyn = shift_dynamics(st);
+  const int B = st.B, d = d_, N = N_;
+#pragma omp parallel for collapse(2) schedule(static) if (worth_parallel(int64_t{B} * d * N * N))
+  for (int b = 0; b < B; ++b)
+    for (int c = 0; c < d; ++c)
+      ShiftKernel::ring_state(dyn.B.data(), st.shift_ring.data() + int64_t{b} * N * d, st.shift_pos,
+                              d, N, c, st.shift.data() + (int64_t{b} * d + c) * N);
+  st.shift_current = true;
+}
+
+void H3::push_shift_inputs(H3State& st, const float* kT, int L) const {
+  const int N = N_, d = d_;
+  const int pos = static_cast<int>(((st.shift_pos - int64_t{L}) % N + N) % N);  // newest input's slot
+  const int first = std::max(0, L - N);  // older inputs fall out of the window
+  for (int b = 0; b < st.B; ++b) {
+    float* ring = st.shift_ring.data() + int64_t{b} * N * d;
+    for (int c = 0; c < d; ++c) {
+      const float* u = kT + (int64_t{b} * d + c) * L;
+      for (int t = first; t < L; ++t) ring[int64_t{(pos + (L - 1 - t)) % N} * d + c] = u[t];
+    }
+  }
+  st.shift_pos = pos;
+  st.shift_age = static_cast<int>(std::min<int64_t>(int64_t{st.shift_age} + L, N));
+}
+
+void H3::shift_state_of(const H3State& st, float* s) const {
+  if (st.shift_current) {
+    std::copy(st.shift.begin(), st.shift.end(), s);
+    return;
+  }
+  const auto dyn = st.shift_dynamics ? st.shift_dynamics : shift_->step_params();
+  for (int b = 0; b < st.B; ++b)
+    for (int c = 0; c < d_; ++c)
+      ShiftKernel::ring_state(dyn->B.data(), st.shift_ring.data() + int64_t{b} * N_ * d_, st.shift_pos,
+                              d_, N_, c, s + (int64_t{b} * d_ + c) * N_);
+}
+
+void H3::shift_ring_of(const H3State& st, float* ring) const {
+  const int N = N_, d = d_;
+  for (int b = 0; b < st.B; ++b)
+    for (int c = 0; c < d; ++c)
+      for (int j = 0; j < N; ++j)
+        ring[(int64_t{b} * d + c) * N + j] =
+            st.shift_ring[(int64_t{b} * N + (st.shift_pos + j) % N) * d + c];
+}
+
+void H3::set_shift_ring(H3State& st, const float* ring, int age) const {
+  HIPPO_CHECK(age >= 0 && age <= N_, "H3: shift ring age ", age, " is outside [0, ", N_, "]");
+  const int N = N_, d = d_;
+  for (int b = 0; b < st.B; ++b)
+    for (int c = 0; c < d; ++c)
+      for (int j = 0; j < N; ++j)
+        st.shift_ring[(int64_t{b} * N + j) * d + c] = ring[(int64_t{b} * d + c) * N + j];
+  st.shift_pos = 0;
+  st.shift_age = age;
+  st.shift_current = true;
 }
 
 void H3::heads(H3State& st, const float* q, const float* k, const float* v, float* yp, int b,
@@ -602,9 +692,11 @@ void H3::step_state(H3State& st, const float* q, float* k, const float* v, float
   const int64_t rows = static_cast<int64_t>(B) * d;
   if (diag_ && !st.diag_dynamics) st.diag_dynamics = diag_->step_params();
   if (shift_) {
+    shift_dynamics(st);
     parallel_range(rows, worth_parallel_step(rows * N), [&](int64_t r0, int64_t r1) {
       shift_rows(st, k, r0, r1);
     });
+    finish_shift_step(st);
   }
   const int M = diag_ ? diag_->M() : 0;
   // Over (b, h): the p*p diagonal SSMs of one head of one sequence, in runs within a sequence.
@@ -647,6 +739,7 @@ void H3::prepare_team_step(std::span<MixerState* const> states) const {
   for (MixerState* s : states) {
     H3State& st = as_h3_state(*s, 0, false);
     if (diag_ && !st.diag_dynamics) st.diag_dynamics = diag_->step_params();
+    if (shift_) shift_dynamics(st);
     rows += st.B;
   }
   H3State& first = as_h3_state(*states[0], 0, false);
@@ -681,6 +774,10 @@ void H3::step_team(const float* x, float* y, std::span<MixerState* const> states
     off += static_cast<int64_t>(st.B) * d_;
   }
   team.barrier();  // the output projection reads every thread's channels
+  // Every thread's shift rows are done: the rings move on (read again only in the next step,
+  // after the barriers of the layers in between).
+  if (team.t == 0)
+    for (MixerState* s : states) finish_shift_step(static_cast<H3State&>(*s));
   const auto [o0, o1] = team.share(d_);
   output_linear.forward_part(yp, y, rows, o0, o1);
 }

@@ -21,7 +21,22 @@ namespace hippo {
 
 struct H3State : MixerState {
   int B = 0;
-  std::vector<float> shift;                // (B, d, N): shift SSM state per channel
+  // The shift SSM's state, in one of two forms (ssm/shift.h "ring form"):
+  //  - shift (B, d, N): s per channel, stepped by shift-and-update; current while
+  //    shift_current (always after a prefill or a load);
+  //  - shift_ring (B, N, d): the last N inputs, newest at slot shift_pos; it alone is the state
+  //    once shift_age (inputs pushed since the state was last given as s, at most N) reaches
+  //    N: a fresh state (zero), N steps after a load, or any prefill from such a state.
+  // A step takes the ring form when the ring is the state (then shift goes stale), else the
+  // shift-and-update form; both push the input into the ring.
+  std::vector<float> shift;
+  std::vector<float> shift_ring;
+  int shift_n = 0;  // N (0 without the shift SSM)
+  int shift_pos = 0, shift_age = 0;
+  bool shift_current = true;
+  // The shift SSM's step parameters (B, C and the kernel) this state steps with: set like
+  // diag_dynamics below.
+  std::shared_ptr<const ShiftStepParams> shift_dynamics;
   std::vector<std::complex<float>> diag;   // (B, p, p, H, M): diag SSM state per (i, j, head)
   // The diagonal SSM's discretised dynamics this state steps with (read-only, shared): set by
   // new_state and prefill, or by the first step of a state that was copied without them.
@@ -40,8 +55,14 @@ struct H3State : MixerState {
   };
   std::shared_ptr<const PrefillCache> prefill_cache;
   void release_prefill_cache() override { prefill_cache.reset(); }
+  bool ring_ready() const { return shift_n > 0 && shift_age >= shift_n; }
+  // The ring form reads the ring and writes one input per channel; shift-and-update reads and
+  // writes s and writes the input into the ring. The diagonal SSM's state is read and written.
   int64_t step_bytes() const override {
-    return static_cast<int64_t>(2 * (shift.size() * sizeof(float) + diag.size() * sizeof(diag[0])));
+    const auto s = static_cast<int64_t>(shift.size() * sizeof(float));
+    const int64_t inputs = shift_n > 0 ? s / shift_n : 0;
+    return (ring_ready() ? s : 2 * s) + inputs +
+           static_cast<int64_t>(2 * diag.size() * sizeof(diag[0]));
   }
 };
 
@@ -87,6 +108,13 @@ class H3 : public Mixer {
   int heads() const { return H_; }
   bool use_shift() const { return shift_ != nullptr; }
   bool use_diag() const { return diag_ != nullptr; }
+
+  // The shift SSM's state of `st` as s (B, d, N) whichever form it is kept in, its ring in the
+  // order of the saved-state file (B, d, N), newest input first: [b][c][j] = u_{t-j}, and the
+  // ring and its age set from that order (a loaded state). For saving and loading states.
+  void shift_state_of(const H3State& st, float* s) const;
+  void shift_ring_of(const H3State& st, float* ring) const;
+  void set_shift_ring(H3State& st, const float* ring, int age) const;
 
   Linear q_proj, k_proj, v_proj, output_linear;
   std::unique_ptr<ShiftKernel> shift_;  // null without the shift SSM
@@ -145,6 +173,13 @@ class H3 : public Mixer {
   // SSMs, or their bypass, times q). Both step runs of channels in one call each
   // (shift_step_channels, S4DStepParams::step_channels where p = 1).
   void shift_rows(H3State& st, float* k, int64_t i0, int64_t i1) const;
+  // After every row's shift_rows of a step: the ring's newest slot and age move on.
+  void finish_shift_step(H3State& st) const;
+  // st.shift made current from the ring (a prefill continues from s).
+  void make_shift_current(H3State& st) const;
+  // The prefill's inputs kT (B, d, L) of the shift SSM into the ring.
+  void push_shift_inputs(H3State& st, const float* kT, int L) const;
+  const ShiftStepParams& shift_dynamics(H3State& st) const;
   void heads(H3State& st, const float* q, const float* k, const float* v, float* yp, int b,
              int h0, int h1) const;
 

@@ -79,7 +79,75 @@ HIPPO_TARGET_AVX512 void steps_avx512(const float* b, const float* c, float* s, 
 
 #undef HIPPO_SHIFT_CHANNELS
 
+// shift_ring_step, channel vectors across, rows of KT and of the ring in order of j (each a
+// contiguous run of the channels), the sums kept in y. Inlined into each target below.
+[[gnu::always_inline]] inline void ring_portable(const float* KT, const float* ring, int pos,
+                                                 int H, int N, const float* d, float* y,
+                                                 int64_t c0, int64_t c1) {
+  for (int j = 0; j < N; ++j) {
+    const float* k = KT + static_cast<int64_t>(j) * H;
+    const float* r = ring + static_cast<int64_t>((pos + j) % N) * H;
+    if (j == 0) {
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) y[c] = k[c] * r[c];
+    } else {
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) y[c] += k[c] * r[c];
+    }
+  }
+  if (d) {
+    const float* u = ring + static_cast<int64_t>(pos) * H;
+#pragma omp simd
+    for (int64_t c = c0; c < c1; ++c) y[c] += d[c] * u[c];
+  }
+}
+
+void ring_scalar(const float* KT, const float* ring, int pos, int H, int N, const float* d,
+                 float* y, int64_t c0, int64_t c1) {
+  ring_portable(KT, ring, pos, H, N, d, y, c0, c1);
+}
+
+HIPPO_TARGET_AVX2 void ring_avx2(const float* KT, const float* ring, int pos, int H, int N,
+                                 const float* d, float* y, int64_t c0, int64_t c1) {
+  ring_portable(KT, ring, pos, H, N, d, y, c0, c1);
+}
+
+// The same sums with explicit FMAs and a masked last vector (GCC's vectorised loop leaves a
+// scalar remainder per row).
+HIPPO_TARGET_AVX512 void ring_avx512(const float* KT, const float* ring, int pos, int H, int N,
+                                     const float* d, float* y, int64_t c0, int64_t c1) {
+  for (int j = 0; j < N; ++j) {
+    const float* k = KT + static_cast<int64_t>(j) * H;
+    const float* r = ring + static_cast<int64_t>((pos + j) % N) * H;
+    for (int64_t c = c0; c < c1; c += 16) {
+      const __mmask16 m = c1 - c >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (c1 - c)) - 1);
+      const __m512 kr = _mm512_maskz_loadu_ps(m, k + c), rr = _mm512_maskz_loadu_ps(m, r + c);
+      const __m512 acc = j == 0 ? _mm512_mul_ps(kr, rr)
+                                : _mm512_fmadd_ps(kr, rr, _mm512_maskz_loadu_ps(m, y + c));
+      _mm512_mask_storeu_ps(y + c, m, acc);
+    }
+  }
+  if (d) {
+    const float* u = ring + static_cast<int64_t>(pos) * H;
+    for (int64_t c = c0; c < c1; c += 16) {
+      const __mmask16 m = c1 - c >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (c1 - c)) - 1);
+      _mm512_mask_storeu_ps(y + c, m,
+                            _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, d + c),
+                                            _mm512_maskz_loadu_ps(m, u + c),
+                                            _mm512_maskz_loadu_ps(m, y + c)));
+    }
+  }
+}
+
 }  // namespace
+
+void shift_ring_step(const float* KT, const float* ring, int pos, int H, int N, const float* d,
+                     float* y, int64_t c0, int64_t c1) {
+  const Isa level = active_isa();
+  if (level >= Isa::Avx512) return ring_avx512(KT, ring, pos, H, N, d, y, c0, c1);
+  if (level >= Isa::Avx2) return ring_avx2(KT, ring, pos, H, N, d, y, c0, c1);
+  ring_scalar(KT, ring, pos, H, N, d, y, c0, c1);
+}
 
 void shift_step_channels(const float* b, const float* c, float* s, const float* u,
                          const float* d, float* y, int64_t n, int N) {
@@ -152,6 +220,39 @@ void ShiftKernel::kernel_backward(const float* dK) {
       for (int m = 0; m <= n; ++m) acc += static_cast<double>(g[n - m]) * b[m];
       gc[n] += static_cast<float>(acc);
     }
+  }
+}
+
+std::shared_ptr<const ShiftStepParams> ShiftKernel::step_params() const {
+  const size_t n = static_cast<size_t>(H_) * N_;
+  std::lock_guard<std::mutex> lock(step_mutex_);
+  // Bitwise: a NaN parameter still matches itself.
+  if (step_cache_ && std::memcmp(step_cache_->B.data(), B.value.data(), sizeof(float) * n) == 0 &&
+      std::memcmp(step_cache_->C.data(), C.value.data(), sizeof(float) * n) == 0)
+    return step_cache_;
+  auto p = std::make_shared<ShiftStepParams>();
+  p->H = H_;
+  p->N = N_;
+  p->B.assign(B.value.data(), B.value.data() + n);
+  p->C.assign(C.value.data(), C.value.data() + n);
+  std::vector<float> K(n);
+  kernel(K.data());  // the prefill's kernel: its values, in double then rounded
+  p->KT.resize(n);
+  for (int h = 0; h < H_; ++h)
+    for (int j = 0; j < N_; ++j)
+      p->KT[static_cast<size_t>(j) * H_ + h] = K[static_cast<size_t>(h) * N_ + j];
+  step_cache_ = p;
+  return p;
+}
+
+void ShiftKernel::ring_state(const float* b, const float* ring, int pos, int H, int N, int h,
+                             float* s) {
+  const float* bh = b + static_cast<int64_t>(h) * N;
+  for (int n = 0; n < N; ++n) {
+    double acc = 0.0;
+    for (int j = 0; j <= n; ++j)
+      acc += static_cast<double>(bh[n - j]) * ring[static_cast<int64_t>((pos + j) % N) * H + h];
+    s[n] = static_cast<float>(acc);
   }
 }
 

@@ -3,6 +3,9 @@
 // Parameters: B (H, N), C (1, H, N).
 #pragma once
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 #include "core/cpu_features.h"
 #include "core/param.h"
@@ -21,6 +24,28 @@ float shift_step(const float* b, const float* c, float* s, float u, int N);
 // call per channel (and active_isa() in each) was a fifth of the shift SSM's time.
 void shift_step_channels(const float* b, const float* c, float* s, const float* u,
                          const float* d, float* y, int64_t n, int N);
+
+// The ring form of the step (issue 18, session 15). A state that began at zero is a function
+// of the last N inputs alone: s[n] = sum_{j<=n} B[n-j] u_{t-j}, so y_t = sum_n C[n] s[n] =
+// sum_{j<N} K[j] u_{t-j}. Kept as a ring of those inputs, a step reads K and the ring and
+// writes one input per channel: half the bytes of the shift-and-update step (B, C and the
+// state read, the state written).
+// Ring layout of one sequence: (N, H), slot-major, so that a step is whole vectors across
+// channels; the newest input at slot `pos`, input u_{t-j} at slot (pos + j) % N.
+
+// The step parameters of every channel from one snapshot of B and C: shared, read-only, by the
+// states that step with them (ShiftKernel::step_params()).
+struct ShiftStepParams {
+  int H = 0, N = 0;
+  std::vector<float> B, C;  // (H, N): the values the snapshot was made from
+  std::vector<float> KT;    // (N, H): KT[j * H + h] = K[h, j], from ShiftKernel::kernel
+};
+
+// Channels [c0, c1) of one sequence's ring, whose slot `pos` already holds this step's inputs:
+// y[c] = sum_{j<N} KT[j][c] ring[(pos + j) % N][c] (summed in order of j) + d[c] ring[pos][c]
+// (d null: no skip term). y is indexed by channel (y[c0] is the first written).
+void shift_ring_step(const float* KT, const float* ring, int pos, int H, int N, const float* d,
+                     float* y, int64_t c0, int64_t c1);
 
 class ShiftKernel : public Module {
  public:
@@ -50,6 +75,15 @@ class ShiftKernel : public Module {
     const int64_t off = static_cast<int64_t>(h0) * N_;
     shift_step_channels(B.value.data() + off, C.value.data() + off, s, u, d, y, n, N_);
   }
+  // The step parameters of the current values of B and C: the one made last while they are
+  // unchanged (bitwise), else a new one. Thread-safe.
+  std::shared_ptr<const ShiftStepParams> step_params() const;
+
+  // The state s (N reals) of channel h that the ring (of one sequence, newest input at `pos`)
+  // stands for: s[n] = sum_{j<=n} b[n-j] u_{t-j}, b the channel's row of B (H, N); summed in
+  // double. A state kept as a ring is turned back into s with this to be saved or prefilled from.
+  static void ring_state(const float* b, const float* ring, int pos, int H, int N, int h, float* s);
+
   // The plain path step() is tested against: shift, then update and read out.
   float step_reference(int h, float* s, float u) const {
     const float* b = B.value.data() + static_cast<int64_t>(h) * N_;
@@ -80,6 +114,8 @@ class ShiftKernel : public Module {
 
  private:
   int H_, N_;
+  mutable std::mutex step_mutex_;  // guards step_cache_ (step_params() is called by threads)
+  mutable std::shared_ptr<const ShiftStepParams> step_cache_;
 };
 
 }  // namespace hippo
