@@ -3,6 +3,8 @@
 // what is generated.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -230,6 +232,40 @@ TEST(Sampler, FrequenciesFollowTheTemperedDistribution) {
     EXPECT_NEAR(count[1] / double(n), 0.09 / 0.38, 0.01) << k;
     EXPECT_NEAR(count[2] / double(n), 0.04 / 0.38, 0.01) << k;
   }
+}
+
+// argmax against the plain loop it replaced (best = 0; if (x[i] > x[best]) best = i): ties,
+// signed zeros, NaN at the front and inside, infinities, lengths around the 64-value blocks.
+TEST(Sampler, ArgmaxIsThePlainLoops) {
+  auto plain = [](const std::vector<float>& x) {
+    int best = 0;
+    for (int i = 1; i < static_cast<int>(x.size()); ++i)
+      if (x[i] > x[best]) best = i;
+    return best;
+  };
+  Rng rng(5);
+  const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+  int checked = 0;
+  for (int n : {1, 2, 63, 64, 65, 130, 50257})
+    for (int trial = 0; trial < 12; ++trial) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (auto& v : x) v = static_cast<float>(std::floor(rng.normal() * 3));  // many ties
+      const auto at = [&](int k) -> float& { return x[static_cast<size_t>(k % n)]; };
+      if (trial == 1) at(n / 2) = nan;
+      if (trial == 2) x[0] = nan;
+      if (trial == 3) for (auto& v : x) v = -0.0f;
+      if (trial == 4) {  // -0.0 first, 0.0 later: the first of the two
+        std::fill(x.begin(), x.end(), -1.0f);
+        at(n / 3) = -0.0f;
+        at(n - 1) = 0.0f;
+      }
+      if (trial == 5) at(n / 4) = inf, at(n / 2) = inf;
+      if (trial == 6) std::fill(x.begin(), x.end(), -inf);
+      if (trial == 7) std::fill(x.begin(), x.end(), nan);
+      EXPECT_EQ(argmax(x.data(), n), plain(x)) << "n " << n << " trial " << trial;
+      ++checked;
+    }
+  EXPECT_EQ(checked, 7 * 12);
 }
 
 TEST(Sampler, ReproducibleGivenSeed) {

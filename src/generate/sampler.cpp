@@ -9,10 +9,23 @@
 namespace hippo {
 
 int32_t argmax(const float* x, int n) {
-  int32_t best = 0;
-  for (int i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return best;
+  // The first index of the largest value (NaN never counts unless it is x[0], which then wins,
+  // as in the plain loop: best = 0; if (x[i] > x[best]) best = i). Two passes that vectorise:
+  // the plain loop's chain of dependent compares took 0.7% of a q8 decode step (50,257 logits).
+  if (n <= 0 || std::isnan(x[0])) return 0;
+  float m = x[0];
+#pragma omp simd reduction(max : m)
+  for (int i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  for (int i0 = 0; i0 < n; i0 += 64) {  // blocks tested whole, then the first hit found
+    const int end = std::min(n, i0 + 64);
+    int hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (int i = i0; i < end; ++i) hit |= x[i] == m;
+    if (hit)
+      for (int i = i0; i < end; ++i)
+        if (x[i] == m) return i;
+  }
+  return 0;
 }
 
 void check_logits_finite(const float* logits, int V, int64_t position) {

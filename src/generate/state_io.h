@@ -1,8 +1,12 @@
 // Saving, loading and forking the recurrent state of a whole model (ModelState), so that the
 // state of a prefix can be computed once and continued several ways.
 //
-// File format: safetensors (all tensors F32) with, per layer i, "layers.<i>.shift" (B, d, N)
-// and "layers.<i>.diag" (B, p, p, H, M, 2) for H3, "layers.<i>.x" (B, d, M, 2) for S4D, and
+// File format: safetensors (all tensors F32) with, per layer i, "layers.<i>.shift" (B, d, N),
+// "layers.<i>.shift_ring" (B, d, N: the shift SSM's last N inputs, newest first),
+// "layers.<i>.shift_age" (1: how many of them follow the state given as "shift", at most N; at N
+// the ring alone is the state, ssm/shift.h) and "layers.<i>.diag" (B, p, p, H, M, 2) for H3
+// (files written before the ring existed have neither of the two; they load, and continue
+// from "shift"), "layers.<i>.x" (B, d, M, 2) for S4D, and
 // "layers.<i>.k" / "layers.<i>.v" (B, heads, position, head_dim) for attention; metadata
 // "format" = "hippo-state-v2", "config" (the model config JSON), "config_hash",
 // "weights_fingerprint", "position", "batch", "checksum"; optionally "logits" (B, padded_vocab).
