@@ -8,9 +8,10 @@ namespace hippo::cli {
 
 inline void add_kv_cache_option(CLI::App* c, std::string& kv_cache) {
   c->add_option("--kv-cache", kv_cache,
-                "Attention KV cache dtype: fp32, bf16 (half the bytes per decode step), or auto "
-                "(bf16 for bf16/q8 weight files, fp32 for fp32 files); saved states need the same")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+                "Attention KV cache dtype: fp32, bf16 (half the bytes per decode step), q8 (int8 "
+                "rows with a scale each: 1.06 bytes per value at head_dim 64), or auto (bf16 for "
+                "bf16/q8 weight files, fp32 for fp32 files); saved states need the same")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "q8"}))
       ->capture_default_str();
 }
 

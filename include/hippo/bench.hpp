@@ -33,7 +33,7 @@ struct BenchGenerateOptions {
   bool fast_bf16 = false;    // with bf16: decoding activations rounded to bf16 (VDPBF16PS)
   std::string q8_layout = "auto";  // with q8: rows, rows4, auto (rows4 where AVX512-VNNI runs)
   std::string bf16_layout = "auto";  // with bf16: rows, rows8, auto (rows8 where AVX-512 runs)
-  std::string kv_cache = "auto";  // attention's KV cache: fp32, bf16, auto (LoadOptions::kv_cache)
+  std::string kv_cache = "auto";  // attention's KV cache: fp32, bf16, q8, auto (LoadOptions::kv_cache)
 };
 
 // Prompt (prefill) and decode tokens/s of random-weight models of the 125M shape: the H3

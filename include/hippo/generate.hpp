@@ -24,7 +24,7 @@ struct GenerateOptions {
   uint64_t seed = 0;
   int threads = 0;                        // 0: all cores
   std::string tokenizer;                  // "byte" | "gpt2:DIR"; empty: the model file's
-  std::string kv_cache = "auto";          // "fp32" | "bf16" | "auto" (LoadOptions::kv_cache)
+  std::string kv_cache = "auto";          // "fp32" | "bf16" | "q8" | "auto" (LoadOptions::kv_cache)
   std::string q8_layout = "auto";         // "rows" | "rows4" | "auto" (LoadOptions::q8_layout)
   std::string bf16_layout = "auto";       // "rows" | "rows8" | "auto" (LoadOptions::bf16_layout)
   std::string save_state, load_state;     // state after the prompt: save to / continue from

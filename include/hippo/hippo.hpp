@@ -59,8 +59,9 @@ struct LoadOptions {
   // Overrides the tokenizer stored in the file ("byte", "gpt2:DIR"); empty: the file's.
   std::string tokenizer;
   // How attention layers cache keys and values while generating: "fp32", "bf16" (half the
-  // cache's bytes; logits move by ~1e-4 of their scale, docs/api.md), or "auto": bf16
-  // for bf16 and q8 weight files, fp32 for fp32 files. Saved sessions record it and load only
+  // cache's bytes; logits move by ~1e-4 of their scale, docs/api.md), "q8" (int8 with a scale
+  // per row of head_dim values: 1.06 bytes per value at head_dim 64, docs/api.md), or "auto":
+  // bf16 for bf16 and q8 weight files, fp32 for fp32 files. Saved sessions record it and load only
   // into a model with the same setting.
   std::string kv_cache = "auto";
   // q8 files: "rows" uses the weights where the file is mapped (no copy), "rows4" copies them

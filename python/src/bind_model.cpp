@@ -102,7 +102,7 @@ void bind_model(pyb::module_& m) {
         pyb::arg("kv_cache") = "auto", pyb::arg("q8_layout") = "auto",
         pyb::arg("bf16_layout") = "auto",
         "Loads a hippo .safetensors model (memory-mapped by default: bf16 weights stay bf16); "
-        "kv_cache: \"fp32\", \"bf16\" or \"auto\" (bf16 for bf16/q8 weights); q8_layout: "
+        "kv_cache: \"fp32\", \"bf16\", \"q8\" or \"auto\" (bf16 for bf16/q8 weights); q8_layout: "
         "\"rows\" (q8 weights used where mapped), \"rows4\" (copied once into four interleaved "
         "rows, faster decoding on AVX512-VNNI) or \"auto\" (rows4 where that kernel runs); "
         "bf16_layout: \"rows\" (bf16 weights used where mapped), \"rows8\" (copied once into "

@@ -286,9 +286,12 @@ void bench_generate(const BenchGenerateOptions& options) {
     m.set_kv_cache(api::resolve_kv_cache(o.kv_cache, m));
     if (k != kH3) std::printf("%s: KV cache %s\n", kNames[k], kv_cache_name(m.kv_cache()));
     // Bytes a batch-1 step must read: every parameter except the unused position rows and all
-    // but one embedding row (the tied head reads the whole embedding once).
+    // but one embedding row (the tied head reads the whole embedding once). The shift SSM's B
+    // and C count once: a step in the ring form reads its kernel K, one array of their size,
+    // instead (ssm/shift.h).
     weight_bytes[k] = 0;
     for (auto& p : m.params()) {
+      if (p.name.ends_with("ssm_k_kernel.kernel.C")) continue;
       const WeightView w = p.param->view();
       const int64_t n = p.param->value.numel();
       weight_bytes[k] += !p.param->has_stored() ? n * 4

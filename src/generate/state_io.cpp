@@ -87,6 +87,10 @@ std::unique_ptr<MixerState> repeat_layer(const MixerState& m, int copies, size_t
     o->v = repeat_rows(c->v, c->batch, copies);
     o->k16 = repeat_rows(c->k16, c->batch, copies);
     o->v16 = repeat_rows(c->v16, c->batch, copies);
+    o->k8 = repeat_rows(c->k8, c->batch, copies);
+    o->v8 = repeat_rows(c->v8, c->batch, copies);
+    o->ks = repeat_rows(c->ks, c->batch, copies);
+    o->vs = repeat_rows(c->vs, c->batch, copies);
     return o;
   }
   fail("state of layer ", layer, " is of a kind that cannot be copied or saved");
@@ -119,7 +123,8 @@ void fill_from(const SafeTensors& st, const std::string& name, const Shape& shap
 // One tensor of a saved state and the part of a layer's state it holds.
 // ShiftRing, ShiftAge: the shift SSM's ring of inputs and its age (H3State), optional when
 // loading (states saved before the ring existed have neither).
-enum class Part { Shift, ShiftRing, ShiftAge, Diag, X, K, V };
+// KScale, VScale: a q8 KV cache's row scales (the K and V tensors then hold its int8 values).
+enum class Part { Shift, ShiftRing, ShiftAge, Diag, X, K, V, KScale, VScale };
 struct StatePart {
   std::string name;
   Shape shape;
@@ -149,6 +154,10 @@ std::vector<StatePart> state_parts(const LanguageModel& model, int64_t B, int64_
     } else if (auto* at = dynamic_cast<const Attention*>(&mixer)) {
       parts.push_back({pre + "k", {B, at->heads(), pos, at->head_dim()}, i, Part::K});
       parts.push_back({pre + "v", {B, at->heads(), pos, at->head_dim()}, i, Part::V});
+      if (at->kv_cache() == KvCacheDType::Q8) {
+        parts.push_back({pre + "k_scale", {B, at->heads(), pos}, i, Part::KScale});
+        parts.push_back({pre + "v_scale", {B, at->heads(), pos}, i, Part::VScale});
+      }
     } else {
       fail(what, ": layer ", i, " has a state of a kind that cannot be saved or loaded");
     }
@@ -184,7 +193,14 @@ float* contiguous_part(MixerState& m, const StatePart& p, const std::string& wha
   }
 }
 
-// The KV cache dtype of a state's attention layers ("fp32" | "bf16"), empty without any.
+// The KV cache dtype the model's attention layers make for new states, empty without any.
+std::string model_kv_cache(const LanguageModel& model) {
+  for (const auto& b : model.blocks())
+    if (auto* at = dynamic_cast<const Attention*>(b->mixer.get())) return kv_cache_name(at->kv_cache());
+  return "";
+}
+
+// The KV cache dtype of a state's attention layers ("fp32" | "bf16" | "q8"), empty without any.
 std::string kv_cache_of(const ModelState& s) {
   for (const auto& l : s.layers)
     if (auto* c = dynamic_cast<const AttentionCache*>(l.get())) return kv_cache_name(c->dtype);
@@ -350,11 +366,29 @@ std::string state_to_bytes(const LanguageModel& model, const ModelState& s, cons
                   " tokens but the state is at position ", s.position);
       HIPPO_CHECK(c.batch == s.batch, "save_state: layer ", p.layer, " has batch ", c.batch,
                   ", the state ", s.batch);
-      // Stored as fp32 either way (a bf16 cache widens exactly); "kv_cache" says which.
+      // Stored as fp32 either way (a bf16 cache widens exactly; a q8 cache's int8 values are
+      // whole numbers, their scales in k_scale / v_scale); "kv_cache" says which.
       const int64_t dh = p.shape[3], len = c.len;
       Tensor t = Tensor::zeros(p.shape);
+      std::vector<float> scales(static_cast<size_t>(len));
       for (int64_t bh = 0; bh < p.shape[0] * p.shape[1]; ++bh)
-        c.read_rows(p.part == Part::V, bh, static_cast<int>(dh), t.data() + bh * len * dh);
+        if (c.dtype == KvCacheDType::Q8)
+          c.read_q8_rows(p.part == Part::V, bh, static_cast<int>(dh), t.data() + bh * len * dh,
+                         scales.data());
+        else
+          c.read_rows(p.part == Part::V, bh, static_cast<int>(dh), t.data() + bh * len * dh);
+      keep.push_back(std::move(t));
+    } else if (p.part == Part::KScale || p.part == Part::VScale) {
+      const auto& c = layer_as<AttentionCache>(m, p.layer, what);
+      HIPPO_CHECK(c.dtype == KvCacheDType::Q8, "save_state: layer ", p.layer, " has a ",
+                  kv_cache_name(c.dtype), " KV cache, the model makes q8 ones");
+      const int64_t len = c.len,
+                    dh = dynamic_cast<const Attention&>(*model.blocks()[p.layer]->mixer).head_dim();
+      Tensor t = Tensor::zeros(p.shape);
+      std::vector<float> ints(static_cast<size_t>(len * dh));
+      for (int64_t bh = 0; bh < p.shape[0] * p.shape[1]; ++bh)
+        c.read_q8_rows(p.part == Part::VScale, bh, static_cast<int>(dh), ints.data(),
+                       t.data() + bh * len);
       keep.push_back(std::move(t));
     } else {
       keep.push_back(Tensor::borrow(contiguous_part(m, p, what), p.shape));
@@ -436,6 +470,18 @@ ModelState state_from(const SafeTensors& st, const LanguageModel& model,
   // The tensors a state of batch B at this position has; all must be in the file with exactly
   // these shapes (so the claimed batch and position are backed by real data) before the
   // batch-B state is allocated.
+  // A state resumes with the KV cache it was made with: a bf16 or q8 cache's keys are rounded,
+  // so loading them into an fp32 cache (or fp32 keys into a bf16 one) would not continue the
+  // same sequence of logits. States written before the dtype was recorded are fp32. Checked
+  // before the tensors, which differ by dtype (a q8 cache's scales).
+  if (const std::string mine = model_kv_cache(model); !mine.empty()) {
+    auto kv = st.metadata.find("kv_cache");
+    const std::string theirs = kv == st.metadata.end() ? "fp32" : kv->second;
+    HIPPO_CHECK(theirs == mine, path, ": the state was saved with a ", theirs,
+                " KV cache but the model runs a ", mine, " KV cache; load the model with the "
+                "same KV cache dtype (--kv-cache ", theirs, ", LoadOptions::kv_cache = \"", theirs,
+                "\")");
+  }
   std::vector<StatePart> parts = state_parts(model, B, pos, path);
   // A layer's shift ring and age come as a pair; states saved before them have neither (they
   // load with their s, and the ring takes over N steps later).
@@ -467,17 +513,6 @@ ModelState state_from(const SafeTensors& st, const LanguageModel& model,
 
   ModelState s = model.new_state(static_cast<int>(B));
   s.position = pos;
-  // A state resumes with the KV cache it was made with: a bf16 cache's keys are rounded, so
-  // loading them into an fp32 cache (or fp32 keys into a bf16 one) would not continue the
-  // same sequence of logits. States written before the dtype was recorded are fp32.
-  if (const std::string mine = kv_cache_of(s); !mine.empty()) {
-    auto kv = st.metadata.find("kv_cache");
-    const std::string theirs = kv == st.metadata.end() ? "fp32" : kv->second;
-    HIPPO_CHECK(theirs == mine, path, ": the state was saved with a ", theirs,
-                " KV cache but the model runs a ", mine, " KV cache; load the model with the "
-                "same KV cache dtype (--kv-cache ", theirs, ", LoadOptions::kv_cache = \"", theirs,
-                "\")");
-  }
   std::vector<float> ring;
   for (const StatePart& p : parts) {
     MixerState& m = *s.layers[p.layer];
@@ -494,6 +529,8 @@ ModelState state_from(const SafeTensors& st, const LanguageModel& model,
                   ": state tensor \"", p.name, "\" = ", age, " is not a whole number of inputs in [0, ",
                   h3.d_state(), "]");
       h3.set_shift_ring(layer_as<H3State>(m, p.layer, path), ring.data(), static_cast<int>(age));
+    } else if (p.part == Part::KScale || p.part == Part::VScale) {
+      continue;  // read with their K / V
     } else if (p.part == Part::K || p.part == Part::V) {
       auto& c = layer_as<AttentionCache>(m, p.layer, path);
       if (c.capacity < pos) c.grow(static_cast<int>(p.shape[1]), static_cast<int>(p.shape[3]), pos);
@@ -501,6 +538,21 @@ ModelState state_from(const SafeTensors& st, const LanguageModel& model,
       std::vector<float> rows(static_cast<size_t>(st.tensors.at(p.name).numel()));
       fill_from(st, p.name, p.shape, rows.data(), path);
       const int64_t dh = p.shape[3];
+      if (c.dtype == KvCacheDType::Q8) {  // int8 values as whole numbers, and their scales
+        const std::string sname = p.name + "_scale";
+        const float* sc = st.tensors.at(sname).data();
+        for (int64_t i = 0; i < static_cast<int64_t>(rows.size()); ++i)
+          HIPPO_CHECK(rows[i] >= -127.0f && rows[i] <= 127.0f && rows[i] == std::floor(rows[i]),
+                      path, ": state tensor \"", p.name, "\" holds ", rows[i], " at element ", i,
+                      ", but a q8 KV cache holds whole numbers in [-127, 127]");
+        for (int64_t i = 0; i < st.tensors.at(sname).numel(); ++i)
+          HIPPO_CHECK(sc[i] >= 0.0f, path, ": state tensor \"", sname, "\" holds ", sc[i],
+                      " at element ", i, ", but scales are >= 0");
+        for (int64_t bh = 0; bh < p.shape[0] * p.shape[1]; ++bh)
+          c.write_q8_rows(p.part == Part::V, bh, static_cast<int>(dh), rows.data() + bh * pos * dh,
+                          sc + bh * pos);
+        continue;
+      }
       for (int64_t bh = 0; bh < p.shape[0] * p.shape[1]; ++bh)
         c.write_rows(p.part == Part::V, bh, static_cast<int>(dh), rows.data() + bh * pos * dh);
     } else {

@@ -12,6 +12,7 @@
 #include "core/bf16.h"
 #include "kernels/gemm.h"
 #include "kernels/kv_bf16.h"
+#include "kernels/kv_q8.h"
 #include "kernels/parallel_work.h"
 #include "kernels/softmax.h"
 
@@ -176,21 +177,30 @@ void Attention::backward(const float* dy, float* dx) {
   Wqkv.backward(x_.data(), dqkv, dx, rows);
 }
 
-const char* kv_cache_name(KvCacheDType t) { return t == KvCacheDType::BF16 ? "bf16" : "fp32"; }
+const char* kv_cache_name(KvCacheDType t) {
+  return t == KvCacheDType::BF16 ? "bf16" : t == KvCacheDType::Q8 ? "q8" : "fp32";
+}
 
 void AttentionCache::grow(int heads, int dh, int64_t cap) {
   HIPPO_CHECK(cap >= capacity, "AttentionCache::grow: ", cap, " < capacity ", capacity);
   const int64_t pairs = static_cast<int64_t>(batch) * heads;
-  auto regrow = [&](auto& old) {
-    std::remove_reference_t<decltype(old)> fresh(static_cast<size_t>(pairs * cap * dh));
+  // `row` elements per cached token.
+  auto regrow = [&](auto& old, int64_t row = 0) {
+    row = row > 0 ? row : dh;
+    std::remove_reference_t<decltype(old)> fresh(static_cast<size_t>(pairs * cap * row));
     for (int64_t bh = 0; bh < pairs; ++bh)
-      std::copy_n(old.data() + bh * capacity * dh, static_cast<int64_t>(len) * dh,
-                  fresh.data() + bh * cap * dh);
+      std::copy_n(old.data() + bh * capacity * row, static_cast<int64_t>(len) * row,
+                  fresh.data() + bh * cap * row);
     old = std::move(fresh);
   };
   if (dtype == KvCacheDType::BF16) {
     regrow(k16);
     regrow(v16);
+  } else if (dtype == KvCacheDType::Q8) {
+    regrow(k8);
+    regrow(v8);
+    regrow(ks, 1);
+    regrow(vs, 1);
   } else {
     regrow(k);
     regrow(v);
@@ -200,18 +210,50 @@ void AttentionCache::grow(int heads, int dh, int64_t cap) {
 
 void AttentionCache::read_rows(bool values, int64_t bh, int dh, float* dst) const {
   const int64_t off = bh * capacity * dh, n = static_cast<int64_t>(len) * dh;
-  if (dtype == KvCacheDType::BF16)
+  if (dtype == KvCacheDType::BF16) {
     bf16_to_f32((values ? v16 : k16).data() + off, dst, n);
-  else
+  } else if (dtype == KvCacheDType::Q8) {
+    const int8_t* q = (values ? v8 : k8).data() + off;
+    const float* sc = (values ? vs : ks).data() + bh * capacity;
+    for (int64_t t = 0; t < len; ++t)
+      for (int i = 0; i < dh; ++i) dst[t * dh + i] = sc[t] * static_cast<float>(q[t * dh + i]);
+  } else {
     std::copy_n((values ? v : k).data() + off, n, dst);
+  }
 }
 
 void AttentionCache::write_rows(bool values, int64_t bh, int dh, const float* src) {
   const int64_t off = bh * capacity * dh, n = static_cast<int64_t>(len) * dh;
-  if (dtype == KvCacheDType::BF16)
+  if (dtype == KvCacheDType::BF16) {
     f32_to_bf16(src, (values ? v16 : k16).data() + off, n);
-  else
+  } else if (dtype == KvCacheDType::Q8) {
+    int8_t* q = (values ? v8 : k8).data() + off;
+    float* sc = (values ? vs : ks).data() + bh * capacity;
+    for (int64_t t = 0; t < len; ++t) kv_q8_quantize_row(src + t * dh, dh, q + t * dh, sc + t);
+  } else {
     std::copy_n(src, n, (values ? v : k).data() + off);
+  }
+}
+
+void AttentionCache::read_q8_rows(bool values, int64_t bh, int dh, float* q, float* scales) const {
+  HIPPO_CHECK(dtype == KvCacheDType::Q8, "AttentionCache::read_q8_rows: a ", kv_cache_name(dtype),
+              " cache");
+  const int8_t* src = (values ? v8 : k8).data() + bh * capacity * dh;
+  for (int64_t i = 0; i < static_cast<int64_t>(len) * dh; ++i) q[i] = static_cast<float>(src[i]);
+  std::copy_n((values ? vs : ks).data() + bh * capacity, len, scales);
+}
+
+void AttentionCache::write_q8_rows(bool values, int64_t bh, int dh, const float* q,
+                                   const float* scales) {
+  HIPPO_CHECK(dtype == KvCacheDType::Q8, "AttentionCache::write_q8_rows: a ", kv_cache_name(dtype),
+              " cache");
+  int8_t* dst = (values ? v8 : k8).data() + bh * capacity * dh;
+  for (int64_t i = 0; i < static_cast<int64_t>(len) * dh; ++i) {
+    HIPPO_CHECK(q[i] >= -127.0f && q[i] <= 127.0f && q[i] == std::nearbyint(q[i]),
+                "AttentionCache::write_q8_rows: value ", q[i], " is not a whole number in [-127, 127]");
+    dst[i] = static_cast<int8_t>(q[i]);
+  }
+  std::copy_n(scales, len, (values ? vs : ks).data() + bh * capacity);
 }
 
 std::unique_ptr<MixerState> Attention::new_state(int B) const {
@@ -241,6 +283,9 @@ static void store_kv(AttentionCache& c, int64_t bh, int dh, int64_t t, const flo
   if (c.dtype == KvCacheDType::BF16) {
     f32_to_bf16(key, c.k16.data() + off, dh);
     f32_to_bf16(value, c.v16.data() + off, dh);
+  } else if (c.dtype == KvCacheDType::Q8) {
+    kv_q8_quantize_row(key, dh, c.k8.data() + off, c.ks.data() + bh * c.capacity + t);
+    kv_q8_quantize_row(value, dh, c.v8.data() + off, c.vs.data() + bh * c.capacity + t);
   } else {
     std::memcpy(c.k.data() + off, key, sizeof(float) * dh);
     std::memcpy(c.v.data() + off, value, sizeof(float) * dh);
@@ -268,9 +313,9 @@ void Attention::prefill(const float* x, float* y, int B, int L, MixerState& stat
       }
   c.len = n_all;
   // Causal attention over the cache in blocks of kRowBlock query rows: block [i0, i1) meets
-  // keys [0, pos0 + i1), as in run(). A bf16 cache is widened per pair into fp32 scratch, so
-  // that the prompt attends to the same (rounded) keys and values its decode steps will read.
-  const bool bf16 = c.dtype == KvCacheDType::BF16;
+  // keys [0, pos0 + i1), as in run(). A bf16 or q8 cache is widened per pair into fp32 scratch,
+  // so that the prompt attends to the same (rounded) keys and values its decode steps will read.
+  const bool bf16 = c.dtype != KvCacheDType::F32;
   const int64_t per_thread = kRowBlock * n_all + (bf16 ? 2 * static_cast<int64_t>(n_all) * dh_ : 0);
   float* scratch = ws.slot(2).get(static_cast<size_t>(omp_get_max_threads()) * per_thread);
   float* ctx = ws.slot(1).get(rows * d_);
@@ -339,6 +384,13 @@ void Attention::attend_pair(AttentionCache& c, float* qkv, float* ctx, int64_t b
     kv_bf16_scores(q, c.k16.data() + off, n, dh_, scale_, s);
     softmax_row(s, s, n);
     kv_bf16_weighted_sum(s, c.v16.data() + off, n, dh_, o);
+    return;
+  }
+  if (c.dtype == KvCacheDType::Q8) {
+    const int64_t off = bh * c.capacity * dh_, soff = bh * c.capacity;
+    kv_q8_scores(q, c.k8.data() + off, c.ks.data() + soff, n, dh_, scale_, s);
+    softmax_row(s, s, n);
+    kv_q8_weighted_sum(s, c.v8.data() + off, c.vs.data() + soff, n, dh_, o);
     return;
   }
   float* kc = c.k.data() + bh * c.capacity * dh_;

@@ -9,14 +9,16 @@
 
 namespace hippo {
 
-// How a KV cache stores keys and values: fp32, or bf16 (half the bytes a decode step reads
-// from the cache; scores, softmax and context stay fp32; kernels/kv_bf16.h).
-enum class KvCacheDType { F32, BF16 };
-const char* kv_cache_name(KvCacheDType t);  // "fp32" | "bf16"
+// How a KV cache stores keys and values: fp32, bf16 (half the bytes a decode step reads from
+// the cache; kernels/kv_bf16.h) or q8 (int8 with an fp32 scale per row of head_dim values:
+// 1.06 bytes per value at head_dim 64; kernels/kv_q8.h). Scores, softmax and context stay fp32.
+enum class KvCacheDType { F32, BF16, Q8 };
+const char* kv_cache_name(KvCacheDType t);  // "fp32" | "bf16" | "q8"
 
 // The KV cache of one attention layer for B sequences: keys (after rotary) and values,
 // laid out (B, heads, capacity, head_dim) so that each head's keys are contiguous; in k, v
-// (fp32) or k16, v16 (bf16 bits), by dtype; the other pair stays empty.
+// (fp32), k16, v16 (bf16 bits) or k8, v8 with their scales ks, vs (B, heads, capacity), by
+// dtype; the others stay empty.
 struct AttentionCache : MixerState {
   int batch = 0;
   int len = 0;           // tokens cached per sequence
@@ -24,15 +26,24 @@ struct AttentionCache : MixerState {
   KvCacheDType dtype = KvCacheDType::F32;
   std::vector<float> k, v;
   std::vector<uint16_t> k16, v16;
+  std::vector<int8_t> k8, v8;
+  std::vector<float> ks, vs;
   // Grows to `cap` tokens per (sequence, head) pair (cap >= capacity), keeping the cached ones.
   void grow(int heads, int dh, int64_t cap);
   // Pair bh's first `len` rows of keys (values: `values`) as fp32 into dst (len * dh floats),
-  // and back (bf16: rounded to nearest even, exact for values read out of a bf16 cache).
+  // and back (bf16: rounded to nearest even, exact for values read out of a bf16 cache; q8:
+  // each row quantized, kv_q8_quantize_row).
   void read_rows(bool values, int64_t bh, int dh, float* dst) const;
   void write_rows(bool values, int64_t bh, int dh, const float* src);
+  // A q8 cache's first `len` rows of pair bh as they are stored: the int8 values as floats
+  // (len * dh) and the row scales (len), and back (the values must be whole numbers in
+  // [-127, 127]). For saving and loading states exactly.
+  void read_q8_rows(bool values, int64_t bh, int dh, float* q, float* scales) const;
+  void write_q8_rows(bool values, int64_t bh, int dh, const float* q, const float* scales);
   int64_t bytes() const {
-    return static_cast<int64_t>((k.size() + v.size()) * sizeof(float) +
-                                (k16.size() + v16.size()) * sizeof(uint16_t));
+    return static_cast<int64_t>((k.size() + v.size() + ks.size() + vs.size()) * sizeof(float) +
+                                (k16.size() + v16.size()) * sizeof(uint16_t) + k8.size() +
+                                v8.size());
   }
   // The cached keys and values: len of capacity rows per (sequence, head).
   int64_t step_bytes() const override {

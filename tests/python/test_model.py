@@ -180,6 +180,21 @@ class ModelTest(unittest.TestCase):
             s3.restore_bytes(s.save_bytes())
         with self.assertRaisesRegex(hippo.Error, "kv_cache must be"):
             hippo.load(out, kv_cache="f16")
+        # q8: int8 keys and values; a session round-trips through bytes exactly.
+        mq = hippo.load(out, kv_cache="q8")
+        self.assertEqual(mq.kv_cache, "q8")
+        sq = mq.session()
+        sq.prefill(self.tokens[0, :10])
+        sq2 = mq.session()
+        sq2.restore_bytes(sq.save_bytes())
+        np.testing.assert_array_equal(sq2.step(5), sq.step(5))
+        sb = hippo.load(out).session()  # the same steps with the bf16 cache
+        sb.prefill(self.tokens[0, :10])
+        sb.step(5)
+        e = rel_err(sq.step(7), sb.step(7))
+        print(f"  q8 vs bf16 KV cache, logits: rel err {e:.2e}")
+        self.assertGreater(e, 0)
+        self.assertLess(e, 0.05)
 
     def test_q8_layout_option(self):
         # A q8 file (hippo convert) used where mapped ("rows") or copied into four interleaved
