@@ -2,7 +2,8 @@
 // decoding over a text with the fp32 weights and with the q8 conversion of the same model
 // (decoding quantizes activations too), and the prompt path (one forward pass, fp32
 // activations times dequantized weights). Prints bits per token of each and the logits error
-// of q8 against fp32 (max and mean |diff|, and max |diff| / max |logit| per position).
+// of q8 against fp32 (max and mean |diff|, and max |diff| / max |logit| per position); and
+// decoding with a bf16 and a q8 KV cache (fp32 and q8 weights) against the fp32 cache.
 // Usage: q8_error MODEL.safetensors TEXT_FILE [TOKENS=4096] [TOKENIZER=byte]
 #include <algorithm>
 #include <cmath>
@@ -16,6 +17,9 @@
 #include "data/tokenizer.h"
 #include "models/load.h"
 #include "models/q8_weights.h"
+
+#include <string>
+#include <tuple>
 
 using namespace hippo;
 
@@ -89,9 +93,19 @@ int main(int argc, char** argv) {
     const int V = m->config().padded_vocab(), vocab = m->config().vocab_size;
     const std::vector<float> f32_dec = decode_logits(*m, tokens);
     const std::vector<float> f32_fwd = forward_logits(*m, tokens);
+    // The KV cache's dtype alone (fp32 weights), then with q8 weights (kv: fp32, bf16, q8).
+    m->set_kv_cache(KvCacheDType::BF16);
+    const std::vector<float> f32_dec_kvb = decode_logits(*m, tokens);
+    m->set_kv_cache(KvCacheDType::Q8);
+    const std::vector<float> f32_dec_kvq = decode_logits(*m, tokens);
+    m->set_kv_cache(KvCacheDType::F32);
     convert_weights_to_q8(*m);
     const std::vector<float> q8_dec = decode_logits(*m, tokens);
     const std::vector<float> q8_fwd = forward_logits(*m, tokens);
+    m->set_kv_cache(KvCacheDType::BF16);
+    const std::vector<float> q8_dec_kvb = decode_logits(*m, tokens);
+    m->set_kv_cache(KvCacheDType::Q8);
+    const std::vector<float> q8_dec_kvq = decode_logits(*m, tokens);
     const size_t np = tokens.size() - 1;
     std::printf("%zu tokens of %s, model %s\n", tokens.size(), argv[2], argv[1]);
     const double bf = bits_per_token(f32_dec, tokens, V, vocab),
@@ -102,6 +116,16 @@ int main(int argc, char** argv) {
     std::printf("bits per token, prompt path: fp32 %.5f, q8 %.5f (%+.3f%%)\n", ff, fq, 100 * (fq / ff - 1));
     report("decoding", q8_dec, f32_dec, np, V, vocab);
     report("prompt path", q8_fwd, f32_fwd, np, V, vocab);
+    {  // (equal to plain decoding for models without attention layers)
+      for (const auto& [name, f, q] : {std::tuple{"bf16", &f32_dec_kvb, &q8_dec_kvb},
+                                       std::tuple{"q8", &f32_dec_kvq, &q8_dec_kvq}}) {
+        const double a = bits_per_token(*f, tokens, V, vocab), b = bits_per_token(*q, tokens, V, vocab);
+        std::printf("bits per token, decoding with a %s KV cache: fp32 weights %.5f (%+.3f%%), q8 "
+                    "weights %.5f (%+.3f%%)\n", name, a, 100 * (a / bf - 1), b, 100 * (b / bf - 1));
+        report((std::string("decoding, fp32 weights, ") + name + " KV cache,").c_str(), *f, f32_dec,
+               np, V, vocab);
+      }
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
