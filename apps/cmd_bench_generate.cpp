@@ -35,8 +35,9 @@ void add_bench_generate(CLI::App& bench, std::function<int()>& run) {
   g->add_flag("--fast-bf16", o->fast_bf16,
               "With --bf16: round decoding's activations to bf16 (VDPBF16PS), as llama.cpp does");
   g->add_option("--kv-cache", o->kv_cache,
-                 "Attention KV cache dtype (auto: bf16 with --bf16/--q8, else fp32)")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+                 "Attention KV cache dtype: fp32, bf16, q8 (int8 rows with a scale each), or "
+                 "auto (bf16 with --bf16/--q8, else fp32)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "q8"}))
       ->capture_default_str();
   g->add_flag("--quick", o->quick, "One prompt length (512) and at most 16 decode steps");
   g->callback([&run, o] { run = [o] { bench_generate(*o); return 0; }; });
