@@ -366,6 +366,11 @@ std::string state_to_bytes(const LanguageModel& model, const ModelState& s, cons
                   " tokens but the state is at position ", s.position);
       HIPPO_CHECK(c.batch == s.batch, "save_state: layer ", p.layer, " has batch ", c.batch,
                   ", the state ", s.batch);
+      // The file's tensors follow the model's dtype (a q8 cache adds its scales).
+      const auto& at = dynamic_cast<const Attention&>(*model.blocks()[p.layer]->mixer);
+      HIPPO_CHECK(c.dtype == at.kv_cache(), "save_state: layer ", p.layer, " has a ",
+                  kv_cache_name(c.dtype), " KV cache but the model now makes ",
+                  kv_cache_name(at.kv_cache()), " ones");
       // Stored as fp32 either way (a bf16 cache widens exactly; a q8 cache's int8 values are
       // whole numbers, their scales in k_scale / v_scale); "kv_cache" says which.
       const int64_t dh = p.shape[3], len = c.len;

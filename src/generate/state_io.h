@@ -10,9 +10,11 @@
 // "layers.<i>.k" / "layers.<i>.v" (B, heads, position, head_dim) for attention; metadata
 // "format" = "hippo-state-v2", "config" (the model config JSON), "config_hash",
 // "weights_fingerprint", "position", "batch", "checksum"; optionally "logits" (B, padded_vocab).
-// With attention layers, "kv_cache" = "fp32" | "bf16" (the cache's dtype; the tensors are F32
-// either way, a bf16 cache widened exactly): loading into a model whose caches have the other
-// dtype is refused (a missing key, from files written before it existed, means fp32).
+// With attention layers, "kv_cache" = "fp32" | "bf16" | "q8" (the cache's dtype; the tensors
+// are F32 either way: a bf16 cache widened exactly, a q8 cache's int8 values as whole numbers
+// with their row scales in "layers.<i>.k_scale" / "layers.<i>.v_scale" (B, heads, position)):
+// loading into a model whose caches have another dtype is refused (a missing key, from files
+// written before it existed, means fp32).
 //
 // "checksum" (16 hex digits) covers every other metadata entry and every tensor (name, dtype,
 // shape and data): h = FNV-1a 64 over "key\0value\0" for the metadata in key order, then per
