@@ -14,6 +14,7 @@
 #include "generate/state_io.h"
 #include "kernels/kv_bf16.h"
 #include "models/lm.h"
+#include "kv_cache_cases.h"
 #include "model_cases.h"
 #include "test_util.h"
 
@@ -22,6 +23,7 @@ using hippo::test_util::error_of;
 using test_models::config_with;
 using test_models::init_model;
 using test_models::random_tokens;
+using namespace hippo::kv_cases;
 
 namespace {
 
@@ -69,47 +71,6 @@ void check_kernels(ScoresFn scores, SumFn sum, const char* which) {
       }
     }
   }
-}
-
-constexpr int kB = 2, kPrompt = 9, kSteps = 6;
-
-std::unique_ptr<LanguageModel> hybrid(KvCacheDType kv) {
-  // head_dim 64: the AVX-512 kernels' shape (the 125M models').
-  auto m = std::make_unique<LanguageModel>(config_with(
-      {{"layers", {"h3", "attention", "s4d", "attention"}}, {"n_layer", 4}, {"d_model", 128},
-       {"attn_heads", 2}}));
-  init_model(*m, 3);
-  m->set_kv_cache(kv);
-  return m;
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(static_cast<double>(a[i]) - b[i]));
-  return d;
-}
-
-// Tokens laid out (time, batch) as step() takes them; prefill takes (batch, time), so the
-// prompt is given row by row.
-std::vector<int32_t> prompt_rows(const std::vector<int32_t>& tok, int prompt) {
-  std::vector<int32_t> out(static_cast<size_t>(kB) * prompt);
-  for (int b = 0; b < kB; ++b)
-    for (int t = 0; t < prompt; ++t) out[b * prompt + t] = tok[t * kB + b];
-  return out;
-}
-
-std::vector<float> run(const LanguageModel& m, const std::vector<int32_t>& tok, int prompt) {
-  ModelState st = m.new_state(kB);
-  const int64_t V = m.config().padded_vocab();
-  const auto rows = prompt_rows(tok, prompt);
-  std::vector<float> out;
-  const float* lg = m.prefill(rows.data(), kB, prompt, st);
-  out.insert(out.end(), lg, lg + kB * V);
-  for (int t = prompt; t < kPrompt + kSteps; ++t) {
-    lg = m.step(tok.data() + kB * t, st);
-    out.insert(out.end(), lg, lg + kB * V);
-  }
-  return out;
 }
 
 }  // namespace

@@ -82,6 +82,18 @@ void rewrite(const std::string& from, const std::string& to,
   save_safetensors(to, list, st.metadata);
 }
 
+using Edit = std::function<void(std::map<std::string, std::string>&, std::map<std::string, Tensor>&)>;
+
+// `file` rewritten by `edit` into `bad` does not load into m: the message names `expect` and
+// the file.
+void expect_refused(LanguageModel& m, const std::string& file, const std::string& bad,
+                    const char* what, const Edit& edit, const char* expect) {
+  rewrite(file, bad, edit);
+  const std::string e = error_of([&] { load_state(bad, m); });
+  EXPECT_NE(e.find(expect), std::string::npos) << what << ": " << e;
+  EXPECT_NE(e.find(bad), std::string::npos) << what << ": " << e;
+}
+
 }  // namespace
 
 TEST(StateSafety, ChecksumRefusesAnyFlippedByte) {
@@ -165,11 +177,8 @@ TEST(StateSafety, ClaimsAreCheckedAgainstTheTensors) {
   LanguageModel& m = *owned;
   TempDir dir("state_claims");
   const std::string file = saved_state(m, dir), bad = dir.file("bad.state");
-  auto refused = [&](const char* what, auto edit, const char* expect) {
-    rewrite(file, bad, edit);
-    const std::string e = error_of([&] { load_state(bad, m); });
-    EXPECT_NE(e.find(expect), std::string::npos) << what << ": " << e;
-    EXPECT_NE(e.find(bad), std::string::npos) << what << ": " << e;
+  auto refused = [&](const char* what, const Edit& edit, const char* expect) {
+    expect_refused(m, file, bad, what, edit, expect);
   };
   // Claims far beyond the data (they would allocate gigabytes) fail on the tensor shapes.
   refused("position", [](auto& meta, auto&) { meta["position"] = "5000000"; }, "shape");
@@ -402,11 +411,8 @@ TEST(StateSafety, ShiftRingAndAgeAreCheckedWhenLoaded) {
   LanguageModel& m = *owned;
   TempDir dir("state_ring_bad");
   const std::string file = saved_state(m, dir), bad = dir.file("bad.state");
-  auto refused = [&](const char* what, auto edit, const char* expect) {
-    rewrite(file, bad, edit);
-    const std::string e = error_of([&] { load_state(bad, m); });
-    EXPECT_NE(e.find(expect), std::string::npos) << what << ": " << e;
-    EXPECT_NE(e.find(bad), std::string::npos) << what << ": " << e;
+  auto refused = [&](const char* what, const Edit& edit, const char* expect) {
+    expect_refused(m, file, bad, what, edit, expect);
   };
   refused("ring alone", [](auto&, auto& t) { t.erase("layers.0.shift_age"); }, "layers.0.shift_age");
   refused("age alone", [](auto&, auto& t) { t.erase("layers.0.shift_ring"); }, "layers.0.shift_ring");
