@@ -14,8 +14,9 @@ void kv_bf16_scores(const float* q, const uint16_t* K, int64_t n, int dh, float 
 // o[i] = sum_{j < n} p[j] * V[j * dh + i] for i < dh (o is overwritten), summed in order of j.
 void kv_bf16_weighted_sum(const float* p, const uint16_t* V, int64_t n, int dh, float* o);
 
-// The portable loops of both (the fast path's fallback when dh is not a multiple of 16 or the
-// build has no AVX-512); tests hold both to a double-precision loop on the same bf16 values.
+// The portable loops of both (the fast path's fallback when dh is not a multiple of 16 or
+// active_isa() is below AVX-512); tests hold both to a double-precision loop on the same bf16
+// values.
 void kv_bf16_scores_portable(const float* q, const uint16_t* K, int64_t n, int dh, float scale,
                              float* s);
 void kv_bf16_weighted_sum_portable(const float* p, const uint16_t* V, int64_t n, int dh, float* o);
