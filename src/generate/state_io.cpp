@@ -375,11 +375,10 @@ std::string state_to_bytes(const LanguageModel& model, const ModelState& s, cons
       // whole numbers, their scales in k_scale / v_scale); "kv_cache" says which.
       const int64_t dh = p.shape[3], len = c.len;
       Tensor t = Tensor::zeros(p.shape);
-      std::vector<float> scales(static_cast<size_t>(len));
       for (int64_t bh = 0; bh < p.shape[0] * p.shape[1]; ++bh)
         if (c.dtype == KvCacheDType::Q8)
           c.read_q8_rows(p.part == Part::V, bh, static_cast<int>(dh), t.data() + bh * len * dh,
-                         scales.data());
+                         nullptr);
         else
           c.read_rows(p.part == Part::V, bh, static_cast<int>(dh), t.data() + bh * len * dh);
       keep.push_back(std::move(t));
@@ -390,9 +389,8 @@ std::string state_to_bytes(const LanguageModel& model, const ModelState& s, cons
       const int64_t len = c.len,
                     dh = dynamic_cast<const Attention&>(*model.blocks()[p.layer]->mixer).head_dim();
       Tensor t = Tensor::zeros(p.shape);
-      std::vector<float> ints(static_cast<size_t>(len * dh));
       for (int64_t bh = 0; bh < p.shape[0] * p.shape[1]; ++bh)
-        c.read_q8_rows(p.part == Part::VScale, bh, static_cast<int>(dh), ints.data(),
+        c.read_q8_rows(p.part == Part::VScale, bh, static_cast<int>(dh), nullptr,
                        t.data() + bh * len);
       keep.push_back(std::move(t));
     } else {

@@ -4,13 +4,12 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "kernels/kv_q8.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "core/cpu_features.h"
+#include "kernels/kv_avx512.h"
 
 namespace hippo {
 
@@ -58,55 +57,16 @@ void kv_q8_weighted_sum_portable(const float* p, const int8_t* V, const float* v
   }
 }
 
-namespace {
-
-// 16 int8 values widened exactly to fp32.
-HIPPO_TARGET_AVX512 inline __m512 widen16(const int8_t* x) {
-  return _mm512_cvtepi32_ps(
-      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x))));
-}
-
-HIPPO_TARGET_AVX512 void scores_avx512(const float* q, const int8_t* K, const float* ks,
-                                       int64_t n, int dh, float scale, float* s) {
-  const int nv = dh / 16;
-  __m512 qv[16];
-  for (int v = 0; v < nv; ++v) qv[v] = _mm512_loadu_ps(q + 16 * v);
-  for (int64_t j = 0; j < n; ++j) {
-    const int8_t* kj = K + j * dh;
-    __m512 acc = _mm512_mul_ps(qv[0], widen16(kj));
-    for (int v = 1; v < nv; ++v) acc = _mm512_fmadd_ps(qv[v], widen16(kj + 16 * v), acc);
-    s[j] = _mm512_reduce_add_ps(acc) * (ks[j] * scale);
-  }
-}
-
-HIPPO_TARGET_AVX512 void weighted_sum_avx512(const float* p, const int8_t* V, const float* vs,
-                                             int64_t n, int dh, float* o) {
-  // Up to 4 vectors of the output (64 dims) stay in registers over all n rows.
-  for (int i0 = 0; i0 < dh; i0 += 64) {
-    const int nv = std::min(4, (dh - i0) / 16);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    for (int64_t j = 0; j < n; ++j) {
-      const __m512 w = _mm512_set1_ps(p[j] * vs[j]);
-      const int8_t* vj = V + j * dh + i0;
-      for (int v = 0; v < nv; ++v) acc[v] = _mm512_fmadd_ps(w, widen16(vj + 16 * v), acc[v]);
-    }
-    for (int v = 0; v < nv; ++v) _mm512_storeu_ps(o + i0 + 16 * v, acc[v]);
-  }
-}
-
-}  // namespace
-
 void kv_q8_scores(const float* q, const int8_t* K, const float* ks, int64_t n, int dh, float scale,
                   float* s) {
   if (active_isa() >= Isa::Avx512 && dh % 16 == 0 && dh <= 256)
-    return scores_avx512(q, K, ks, n, dh, scale, s);
+    return kv_avx512::scores(q, K, ks, n, dh, scale, s);
   kv_q8_scores_portable(q, K, ks, n, dh, scale, s);
 }
 
 void kv_q8_weighted_sum(const float* p, const int8_t* V, const float* vs, int64_t n, int dh,
                         float* o) {
-  if (active_isa() >= Isa::Avx512 && dh % 16 == 0) return weighted_sum_avx512(p, V, vs, n, dh, o);
+  if (active_isa() >= Isa::Avx512 && dh % 16 == 0) return kv_avx512::weighted_sum(p, V, vs, n, dh, o);
   kv_q8_weighted_sum_portable(p, V, vs, n, dh, o);
 }
 

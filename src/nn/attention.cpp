@@ -239,8 +239,9 @@ void AttentionCache::read_q8_rows(bool values, int64_t bh, int dh, float* q, flo
   HIPPO_CHECK(dtype == KvCacheDType::Q8, "AttentionCache::read_q8_rows: a ", kv_cache_name(dtype),
               " cache");
   const int8_t* src = (values ? v8 : k8).data() + bh * capacity * dh;
-  for (int64_t i = 0; i < static_cast<int64_t>(len) * dh; ++i) q[i] = static_cast<float>(src[i]);
-  std::copy_n((values ? vs : ks).data() + bh * capacity, len, scales);
+  if (q)
+    for (int64_t i = 0; i < static_cast<int64_t>(len) * dh; ++i) q[i] = static_cast<float>(src[i]);
+  if (scales) std::copy_n((values ? vs : ks).data() + bh * capacity, len, scales);
 }
 
 void AttentionCache::write_q8_rows(bool values, int64_t bh, int dh, const float* q,

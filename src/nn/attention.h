@@ -37,7 +37,8 @@ struct AttentionCache : MixerState {
   void write_rows(bool values, int64_t bh, int dh, const float* src);
   // A q8 cache's first `len` rows of pair bh as they are stored: the int8 values as floats
   // (len * dh) and the row scales (len), and back (the values must be whole numbers in
-  // [-127, 127]). For saving and loading states exactly.
+  // [-127, 127]). For saving and loading states exactly; either output of read_q8_rows may be
+  // null.
   void read_q8_rows(bool values, int64_t bh, int dh, float* q, float* scales) const;
   void write_q8_rows(bool values, int64_t bh, int dh, const float* q, const float* scales);
   int64_t bytes() const {
