@@ -26,10 +26,9 @@ void store1(float* y, float v, bool accumulate) { *y = accumulate ? *y + v : v; 
 
 // ---- AVX512-VNNI ----------------------------------------------------------------------------
 // Per row of x, per 64-byte chunk c of the C chunks (the last is half when in % 64 == 32), the
-// prepared data: 64 bytes of x (zero past `in`), 16 int32 lane biases (-128 * the lane's 4 x
-// bytes) and 16 floats (x's scale of the chunk's first block on lanes 0-7, of its second on
-// lanes 8-15; 0 past the last block).
-constexpr int64_t kPrep512 = 64 * 3;  // bytes per chunk
+// prepared data: 64 bytes of x (zero past `in`) and 16 int32 lane biases (-128 * the lane's 4 x
+// bytes). x's block scales are read where quantize_q8 wrote them.
+constexpr int64_t kPrep512 = 64 * 2;  // bytes per chunk
 
 // NR (1 or 4) consecutive output rows of W in either layout (core/weight.h Q8Layout): row j's
 // full chunk c at w + j * rs + c * cs, its half chunk (c = in / 64 when in % 64 == 32) at
@@ -96,12 +95,14 @@ HIPPO_TARGET_AVX512_VNNI inline __m512 load_scales_masked(__mmask8 m, const uint
 
 // One chunk of NR rows: exact int32 lane sums, scaled per block, added to acc. kProducts: wsv[j]
 // holds the products of row j's 8 weight scales and x's (a full quad), else row j's weight
-// scales alone, multiplied here by x's from the prepared data (the last, partial quad). Either
-// way each lane is scaled by the same fp32 product of the two scales: the same bits.
+// scales alone, multiplied here by sx (x's scale of the chunk's first block on lanes 0-7, of its
+// second on lanes 8-15: the last, partial quad). Either way each lane is scaled by the same
+// fp32 product of the two scales: the same bits.
 template <int NR, bool kProducts, bool kPf>
 HIPPO_TARGET_AVX512_VNNI inline void chunk512(const Rows512& R, const int8_t* const* wj,
                                              const unsigned char* xp, int64_t c, __mmask64 valid,
-                                             const __m512* wsv, __m512i idx, __m512* acc) {
+                                             const __m512* wsv, __m512i idx, __m512 sx,
+                                             __m512* acc) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512i xv = _mm512_load_si512(xp + c * kPrep512);
   const __m512i bias = _mm512_load_si512(xp + c * kPrep512 + 64);
@@ -116,8 +117,7 @@ HIPPO_TARGET_AVX512_VNNI inline void chunk512(const Rows512& R, const int8_t* co
     const __m512i wu = _mm512_xor_si512(w, flip);
     const __m512i d = _mm512_dpbusd_epi32(bias, wu, xv);
     __m512 sc = _mm512_permutexvar_ps(idx, wsv[j]);
-    if constexpr (!kProducts)
-      sc = _mm512_mul_ps(sc, _mm512_load_ps(reinterpret_cast<const float*>(xp + c * kPrep512 + 128)));
+    if constexpr (!kProducts) sc = _mm512_mul_ps(sc, sx);
     acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc[j]);
   }
 }
@@ -154,10 +154,10 @@ HIPPO_TARGET_AVX512_VNNI __m128 rows512(const Rows512& R, const unsigned char* x
     __m512 wsv[NR];
     for (int j = 0; j < NR; ++j)
       wsv[j] = _mm512_mul_ps(load_scales8(ws + j * R.srs + c / 4 * R.sqs), sx);
-    chunk512<NR, true, kPf>(R, wj, xp, c, all, wsv, i0, acc);
-    chunk512<NR, true, kPf>(R, wj, xp, c + 1, all, wsv, i1, acc);
-    chunk512<NR, true, kPf>(R, wj, xp, c + 2, all, wsv, i2, acc);
-    chunk512<NR, true, kPf>(R, wj, xp, c + 3, all, wsv, i3, acc);
+    chunk512<NR, true, kPf>(R, wj, xp, c, all, wsv, i0, sx, acc);
+    chunk512<NR, true, kPf>(R, wj, xp, c + 1, all, wsv, i1, sx, acc);
+    chunk512<NR, true, kPf>(R, wj, xp, c + 2, all, wsv, i2, sx, acc);
+    chunk512<NR, true, kPf>(R, wj, xp, c + 3, all, wsv, i3, sx, acc);
   }
   // The last 0-3 chunks (one of them maybe a half): all in the last, partial quad of scales.
   const int64_t q = c / 4;
@@ -169,7 +169,9 @@ HIPPO_TARGET_AVX512_VNNI __m128 rows512(const Rows512& R, const unsigned char* x
     __m512 wsv[NR];
     for (int j = 0; j < NR; ++j)
       wsv[j] = load_scales_masked(half ? 0x1 : 0x3, wst + j * R.srt + q * R.sqs + 2 * (c - 4 * q));
-    chunk512<NR, false, kPf>(R, wh, xp, c, valid, wsv, i0, acc);
+    const float s0 = xs[2 * c], s1 = 2 * c + 1 < R.nb ? xs[2 * c + 1] : 0.0f;
+    const __m512 sx = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+    chunk512<NR, false, kPf>(R, wh, xp, c, valid, wsv, i0, sx, acc);
   }
   return reduce4_512(acc[0], acc[1], acc[2], acc[3]);
 }
@@ -275,9 +277,6 @@ HIPPO_TARGET_AVX512_VNNI void dot_rows_avx512_as(const int8_t* xq, const float* 
       _mm512_store_si512(p, v);
       const __m512i s128 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones128, v);
       _mm512_store_si512(p + 64, _mm512_sub_epi32(_mm512_setzero_si512(), s128));
-      const float s0 = xs[r * nb + 2 * c], s1 = 2 * c + 1 < nb ? xs[r * nb + 2 * c + 1] : 0.0f;
-      _mm512_store_ps(reinterpret_cast<float*>(p + 128),
-                      _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1)));
     }
   // Four rows at a time where four follow (in Rows4, a whole group), else one.
   const int64_t r4 = W.layout == Q8Layout::Rows4 ? W.rows / 4 * 4 : 0;
