@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
     q8_bytes += static_cast<double>(r * c + r * c / 32 * 2);
     auto* bw = reinterpret_cast<uint16_t*>(rb.take(r * c * 2));
     for (int64_t o = 0; o < r; ++o)
-      for (int64_t i = 0; i < c; ++i) bw[bf16_offset(o, i, c, r / 8 * 8)] = f32_to_bf16(w[o * c + i]);
+      for (int64_t i = 0; i < c; ++i)
+        bw[bf16_offset(o, i, c, r / 8 * 8)] = f32_to_bf16(w[o * c + i]);
     bfs.push_back({bw, r, c});
     bf16_bytes += static_cast<double>(r * c * 2);
   }

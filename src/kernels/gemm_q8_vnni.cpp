@@ -180,8 +180,8 @@ HIPPO_TARGET_AVX512_VNNI __m128 rows512(const Rows512& R, const unsigned char* x
 // of x: rows512<4> with the strides as constants (group g's chunk c of row j at
 // w + c * 256 + j * 64, the scales of its quad q at ws + q * 32 + j * 8). The same operations in
 // the same order, so the same bits. With the products of the scales once per quad, the kernel
-// over the 125M matrices (batch 1, Rows4, bf16 scales) is 1.05-1.06x session 15's in an
-// in-process A B of 80 rounds, order rotated (session 16).
+// over the 125M matrices (batch 1, Rows4, bf16 scales) is 1.04-1.06x session 15's in
+// in-process A Bs of 60-80 rounds, order rotated (session 16, docs/performance.md).
 template <class S>
 HIPPO_TARGET_AVX512_VNNI __m128 group512(const int8_t* w, const S* ws, const unsigned char* xp,
                                          const float* xs, int64_t C) {
@@ -307,7 +307,8 @@ HIPPO_TARGET_AVX512_VNNI void dot_rows_avx512_as(const int8_t* xq, const float* 
     } else {
       const Rows512 R = rows_at<S>(W, o, 0);
       for (int64_t r = 0; r < rows; ++r)
-        store_sums(y + r * ldy + o, rows512<1, S>(R, prep + r * C * kPrep512, xs + r * nb, C), 1, accumulate);
+        store_sums(y + r * ldy + o, rows512<1, S>(R, prep + r * C * kPrep512, xs + r * nb, C), 1,
+                   accumulate);
       ++o;
     }
   }
