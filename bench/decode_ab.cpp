@@ -7,8 +7,6 @@
 // median of the per-round ratios B/A in tokens/s, and its spread. Public API only.
 // Usage: decode_ab A.safetensors[:KV] B.safetensors[:KV] [PROMPT=2048] [STEPS=16] [ROUNDS=40]
 //   KV: the KV cache (fp32 | bf16 | q8 | auto; default auto). 1 thread: OMP_NUM_THREADS=1.
-//   Run from the repository root for files without a tokenizer (bench/random_model writes
-//   them; the loader then looks for data/gpt2).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +32,7 @@ struct Side {
 Side load(const std::string& arg) {
   const auto colon = arg.rfind(':');
   hippo::LoadOptions opts;
+  opts.tokenizer = "byte";  // token ids go in directly: no vocabulary folder needed
   std::string path = arg;
   if (colon != std::string::npos && arg.find(".safetensors", colon) == std::string::npos) {
     path = arg.substr(0, colon);
