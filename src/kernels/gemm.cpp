@@ -38,8 +38,11 @@ void gemm_few_rows_nt(int64_t M, int64_t N, int64_t K, float alpha, const float*
   }
 }
 
-// Rows of C per thread from which gemm() splits the rows over the threads itself.
+// Rows of C per thread from which gemm() splits the rows over the threads itself, and the most
+// threads it does so for: measured at 2; every thread reads all of op(B), so on wider machines
+// oneDNN's own two-dimensional partition is left alone (not measured here).
 constexpr int64_t kSplitRowsPerThread = 256;
+constexpr int kSplitMaxThreads = 4;
 
 // C = alpha op(A) op(B) + beta C with C's rows split evenly over the nt threads (slices in
 // multiples of 16 rows), each slice one oneDNN call on its own thread: inside a parallel region
@@ -85,7 +88,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
     return;
   }
   const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (nt >= 2 && M >= kSplitRowsPerThread * nt && K > 0) {
+  if (nt >= 2 && nt <= kSplitMaxThreads && M >= kSplitRowsPerThread * nt && K > 0) {
     gemm_rows_split(nt, trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb,
                     beta, C, ldc);
     return;
