@@ -11,16 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_timing.h"
 #include "hippo/hippo.hpp"
 
-namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-}  // namespace
+using hippo::bench::median;
 
 int main(int argc, char** argv) {
   if (argc < 2) {

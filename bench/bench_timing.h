@@ -18,6 +18,12 @@ inline double cpu_now_ms() {
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
 }
 
+// The middle value (the upper of the two middle ones for an even count); v not empty.
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 struct Timing {
   double wall_ms, cpu_ms;
 };

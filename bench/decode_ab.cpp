@@ -17,12 +17,9 @@
 #include "bench_timing.h"
 #include "hippo/hippo.hpp"
 
-namespace {
+using hippo::bench::median;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+namespace {
 
 struct Side {
   std::string label;

@@ -20,12 +20,14 @@
 #include <random>
 #include <vector>
 
+#include "bench_timing.h"
 #include "core/bf16.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/gemm_q8.h"
 #include "kernels/q8_layout.h"
 
 using namespace hippo;
+using hippo::bench::median;
 
 namespace {
 
@@ -58,11 +60,6 @@ __attribute__((target("avx512f"))) __m512i stream(const char* p, int64_t n, __m5
 }
 
 __attribute__((target("avx512f"))) int fold(__m512i v) { return _mm512_reduce_add_epi32(v); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 

@@ -84,15 +84,22 @@ void rewrite(const std::string& from, const std::string& to,
 
 using Edit = std::function<void(std::map<std::string, std::string>&, std::map<std::string, Tensor>&)>;
 
-// `file` rewritten by `edit` into `bad` does not load into m: the message names `expect` and
-// the file.
-void expect_refused(LanguageModel& m, const std::string& file, const std::string& bad,
-                    const char* what, const Edit& edit, const char* expect) {
-  rewrite(file, bad, edit);
-  const std::string e = error_of([&] { load_state(bad, m); });
-  EXPECT_NE(e.find(expect), std::string::npos) << what << ": " << e;
-  EXPECT_NE(e.find(bad), std::string::npos) << what << ": " << e;
-}
+// A model and one of its saved states; refused(what, edit, expect): the state rewritten by
+// `edit` into another file does not load, and the message names `expect` and that file.
+struct StateRefusals {
+  std::unique_ptr<LanguageModel> model;
+  TempDir dir;
+  std::string file, bad;
+  StateRefusals(uint64_t seed, const char* name)
+      : model(make_model(seed)), dir(name), file(saved_state(*model, dir)),
+        bad(dir.file("bad.state")) {}
+  void refused(const char* what, const Edit& edit, const char* expect) const {
+    rewrite(file, bad, edit);
+    const std::string e = error_of([&] { load_state(bad, *model); });
+    EXPECT_NE(e.find(expect), std::string::npos) << what << ": " << e;
+    EXPECT_NE(e.find(bad), std::string::npos) << what << ": " << e;
+  }
+};
 
 }  // namespace
 
@@ -173,12 +180,10 @@ TEST(StateSafety, VersionOneIsRefusedWithAClearMessage) {
 }
 
 TEST(StateSafety, ClaimsAreCheckedAgainstTheTensors) {
-  const auto owned = make_model(3);
-  LanguageModel& m = *owned;
-  TempDir dir("state_claims");
-  const std::string file = saved_state(m, dir), bad = dir.file("bad.state");
+  const StateRefusals r(3, "state_claims");
+  LanguageModel& m = *r.model;
   auto refused = [&](const char* what, const Edit& edit, const char* expect) {
-    expect_refused(m, file, bad, what, edit, expect);
+    r.refused(what, edit, expect);
   };
   // Claims far beyond the data (they would allocate gigabytes) fail on the tensor shapes.
   refused("position", [](auto& meta, auto&) { meta["position"] = "5000000"; }, "shape");
@@ -191,7 +196,7 @@ TEST(StateSafety, ClaimsAreCheckedAgainstTheTensors) {
   refused("short cache", [](auto&, auto& t) { t["layers.1.k"] = Tensor::zeros({1, 2, 4, 8}); },
           "shape");
   // Consistent batch-2 state from batch-1 tensors repeated: accepted.
-  const std::string two = saved_state(m, dir, 2);
+  const std::string two = saved_state(m, r.dir, 2);
   EXPECT_EQ(load_state(two, m).batch, 2);
 }
 
@@ -407,12 +412,9 @@ TEST(StateSafety, StatesWithoutAShiftRingLoadAndHandOverToIt) {
 }
 
 TEST(StateSafety, ShiftRingAndAgeAreCheckedWhenLoaded) {
-  const auto owned = make_model(9);
-  LanguageModel& m = *owned;
-  TempDir dir("state_ring_bad");
-  const std::string file = saved_state(m, dir), bad = dir.file("bad.state");
+  const StateRefusals r(9, "state_ring_bad");
   auto refused = [&](const char* what, const Edit& edit, const char* expect) {
-    expect_refused(m, file, bad, what, edit, expect);
+    r.refused(what, edit, expect);
   };
   refused("ring alone", [](auto&, auto& t) { t.erase("layers.0.shift_age"); }, "layers.0.shift_age");
   refused("age alone", [](auto&, auto& t) { t.erase("layers.0.shift_ring"); }, "layers.0.shift_ring");

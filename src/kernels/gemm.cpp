@@ -3,11 +3,13 @@
 #include <dnnl.h>
 #include <omp.h>
 
-#include <vector>
+#include <algorithm>
+#include <atomic>
 
 #include "core/error.h"
 #include "core/scratch.h"
 #include "kernels/gemm_small.h"
+#include "kernels/parallel_work.h"
 
 namespace hippo {
 
@@ -44,31 +46,26 @@ void gemm_few_rows_nt(int64_t M, int64_t N, int64_t K, float alpha, const float*
 constexpr int64_t kSplitRowsPerThread = 256;
 constexpr int kSplitMaxThreads = 4;
 
-// C = alpha op(A) op(B) + beta C with C's rows split evenly over the nt threads (slices in
-// multiples of 16 rows), each slice one oneDNN call on its own thread: inside a parallel region
+// C = alpha op(A) op(B) + beta C with C's rows split evenly over the threads (parallel_range
+// over units of 16 rows), each slice one oneDNN call on its own thread: inside a parallel region
 // oneDNN runs on the calling thread. On the 2-thread Zen 4 of session 16 oneDNN's own threading
 // of the MLP's second product at 512-1024 rows (N 768, K 3072: a prefill block, a training
 // batch) ran at 167 GFLOP/s, the split at 192-199; the model's other shapes at 512-4096 rows
 // 0.97-1.06x (medians of 9, the two alternated). Each thread reads all of op(B), so the split
 // is kept to at least kSplitRowsPerThread rows a thread.
-void gemm_rows_split(int nt, char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
+void gemm_rows_split(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                      float* C, int64_t ldc) {
-  std::vector<dnnl_status_t> status(static_cast<size_t>(nt), dnnl_success);
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t n = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t m0 = t == 0 ? 0 : M * t / n / 16 * 16;
-    const int64_t m1 = t + 1 == n ? M : M * (t + 1) / n / 16 * 16;
-    if (m1 > m0) {
-      const float* a = ta == 'N' ? A + m0 * lda : A + m0;  // row m0 of op(A)
-      status[static_cast<size_t>(t)] =
-          dnnl_sgemm(ta, tb, m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
-    }
-  }
-  for (dnnl_status_t st : status)
-    HIPPO_CHECK(st == dnnl_success, "oneDNN sgemm failed with status ", static_cast<int>(st),
-                " for M=", M, " N=", N, " K=", K, " (rows split over ", nt, " threads)");
+  std::atomic<int> failed{dnnl_success};
+  parallel_range((M + 15) / 16, true, [&](int64_t b, int64_t e) {  // slices of 16-row units
+    const int64_t m0 = 16 * b, m1 = std::min(M, 16 * e);
+    const float* a = ta == 'N' ? A + m0 * lda : A + m0;  // row m0 of op(A)
+    const dnnl_status_t st =
+        dnnl_sgemm(ta, tb, m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
+    if (st != dnnl_success) failed = st;
+  });
+  HIPPO_CHECK(failed == dnnl_success, "oneDNN sgemm failed with status ", failed.load(),
+              " for M=", M, " N=", N, " K=", K, " (rows split over the threads)");
 }
 
 }  // namespace
@@ -89,7 +86,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   }
   const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (nt >= 2 && nt <= kSplitMaxThreads && M >= kSplitRowsPerThread * nt && K > 0) {
-    gemm_rows_split(nt, trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb,
+    gemm_rows_split(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb,
                     beta, C, ldc);
     return;
   }
